@@ -1,0 +1,70 @@
+//! The sandbox's own file descriptors, kept out of the program's way.
+//!
+//! The program must see the descriptor numbers it would see natively (its
+//! first open() returns 3), so every descriptor the sandbox holds (KVM, VM,
+//! vCPUs, the log) is moved to the top of the descriptor table, just under
+//! the hard RLIMIT_NOFILE, and recorded here so that system calls on them can
+//! be refused as if they did not exist.
+
+use std::collections::BTreeSet;
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+
+static PARKED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+
+/// How many descriptors below the hard limit the sandbox may use.
+const SPAN: RawFd = 256;
+
+fn nofile() -> io::Result<libc::rlimit> {
+    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    Ok(r)
+}
+
+/// Duplicates `fd` to a high, close-on-exec number and records it; the
+/// caller closes the original.
+pub fn park(fd: RawFd) -> io::Result<RawFd> {
+    let lim = nofile()?;
+    let top = lim.rlim_max.min(1 << 20) as RawFd;
+    let base = (top - SPAN).max(0);
+    // F_DUPFD refuses numbers at or above the soft limit: lift it for the
+    // call. Descriptors above a lowered soft limit stay valid.
+    let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    // SAFETY: plain syscalls on integers and a valid struct.
+    let high = unsafe {
+        libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+        let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base);
+        libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
+        high
+    };
+    if high < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    PARKED.lock().expect("fd registry").insert(high);
+    Ok(high)
+}
+
+/// Forgets a parked descriptor the sandbox has closed.
+pub fn unpark(fd: RawFd) {
+    PARKED.lock().expect("fd registry").remove(&fd);
+}
+
+/// Whether `fd` is one of the sandbox's own descriptors.
+pub fn is_parked(fd: i64) -> bool {
+    RawFd::try_from(fd).is_ok_and(|fd| PARKED.lock().expect("fd registry").contains(&fd))
+}
+
+/// The parked descriptors within [first, last], in order.
+pub fn parked_in(first: u64, last: u64) -> Vec<RawFd> {
+    PARKED
+        .lock()
+        .expect("fd registry")
+        .iter()
+        .copied()
+        .filter(|&fd| (first..=last).contains(&(fd as u64)))
+        .collect()
+}

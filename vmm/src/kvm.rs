@@ -1,0 +1,160 @@
+//! The host's KVM: opening it, what it supports, which kind it is.
+
+use std::path::Path;
+
+use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2};
+use kvm_ioctls::{Cap, Kvm};
+
+use crate::fds;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KvmError {
+    #[error(
+        "/dev/kvm does not exist: load KVM (modprobe kvm_amd or kvm_intel) on a host with virtualisation enabled"
+    )]
+    Missing,
+    #[error(
+        "no permission to open /dev/kvm: add the user to the 'kvm' group (usermod -aG kvm $USER, then log in again) or run as root"
+    )]
+    Permission,
+    #[error("cannot open /dev/kvm: {0}")]
+    Open(std::io::Error),
+    #[error("KVM lacks {0}, which the sandbox needs")]
+    MissingCap(&'static str),
+    #[error("{op}: {err}")]
+    Ioctl { op: &'static str, err: kvm_ioctls::Error },
+}
+
+/// Which KVM implementation serves /dev/kvm.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Flavour {
+    /// Ant Group's PVM: shadow paging, emulated CPL0, XCR0 not applied.
+    Pvm,
+    /// kvm_amd (SVM).
+    Amd,
+    /// kvm_intel (VMX).
+    Intel,
+    Unknown,
+}
+
+impl Flavour {
+    fn detect() -> Flavour {
+        let loaded = |m: &str| Path::new("/sys/module").join(m).exists();
+        if loaded("kvm_pvm") {
+            Flavour::Pvm
+        } else if loaded("kvm_amd") {
+            Flavour::Amd
+        } else if loaded("kvm_intel") {
+            Flavour::Intel
+        } else {
+            Flavour::Unknown
+        }
+    }
+
+    pub fn describe(self) -> &'static str {
+        match self {
+            Flavour::Pvm => "PVM (kvm_pvm: paravirtual, shadow paging, no hardware virtualisation)",
+            Flavour::Amd => "hardware (kvm_amd, SVM)",
+            Flavour::Intel => "hardware (kvm_intel, VMX)",
+            Flavour::Unknown => "unknown KVM module",
+        }
+    }
+}
+
+/// Capabilities the sandbox relies on, checked at start.
+pub const REQUIRED_CAPS: &[(Cap, &str)] = &[
+    (Cap::UserMemory, "KVM_CAP_USER_MEMORY"),
+    (Cap::ExtCpuid, "KVM_CAP_EXT_CPUID"),
+    (Cap::Xcrs, "KVM_CAP_XCRS"),
+    (Cap::SyncRegs, "KVM_CAP_SYNC_REGS"),
+    (Cap::NrMemslots, "KVM_CAP_NR_MEMSLOTS"),
+];
+
+/// An open /dev/kvm and what it offers.
+pub struct Hypervisor {
+    pub kvm: Kvm,
+    pub flavour: Flavour,
+    pub cpuid: CpuId,
+}
+
+impl Hypervisor {
+    pub fn open() -> Result<Hypervisor, KvmError> {
+        let fd = Kvm::open_with_cloexec(true).map_err(|e| match e.errno() {
+            libc::ENOENT | libc::ENXIO | libc::ENODEV => KvmError::Missing,
+            libc::EACCES | libc::EPERM => KvmError::Permission,
+            _ => KvmError::Open(std::io::Error::from_raw_os_error(e.errno())),
+        })?;
+        let high = fds::park(fd);
+        // SAFETY: `fd` is the descriptor just opened; only `high` is kept.
+        unsafe { libc::close(fd) };
+        let fd = high.map_err(KvmError::Open)?;
+        // SAFETY: `fd` is a freshly opened /dev/kvm descriptor owned by no one else.
+        let kvm = unsafe { <Kvm as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        for &(cap, name) in REQUIRED_CAPS {
+            if !kvm.check_extension(cap) {
+                return Err(KvmError::MissingCap(name));
+            }
+        }
+        let cpuid = kvm
+            .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
+            .map_err(|err| KvmError::Ioctl { op: "KVM_GET_SUPPORTED_CPUID", err })?;
+        Ok(Hypervisor { kvm, flavour: Flavour::detect(), cpuid })
+    }
+
+    /// CPUID entry (function, index) as KVM would give a guest.
+    pub fn cpuid_entry(&self, function: u32, index: u32) -> Option<kvm_cpuid_entry2> {
+        self.cpuid
+            .as_slice()
+            .iter()
+            .find(|e| e.function == function && e.index == index)
+            .copied()
+    }
+
+    /// XCR0 bits KVM lets a guest enable (CPUID.(EAX=0DH,ECX=0):EDX:EAX).
+    pub fn supported_xcr0(&self) -> u64 {
+        self.cpuid_entry(0xd, 0).map_or(0x3, |e| u64::from(e.eax) | (u64::from(e.edx) << 32))
+    }
+
+    /// (size, offset) of XSAVE component `i` (CPUID.(EAX=0DH,ECX=i)).
+    pub fn xsave_component(&self, i: u32) -> (u32, u32) {
+        self.cpuid_entry(0xd, i).map_or((0, 0), |e| (e.eax, e.ebx))
+    }
+
+    /// Guest-physical address width (CPUID 0x80000008 EAX[7:0]).
+    pub fn phys_bits(&self) -> u32 {
+        self.cpuid_entry(0x8000_0008, 0).map_or(36, |e| e.eax & 0xff)
+    }
+
+    pub fn has_fsgsbase(&self) -> bool {
+        self.cpuid_entry(7, 0).is_some_and(|e| e.ebx & 1 != 0)
+    }
+
+    pub fn has_pku(&self) -> bool {
+        self.cpuid_entry(7, 0).is_some_and(|e| e.ecx & (1 << 3) != 0)
+    }
+
+    /// CPUID.1:EDX, what Linux reports in AT_HWCAP.
+    pub fn hwcap(&self) -> u64 {
+        self.cpuid_entry(1, 0).map_or(0, |e| u64::from(e.edx))
+    }
+
+    /// Capability values for `--check`.
+    pub fn capabilities(&self) -> Vec<(&'static str, i32)> {
+        REQUIRED_CAPS
+            .iter()
+            .map(|&(cap, name)| (name, self.kvm.check_extension_int(cap)))
+            .collect()
+    }
+}
+
+/// The host's own XCR0, as `xgetbv(0)` returns it to this process.
+pub fn host_xcr0() -> u64 {
+    let (lo, hi): (u32, u32);
+    // SAFETY: XGETBV with ECX = 0 only reads XCR0; Linux always sets
+    // CR4.OSXSAVE on x86-64 CPUs with XSAVE, which KVM itself requires.
+    unsafe {
+        std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi,
+                        options(nomem, nostack, preserves_flags));
+    }
+    u64::from(lo) | (u64::from(hi) << 32)
+}

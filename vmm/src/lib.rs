@@ -1,0 +1,24 @@
+//! KVM mechanics for xcr0-sandbox: a VM that shares the host process's
+//! address space, vCPUs with a chosen XCR0 running guest CPL3 code, the
+//! memory mirror, and the measurement of whether XCR0 is really enforced.
+//!
+//! This crate knows nothing of system calls: a vCPU run ends in an
+//! [`vcpu::Exit`] that the layer above interprets.
+
+pub mod check;
+pub mod fds;
+pub mod kvm;
+pub mod layout;
+pub mod memory;
+pub mod paging;
+pub mod ranges;
+pub mod tables;
+pub mod vcpu;
+pub mod vm;
+pub mod xcr0;
+
+pub use kvm::{Flavour, Hypervisor, KvmError};
+pub use memory::{AddressSpace, Prot};
+pub use vcpu::{Exit, Syscall, Vcpu, VcpuError};
+pub use vm::Vm;
+pub use xcr0::Xcr0;

@@ -1,0 +1,319 @@
+//! The guest's view of the host address space: memslots, page tables and
+//! the record of which host mappings belong to the program.
+//!
+//! The host process holds both the sandbox (its binary, heap, KVM mappings,
+//! the runtime arena) and the program. Only the program's mappings, and the
+//! few arena pages the guest runtime needs (supervisor-only), are present in
+//! the guest's page tables, with the program's protections, so any other
+//! access is a guest #PF, never a write into the sandbox.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+
+use kvm_bindings::kvm_userspace_memory_region;
+use kvm_ioctls::VmFd;
+use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+
+use crate::layout::*;
+use crate::paging::{Access, FrameStore, NeedsFlush, OutOfFrames, PAGE_SIZE, PageTables};
+use crate::ranges::RangeMap;
+
+#[derive(Debug, thiserror::Error)]
+pub enum MemoryError {
+    #[error("cannot allocate the runtime arena: {0}")]
+    Arena(String),
+    #[error("runtime arena exhausted")]
+    ArenaFull,
+    #[error(transparent)]
+    PageTables(#[from] OutOfFrames),
+    #[error("guest-physical space exhausted (MAXPHYADDR {0} bits)")]
+    PhysFull(u32),
+    #[error("KVM_SET_USER_MEMORY_REGION slot {slot}: {err}")]
+    Memslot { slot: u32, err: kvm_ioctls::Error },
+}
+
+/// Linux protection bits (PROT_READ | PROT_WRITE | PROT_EXEC) of a mapping.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Prot(pub u32);
+
+impl Prot {
+    pub const NONE: Prot = Prot(0);
+    pub const READ: u32 = libc::PROT_READ as u32;
+    pub const WRITE: u32 = libc::PROT_WRITE as u32;
+    pub const EXEC: u32 = libc::PROT_EXEC as u32;
+
+    pub fn from_linux(prot: i32) -> Prot {
+        Prot(prot as u32 & (Self::READ | Self::WRITE | Self::EXEC))
+    }
+    pub fn readable(self) -> bool {
+        // x86 cannot express write-only or execute-only pages.
+        self.0 != 0
+    }
+    pub fn writable(self) -> bool {
+        self.0 & Self::WRITE != 0
+    }
+    fn access(self) -> Option<Access> {
+        self.readable().then_some(Access {
+            write: self.writable(),
+            exec: self.0 & Self::EXEC != 0,
+            user: true,
+        })
+    }
+}
+
+/// Guest-physical memory the VMM owns: stubs, descriptor tables, CPL0
+/// stacks and page-table pages. Its guest-virtual address is its host
+/// address, like everything else.
+pub struct Arena {
+    mem: GuestMemoryMmap,
+    next: u64,
+    free: Vec<u64>,
+}
+
+impl Arena {
+    fn new() -> Result<Arena, MemoryError> {
+        let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(ARENA_GPA), ARENA_SIZE as usize)])
+            .map_err(|e| MemoryError::Arena(e.to_string()))?;
+        Ok(Arena { mem, next: ARENA_GPA, free: Vec::new() })
+    }
+
+    /// `n` contiguous zeroed pages; returns their guest-physical address.
+    pub fn alloc_pages(&mut self, n: u64) -> Result<u64, MemoryError> {
+        let gpa = self.next;
+        if gpa + n * PAGE_SIZE > ARENA_GPA + ARENA_SIZE {
+            return Err(MemoryError::ArenaFull);
+        }
+        self.next += n * PAGE_SIZE;
+        Ok(gpa)
+    }
+
+    /// Host (= guest-virtual) address of arena guest-physical `gpa`.
+    pub fn hva(&self, gpa: u64) -> u64 {
+        self.mem.get_host_address(GuestAddress(gpa)).expect("address inside the arena") as u64
+    }
+
+    pub fn gpa_of_hva(&self, hva: u64) -> Option<u64> {
+        let base = self.hva(ARENA_GPA);
+        (base..base + ARENA_SIZE).contains(&hva).then(|| hva - base + ARENA_GPA)
+    }
+
+    pub fn write(&self, gpa: u64, bytes: &[u8]) {
+        self.mem.write_slice(bytes, GuestAddress(gpa)).expect("write inside the arena");
+    }
+
+    pub fn read_u64(&self, gpa: u64) -> u64 {
+        self.mem.read_obj(GuestAddress(gpa)).expect("read inside the arena")
+    }
+}
+
+impl FrameStore for Arena {
+    fn read(&self, table: u64, index: usize) -> u64 {
+        self.read_u64(table + 8 * index as u64)
+    }
+    fn write(&mut self, table: u64, index: usize, value: u64) {
+        self.mem.write_obj(value, GuestAddress(table + 8 * index as u64)).expect("arena");
+    }
+    fn alloc(&mut self) -> Option<u64> {
+        if let Some(p) = self.free.pop() {
+            Arena::write(self, p, &[0; PAGE_SIZE as usize]);
+            return Some(p);
+        }
+        self.alloc_pages(1).ok()
+    }
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct MemoryStats {
+    pub memslots: u64,
+    pub flushes: u64,
+}
+
+pub struct AddressSpace {
+    vm: Arc<VmFd>,
+    pt: PageTables<Arena>,
+    /// The program's mappings and their protections, page-granular.
+    program: RangeMap<Prot>,
+    /// Host chunk index -> guest-physical base of its window.
+    chunks: HashMap<u64, u64>,
+    next_slot: u32,
+    phys_bits: u32,
+    flush_pending: bool,
+    pub stats: MemoryStats,
+}
+
+fn chunk_of(hva: u64) -> u64 {
+    hva >> CHUNK_SHIFT
+}
+
+impl AddressSpace {
+    pub fn new(vm: Arc<VmFd>, phys_bits: u32) -> Result<AddressSpace, MemoryError> {
+        let arena = Arena::new()?;
+        let region = kvm_userspace_memory_region {
+            slot: ARENA_SLOT,
+            flags: 0,
+            guest_phys_addr: ARENA_GPA,
+            memory_size: ARENA_SIZE,
+            userspace_addr: arena.hva(ARENA_GPA),
+        };
+        set_memslot(&vm, region)?;
+        Ok(AddressSpace {
+            vm,
+            pt: PageTables::new(arena)?,
+            program: RangeMap::new(),
+            chunks: HashMap::new(),
+            next_slot: FIRST_CHUNK_SLOT,
+            phys_bits,
+            flush_pending: false,
+            stats: MemoryStats { memslots: 1, flushes: 0 },
+        })
+    }
+
+    pub fn arena(&self) -> &Arena {
+        self.pt.store()
+    }
+
+    pub fn arena_mut(&mut self) -> &mut Arena {
+        self.pt.store_mut()
+    }
+
+    /// The value for the guest's CR3.
+    pub fn cr3(&self) -> u64 {
+        self.pt.root()
+    }
+
+    /// The program's mappings.
+    pub fn program(&self) -> &RangeMap<Prot> {
+        &self.program
+    }
+
+    /// Makes sure every chunk of [start, end) has its memslot.
+    fn cover(&mut self, start: u64, end: u64) -> Result<(), MemoryError> {
+        for chunk in chunk_of(start)..=chunk_of(end - 1) {
+            if self.chunks.contains_key(&chunk) {
+                continue;
+            }
+            let gpa = CHUNK_GPA_BASE + self.chunks.len() as u64 * CHUNK_SIZE;
+            if gpa + CHUNK_SIZE > 1u64 << self.phys_bits {
+                return Err(MemoryError::PhysFull(self.phys_bits));
+            }
+            let hva = chunk << CHUNK_SHIFT;
+            let region = kvm_userspace_memory_region {
+                slot: self.next_slot,
+                flags: 0,
+                guest_phys_addr: gpa,
+                memory_size: (hva + CHUNK_SIZE).min(HOST_USER_TOP) - hva,
+                userspace_addr: hva,
+            };
+            set_memslot(&self.vm, region)?;
+            log::debug!("memslot {} gpa {gpa:#x} -> hva {hva:#x}", self.next_slot);
+            self.next_slot += 1;
+            self.stats.memslots += 1;
+            self.chunks.insert(chunk, gpa);
+        }
+        Ok(())
+    }
+
+    fn note(&mut self, f: NeedsFlush) {
+        self.flush_pending |= f.0;
+    }
+
+    /// Records that host [start, end) now holds a program mapping with
+    /// `prot` (after mmap, mprotect, mremap or brk succeeded on the host).
+    pub fn map_program(&mut self, start: u64, end: u64, prot: Prot) -> Result<(), MemoryError> {
+        if start >= end {
+            return Ok(());
+        }
+        self.cover(start, end)?;
+        self.program.insert(start, end, prot);
+        let flush = match prot.access() {
+            Some(access) => {
+                let chunks = &self.chunks;
+                self.pt.map(start, end, access, |va| {
+                    chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
+                })?
+            }
+            None => self.pt.unmap(start, end),
+        };
+        self.note(flush);
+        Ok(())
+    }
+
+    /// Records that host [start, end) holds no program mapping any more.
+    pub fn unmap_program(&mut self, start: u64, end: u64) {
+        self.program.remove(start, end);
+        let f = self.pt.unmap(start, end);
+        self.note(f);
+    }
+
+    /// Maps arena pages at their host address for the guest runtime.
+    pub fn map_runtime(&mut self, gpa: u64, len: u64, access: Access) -> Result<(), MemoryError> {
+        let hva = self.arena().hva(gpa);
+        let f = self.pt.map(hva, hva + len, access, |va| va - hva + gpa)?;
+        self.note(f);
+        Ok(())
+    }
+
+    /// Whether every byte of [addr, addr + len) is program memory the program
+    /// may read (and write, if `write`): what a syscall's pointer must be.
+    pub fn program_can_access(&self, addr: u64, len: u64, write: bool) -> bool {
+        let Some(end) = addr.checked_add(len) else { return false };
+        if len == 0 {
+            return true;
+        }
+        let start = addr & !(PAGE_SIZE - 1);
+        let pieces = self.program.overlapping(start, end);
+        let mut at = start;
+        for (s, e, prot) in pieces {
+            if s != at || !prot.readable() || (write && !prot.writable()) {
+                return false;
+            }
+            at = e;
+        }
+        at >= end
+    }
+
+    /// Makes KVM forget translations derived from entries that were narrowed
+    /// since the last call, before the guest runs again.
+    ///
+    /// A shadow-paging KVM (PVM) write-protects guest page tables to notice
+    /// the guest's own writes, but not the VMM's, so its shadow tables would
+    /// keep stale entries. Deleting a memslot zaps every shadow and nested
+    /// page table and flushes the guest's TLB when the roots are reloaded;
+    /// this is the one ioctl-level way to do so on both KVMs. It is needed
+    /// only when a present entry lost rights (munmap, mprotect down).
+    pub fn flush(&mut self) -> Result<(), MemoryError> {
+        if !self.flush_pending {
+            return Ok(());
+        }
+        let mut region = kvm_userspace_memory_region {
+            slot: ZAP_SLOT,
+            flags: 0,
+            guest_phys_addr: ZAP_SLOT_GPA,
+            memory_size: PAGE_SIZE,
+            userspace_addr: self.arena().hva(ARENA_GPA),
+        };
+        set_memslot(&self.vm, region)?;
+        region.memory_size = 0;
+        set_memslot(&self.vm, region)?;
+        self.flush_pending = false;
+        self.stats.flushes += 1;
+        Ok(())
+    }
+
+    /// Translates a guest-virtual address as the guest's MMU would for a
+    /// user access (for tests and diagnostics).
+    pub fn translate_user(&mut self, va: u64, write: bool) -> Option<u64> {
+        self.pt.translate(va, Access { write, exec: false, user: true })
+    }
+}
+
+fn set_memslot(vm: &VmFd, region: kvm_userspace_memory_region) -> Result<(), MemoryError> {
+    // SAFETY: every memslot points at host memory that outlives the VM: the
+    // arena is owned by the AddressSpace (which owns the VM's Arc), and chunk
+    // windows cover host address ranges whose pages the guest can reach only
+    // through page-table entries for live program mappings; KVM resolves
+    // host addresses on each fault and fails cleanly on unmapped ones.
+    unsafe { vm.set_user_memory_region(region) }
+        .map_err(|err| MemoryError::Memslot { slot: region.slot, err })
+}

@@ -1,0 +1,378 @@
+//! One vCPU: its CPU state at CPL3 with a chosen XCR0, and the run loop
+//! that turns KVM exits into [`Exit`]s for the layer above.
+//!
+//! Every exit's registers come through kvm_run's sync-register area
+//! (KVM_CAP_SYNC_REGS), so a forwarded system call costs exactly one ioctl,
+//! KVM_RUN, on both KVMs.
+
+use std::sync::Mutex;
+
+use guest_runtime::abi::{self, ExceptionFrame, selectors};
+use kvm_bindings::{
+    CpuId, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs,
+};
+use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
+
+use crate::memory::AddressSpace;
+use crate::xcr0::Xcr0;
+
+#[derive(Debug, thiserror::Error)]
+pub enum VcpuError {
+    #[error("{op}: {err}")]
+    Ioctl { op: &'static str, err: kvm_ioctls::Error },
+    #[error(transparent)]
+    Memory(#[from] crate::memory::MemoryError),
+    #[error("the guest stopped unexpectedly: {0}")]
+    Unexpected(String),
+    #[error("the XCR0 probe did not report: {0}")]
+    Probe(String),
+}
+
+pub(crate) fn ioctl<T>(op: &'static str, r: Result<T, kvm_ioctls::Error>) -> Result<T, VcpuError> {
+    r.map_err(|err| VcpuError::Ioctl { op, err })
+}
+
+const MSR_STAR: u32 = 0xc000_0081;
+const MSR_LSTAR: u32 = 0xc000_0082;
+const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+/// RFLAGS bits SYSCALL clears: TF, IF, DF, IOPL, NT, AC (Linux's choice).
+const SYSCALL_MASK: u64 = 0x4_7700;
+/// RFLAGS at the program's first instruction: IF and the fixed bit 1.
+pub const USER_RFLAGS: u64 = 0x202;
+
+/// Where the guest runtime's entry points are, in guest-virtual addresses.
+#[derive(Clone, Copy, Debug)]
+pub struct RuntimeAddrs {
+    pub enter_user: u64,
+    pub syscall_entry: u64,
+    pub probe: u64,
+    pub user_page: u64,
+    pub idt: u64,
+}
+
+/// Per-vCPU CPU setup inputs.
+pub struct CpuSetup {
+    pub id: u64,
+    pub xcr0: Xcr0,
+    pub cpuid: CpuId,
+    pub cr3: u64,
+    pub gdt: u64,
+    pub tss: u64,
+    pub kernel_stack_top: u64,
+    pub fsgsbase: bool,
+    pub pku: bool,
+    pub runtime: RuntimeAddrs,
+}
+
+/// A program system call as the `syscall` instruction left it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Syscall {
+    pub nr: u64,
+    pub args: [u64; 6],
+    /// Where the program resumes (RCX).
+    pub rip: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Exit {
+    Syscall(Syscall),
+    /// A CPU exception at CPL3 (or, with a CPL0 CS in the frame, a runtime bug).
+    Exception { frame: ExceptionFrame, cr2: u64 },
+    /// KVM_RUN returned for a host signal.
+    Interrupted,
+}
+
+/// How a system call returns to the program: decided by what KVM reports
+/// at the first syscall exit (kvm-platforms.md). PVM shows CS = 0x33 there
+/// and cannot run the stub's SYSRET, so the VMM sets RIP/RFLAGS itself;
+/// hardware KVM shows CS = 0x10 and the stub's SYSRET returns.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ReturnPath {
+    Sysret,
+    Vmm,
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct VcpuStats {
+    pub exits: u64,
+    pub ioctls: u64,
+}
+
+pub struct Vcpu {
+    fd: VcpuFd,
+    xcr0: Xcr0,
+    runtime: RuntimeAddrs,
+    return_path: Option<ReturnPath>,
+    pub stats: VcpuStats,
+}
+
+fn segment(selector: u16, code: bool) -> kvm_segment {
+    kvm_segment {
+        base: 0,
+        limit: 0xffff_ffff,
+        selector,
+        type_: if code { 0xb } else { 0x3 },
+        present: 1,
+        dpl: (selector & 3) as u8,
+        db: u8::from(!code),
+        s: 1,
+        l: u8::from(code),
+        g: 1,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    }
+}
+
+/// CPL0 64-bit state: paging on, the runtime's GDT/IDT/TSS loaded.
+pub fn initial_sregs(mut s: kvm_sregs, c: &CpuSetup) -> kvm_sregs {
+    use x86_64::registers::control::{Cr0Flags, Cr4Flags};
+    use x86_64::registers::model_specific::EferFlags;
+
+    s.cs = segment(selectors::KERNEL_CS, true);
+    s.ds = segment(selectors::KERNEL_DS, false);
+    s.es = s.ds;
+    s.ss = s.ds;
+    s.fs = kvm_segment { selector: 0, ..s.ds };
+    s.gs = s.fs;
+    s.tr = kvm_segment {
+        base: c.tss,
+        limit: (crate::tables::TSS_SIZE - 1) as u32,
+        selector: selectors::TSS,
+        type_: 0xb,
+        present: 1,
+        s: 0,
+        dpl: 0,
+        db: 0,
+        l: 0,
+        g: 0,
+        avl: 0,
+        unusable: 0,
+        padding: 0,
+    };
+    s.ldt = kvm_segment { selector: 0, type_: 2, present: 0, unusable: 1, ..s.tr };
+    s.gdt.base = c.gdt;
+    s.gdt.limit = (selectors::GDT_ENTRIES * 8 - 1) as u16;
+    s.idt.base = c.runtime.idt;
+    s.idt.limit = 4095;
+    s.cr0 = (Cr0Flags::PROTECTED_MODE_ENABLE
+        | Cr0Flags::MONITOR_COPROCESSOR
+        | Cr0Flags::EXTENSION_TYPE
+        | Cr0Flags::NUMERIC_ERROR
+        | Cr0Flags::WRITE_PROTECT
+        | Cr0Flags::ALIGNMENT_MASK
+        | Cr0Flags::PAGING)
+        .bits();
+    s.cr3 = c.cr3;
+    let mut cr4 = Cr4Flags::PHYSICAL_ADDRESS_EXTENSION
+        | Cr4Flags::OSFXSR
+        | Cr4Flags::OSXMMEXCPT_ENABLE
+        | Cr4Flags::OSXSAVE;
+    if c.fsgsbase {
+        cr4 |= Cr4Flags::FSGSBASE;
+    }
+    if c.pku && c.xcr0.bits() & crate::xcr0::PKRU != 0 {
+        cr4 |= Cr4Flags::PROTECTION_KEY_USER;
+    }
+    s.cr4 = cr4.bits();
+    s.efer = (EferFlags::SYSTEM_CALL_EXTENSIONS
+        | EferFlags::LONG_MODE_ENABLE
+        | EferFlags::LONG_MODE_ACTIVE
+        | EferFlags::NO_EXECUTE_ENABLE)
+        .bits();
+    s
+}
+
+impl Vcpu {
+    /// Configures `fd` for CPL3 execution with `c.xcr0`. Order matters: KVM
+    /// checks XCR0 against the guest CPUID's leaf 0xD and CR4.OSXSAVE, so
+    /// CPUID, then SREGS, then XCRS.
+    pub fn new(fd: VcpuFd, c: CpuSetup) -> Result<Vcpu, VcpuError> {
+        ioctl("KVM_SET_CPUID2", fd.set_cpuid2(&c.cpuid))?;
+        let sregs = initial_sregs(ioctl("KVM_GET_SREGS", fd.get_sregs())?, &c);
+        ioctl("KVM_SET_SREGS", fd.set_sregs(&sregs))?;
+        let msr = |index, data| kvm_msr_entry { index, data, ..Default::default() };
+        let star = (u64::from(selectors::USER_CS32) << 48) | (u64::from(selectors::KERNEL_CS) << 32);
+        let msrs = Msrs::from_entries(&[
+            msr(MSR_STAR, star),
+            msr(MSR_LSTAR, c.runtime.syscall_entry),
+            msr(MSR_SYSCALL_MASK, SYSCALL_MASK),
+        ])
+        .map_err(|e| VcpuError::Unexpected(format!("MSR list: {e:?}")))?;
+        let n = ioctl("KVM_SET_MSRS", fd.set_msrs(&msrs))?;
+        if n != 3 {
+            return Err(VcpuError::Unexpected(format!("KVM_SET_MSRS set {n} of 3 MSRs")));
+        }
+        let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
+        xcrs.xcrs[0] = kvm_xcr { xcr: 0, value: c.xcr0.bits(), ..Default::default() };
+        ioctl("KVM_SET_XCRS", fd.set_xcrs(&xcrs))?;
+        let regs = kvm_regs {
+            rip: c.runtime.enter_user,
+            rflags: 0x2,
+            rsp: c.kernel_stack_top,
+            ..Default::default()
+        };
+        ioctl("KVM_SET_REGS", fd.set_regs(&regs))?;
+        let mut v = Vcpu { fd, xcr0: c.xcr0, runtime: c.runtime, return_path: None, stats: VcpuStats::default() };
+        v.fd.set_sync_valid_reg(SyncReg::Register);
+        v.fd.set_sync_valid_reg(SyncReg::SystemRegister);
+        v.stats.ioctls += 6;
+        Ok(v)
+    }
+
+    pub fn xcr0(&self) -> Xcr0 {
+        self.xcr0
+    }
+
+    pub fn return_path(&self) -> Option<ReturnPath> {
+        self.return_path
+    }
+
+    /// Runs until the next exit the layer above must handle.
+    pub fn run(&mut self, memory: &Mutex<AddressSpace>) -> Result<Exit, VcpuError> {
+        memory.lock().expect("address space").flush()?;
+        self.stats.exits += 1;
+        self.stats.ioctls += 1;
+        let exit = match self.fd.run() {
+            Ok(VcpuExit::IoOut(port, _)) => port,
+            Ok(other) => {
+                let what = format!("{other:?}");
+                return Err(self.unexpected(what));
+            }
+            Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
+                return Ok(Exit::Interrupted);
+            }
+            Err(e) if e.errno() == libc::EFAULT => {
+                return Err(self.unexpected(
+                    "KVM_RUN: EFAULT (guest touched host memory that is gone; mirror out of date)"
+                        .into(),
+                ));
+            }
+            Err(err) => return Err(VcpuError::Ioctl { op: "KVM_RUN", err }),
+        };
+        let sync = self.fd.sync_regs();
+        let r = sync.regs;
+        match exit {
+            abi::PORT_SYSCALL => {
+                if self.return_path.is_none() {
+                    let path = if sync.sregs.cs.dpl == 3 { ReturnPath::Vmm } else { ReturnPath::Sysret };
+                    log::debug!("syscall return path: {path:?} (CS {:#x} at the stub)", sync.sregs.cs.selector);
+                    self.return_path = Some(path);
+                }
+                Ok(Exit::Syscall(Syscall {
+                    nr: r.rax,
+                    args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+                    rip: r.rcx,
+                }))
+            }
+            abi::PORT_EXCEPTION => {
+                let mem = memory.lock().expect("address space");
+                let arena = mem.arena();
+                let Some(gpa) = arena.gpa_of_hva(r.rsp) else {
+                    return Err(self.unexpected(format!("exception stub with RSP {:#x}", r.rsp)));
+                };
+                let w = |i: u64| arena.read_u64(gpa + 8 * i);
+                let frame = ExceptionFrame {
+                    vector: w(0),
+                    error_code: w(1),
+                    rip: w(2),
+                    cs: w(3),
+                    rflags: w(4),
+                    rsp: w(5),
+                    ss: w(6),
+                };
+                Ok(Exit::Exception { frame, cr2: sync.sregs.cr2 })
+            }
+            port => Err(self.unexpected(format!("out to unknown port {port:#x}"))),
+        }
+    }
+
+    fn unexpected(&mut self, what: String) -> VcpuError {
+        let regs = self.fd.sync_regs().regs;
+        VcpuError::Unexpected(format!("{what}; rip {:#x} rsp {:#x}", regs.rip, regs.rsp))
+    }
+
+    /// Current general-purpose registers (from the last exit).
+    pub fn regs(&self) -> kvm_regs {
+        self.fd.sync_regs().regs
+    }
+
+    /// Finishes the system call of the last exit with `ret` in RAX.
+    pub fn complete_syscall(&mut self, ret: u64) {
+        let path = self.return_path.unwrap_or(ReturnPath::Sysret);
+        let regs = &mut self.fd.sync_regs_mut().regs;
+        regs.rax = ret;
+        if path == ReturnPath::Vmm {
+            regs.rip = regs.rcx;
+            regs.rflags = regs.r11;
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
+    /// From a syscall exit, resumes at CPL3 at `rip` with stack `rsp` and
+    /// every other register zero, as execve leaves a new program.
+    pub fn start_user(&mut self, rip: u64, rsp: u64) {
+        let path = self.return_path.unwrap_or(ReturnPath::Sysret);
+        let regs = &mut self.fd.sync_regs_mut().regs;
+        let stub_rip = regs.rip;
+        *regs = kvm_regs { rsp, ..Default::default() };
+        match path {
+            ReturnPath::Vmm => {
+                regs.rip = rip;
+                regs.rflags = USER_RFLAGS;
+            }
+            ReturnPath::Sysret => {
+                regs.rip = stub_rip;
+                regs.rflags = 0x2;
+                regs.rcx = rip;
+                regs.r11 = USER_RFLAGS;
+            }
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
+    pub fn fs_base(&self) -> u64 {
+        self.fd.sync_regs().sregs.fs.base
+    }
+
+    pub fn gs_base(&self) -> u64 {
+        self.fd.sync_regs().sregs.gs.base
+    }
+
+    /// Sets the FS or GS base (arch_prctl) before the guest resumes.
+    pub fn set_segment_base(&mut self, gs: bool, base: u64) {
+        let sregs = &mut self.fd.sync_regs_mut().sregs;
+        if gs {
+            sregs.gs.base = base;
+        } else {
+            sregs.fs.base = base;
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+    }
+
+    /// Runs the CPL3 probe (guest_runtime's user page) and returns what it
+    /// measured: (xgetbv(0), CPUID.(EAX=0DH,ECX=0):EBX). The vCPU is left at
+    /// the probe's syscall exit, ready for [`Vcpu::start_user`].
+    pub fn probe(&mut self, memory: &Mutex<AddressSpace>, user_stack: u64) -> Result<(u64, u32), VcpuError> {
+        let regs = kvm_regs {
+            rip: self.runtime.enter_user,
+            rflags: 0x2,
+            rcx: self.runtime.probe,
+            r11: 0x2,
+            rsp: user_stack,
+            ..Default::default()
+        };
+        self.fd.sync_regs_mut().regs = regs;
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        match self.run(memory)? {
+            Exit::Syscall(s)
+                if s.nr == abi::PROBE_SYSCALL_NR
+                    && (self.runtime.user_page..self.runtime.user_page + 4096).contains(&s.rip) =>
+            {
+                Ok((s.args[0], s.args[1] as u32))
+            }
+            other => Err(VcpuError::Probe(format!("{other:x?}"))),
+        }
+    }
+}

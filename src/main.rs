@@ -1,1 +1,149 @@
-fn main() {}
+//! xcr0-sandbox: run an unmodified Linux x86-64 program with the XCR0 of
+//! your choosing, on a KVM vCPU, without a kernel patch.
+
+mod cli;
+mod exit;
+
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use vmm::{Hypervisor, Xcr0, check, kvm};
+
+use cli::{Args, Command};
+
+fn main() -> ExitCode {
+    let args = match cli::parse() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    cli::init_logging(args.verbose);
+    match args.command {
+        Command::Check => run_check(),
+        Command::Run { .. } => run(args),
+    }
+}
+
+fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
+    eprintln!("xcr0-sandbox: {msg}");
+    ExitCode::from(code)
+}
+
+fn open_kvm() -> Result<Arc<Hypervisor>, kvm::KvmError> {
+    Hypervisor::open().map(Arc::new)
+}
+
+/// The XCR0 to use: the request, checked against what this KVM supports, or
+/// the host's own.
+fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String> {
+    let supported = hv.supported_xcr0();
+    let supported_text = Xcr0::new(supported & vmm::xcr0::USER_BITS)
+        .map(|x| format!("{x} ({})", x.names()))
+        .unwrap_or_else(|_| format!("{supported:#x}"));
+    let Some(text) = requested else {
+        return Xcr0::new(kvm::host_xcr0() & supported)
+            .map_err(|e| format!("the host's XCR0 is not usable: {e}"));
+    };
+    let x = Xcr0::parse(text)
+        .map_err(|e| format!("invalid --xcr0 '{text}': {e}; this KVM supports {supported_text}"))?;
+    let missing = x.unsupported(supported);
+    if missing != 0 {
+        return Err(format!(
+            "invalid --xcr0 '{text}': bits {missing:#x} are not supported by this KVM; it supports {supported_text}"
+        ));
+    }
+    Ok(x)
+}
+
+fn run(args: Args) -> ExitCode {
+    let Command::Run {
+        program,
+        args: prog_args,
+    } = args.command
+    else {
+        unreachable!()
+    };
+    let hv = match open_kvm() {
+        Ok(hv) => hv,
+        Err(e) => return fail(e, 125),
+    };
+    let xcr0 = match choose_xcr0(&hv, args.xcr0.as_deref()) {
+        Ok(x) => x,
+        Err(e) => return fail(e, 2),
+    };
+    let request = syscall_proxy::Request {
+        program,
+        args: prog_args,
+        env: std::env::vars_os()
+            .map(|(k, v)| {
+                let mut kv = k;
+                kv.push("=");
+                kv.push(v);
+                kv
+            })
+            .collect(),
+        xcr0,
+        allow_unenforced: args.allow_unenforced,
+    };
+    let (mut task, _) = match syscall_proxy::launch(hv, request) {
+        Ok(t) => t,
+        Err(e) => {
+            let code = e.exit_status() as u8;
+            return fail(e, code);
+        }
+    };
+    let outcome = task.run();
+    if args.stats {
+        exit::print_stats(&task);
+    }
+    match outcome {
+        Ok(o) => exit::mirror(o),
+        Err(e) => fail(format!("internal error: {e}"), 125),
+    }
+}
+
+fn run_check() -> ExitCode {
+    let hv = match open_kvm() {
+        Ok(hv) => hv,
+        Err(e) => return fail(e, 1),
+    };
+    let supported = hv.supported_xcr0();
+    println!("kvm: {}", hv.flavour.describe());
+    println!(
+        "supported xcr0: {supported:#x} ({})",
+        Xcr0::new(supported & vmm::xcr0::USER_BITS)
+            .map(|x| x.names())
+            .unwrap_or_default()
+    );
+    println!("host xcr0: {:#x}", kvm::host_xcr0());
+    let mut enforced = true;
+    for x in check::check_values(supported) {
+        match check::probe(&hv, x) {
+            Ok(r) => {
+                println!(
+                    "probe: requested {} -> xgetbv {:#x}, cpuid(0xd,0).ebx {}: {}",
+                    x,
+                    r.xgetbv,
+                    r.xsave_size,
+                    if r.enforced() {
+                        "applied"
+                    } else {
+                        "NOT applied"
+                    }
+                );
+                enforced &= r.enforced();
+            }
+            Err(e) => {
+                println!("probe: requested {x} -> failed: {e}");
+                enforced = false;
+            }
+        }
+    }
+    for (name, value) in hv.capabilities() {
+        println!("capability: {name} = {value}");
+    }
+    println!(
+        "xcr0: {}",
+        if enforced { "enforced" } else { "not enforced" }
+    );
+    ExitCode::from(if enforced { 0 } else { 1 })
+}

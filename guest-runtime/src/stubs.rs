@@ -190,7 +190,10 @@ mod tests {
         assert_eq!(s.kernel[s.enter_user..s.enter_user + 3], [0x48, 0x0f, 0x07]);
         // out 0x10, al = E6 10
         assert_eq!(s.kernel[s.syscall_entry..s.syscall_entry + 2], [0xe6, 0x10]);
-        assert_eq!(s.kernel[s.syscall_return..s.syscall_return + 3], [0x48, 0x0f, 0x07]);
+        assert_eq!(
+            s.kernel[s.syscall_return..s.syscall_return + 3],
+            [0x48, 0x0f, 0x07]
+        );
         assert!(s.vectors + 32 * VECTOR_STUB_SIZE <= s.kernel.len());
         // Vector 14 (#PF) has a CPU error code: its stub starts with push 14 (6A 0E).
         let pf = s.vectors + 14 * VECTOR_STUB_SIZE;

@@ -1,1 +1,19 @@
+//! The sandbox's view of the program: tasks, system calls and signals.
+//!
+//! Each task runs on a vCPU (vmm); every `syscall` the program executes
+//! arrives here as a [`vmm::Exit::Syscall`] and is either forwarded to the
+//! host kernel with the program's own pointers (guest and host share one
+//! address space) or emulated where the host's answer would be wrong: memory
+//! mappings (mirrored into the guest), FS/GS bases (vCPU state), signal
+//! dispositions, the sandbox's own descriptors.
 
+pub mod host;
+pub mod launch;
+pub mod loader;
+pub mod mm;
+pub mod signals;
+pub mod syscalls;
+pub mod task;
+
+pub use launch::{LaunchError, Request, launch};
+pub use task::{Outcome, Task};

@@ -53,7 +53,7 @@ debug "kvm_amd npt=$(cat /sys/module/kvm_amd/parameters/npt) nested=$(cat /sys/m
 # Default cache mode (no caching): the host may change files at any time, and
 # mmap of executables from 9p works in this mode (read-only private mappings).
 mkdir -p /host
-mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=131072" hostroot /host ||
+mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=512000" hostroot /host ||
     finish "@@LANE-FAIL@@ cannot mount the host root over 9p"
 mount -t proc proc /host/proc &&
 mount -t sysfs sysfs /host/sys &&

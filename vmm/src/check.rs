@@ -32,19 +32,27 @@ pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError>
     let vm = Vm::new(hv.clone())?;
     let mut vcpu = vm.create_vcpu(xcr0)?;
     let (xgetbv, xsave_size) = vcpu.probe(&vm.memory, 0)?;
-    Ok(ProbeReport { requested: xcr0, xgetbv, xsave_size })
+    Ok(ProbeReport {
+        requested: xcr0,
+        xgetbv,
+        xsave_size,
+    })
 }
 
 /// The values `--check` probes: a reduced XCR0 (so that a KVM running guests
 /// under the host's XCR0 is caught) and the full supported one.
 pub fn check_values(supported: u64) -> Vec<Xcr0> {
     let mut v = Vec::new();
-    let reduced = if supported & xcr0::AVX != 0 { xcr0::X87 | xcr0::SSE } else { xcr0::X87 };
+    let reduced = if supported & xcr0::AVX != 0 {
+        xcr0::X87 | xcr0::SSE
+    } else {
+        xcr0::X87
+    };
     v.extend(Xcr0::new(reduced).ok());
-    if let Ok(full) = Xcr0::new(supported & xcr0::USER_BITS) {
-        if full.bits() != reduced {
-            v.push(full);
-        }
+    if let Ok(full) = Xcr0::new(supported & xcr0::USER_BITS)
+        && full.bits() != reduced
+    {
+        v.push(full);
     }
     v
 }

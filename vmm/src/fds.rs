@@ -17,7 +17,10 @@ static PARKED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
 const SPAN: RawFd = 256;
 
 fn nofile() -> io::Result<libc::rlimit> {
-    let mut r = libc::rlimit { rlim_cur: 0, rlim_max: 0 };
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
     // SAFETY: getrlimit writes into the struct we pass.
     if unsafe { libc::getrlimit(libc::RLIMIT_NOFILE, &mut r) } != 0 {
         return Err(io::Error::last_os_error());
@@ -33,7 +36,10 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
     let base = (top - SPAN).max(0);
     // F_DUPFD refuses numbers at or above the soft limit: lift it for the
     // call. Descriptors above a lowered soft limit stay valid.
-    let raised = libc::rlimit { rlim_cur: lim.rlim_max, rlim_max: lim.rlim_max };
+    let raised = libc::rlimit {
+        rlim_cur: lim.rlim_max,
+        rlim_max: lim.rlim_max,
+    };
     // SAFETY: plain syscalls on integers and a valid struct.
     let high = unsafe {
         libc::setrlimit(libc::RLIMIT_NOFILE, &raised);

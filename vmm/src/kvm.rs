@@ -22,7 +22,10 @@ pub enum KvmError {
     #[error("KVM lacks {0}, which the sandbox needs")]
     MissingCap(&'static str),
     #[error("{op}: {err}")]
-    Ioctl { op: &'static str, err: kvm_ioctls::Error },
+    Ioctl {
+        op: &'static str,
+        err: kvm_ioctls::Error,
+    },
 }
 
 /// Which KVM implementation serves /dev/kvm.
@@ -97,8 +100,15 @@ impl Hypervisor {
         }
         let cpuid = kvm
             .get_supported_cpuid(KVM_MAX_CPUID_ENTRIES)
-            .map_err(|err| KvmError::Ioctl { op: "KVM_GET_SUPPORTED_CPUID", err })?;
-        Ok(Hypervisor { kvm, flavour: Flavour::detect(), cpuid })
+            .map_err(|err| KvmError::Ioctl {
+                op: "KVM_GET_SUPPORTED_CPUID",
+                err,
+            })?;
+        Ok(Hypervisor {
+            kvm,
+            flavour: Flavour::detect(),
+            cpuid,
+        })
     }
 
     /// CPUID entry (function, index) as KVM would give a guest.
@@ -112,7 +122,8 @@ impl Hypervisor {
 
     /// XCR0 bits KVM lets a guest enable (CPUID.(EAX=0DH,ECX=0):EDX:EAX).
     pub fn supported_xcr0(&self) -> u64 {
-        self.cpuid_entry(0xd, 0).map_or(0x3, |e| u64::from(e.eax) | (u64::from(e.edx) << 32))
+        self.cpuid_entry(0xd, 0)
+            .map_or(0x3, |e| u64::from(e.eax) | (u64::from(e.edx) << 32))
     }
 
     /// (size, offset) of XSAVE component `i` (CPUID.(EAX=0DH,ECX=i)).
@@ -122,7 +133,8 @@ impl Hypervisor {
 
     /// Guest-physical address width (CPUID 0x80000008 EAX[7:0]).
     pub fn phys_bits(&self) -> u32 {
-        self.cpuid_entry(0x8000_0008, 0).map_or(36, |e| e.eax & 0xff)
+        self.cpuid_entry(0x8000_0008, 0)
+            .map_or(36, |e| e.eax & 0xff)
     }
 
     pub fn has_fsgsbase(&self) -> bool {
@@ -130,7 +142,8 @@ impl Hypervisor {
     }
 
     pub fn has_pku(&self) -> bool {
-        self.cpuid_entry(7, 0).is_some_and(|e| e.ecx & (1 << 3) != 0)
+        self.cpuid_entry(7, 0)
+            .is_some_and(|e| e.ecx & (1 << 3) != 0)
     }
 
     /// CPUID.1:EDX, what Linux reports in AT_HWCAP.

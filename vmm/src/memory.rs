@@ -74,7 +74,11 @@ impl Arena {
     fn new() -> Result<Arena, MemoryError> {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(ARENA_GPA), ARENA_SIZE as usize)])
             .map_err(|e| MemoryError::Arena(e.to_string()))?;
-        Ok(Arena { mem, next: ARENA_GPA, free: Vec::new() })
+        Ok(Arena {
+            mem,
+            next: ARENA_GPA,
+            free: Vec::new(),
+        })
     }
 
     /// `n` contiguous zeroed pages; returns their guest-physical address.
@@ -89,20 +93,28 @@ impl Arena {
 
     /// Host (= guest-virtual) address of arena guest-physical `gpa`.
     pub fn hva(&self, gpa: u64) -> u64 {
-        self.mem.get_host_address(GuestAddress(gpa)).expect("address inside the arena") as u64
+        self.mem
+            .get_host_address(GuestAddress(gpa))
+            .expect("address inside the arena") as u64
     }
 
     pub fn gpa_of_hva(&self, hva: u64) -> Option<u64> {
         let base = self.hva(ARENA_GPA);
-        (base..base + ARENA_SIZE).contains(&hva).then(|| hva - base + ARENA_GPA)
+        (base..base + ARENA_SIZE)
+            .contains(&hva)
+            .then(|| hva - base + ARENA_GPA)
     }
 
     pub fn write(&self, gpa: u64, bytes: &[u8]) {
-        self.mem.write_slice(bytes, GuestAddress(gpa)).expect("write inside the arena");
+        self.mem
+            .write_slice(bytes, GuestAddress(gpa))
+            .expect("write inside the arena");
     }
 
     pub fn read_u64(&self, gpa: u64) -> u64 {
-        self.mem.read_obj(GuestAddress(gpa)).expect("read inside the arena")
+        self.mem
+            .read_obj(GuestAddress(gpa))
+            .expect("read inside the arena")
     }
 }
 
@@ -111,7 +123,9 @@ impl FrameStore for Arena {
         self.read_u64(table + 8 * index as u64)
     }
     fn write(&mut self, table: u64, index: usize, value: u64) {
-        self.mem.write_obj(value, GuestAddress(table + 8 * index as u64)).expect("arena");
+        self.mem
+            .write_obj(value, GuestAddress(table + 8 * index as u64))
+            .expect("arena");
     }
     fn alloc(&mut self) -> Option<u64> {
         if let Some(p) = self.free.pop() {
@@ -165,7 +179,10 @@ impl AddressSpace {
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
             flush_pending: false,
-            stats: MemoryStats { memslots: 1, flushes: 0 },
+            stats: MemoryStats {
+                memslots: 1,
+                flushes: 0,
+            },
         })
     }
 
@@ -257,7 +274,9 @@ impl AddressSpace {
     /// Whether every byte of [addr, addr + len) is program memory the program
     /// may read (and write, if `write`): what a syscall's pointer must be.
     pub fn program_can_access(&self, addr: u64, len: u64, write: bool) -> bool {
-        let Some(end) = addr.checked_add(len) else { return false };
+        let Some(end) = addr.checked_add(len) else {
+            return false;
+        };
         if len == 0 {
             return true;
         }
@@ -304,7 +323,14 @@ impl AddressSpace {
     /// Translates a guest-virtual address as the guest's MMU would for a
     /// user access (for tests and diagnostics).
     pub fn translate_user(&mut self, va: u64, write: bool) -> Option<u64> {
-        self.pt.translate(va, Access { write, exec: false, user: true })
+        self.pt.translate(
+            va,
+            Access {
+                write,
+                exec: false,
+                user: true,
+            },
+        )
     }
 }
 
@@ -314,6 +340,8 @@ fn set_memslot(vm: &VmFd, region: kvm_userspace_memory_region) -> Result<(), Mem
     // windows cover host address ranges whose pages the guest can reach only
     // through page-table entries for live program mappings; KVM resolves
     // host addresses on each fault and fails cleanly on unmapped ones.
-    unsafe { vm.set_user_memory_region(region) }
-        .map_err(|err| MemoryError::Memslot { slot: region.slot, err })
+    unsafe { vm.set_user_memory_region(region) }.map_err(|err| MemoryError::Memslot {
+        slot: region.slot,
+        err,
+    })
 }

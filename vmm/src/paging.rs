@@ -178,7 +178,7 @@ impl<S: FrameStore> PageTables<S> {
             && (!need.write || e & F::WRITABLE.bits() != 0)
             && (!need.user || e & F::USER_ACCESSIBLE.bits() != 0)
             && (!need.exec || e & F::NO_EXECUTE.bits() == 0);
-        ok.then(|| (e & ADDR_MASK) | (va & (PAGE_SIZE - 1)))
+        ok.then_some((e & ADDR_MASK) | (va & (PAGE_SIZE - 1)))
     }
 }
 
@@ -208,16 +208,30 @@ pub(crate) mod tests {
         }
     }
 
-    const RW: Access = Access { write: true, exec: false, user: true };
-    const RX: Access = Access { write: false, exec: true, user: true };
-    const R: Access = Access { write: false, exec: false, user: true };
+    const RW: Access = Access {
+        write: true,
+        exec: false,
+        user: true,
+    };
+    const RX: Access = Access {
+        write: false,
+        exec: true,
+        user: true,
+    };
+    const R: Access = Access {
+        write: false,
+        exec: false,
+        user: true,
+    };
 
     #[test]
     fn maps_translates_and_unmaps() {
         let mut pt = PageTables::new(MapStore::default()).unwrap();
         let base = 0x7fff_f7a0_0000;
         let off = 0x4000_0000;
-        let flush = pt.map(base, base + 0x40_0000, RW, |va| va - base + off).unwrap();
+        let flush = pt
+            .map(base, base + 0x40_0000, RW, |va| va - base + off)
+            .unwrap();
         assert_eq!(flush, NeedsFlush(false));
         assert_eq!(pt.translate(base + 0x1234, RW), Some(off + 0x1234));
         assert_eq!(pt.translate(base + 0x3f_ffff, RW), Some(off + 0x3f_ffff));
@@ -234,15 +248,30 @@ pub(crate) mod tests {
     fn narrowing_needs_a_flush_widening_does_not() {
         let mut pt = PageTables::new(MapStore::default()).unwrap();
         let id = |va| va;
-        assert_eq!(pt.map(0x40_0000, 0x40_2000, R, id).unwrap(), NeedsFlush(false));
-        assert_eq!(pt.map(0x40_0000, 0x40_2000, RW, id).unwrap(), NeedsFlush(false));
+        assert_eq!(
+            pt.map(0x40_0000, 0x40_2000, R, id).unwrap(),
+            NeedsFlush(false)
+        );
+        assert_eq!(
+            pt.map(0x40_0000, 0x40_2000, RW, id).unwrap(),
+            NeedsFlush(false)
+        );
         assert_eq!(pt.translate(0x40_0000, RW), Some(0x40_0000));
-        assert_eq!(pt.map(0x40_0000, 0x40_1000, R, id).unwrap(), NeedsFlush(true));
+        assert_eq!(
+            pt.map(0x40_0000, 0x40_1000, R, id).unwrap(),
+            NeedsFlush(true)
+        );
         assert_eq!(pt.translate(0x40_0000, RW), None);
-        assert_eq!(pt.map(0x40_1000, 0x40_2000, RX, id).unwrap(), NeedsFlush(true));
+        assert_eq!(
+            pt.map(0x40_1000, 0x40_2000, RX, id).unwrap(),
+            NeedsFlush(true)
+        );
         assert_eq!(pt.translate(0x40_1000, RX), Some(0x40_1000));
         let kernel = Access { user: false, ..RW };
-        assert_eq!(pt.map(0x40_1000, 0x40_2000, kernel, id).unwrap(), NeedsFlush(true));
+        assert_eq!(
+            pt.map(0x40_1000, 0x40_2000, kernel, id).unwrap(),
+            NeedsFlush(true)
+        );
         assert_eq!(pt.translate(0x40_1000, R), None, "supervisor-only");
     }
 }

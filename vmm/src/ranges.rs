@@ -10,14 +10,21 @@ pub struct RangeMap<V> {
 
 impl<V: Copy + PartialEq> RangeMap<V> {
     pub fn new() -> Self {
-        RangeMap { map: BTreeMap::new() }
+        RangeMap {
+            map: BTreeMap::new(),
+        }
     }
 
     /// The pieces of [start, end) that are in the map, clipped to it.
     pub fn overlapping(&self, start: u64, end: u64) -> Vec<(u64, u64, V)> {
         let mut out = Vec::new();
         // The range starting at or before `start` may reach into it.
-        let first = self.map.range(..=start).next_back().map(|(&s, _)| s).unwrap_or(start);
+        let first = self
+            .map
+            .range(..=start)
+            .next_back()
+            .map(|(&s, _)| s)
+            .unwrap_or(start);
         for (&s, &(e, v)) in self.map.range(first..end) {
             if e > start {
                 out.push((s.max(start), e.min(end), v));
@@ -73,17 +80,18 @@ impl<V: Copy + PartialEq> RangeMap<V> {
         }
         self.remove(start, end);
         let (mut s, mut e) = (start, end);
-        if let Some((ps, pe, pv)) = self.get(start.wrapping_sub(1)).filter(|_| start > 0) {
-            if pe == start && pv == value {
-                self.map.remove(&ps);
-                s = ps;
-            }
+        if let Some((ps, pe, pv)) = self.get(start.wrapping_sub(1)).filter(|_| start > 0)
+            && pe == start
+            && pv == value
+        {
+            self.map.remove(&ps);
+            s = ps;
         }
-        if let Some(&(ne, nv)) = self.map.get(&end) {
-            if nv == value {
-                self.map.remove(&end);
-                e = ne;
-            }
+        if let Some(&(ne, nv)) = self.map.get(&end)
+            && nv == value
+        {
+            self.map.remove(&end);
+            e = ne;
         }
         self.map.insert(s, (e, value));
     }
@@ -114,7 +122,14 @@ mod tests {
         let mut m = RangeMap::new();
         m.insert(0x1000, 0x5000, 1);
         m.insert(0x2000, 0x3000, 2);
-        assert_eq!(all(&m), vec![(0x1000, 0x2000, 1), (0x2000, 0x3000, 2), (0x3000, 0x5000, 1)]);
+        assert_eq!(
+            all(&m),
+            vec![
+                (0x1000, 0x2000, 1),
+                (0x2000, 0x3000, 2),
+                (0x3000, 0x5000, 1)
+            ]
+        );
         m.insert(0x2000, 0x3000, 1);
         assert_eq!(all(&m), vec![(0x1000, 0x5000, 1)]);
     }
@@ -125,7 +140,10 @@ mod tests {
         m.insert(0x1000, 0x5000, 1);
         m.remove(0x2000, 0x3000);
         assert_eq!(all(&m), vec![(0x1000, 0x2000, 1), (0x3000, 0x5000, 1)]);
-        assert_eq!(m.gaps(0, 0x6000), vec![(0, 0x1000), (0x2000, 0x3000), (0x5000, 0x6000)]);
+        assert_eq!(
+            m.gaps(0, 0x6000),
+            vec![(0, 0x1000), (0x2000, 0x3000), (0x5000, 0x6000)]
+        );
         assert_eq!(m.get(0x1fff), Some((0x1000, 0x2000, 1)));
         assert_eq!(m.get(0x2000), None);
         m.remove(0, 0x10000);
@@ -137,6 +155,9 @@ mod tests {
         let mut m = RangeMap::new();
         m.insert(0x1000, 0x3000, 1);
         m.insert(0x4000, 0x6000, 2);
-        assert_eq!(m.overlapping(0x2000, 0x5000), vec![(0x2000, 0x3000, 1), (0x4000, 0x5000, 2)]);
+        assert_eq!(
+            m.overlapping(0x2000, 0x5000),
+            vec![(0x2000, 0x3000, 1), (0x4000, 0x5000, 2)]
+        );
     }
 }

@@ -100,7 +100,10 @@ mod tests {
         let off = 0xffff_8000_1234_5000u64 + 14 * 16;
         assert_eq!(u16::from_le_bytes([pf[0], pf[1]]), off as u16);
         assert_eq!(u16::from_le_bytes([pf[6], pf[7]]), (off >> 16) as u16);
-        assert_eq!(u32::from_le_bytes(pf[8..12].try_into().unwrap()), (off >> 32) as u32);
+        assert_eq!(
+            u32::from_le_bytes(pf[8..12].try_into().unwrap()),
+            (off >> 32) as u32
+        );
         assert_eq!(pf[5], 0x8e);
         assert_eq!(gate(3)[5], 0xee, "int3 allowed from CPL3");
         assert_eq!(gate(32)[5], 0, "nothing beyond the exceptions");
@@ -109,8 +112,15 @@ mod tests {
     #[test]
     fn tss_has_rsp0_and_opens_only_the_runtime_ports() {
         let t = tss(0xdead_beef_000);
-        assert_eq!(u64::from_le_bytes(t[4..12].try_into().unwrap()), 0xdead_beef_000);
+        assert_eq!(
+            u64::from_le_bytes(t[4..12].try_into().unwrap()),
+            0xdead_beef_000
+        );
         assert_eq!(u16::from_le_bytes([t[102], t[103]]), 104);
-        assert_eq!(t[104..], [0xff, 0xff, 0xfc, 0xff], "ports 0x10 and 0x11 only");
+        assert_eq!(
+            t[104..],
+            [0xff, 0xff, 0xfc, 0xff],
+            "ports 0x10 and 0x11 only"
+        );
     }
 }

@@ -19,7 +19,10 @@ use crate::xcr0::Xcr0;
 #[derive(Debug, thiserror::Error)]
 pub enum VcpuError {
     #[error("{op}: {err}")]
-    Ioctl { op: &'static str, err: kvm_ioctls::Error },
+    Ioctl {
+        op: &'static str,
+        err: kvm_ioctls::Error,
+    },
     #[error(transparent)]
     Memory(#[from] crate::memory::MemoryError),
     #[error("the guest stopped unexpectedly: {0}")]
@@ -77,7 +80,10 @@ pub struct Syscall {
 pub enum Exit {
     Syscall(Syscall),
     /// A CPU exception at CPL3 (or, with a CPL0 CS in the frame, a runtime bug).
-    Exception { frame: ExceptionFrame, cr2: u64 },
+    Exception {
+        frame: ExceptionFrame,
+        cr2: u64,
+    },
     /// KVM_RUN returned for a host signal.
     Interrupted,
 }
@@ -134,7 +140,10 @@ pub fn initial_sregs(mut s: kvm_sregs, c: &CpuSetup) -> kvm_sregs {
     s.ds = segment(selectors::KERNEL_DS, false);
     s.es = s.ds;
     s.ss = s.ds;
-    s.fs = kvm_segment { selector: 0, ..s.ds };
+    s.fs = kvm_segment {
+        selector: 0,
+        ..s.ds
+    };
     s.gs = s.fs;
     s.tr = kvm_segment {
         base: c.tss,
@@ -151,7 +160,13 @@ pub fn initial_sregs(mut s: kvm_sregs, c: &CpuSetup) -> kvm_sregs {
         unusable: 0,
         padding: 0,
     };
-    s.ldt = kvm_segment { selector: 0, type_: 2, present: 0, unusable: 1, ..s.tr };
+    s.ldt = kvm_segment {
+        selector: 0,
+        type_: 2,
+        present: 0,
+        unusable: 1,
+        ..s.tr
+    };
     s.gdt.base = c.gdt;
     s.gdt.limit = (selectors::GDT_ENTRIES * 8 - 1) as u16;
     s.idt.base = c.runtime.idt;
@@ -192,8 +207,13 @@ impl Vcpu {
         ioctl("KVM_SET_CPUID2", fd.set_cpuid2(&c.cpuid))?;
         let sregs = initial_sregs(ioctl("KVM_GET_SREGS", fd.get_sregs())?, &c);
         ioctl("KVM_SET_SREGS", fd.set_sregs(&sregs))?;
-        let msr = |index, data| kvm_msr_entry { index, data, ..Default::default() };
-        let star = (u64::from(selectors::USER_CS32) << 48) | (u64::from(selectors::KERNEL_CS) << 32);
+        let msr = |index, data| kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        };
+        let star =
+            (u64::from(selectors::USER_CS32) << 48) | (u64::from(selectors::KERNEL_CS) << 32);
         let msrs = Msrs::from_entries(&[
             msr(MSR_STAR, star),
             msr(MSR_LSTAR, c.runtime.syscall_entry),
@@ -202,10 +222,19 @@ impl Vcpu {
         .map_err(|e| VcpuError::Unexpected(format!("MSR list: {e:?}")))?;
         let n = ioctl("KVM_SET_MSRS", fd.set_msrs(&msrs))?;
         if n != 3 {
-            return Err(VcpuError::Unexpected(format!("KVM_SET_MSRS set {n} of 3 MSRs")));
+            return Err(VcpuError::Unexpected(format!(
+                "KVM_SET_MSRS set {n} of 3 MSRs"
+            )));
         }
-        let mut xcrs = kvm_xcrs { nr_xcrs: 1, ..Default::default() };
-        xcrs.xcrs[0] = kvm_xcr { xcr: 0, value: c.xcr0.bits(), ..Default::default() };
+        let mut xcrs = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
+        xcrs.xcrs[0] = kvm_xcr {
+            xcr: 0,
+            value: c.xcr0.bits(),
+            ..Default::default()
+        };
         ioctl("KVM_SET_XCRS", fd.set_xcrs(&xcrs))?;
         let regs = kvm_regs {
             rip: c.runtime.enter_user,
@@ -214,7 +243,13 @@ impl Vcpu {
             ..Default::default()
         };
         ioctl("KVM_SET_REGS", fd.set_regs(&regs))?;
-        let mut v = Vcpu { fd, xcr0: c.xcr0, runtime: c.runtime, return_path: None, stats: VcpuStats::default() };
+        let mut v = Vcpu {
+            fd,
+            xcr0: c.xcr0,
+            runtime: c.runtime,
+            return_path: None,
+            stats: VcpuStats::default(),
+        };
         v.fd.set_sync_valid_reg(SyncReg::Register);
         v.fd.set_sync_valid_reg(SyncReg::SystemRegister);
         v.stats.ioctls += 6;
@@ -256,8 +291,15 @@ impl Vcpu {
         match exit {
             abi::PORT_SYSCALL => {
                 if self.return_path.is_none() {
-                    let path = if sync.sregs.cs.dpl == 3 { ReturnPath::Vmm } else { ReturnPath::Sysret };
-                    log::debug!("syscall return path: {path:?} (CS {:#x} at the stub)", sync.sregs.cs.selector);
+                    let path = if sync.sregs.cs.dpl == 3 {
+                        ReturnPath::Vmm
+                    } else {
+                        ReturnPath::Sysret
+                    };
+                    log::debug!(
+                        "syscall return path: {path:?} (CS {:#x} at the stub)",
+                        sync.sregs.cs.selector
+                    );
                     self.return_path = Some(path);
                 }
                 Ok(Exit::Syscall(Syscall {
@@ -282,7 +324,10 @@ impl Vcpu {
                     rsp: w(5),
                     ss: w(6),
                 };
-                Ok(Exit::Exception { frame, cr2: sync.sregs.cr2 })
+                Ok(Exit::Exception {
+                    frame,
+                    cr2: sync.sregs.cr2,
+                })
             }
             port => Err(self.unexpected(format!("out to unknown port {port:#x}"))),
         }
@@ -316,7 +361,10 @@ impl Vcpu {
         let path = self.return_path.unwrap_or(ReturnPath::Sysret);
         let regs = &mut self.fd.sync_regs_mut().regs;
         let stub_rip = regs.rip;
-        *regs = kvm_regs { rsp, ..Default::default() };
+        *regs = kvm_regs {
+            rsp,
+            ..Default::default()
+        };
         match path {
             ReturnPath::Vmm => {
                 regs.rip = rip;
@@ -354,7 +402,11 @@ impl Vcpu {
     /// Runs the CPL3 probe (guest_runtime's user page) and returns what it
     /// measured: (xgetbv(0), CPUID.(EAX=0DH,ECX=0):EBX). The vCPU is left at
     /// the probe's syscall exit, ready for [`Vcpu::start_user`].
-    pub fn probe(&mut self, memory: &Mutex<AddressSpace>, user_stack: u64) -> Result<(u64, u32), VcpuError> {
+    pub fn probe(
+        &mut self,
+        memory: &Mutex<AddressSpace>,
+        user_stack: u64,
+    ) -> Result<(u64, u32), VcpuError> {
         let regs = kvm_regs {
             rip: self.runtime.enter_user,
             rflags: 0x2,

@@ -32,10 +32,18 @@ impl Vm {
         let fd = fds::park(vm.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
         drop(vm);
         // SAFETY: `fd` is a VM descriptor we just created and own alone.
-        let vm = Arc::new(ioctl("KVM_CREATE_VM", unsafe { hv.kvm.create_vmfd_from_rawfd(fd) })?);
+        let vm = Arc::new(ioctl("KVM_CREATE_VM", unsafe {
+            hv.kvm.create_vmfd_from_rawfd(fd)
+        })?);
         let mut memory = AddressSpace::new(vm.clone(), hv.phys_bits())?;
         let runtime = install_runtime(&mut memory)?;
-        Ok(Vm { hv, fd: vm, memory: Mutex::new(memory), runtime, next_id: Mutex::new(0) })
+        Ok(Vm {
+            hv,
+            fd: vm,
+            memory: Mutex::new(memory),
+            runtime,
+            next_id: Mutex::new(0),
+        })
     }
 
     pub fn runtime(&self) -> RuntimeAddrs {
@@ -53,19 +61,28 @@ impl Vm {
         let high = fds::park(fd.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
         drop(fd);
         // SAFETY: `high` is the only descriptor of the vCPU just created.
-        let fd = ioctl("KVM_CREATE_VCPU", unsafe { self.fd.create_vcpu_from_rawfd(high) })?;
+        let fd = ioctl("KVM_CREATE_VCPU", unsafe {
+            self.fd.create_vcpu_from_rawfd(high)
+        })?;
 
         let mut mem = self.memory.lock().expect("address space");
         // One page for GDT and TSS, then the CPL0 stack.
         let page = mem.arena_mut().alloc_pages(1)?;
         let stack = mem.arena_mut().alloc_pages(KERNEL_STACK_SIZE / PAGE_SIZE)?;
-        let kernel_rw = Access { write: true, exec: false, user: false };
+        let kernel_rw = Access {
+            write: true,
+            exec: false,
+            user: false,
+        };
         mem.map_runtime(page, PAGE_SIZE, kernel_rw)?;
         mem.map_runtime(stack, KERNEL_STACK_SIZE, kernel_rw)?;
         let gdt = mem.arena().hva(page);
         let tss = gdt + 128;
         let stack_top = mem.arena().hva(stack) + KERNEL_STACK_SIZE;
-        let gdt_bytes: Vec<u8> = tables::gdt(tss).iter().flat_map(|e| e.to_le_bytes()).collect();
+        let gdt_bytes: Vec<u8> = tables::gdt(tss)
+            .iter()
+            .flat_map(|e| e.to_le_bytes())
+            .collect();
         mem.arena().write(page, &gdt_bytes);
         mem.arena().write(page + 128, &tables::tss(stack_top));
         let cr3 = mem.cr3();
@@ -108,13 +125,38 @@ fn install_runtime(mem: &mut AddressSpace) -> Result<RuntimeAddrs, VcpuError> {
     mem.arena().write(user, stubs.user);
     let kernel_va = mem.arena().hva(kernel);
     let user_va = mem.arena().hva(user);
-    mem.arena().write(idt, &tables::idt(kernel_va + stubs.vectors as u64));
+    mem.arena()
+        .write(idt, &tables::idt(kernel_va + stubs.vectors as u64));
     // The entry stubs are user-accessible: PVM fetches the LSTAR target of a
     // CPL3 `syscall` with user rights (it reports CS 0x33 there). At CPL3 on
     // hardware KVM the stubs can do nothing: `out` faults with IOPL 0.
-    mem.map_runtime(kernel, PAGE_SIZE, Access { write: false, exec: true, user: true })?;
-    mem.map_runtime(user, PAGE_SIZE, Access { write: false, exec: true, user: true })?;
-    mem.map_runtime(idt, PAGE_SIZE, Access { write: false, exec: false, user: false })?;
+    mem.map_runtime(
+        kernel,
+        PAGE_SIZE,
+        Access {
+            write: false,
+            exec: true,
+            user: true,
+        },
+    )?;
+    mem.map_runtime(
+        user,
+        PAGE_SIZE,
+        Access {
+            write: false,
+            exec: true,
+            user: true,
+        },
+    )?;
+    mem.map_runtime(
+        idt,
+        PAGE_SIZE,
+        Access {
+            write: false,
+            exec: false,
+            user: false,
+        },
+    )?;
     Ok(RuntimeAddrs {
         enter_user: kernel_va + stubs.enter_user as u64,
         syscall_entry: kernel_va + stubs.syscall_entry as u64,

@@ -12,26 +12,58 @@ struct Component {
 }
 
 const COMPONENTS: &[Component] = &[
-    Component { bit: 0, names: &["x87", "fpu"] },
-    Component { bit: 1, names: &["sse", "xmm"] },
-    Component { bit: 2, names: &["avx", "ymm"] },
-    Component { bit: 3, names: &["bndregs"] },
-    Component { bit: 4, names: &["bndcsr"] },
-    Component { bit: 5, names: &["opmask"] },
-    Component { bit: 6, names: &["zmm_hi256"] },
-    Component { bit: 7, names: &["hi16_zmm"] },
-    Component { bit: 9, names: &["pkru", "pku"] },
-    Component { bit: 17, names: &["tilecfg"] },
-    Component { bit: 18, names: &["tiledata"] },
-    Component { bit: 19, names: &["apx"] },
+    Component {
+        bit: 0,
+        names: &["x87", "fpu"],
+    },
+    Component {
+        bit: 1,
+        names: &["sse", "xmm"],
+    },
+    Component {
+        bit: 2,
+        names: &["avx", "ymm"],
+    },
+    Component {
+        bit: 3,
+        names: &["bndregs"],
+    },
+    Component {
+        bit: 4,
+        names: &["bndcsr"],
+    },
+    Component {
+        bit: 5,
+        names: &["opmask"],
+    },
+    Component {
+        bit: 6,
+        names: &["zmm_hi256"],
+    },
+    Component {
+        bit: 7,
+        names: &["hi16_zmm"],
+    },
+    Component {
+        bit: 9,
+        names: &["pkru", "pku"],
+    },
+    Component {
+        bit: 17,
+        names: &["tilecfg"],
+    },
+    Component {
+        bit: 18,
+        names: &["tiledata"],
+    },
+    Component {
+        bit: 19,
+        names: &["apx"],
+    },
 ];
 
 /// Names that stand for several components at once.
-const GROUPS: &[(&str, u64)] = &[
-    ("mpx", BNDREGS | BNDCSR),
-    ("avx512", AVX512),
-    ("amx", AMX),
-];
+const GROUPS: &[(&str, u64)] = &[("mpx", BNDREGS | BNDCSR), ("avx512", AVX512), ("amx", AMX)];
 
 pub const X87: u64 = 1 << 0;
 pub const SSE: u64 = 1 << 1;
@@ -218,7 +250,10 @@ mod tests {
         assert_eq!(Xcr0::new(0xe3), Err(Xcr0Error::Avx512WithoutAvx));
         assert_eq!(Xcr0::new(0x20003), Err(Xcr0Error::AmxSplit));
         assert_eq!(Xcr0::new(0x107), Err(Xcr0Error::UnknownBits(0x100)));
-        assert_eq!(Xcr0::parse("zmm"), Err(Xcr0Error::UnknownName("zmm".into())));
+        assert_eq!(
+            Xcr0::parse("zmm"),
+            Err(Xcr0Error::UnknownName("zmm".into()))
+        );
         assert!(matches!(Xcr0::parse("0xzz"), Err(Xcr0Error::Syntax(_))));
         assert!(matches!(Xcr0::parse(""), Err(Xcr0Error::Syntax(_))));
     }

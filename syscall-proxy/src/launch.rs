@@ -1,0 +1,112 @@
+//! Starting a program in the sandbox: resolve, open KVM, check that XCR0 is
+//! enforced, map the program, and hand back a task ready to run. Nothing of
+//! the program runs before every check has passed.
+
+use std::ffi::{OsStr, OsString};
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+
+use vmm::check::ProbeReport;
+use vmm::xcr0::min_signal_stack_size;
+use vmm::{Hypervisor, Vm, Xcr0};
+
+use crate::loader::{self, CpuFacts, resolve};
+use crate::mm::Brk;
+use crate::task::Task;
+
+/// HWCAP2_FSGSBASE (arch/x86/include/uapi/asm/hwcap2.h).
+const HWCAP2_FSGSBASE: u64 = 1 << 1;
+
+pub struct Request {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    pub env: Vec<OsString>,
+    pub xcr0: Xcr0,
+    pub allow_unenforced: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LaunchError {
+    #[error(transparent)]
+    Resolve(#[from] resolve::ResolveError),
+    #[error("cannot execute {0}")]
+    Load(#[from] loader::elf::LoadError),
+    #[error(transparent)]
+    Vcpu(#[from] vmm::VcpuError),
+    #[error(
+        "XCR0 is not enforced by this KVM ({kvm}): requested {requested}, the program would see {seen:#x}; run on a KVM that applies XCR0 (see --check), or pass --allow-unenforced-xcr0"
+    )]
+    Unenforced {
+        kvm: &'static str,
+        requested: Xcr0,
+        seen: u64,
+    },
+}
+
+impl LaunchError {
+    /// Exit status for the sandbox when the program could not start.
+    pub fn exit_status(&self) -> i32 {
+        match self {
+            LaunchError::Resolve(e) => e.exit_status(),
+            LaunchError::Load(_) => 126,
+            LaunchError::Vcpu(_) | LaunchError::Unenforced { .. } => 125,
+        }
+    }
+}
+
+/// Prepares `req` to run; the returned task's first instruction is the
+/// program's (its interpreter's) entry point.
+pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), LaunchError> {
+    let path_var = req
+        .env
+        .iter()
+        .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(OsStr::from_bytes));
+    let path = resolve::find(&req.program, path_var)?;
+    let mut argv = vec![req.program.clone()];
+    argv.extend(req.args);
+    let exe = resolve::executable(path, argv)?;
+
+    let vm = Arc::new(Vm::new(hv.clone())?);
+    let mut vcpu = vm.create_vcpu(req.xcr0)?;
+    let (xgetbv, xsave_size) = vcpu.probe(&vm.memory, 0)?;
+    let report = ProbeReport {
+        requested: req.xcr0,
+        xgetbv,
+        xsave_size,
+    };
+    if !report.enforced() {
+        if !req.allow_unenforced {
+            return Err(LaunchError::Unenforced {
+                kvm: hv.flavour.describe(),
+                requested: req.xcr0,
+                seen: xgetbv,
+            });
+        }
+        eprintln!(
+            "xcr0-sandbox: warning: XCR0 is not enforced by this KVM: requested {}, the program sees {:#x}",
+            req.xcr0, xgetbv
+        );
+    }
+
+    let cpu = CpuFacts {
+        hwcap: hv.hwcap(),
+        hwcap2: if hv.has_fsgsbase() {
+            HWCAP2_FSGSBASE
+        } else {
+            0
+        },
+        minsigstksz: min_signal_stack_size(req.xcr0.xsave_size(|i| hv.xsave_component(i))),
+    };
+    let image = {
+        let mut space = vm.memory.lock().expect("address space");
+        loader::load(&mut space, &exe, req.env, cpu)?
+    };
+    vcpu.start_user(image.entry, image.sp);
+    log::debug!(
+        "entry {:#x} sp {:#x} brk {:#x}",
+        image.entry,
+        image.sp,
+        image.brk
+    );
+    Ok((Task::new(vm, vcpu, Brk::new(image.brk)), report))
+}

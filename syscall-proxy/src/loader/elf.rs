@@ -1,0 +1,196 @@
+//! Mapping an ELF executable or interpreter into the program's memory, as
+//! binfmt_elf's load_elf_binary does.
+
+use std::fs::File;
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::FileExt;
+use std::path::Path;
+
+use linux_loader::elf::{self, Elf64_Ehdr, Elf64_Phdr};
+use vm_memory::ByteValued;
+use vmm::AddressSpace;
+
+use crate::mm::{self, PAGE, page_down, page_up};
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {why}")]
+pub struct LoadError {
+    pub path: String,
+    pub why: String,
+}
+
+/// Where an ELF file landed.
+#[derive(Clone, Debug, Default)]
+pub struct Loaded {
+    /// Load bias (0 for ET_EXEC).
+    pub bias: u64,
+    /// Entry point, biased.
+    pub entry: u64,
+    /// Address of the program headers in memory (AT_PHDR).
+    pub phdr: u64,
+    pub phnum: u64,
+    /// The PT_INTERP path, if any.
+    pub interp: Option<String>,
+    /// First byte after the highest segment (where brk starts).
+    pub end: u64,
+}
+
+fn prot_of(flags: u32) -> i32 {
+    let mut p = 0;
+    if flags & elf::PF_R != 0 {
+        p |= libc::PROT_READ;
+    }
+    if flags & elf::PF_W != 0 {
+        p |= libc::PROT_WRITE;
+    }
+    if flags & elf::PF_X != 0 {
+        p |= libc::PROT_EXEC;
+    }
+    p
+}
+
+/// Maps `path`'s PT_LOAD segments into the program's memory.
+pub fn load(space: &mut AddressSpace, path: &Path) -> Result<Loaded, LoadError> {
+    let err = |why: String| LoadError {
+        path: path.display().to_string(),
+        why,
+    };
+    let file = File::open(path).map_err(|e| err(e.to_string()))?;
+    let mut eh = Elf64_Ehdr::default();
+    file.read_exact_at(eh.as_mut_slice(), 0)
+        .map_err(|e| err(format!("reading ELF header: {e}")))?;
+    if usize::from(eh.e_phentsize) != std::mem::size_of::<Elf64_Phdr>()
+        || eh.e_phnum == 0
+        || eh.e_phnum > 1024
+    {
+        return Err(err("bad program headers".into()));
+    }
+    let mut phdrs = vec![Elf64_Phdr::default(); usize::from(eh.e_phnum)];
+    for (i, ph) in phdrs.iter_mut().enumerate() {
+        let off = eh.e_phoff + (i * std::mem::size_of::<Elf64_Phdr>()) as u64;
+        file.read_exact_at(ph.as_mut_slice(), off)
+            .map_err(|e| err(format!("reading program headers: {e}")))?;
+    }
+    let loads: Vec<&Elf64_Phdr> = phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD).collect();
+    if loads.is_empty() {
+        return Err(err("no PT_LOAD segment".into()));
+    }
+    let interp = match phdrs.iter().find(|p| p.p_type == elf::PT_INTERP) {
+        Some(p) if p.p_filesz > 1 && p.p_filesz < 4096 => {
+            let mut buf = vec![0u8; p.p_filesz as usize];
+            file.read_exact_at(&mut buf, p.p_offset)
+                .map_err(|e| err(format!("reading PT_INTERP: {e}")))?;
+            let s = buf.split(|&b| b == 0).next().unwrap_or_default();
+            Some(String::from_utf8_lossy(s).into_owned())
+        }
+        Some(_) => return Err(err("bad PT_INTERP".into())),
+        None => None,
+    };
+
+    let lo = page_down(loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0));
+    let hi = loads
+        .iter()
+        .map(|p| p.p_vaddr.saturating_add(p.p_memsz))
+        .max()
+        .and_then(page_up)
+        .ok_or_else(|| err("segment addresses overflow".into()))?;
+    let span = hi - lo;
+    let dynamic = eh.e_type == elf::ET_DYN;
+    // A PIE is placed wherever a span of its size is free; a fixed-address
+    // executable must find its addresses free of the sandbox's own memory.
+    let bias = if dynamic {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        let base = mm::mmap(space, 0, span, libc::PROT_NONE, flags, -1, 0)
+            .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
+        base - lo
+    } else {
+        let flags = libc::MAP_PRIVATE
+            | libc::MAP_ANONYMOUS
+            | libc::MAP_NORESERVE
+            | libc::MAP_FIXED_NOREPLACE;
+        mm::mmap(space, lo, span, libc::PROT_NONE, flags, -1, 0)
+            .map_err(|e| err(format!("its addresses {lo:#x}-{hi:#x} are not free: {e:?}")))?;
+        0
+    };
+
+    let fd = file.as_raw_fd();
+    let mut mapped_to = lo + bias;
+    for p in &loads {
+        let prot = prot_of(p.p_flags);
+        let start = page_down(bias + p.p_vaddr);
+        let file_end = bias + p.p_vaddr + p.p_filesz;
+        let mem_end =
+            page_up(bias + p.p_vaddr + p.p_memsz).ok_or_else(|| err("segment overflows".into()))?;
+        if p.p_vaddr % PAGE != p.p_offset % PAGE {
+            return Err(err(
+                "segment offset and address disagree modulo the page size".into(),
+            ));
+        }
+        // Holes between segments are not mapped, as after load_elf_binary.
+        if start > mapped_to {
+            mm::munmap(space, mapped_to, start - mapped_to).map_err(|e| err(format!("{e:?}")))?;
+        }
+        let fixed = libc::MAP_PRIVATE | libc::MAP_FIXED;
+        let file_pages_end = page_up(file_end).unwrap_or(mem_end).min(mem_end);
+        if p.p_filesz > 0 {
+            // Writable while the bss tail of the last file page is zeroed.
+            let p_map = if p.p_memsz > p.p_filesz {
+                prot | libc::PROT_WRITE
+            } else {
+                prot
+            };
+            mm::mmap(
+                space,
+                start,
+                file_pages_end - start,
+                p_map,
+                fixed,
+                fd,
+                page_down(p.p_offset),
+            )
+            .map_err(|e| err(format!("mapping segment at {start:#x}: {e:?}")))?;
+            if p.p_memsz > p.p_filesz && file_end % PAGE != 0 {
+                let tail = (PAGE - file_end % PAGE) as usize;
+                // SAFETY: [file_end, file_end + tail) lies in the private,
+                // writable mapping just made for the program.
+                unsafe { std::ptr::write_bytes(file_end as *mut u8, 0, tail) };
+            }
+            if p_map != prot {
+                mm::mprotect(
+                    space,
+                    libc::SYS_mprotect as u64,
+                    [start, file_pages_end - start, prot as u64, 0, 0, 0],
+                )
+                .map_err(|e| err(format!("{e:?}")))?;
+            }
+        }
+        let anon_start = if p.p_filesz > 0 {
+            file_pages_end
+        } else {
+            start
+        };
+        if mem_end > anon_start {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED;
+            mm::mmap(space, anon_start, mem_end - anon_start, prot, flags, -1, 0)
+                .map_err(|e| err(format!("mapping bss at {anon_start:#x}: {e:?}")))?;
+        }
+        mapped_to = mapped_to.max(mem_end);
+    }
+
+    let phdr = match phdrs.iter().find(|p| p.p_type == elf::PT_PHDR) {
+        Some(p) => bias + p.p_vaddr,
+        None => loads
+            .iter()
+            .find(|p| p.p_offset <= eh.e_phoff && eh.e_phoff < p.p_offset + p.p_filesz)
+            .map(|p| bias + p.p_vaddr + (eh.e_phoff - p.p_offset))
+            .unwrap_or(0),
+    };
+    Ok(Loaded {
+        bias,
+        entry: bias + eh.e_entry,
+        phdr,
+        phnum: u64::from(eh.e_phnum),
+        interp,
+        end: bias + hi,
+    })
+}

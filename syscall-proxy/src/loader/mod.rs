@@ -1,0 +1,146 @@
+//! Turning a command line into a program image in memory: the file to run
+//! (PATH, `#!`), its segments and interpreter, and the initial stack.
+
+pub mod elf;
+pub mod resolve;
+pub mod stack;
+
+use std::ffi::OsString;
+use std::path::Path;
+
+use vmm::AddressSpace;
+
+pub use resolve::{Executable, ResolveError};
+
+use crate::mm;
+use stack::{StackData, at};
+
+/// What the vCPU needs to start the program.
+#[derive(Clone, Copy, Debug)]
+pub struct Image {
+    pub entry: u64,
+    pub sp: u64,
+    /// Start of the program's heap (brk).
+    pub brk: u64,
+}
+
+/// The CPU facts the auxiliary vector reports.
+#[derive(Clone, Copy, Debug)]
+pub struct CpuFacts {
+    pub hwcap: u64,
+    pub hwcap2: u64,
+    pub minsigstksz: u64,
+}
+
+/// Default and largest initial stack when RLIMIT_STACK does not say.
+const STACK_SIZE: u64 = 8 << 20;
+
+/// Maps `exe` (and its interpreter) and builds its stack.
+pub fn load(
+    space: &mut AddressSpace,
+    exe: &Executable,
+    envp: Vec<OsString>,
+    cpu: CpuFacts,
+) -> Result<Image, elf::LoadError> {
+    let main = elf::load(space, &exe.path)?;
+    let (entry, base) = match &main.interp {
+        Some(interp) => {
+            let path = Path::new(interp);
+            let head = std::fs::read(path).map_err(|e| elf::LoadError {
+                path: exe.path.display().to_string(),
+                why: format!("interpreter {interp}: {e}"),
+            })?;
+            resolve::check_elf(path, &head).map_err(|e| elf::LoadError {
+                path: exe.path.display().to_string(),
+                why: format!("interpreter {e}"),
+            })?;
+            let ld = elf::load(space, path)?;
+            (ld.entry, ld.bias)
+        }
+        None => (main.entry, 0),
+    };
+
+    let stack_size = stack_size();
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let stack = mm::mmap(space, 0, stack_size, rw, flags, -1, 0).map_err(|e| elf::LoadError {
+        path: exe.path.display().to_string(),
+        why: format!("cannot map a {stack_size}-byte stack: {e:?}"),
+    })?;
+    let top = stack + stack_size;
+
+    // SAFETY: getuid and friends cannot fail.
+    let (uid, euid, gid, egid) = unsafe {
+        (
+            libc::getuid(),
+            libc::geteuid(),
+            libc::getgid(),
+            libc::getegid(),
+        )
+    };
+    // SAFETY: sysconf has no memory effects.
+    let clktck = unsafe { libc::sysconf(libc::_SC_CLK_TCK) }.max(1) as u64;
+    let mut random = [0u8; 16];
+    // SAFETY: writes at most 16 bytes into `random`.
+    unsafe { libc::getrandom(random.as_mut_ptr().cast(), 16, 0) };
+    let data = StackData {
+        argv: exe.argv.clone(),
+        envp,
+        execfn: exe.execfn.as_os_str().to_owned(),
+        platform: "x86_64",
+        random,
+        auxv: vec![
+            (at::MINSIGSTKSZ, cpu.minsigstksz),
+            (at::HWCAP, cpu.hwcap),
+            (at::PAGESZ, mm::PAGE),
+            (at::CLKTCK, clktck),
+            (at::PHDR, main.phdr),
+            (at::PHENT, 56),
+            (at::PHNUM, main.phnum),
+            (at::BASE, base),
+            (at::FLAGS, 0),
+            (at::ENTRY, main.entry),
+            (at::UID, uid.into()),
+            (at::EUID, euid.into()),
+            (at::GID, gid.into()),
+            (at::EGID, egid.into()),
+            (at::SECURE, 0),
+            (at::HWCAP2, cpu.hwcap2),
+        ],
+    };
+    let (bytes, sp) = stack::build(top, &data);
+    if bytes.len() as u64 > stack_size / 4 {
+        return Err(elf::LoadError {
+            path: exe.path.display().to_string(),
+            why: "Argument list too long".into(),
+        });
+    }
+    // SAFETY: [top - len, top) lies in the stack mapping just made for the
+    // program, which nothing else references yet.
+    unsafe {
+        std::ptr::copy_nonoverlapping(
+            bytes.as_ptr(),
+            (top - bytes.len() as u64) as *mut u8,
+            bytes.len(),
+        )
+    };
+    Ok(Image {
+        entry,
+        sp,
+        brk: main.end,
+    })
+}
+
+fn stack_size() -> u64 {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit fills the struct.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut r) } != 0
+        || r.rlim_cur == libc::RLIM_INFINITY
+    {
+        return STACK_SIZE;
+    }
+    mm::page_up(r.rlim_cur.clamp(128 << 10, STACK_SIZE)).unwrap_or(STACK_SIZE)
+}

@@ -1,0 +1,266 @@
+//! The program's memory: every change goes to the host first, then to the
+//! guest's mirror of it (vmm::AddressSpace), so the two never disagree when
+//! the vCPU runs.
+//!
+//! The program owns the mappings it made (and the loader made for it); the
+//! rest of the host address space is the sandbox's. Calls that would touch
+//! the sandbox's memory fail as Linux fails them for unmapped or occupied
+//! ranges.
+
+use vmm::{AddressSpace, Prot};
+
+use crate::host::{self, Errno, SysResult};
+
+pub const PAGE: u64 = 4096;
+
+pub fn page_up(x: u64) -> Option<u64> {
+    x.checked_add(PAGE - 1).map(|v| v & !(PAGE - 1))
+}
+
+pub fn page_down(x: u64) -> u64 {
+    x & !(PAGE - 1)
+}
+
+/// The top of the user address space the program may use (47-bit).
+const USER_TOP: u64 = 0x7fff_ffff_f000;
+
+/// Page-rounded [addr, addr + len), or EINVAL/ENOMEM as mmap gives them.
+fn range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
+    if !addr.is_multiple_of(PAGE) {
+        return Err(Errno(libc::EINVAL));
+    }
+    let len = page_up(len).ok_or(Errno(libc::ENOMEM))?;
+    let end = addr.checked_add(len).ok_or(Errno(libc::ENOMEM))?;
+    Ok((addr, end))
+}
+
+/// Claims the parts of [start, end) the program does not own, proving they
+/// are free on the host: a PROT_NONE placeholder is mapped there (replaced
+/// by the caller's MAP_FIXED mapping). Fails with `conflict` if any part is
+/// sandbox memory. Returns the placeholders, to undo on failure.
+fn claim(
+    space: &AddressSpace,
+    start: u64,
+    end: u64,
+    conflict: i32,
+) -> Result<Vec<(u64, u64)>, Errno> {
+    if end > USER_TOP {
+        return Err(Errno(libc::ENOMEM));
+    }
+    let mut claimed = Vec::new();
+    for (s, e) in space.program().gaps(start, end) {
+        let flags = libc::MAP_PRIVATE
+            | libc::MAP_ANONYMOUS
+            | libc::MAP_NORESERVE
+            | libc::MAP_FIXED_NOREPLACE;
+        match host::mmap(s, e - s, libc::PROT_NONE, flags, -1, 0) {
+            Ok(got) if got == s => claimed.push((s, e)),
+            other => {
+                if let Ok(got) = other {
+                    // A kernel without MAP_FIXED_NOREPLACE treats it as a hint.
+                    let _ = host::munmap(got, e - s);
+                }
+                release(&claimed);
+                return Err(Errno(conflict));
+            }
+        }
+    }
+    Ok(claimed)
+}
+
+fn release(claimed: &[(u64, u64)]) {
+    for &(s, e) in claimed {
+        let _ = host::munmap(s, e - s);
+    }
+}
+
+/// mmap(2) for the program.
+pub fn mmap(
+    space: &mut AddressSpace,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: u64,
+) -> SysResult {
+    if len == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let len = page_up(len).ok_or(Errno(libc::ENOMEM))?;
+    if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) == 0 {
+        // Without MAP_FIXED the kernel only picks free space: never the
+        // sandbox's, never the program's.
+        let got = host::mmap(addr, len, prot, flags, fd, off)?;
+        space_map(space, got, len, prot)?;
+        return Ok(got);
+    }
+    let (start, end) = range(addr, len)?;
+    let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
+    if noreplace && !space.program().overlapping(start, end).is_empty() {
+        return Err(Errno(libc::EEXIST));
+    }
+    let claimed = claim(
+        space,
+        start,
+        end,
+        if noreplace {
+            libc::EEXIST
+        } else {
+            libc::ENOMEM
+        },
+    )?;
+    // The placeholders stand where NOREPLACE would now refuse.
+    let flags = (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED;
+    match host::mmap(start, len, prot, flags, fd, off) {
+        Ok(got) => {
+            space_map(space, got, len, prot)?;
+            Ok(got)
+        }
+        Err(e) => {
+            release(&claimed);
+            Err(e)
+        }
+    }
+}
+
+fn space_map(space: &mut AddressSpace, start: u64, len: u64, prot: i32) -> Result<(), Errno> {
+    space
+        .map_program(start, start + len, Prot::from_linux(prot))
+        .map_err(|e| {
+            log::error!("guest mirror: {e}");
+            Errno(libc::ENOMEM)
+        })
+}
+
+/// munmap(2): unmaps only what the program owns; the rest is "not mapped".
+pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
+    if len == 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let (start, end) = range(addr, len)?;
+    for (s, e, _) in space.program().overlapping(start, end) {
+        host::munmap(s, e - s)?;
+        space.unmap_program(s, e);
+    }
+    Ok(0)
+}
+
+/// Whether the program owns every page of [start, end).
+fn owns(space: &AddressSpace, start: u64, end: u64) -> bool {
+    space.program().gaps(start, end).is_empty()
+}
+
+/// mprotect(2) and pkey_mprotect(2): ENOMEM unless the program owns the
+/// whole range, as for an unmapped hole.
+pub fn mprotect(space: &mut AddressSpace, nr: u64, args: [u64; 6]) -> SysResult {
+    let (start, end) = range(args[0], args[1])?;
+    if !owns(space, start, end) {
+        return Err(Errno(libc::ENOMEM));
+    }
+    // SAFETY: the range is program memory; protection changes there cannot
+    // affect the sandbox.
+    unsafe { host::syscall(nr, args)? };
+    space_map(space, start, end - start, args[2] as i32)?;
+    Ok(0)
+}
+
+/// mremap(2).
+pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
+    let [old, old_len, new_len, flags, new_addr, _] = args;
+    let flags = flags as i32;
+    let (old_start, old_end) = range(old, old_len)?;
+    let Some((_, _, prot)) = space.program().get(old_start) else {
+        return Err(Errno(libc::EFAULT));
+    };
+    if old_len == 0 || !owns(space, old_start, old_end) {
+        // old_len 0 duplicates shared mappings; not supported here.
+        return Err(Errno(libc::EFAULT));
+    }
+    let new_len = page_up(new_len).ok_or(Errno(libc::ENOMEM))?;
+    let claimed = if flags & libc::MREMAP_FIXED != 0 {
+        let (s, e) = range(new_addr, new_len)?;
+        // The target may overlap the old range, which the program owns.
+        claim(space, s, e, libc::ENOMEM)?
+    } else {
+        Vec::new()
+    };
+    // SAFETY: the old range is program memory and a fixed target was
+    // claimed above; otherwise the kernel picks free space.
+    let got = match unsafe { host::syscall(libc::SYS_mremap as u64, args) } {
+        Ok(got) => got,
+        Err(e) => {
+            release(&claimed);
+            return Err(e);
+        }
+    };
+    let prot_bits = prot.0 as i32;
+    if got == old_start {
+        if new_len < old_end - old_start {
+            space.unmap_program(old_start + new_len, old_end);
+        }
+    } else if flags & libc::MREMAP_DONTUNMAP == 0 {
+        space.unmap_program(old_start, old_end);
+    }
+    space_map(space, got, new_len, prot_bits)?;
+    Ok(got)
+}
+
+/// madvise, mlock, munlock, msync, mincore: allowed on program memory only.
+pub fn ranged(space: &AddressSpace, nr: u64, args: [u64; 6]) -> SysResult {
+    let start = page_down(args[0]);
+    let end = page_up(args[0].saturating_add(args[1])).ok_or(Errno(libc::ENOMEM))?;
+    if !owns(space, start, end) {
+        return Err(Errno(libc::ENOMEM));
+    }
+    // SAFETY: the range is program memory; any output pointer was
+    // validated by the caller.
+    unsafe { host::syscall(nr, args) }
+}
+
+/// The program's heap (brk), emulated with anonymous mappings: the host's
+/// own brk belongs to the sandbox's allocator.
+#[derive(Clone, Copy, Debug)]
+pub struct Brk {
+    pub start: u64,
+    pub current: u64,
+}
+
+impl Brk {
+    pub fn new(start: u64) -> Brk {
+        Brk {
+            start,
+            current: start,
+        }
+    }
+
+    /// brk(2): returns the new break, or the old one on failure.
+    pub fn set(&mut self, space: &mut AddressSpace, want: u64) -> u64 {
+        if want < self.start {
+            return self.current;
+        }
+        let (Some(old_top), Some(new_top)) = (page_up(self.current), page_up(want)) else {
+            return self.current;
+        };
+        if new_top > old_top {
+            let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE;
+            if mmap(
+                space,
+                old_top,
+                new_top - old_top,
+                libc::PROT_READ | libc::PROT_WRITE,
+                flags,
+                -1,
+                0,
+            )
+            .is_err()
+            {
+                return self.current;
+            }
+        } else if new_top < old_top && munmap(space, new_top, old_top - new_top).is_err() {
+            return self.current;
+        }
+        self.current = want;
+        want
+    }
+}

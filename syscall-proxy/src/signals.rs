@@ -1,0 +1,133 @@
+//! The program's signal dispositions.
+//!
+//! rt_sigaction is emulated: the program's handlers are guest addresses and
+//! cannot be installed on the host. The host thread gets the equivalent
+//! disposition (default or ignore) so that default actions, ignoring and
+//! blocking behave natively; for a signal the program handles, the host
+//! records its arrival (and system calls return EINTR as they would), but
+//! running the guest handler is not implemented yet: the signal is dropped
+//! with a warning.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use crate::host::Errno;
+
+pub const NSIG: usize = 64;
+
+/// struct kernel_sigaction as the x86-64 rt_sigaction system call takes it.
+#[repr(C)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct KernelSigaction {
+    pub handler: u64,
+    pub flags: u64,
+    pub restorer: u64,
+    pub mask: u64,
+}
+
+const SIG_DFL: u64 = 0;
+const SIG_IGN: u64 = 1;
+
+/// Signals whose arrival the host recorded for a program handler.
+static CAUGHT: AtomicU64 = AtomicU64::new(0);
+
+extern "C" fn record(sig: libc::c_int) {
+    CAUGHT.fetch_or(1 << (sig - 1), Ordering::Relaxed);
+}
+
+/// Signals caught since the last call (bit n-1 for signal n).
+pub fn take_caught() -> u64 {
+    CAUGHT.swap(0, Ordering::Relaxed)
+}
+
+pub struct Signals {
+    actions: [KernelSigaction; NSIG],
+    /// The program's sigaltstack (stack_t: sp, flags, size).
+    pub altstack: (u64, i32, u64),
+}
+
+impl Default for Signals {
+    fn default() -> Self {
+        Signals {
+            actions: [KernelSigaction::default(); NSIG],
+            altstack: (0, libc::SS_DISABLE, 0),
+        }
+    }
+}
+
+impl Signals {
+    pub fn action(&self, sig: i32) -> KernelSigaction {
+        self.actions[(sig - 1) as usize]
+    }
+
+    /// Whether the program installed a handler for `sig`.
+    pub fn handled(&self, sig: i32) -> bool {
+        !matches!(self.action(sig).handler, SIG_DFL | SIG_IGN)
+    }
+
+    /// rt_sigaction(sig, new, old): `new` already read from the program.
+    pub fn set(
+        &mut self,
+        sig: u64,
+        new: Option<KernelSigaction>,
+    ) -> Result<KernelSigaction, Errno> {
+        if sig == 0 || sig > NSIG as u64 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let sig = sig as i32;
+        let old = self.action(sig);
+        let Some(new) = new else { return Ok(old) };
+        if sig == libc::SIGKILL || sig == libc::SIGSTOP {
+            return Err(Errno(libc::EINVAL));
+        }
+        // glibc reserves 32 and 33 for its own threads, the sandbox's included:
+        // those stay the host glibc's, recorded only.
+        if !(32..=33).contains(&sig) {
+            install_host(sig, &new)?;
+        }
+        self.actions[(sig - 1) as usize] = new;
+        Ok(old)
+    }
+}
+
+fn install_host(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = match act.handler {
+        SIG_DFL => libc::SIG_DFL,
+        SIG_IGN => libc::SIG_IGN,
+        _ => record as extern "C" fn(libc::c_int) as usize,
+    };
+    sa.sa_flags = (act.flags as i32) & libc::SA_RESTART;
+    // SAFETY: sa_mask is a sigset_t we own; the mask bits are the program's.
+    unsafe {
+        libc::sigemptyset(&mut sa.sa_mask);
+        for s in 1..=NSIG as i32 {
+            if act.mask & (1 << (s - 1)) != 0 {
+                libc::sigaddset(&mut sa.sa_mask, s);
+            }
+        }
+    }
+    // SAFETY: installs a disposition for this process; `record` is
+    // async-signal-safe (one atomic operation).
+    if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL),
+        ));
+    }
+    Ok(())
+}
+
+/// The signal Linux sends for a CPU exception at CPL3 (arch/x86/kernel/traps.c).
+pub fn for_exception(vector: u8) -> i32 {
+    use guest_runtime::abi::vector::*;
+    match vector {
+        DIVIDE_ERROR | X87_FPU | SIMD_FP => libc::SIGFPE,
+        DEBUG | BREAKPOINT => libc::SIGTRAP,
+        INVALID_OPCODE | DEVICE_NOT_AVAILABLE => libc::SIGILL,
+        SEGMENT_NOT_PRESENT | STACK_FAULT | ALIGNMENT_CHECK => libc::SIGBUS,
+        MACHINE_CHECK => libc::SIGKILL,
+        _ => libc::SIGSEGV,
+    }
+}

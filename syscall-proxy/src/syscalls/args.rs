@@ -1,0 +1,270 @@
+//! What each forwarded system call does with its arguments, so that the
+//! sandbox can check them before the host kernel acts on them.
+//!
+//! The host kernel sees the program's pointers as they are. A pointer into
+//! the sandbox's own memory would let the program make the kernel read or
+//! write it; natively that memory does not exist, so such a call fails with
+//! EFAULT, and a call on one of the sandbox's descriptors with EBADF.
+
+// libc spells system call numbers SYS_read etc.
+#![allow(non_upper_case_globals)]
+
+use libc::*;
+
+const F_GETOWN_EX: i32 = 16;
+const F_SETOWN_EX: i32 = 15;
+
+/// How long a buffer is.
+#[derive(Clone, Copy, Debug)]
+pub enum Len {
+    /// A fixed size in bytes.
+    C(u64),
+    /// The value of argument i.
+    Arg(usize),
+    /// Argument i times a size.
+    ArgX(usize, u64),
+    /// The u32 that argument i points to (socklen_t).
+    Ptr(usize),
+    /// An fd_set for nfds = argument i.
+    Fds(usize),
+}
+
+/// One checked argument.
+#[derive(Clone, Copy, Debug)]
+pub enum Arg {
+    /// Argument i points to memory the kernel reads.
+    R(usize, Len),
+    /// Argument i points to memory the kernel writes (and may read).
+    W(usize, Len),
+    /// Argument i is a NUL-terminated string.
+    S(usize),
+    /// Argument i is an iovec array with argument j elements; the kernel
+    /// writes the buffers if the flag is set.
+    Iov(usize, usize, bool),
+    /// Argument i is a struct msghdr; the kernel writes (recvmsg) if set.
+    Msg(usize, bool),
+    /// Argument i is a file descriptor.
+    Fd(usize),
+}
+
+use self::Arg::{Fd, Iov, Msg, R, S, W};
+use self::Len::{Arg as A, ArgX, C, Fds, Ptr};
+
+/// The checks for system call `nr`, or None for a call the sandbox does not
+/// know (it is refused with ENOSYS).
+pub fn spec(nr: i64) -> Option<&'static [Arg]> {
+    const STAT: u64 = 144;
+    const TS: u64 = 16;
+    const SIGSET: u64 = 8;
+    const SIGINFO: u64 = 128;
+    Some(match nr {
+        SYS_read | SYS_getdents | SYS_getdents64 | SYS_pread64 => &[Fd(0), W(1, A(2))],
+        SYS_write | SYS_pwrite64 => &[Fd(0), R(1, A(2))],
+        SYS_open | SYS_creat | SYS_access | SYS_truncate | SYS_chdir | SYS_mkdir | SYS_rmdir
+        | SYS_unlink | SYS_chmod | SYS_chown | SYS_lchown | SYS_mknod | SYS_chroot
+        | SYS_memfd_create => &[S(0)],
+        SYS_rename | SYS_link | SYS_symlink => &[S(0), S(1)],
+        SYS_stat | SYS_lstat => &[S(0), W(1, C(STAT))],
+        SYS_fstat => &[Fd(0), W(1, C(STAT))],
+        SYS_poll => &[W(0, ArgX(1, 8))],
+        SYS_ppoll => &[W(0, ArgX(1, 8)), R(2, C(TS)), R(3, C(SIGSET))],
+        SYS_lseek | SYS_dup | SYS_flock | SYS_fsync | SYS_fdatasync | SYS_ftruncate
+        | SYS_fchdir | SYS_fchmod | SYS_fchown | SYS_readahead | SYS_fadvise64 | SYS_shutdown
+        | SYS_listen | SYS_syncfs | SYS_fallocate | SYS_sync_file_range | SYS_inotify_rm_watch => {
+            &[Fd(0)]
+        }
+        SYS_rt_sigprocmask => &[R(1, C(SIGSET)), W(2, C(SIGSET))],
+        SYS_readv | SYS_preadv | SYS_preadv2 => &[Fd(0), Iov(1, 2, true)],
+        SYS_writev | SYS_pwritev | SYS_pwritev2 => &[Fd(0), Iov(1, 2, false)],
+        SYS_pipe | SYS_pipe2 => &[W(0, C(8))],
+        SYS_select => &[W(1, Fds(0)), W(2, Fds(0)), W(3, Fds(0)), W(4, C(16))],
+        SYS_pselect6 => &[
+            W(1, Fds(0)),
+            W(2, Fds(0)),
+            W(3, Fds(0)),
+            R(4, C(TS)),
+            R(5, C(16)),
+        ],
+        SYS_sched_yield
+        | SYS_pause
+        | SYS_alarm
+        | SYS_getpid
+        | SYS_socket
+        | SYS_getuid
+        | SYS_getgid
+        | SYS_setuid
+        | SYS_setgid
+        | SYS_geteuid
+        | SYS_getegid
+        | SYS_setpgid
+        | SYS_getppid
+        | SYS_getpgrp
+        | SYS_setsid
+        | SYS_setreuid
+        | SYS_setregid
+        | SYS_setresuid
+        | SYS_setresgid
+        | SYS_getpgid
+        | SYS_setfsuid
+        | SYS_setfsgid
+        | SYS_getsid
+        | SYS_umask
+        | SYS_personality
+        | SYS_getpriority
+        | SYS_setpriority
+        | SYS_sched_getscheduler
+        | SYS_sched_get_priority_max
+        | SYS_sched_get_priority_min
+        | SYS_sync
+        | SYS_gettid
+        | SYS_set_tid_address
+        | SYS_restart_syscall
+        | SYS_timer_getoverrun
+        | SYS_timer_delete
+        | SYS_inotify_init
+        | SYS_inotify_init1
+        | SYS_timerfd_create
+        | SYS_eventfd
+        | SYS_eventfd2
+        | SYS_epoll_create
+        | SYS_epoll_create1
+        | SYS_set_robust_list
+        | SYS_kcmp
+        | SYS_membarrier
+        | SYS_pkey_alloc
+        | SYS_pkey_free
+        | SYS_pidfd_open
+        | SYS_pidfd_getfd
+        | SYS_ioprio_get
+        | SYS_ioprio_set
+        | SYS_vhangup
+        | SYS_sched_setscheduler => &[],
+        SYS_nanosleep => &[R(0, C(TS)), W(1, C(TS))],
+        SYS_getitimer => &[W(1, C(32))],
+        SYS_setitimer => &[R(1, C(32)), W(2, C(32))],
+        SYS_sendfile => &[Fd(0), Fd(1), W(2, C(8))],
+        SYS_connect | SYS_bind => &[Fd(0), R(1, A(2))],
+        SYS_accept | SYS_accept4 | SYS_getsockname | SYS_getpeername => {
+            &[Fd(0), W(2, C(4)), W(1, Ptr(2))]
+        }
+        SYS_sendto => &[Fd(0), R(1, A(2)), R(4, A(5))],
+        SYS_recvfrom => &[Fd(0), W(1, A(2)), W(5, C(4)), W(4, Ptr(5))],
+        SYS_sendmsg => &[Fd(0), Msg(1, false)],
+        SYS_recvmsg => &[Fd(0), Msg(1, true)],
+        SYS_socketpair => &[W(3, C(8))],
+        SYS_setsockopt => &[Fd(0), R(3, A(4))],
+        SYS_getsockopt => &[Fd(0), W(4, C(4)), W(3, Ptr(4))],
+        SYS_wait4 => &[W(1, C(4)), W(3, C(STAT))],
+        SYS_waitid => &[W(2, C(SIGINFO)), W(4, C(STAT))],
+        SYS_uname => &[W(0, C(390))],
+        SYS_getcwd => &[W(0, A(1))],
+        SYS_readlink => &[S(0), W(1, A(2))],
+        SYS_gettimeofday => &[W(0, C(16)), W(1, C(8))],
+        SYS_settimeofday => &[R(0, C(16)), R(1, C(8))],
+        SYS_getrlimit => &[W(1, C(16))],
+        SYS_setrlimit => &[R(1, C(16))],
+        SYS_prlimit64 => &[R(2, C(16)), W(3, C(16))],
+        SYS_getrusage => &[W(1, C(STAT))],
+        SYS_sysinfo => &[W(0, C(112))],
+        SYS_times => &[W(0, C(32))],
+        SYS_getgroups => &[W(1, ArgX(0, 4))],
+        SYS_setgroups => &[R(1, ArgX(0, 4))],
+        SYS_getresuid | SYS_getresgid => &[W(0, C(4)), W(1, C(4)), W(2, C(4))],
+        SYS_capget => &[W(0, C(8)), W(1, C(24))],
+        SYS_capset => &[R(0, C(8)), R(1, C(24))],
+        SYS_rt_sigpending => &[W(0, C(SIGSET))],
+        SYS_rt_sigtimedwait => &[R(0, C(SIGSET)), W(1, C(SIGINFO)), R(2, C(TS))],
+        SYS_rt_sigqueueinfo => &[R(2, C(SIGINFO))],
+        SYS_rt_tgsigqueueinfo => &[R(3, C(SIGINFO))],
+        SYS_rt_sigsuspend => &[R(0, C(SIGSET))],
+        SYS_utime => &[S(0), R(1, C(16))],
+        SYS_utimes => &[S(0), R(1, C(32))],
+        SYS_statfs => &[S(0), W(1, C(120))],
+        SYS_fstatfs => &[Fd(0), W(1, C(120))],
+        SYS_sched_setparam => &[R(1, C(4))],
+        SYS_sched_getparam => &[W(1, C(4))],
+        SYS_sched_rr_get_interval => &[W(1, C(TS))],
+        SYS_sched_setaffinity => &[R(2, A(1))],
+        SYS_sched_getaffinity => &[W(2, A(1))],
+        SYS_sched_setattr => &[R(1, C(56))],
+        SYS_sched_getattr => &[W(1, A(2))],
+        SYS_acct => &[S(0)],
+        SYS_setxattr | SYS_lsetxattr => &[S(0), S(1), R(2, A(3))],
+        SYS_fsetxattr => &[Fd(0), S(1), R(2, A(3))],
+        SYS_getxattr | SYS_lgetxattr => &[S(0), S(1), W(2, A(3))],
+        SYS_fgetxattr => &[Fd(0), S(1), W(2, A(3))],
+        SYS_listxattr | SYS_llistxattr => &[S(0), W(1, A(2))],
+        SYS_flistxattr => &[Fd(0), W(1, A(2))],
+        SYS_removexattr | SYS_lremovexattr => &[S(0), S(1)],
+        SYS_fremovexattr => &[Fd(0), S(1)],
+        SYS_time => &[W(0, C(8))],
+        SYS_futex => &[R(0, C(4))],
+        SYS_get_robust_list => &[W(1, C(8)), W(2, C(8))],
+        SYS_timer_create => &[R(1, C(64)), W(2, C(4))],
+        SYS_timer_settime => &[R(2, C(32)), W(3, C(32))],
+        SYS_timer_gettime => &[W(1, C(32))],
+        SYS_clock_settime => &[R(1, C(TS))],
+        SYS_clock_gettime | SYS_clock_getres => &[W(1, C(TS))],
+        SYS_clock_nanosleep => &[R(2, C(TS)), W(3, C(TS))],
+        SYS_epoll_wait => &[Fd(0), W(1, ArgX(2, 12))],
+        SYS_epoll_pwait => &[Fd(0), W(1, ArgX(2, 12)), R(4, C(SIGSET))],
+        SYS_epoll_pwait2 => &[Fd(0), W(1, ArgX(2, 12)), R(3, C(TS)), R(4, C(SIGSET))],
+        SYS_epoll_ctl => &[Fd(0), Fd(2), R(3, C(12))],
+        SYS_inotify_add_watch => &[Fd(0), S(1)],
+        SYS_openat | SYS_mkdirat | SYS_mknodat | SYS_fchownat | SYS_unlinkat | SYS_fchmodat
+        | SYS_faccessat | SYS_faccessat2 | SYS_fchmodat2 => &[Fd(0), S(1)],
+        SYS_openat2 => &[Fd(0), S(1), R(2, A(3))],
+        SYS_futimesat => &[Fd(0), S(1), R(2, C(32))],
+        SYS_utimensat => &[Fd(0), S(1), R(2, C(32))],
+        SYS_newfstatat => &[Fd(0), S(1), W(2, C(STAT))],
+        SYS_statx => &[Fd(0), S(1), W(4, C(256))],
+        SYS_renameat | SYS_renameat2 | SYS_linkat => &[Fd(0), S(1), Fd(2), S(3)],
+        SYS_symlinkat => &[S(0), Fd(1), S(2)],
+        SYS_readlinkat => &[Fd(0), S(1), W(2, A(3))],
+        SYS_splice | SYS_copy_file_range => &[Fd(0), W(1, C(8)), Fd(2), W(3, C(8))],
+        SYS_tee => &[Fd(0), Fd(1)],
+        SYS_vmsplice => &[Fd(0), Iov(1, 2, false)],
+        SYS_signalfd | SYS_signalfd4 => &[R(1, C(SIGSET))],
+        SYS_timerfd_settime => &[Fd(0), R(2, C(32)), W(3, C(32))],
+        SYS_timerfd_gettime => &[Fd(0), W(1, C(32))],
+        SYS_getcpu => &[W(0, C(4)), W(1, C(4))],
+        SYS_getrandom => &[W(0, A(1))],
+        SYS_pidfd_send_signal => &[R(2, C(SIGINFO))],
+        _ => return None,
+    })
+}
+
+/// The checks for ioctl(fd, cmd, arg): the size and direction are encoded
+/// in `cmd` (_IOC) except for the classic terminal requests.
+pub fn ioctl_arg(cmd: u64) -> Option<Arg> {
+    const TERMIOS: u64 = 60;
+    match cmd {
+        0x5401 => Some(Arg::W(2, Len::C(TERMIOS))), // TCGETS
+        0x5402..=0x5404 => Some(Arg::R(2, Len::C(TERMIOS))), // TCSETS[WF]
+        0x540f | 0x541b => Some(Arg::W(2, Len::C(4))), // TIOCGPGRP, FIONREAD
+        0x5410 | 0x5421 | 0x5452 => Some(Arg::R(2, Len::C(4))), // TIOCSPGRP, FIONBIO, FIOASYNC
+        0x5413 => Some(Arg::W(2, Len::C(8))),       // TIOCGWINSZ
+        0x5414 => Some(Arg::R(2, Len::C(8))),       // TIOCSWINSZ
+        _ => {
+            let dir = cmd >> 30;
+            let size = (cmd >> 16) & 0x3fff;
+            match (dir, size) {
+                (_, 0) | (0, _) => None,
+                (1, s) => Some(Arg::R(2, Len::C(s))), // _IOC_WRITE: the kernel reads
+                (_, s) => Some(Arg::W(2, Len::C(s))), // _IOC_READ (and RW)
+            }
+        }
+    }
+}
+
+/// The checks for fcntl(fd, cmd, arg).
+pub fn fcntl_arg(cmd: u64) -> Option<Arg> {
+    const FLOCK: u64 = 32;
+    match cmd as i32 {
+        F_GETLK | F_OFD_GETLK => Some(Arg::W(2, Len::C(FLOCK))),
+        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => Some(Arg::R(2, Len::C(FLOCK))),
+        F_GETOWN_EX => Some(Arg::W(2, Len::C(8))),
+        F_SETOWN_EX => Some(Arg::R(2, Len::C(8))),
+        _ => None,
+    }
+}

@@ -1,0 +1,408 @@
+//! What each system call does: decoded once here, then forwarded to the
+//! host (after its arguments are checked) or emulated.
+
+pub mod args;
+mod check;
+
+use vmm::{AddressSpace, Syscall, fds};
+
+use crate::host::{self, Errno, SysResult, encode};
+use crate::mm;
+use crate::signals::KernelSigaction;
+use crate::task::{Outcome, Task};
+
+/// What the task does after a system call.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Resume the program with this value in RAX.
+    Return(u64),
+    /// The program is over.
+    End(Outcome),
+}
+
+fn ret(r: SysResult) -> Action {
+    Action::Return(encode(r))
+}
+
+/// Handles one system call of `task`.
+pub fn handle(task: &mut Task, sc: Syscall) -> Action {
+    let a = sc.args;
+    let nr = sc.nr as i64;
+    log::trace!("syscall {} ({}) {:x?}", name(nr), sc.nr, a);
+    let action = match nr {
+        libc::SYS_exit | libc::SYS_exit_group => Action::End(Outcome::Exited(a[0] as i32 & 0xff)),
+        libc::SYS_brk => {
+            let vm = task.vm.clone();
+            let mut space = vm.memory.lock().expect("address space");
+            Action::Return(task.brk.set(&mut space, a[0]))
+        }
+        libc::SYS_mmap
+        | libc::SYS_munmap
+        | libc::SYS_mprotect
+        | libc::SYS_pkey_mprotect
+        | libc::SYS_mremap
+        | libc::SYS_madvise
+        | libc::SYS_mlock
+        | libc::SYS_mlock2
+        | libc::SYS_munlock
+        | libc::SYS_msync
+        | libc::SYS_mincore => ret(memory(task, nr, a)),
+        libc::SYS_arch_prctl => ret(arch_prctl(task, a)),
+        libc::SYS_rt_sigaction => ret(sigaction(task, a)),
+        libc::SYS_sigaltstack => ret(sigaltstack(task, a)),
+        // No signal frame was ever pushed: natively this is a bad frame.
+        libc::SYS_rt_sigreturn => Action::End(Outcome::Signaled(libc::SIGSEGV)),
+        libc::SYS_close => ret(if fds::is_parked(a[0] as i32 as i64) {
+            Err(Errno(libc::EBADF))
+        } else {
+            forward_raw(nr, a)
+        }),
+        libc::SYS_dup2 | libc::SYS_dup3 => ret(dup(nr, a)),
+        libc::SYS_close_range => ret(close_range(a)),
+        libc::SYS_ioctl => ret(checked(
+            task,
+            nr,
+            a,
+            &[args::Arg::Fd(0)],
+            args::ioctl_arg(a[1]),
+        )),
+        libc::SYS_fcntl => ret(checked(
+            task,
+            nr,
+            a,
+            &[args::Arg::Fd(0)],
+            args::fcntl_arg(a[1]),
+        )),
+        libc::SYS_prctl => ret(prctl(task, a)),
+        // Filters would apply to the sandbox's own system calls (KVM_RUN).
+        libc::SYS_seccomp => ret(Err(Errno(libc::EINVAL))),
+        // rseq areas are updated for the host thread's context, not the
+        // guest's; glibc works without (it registers only if this succeeds).
+        libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
+        // Processes, exec and namespaces are not proxied yet; io_uring and
+        // ptrace would act on the host process behind the sandbox's back.
+        libc::SYS_clone
+        | libc::SYS_clone3
+        | libc::SYS_fork
+        | libc::SYS_vfork
+        | libc::SYS_execve
+        | libc::SYS_execveat
+        | libc::SYS_unshare
+        | libc::SYS_setns
+        | libc::SYS_ptrace
+        | libc::SYS_io_uring_setup
+        | libc::SYS_io_uring_enter
+        | libc::SYS_io_uring_register => {
+            log::debug!("{} is not supported yet: ENOSYS", name(nr));
+            ret(Err(Errno(libc::ENOSYS)))
+        }
+        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(forward_raw(nr, a)),
+        _ => match args::spec(nr) {
+            Some(spec) => ret(checked(task, nr, a, spec, None)),
+            None => {
+                log::debug!("unknown system call {}: ENOSYS", sc.nr);
+                ret(Err(Errno(libc::ENOSYS)))
+            }
+        },
+    };
+    if let Action::Return(v) = action {
+        log::trace!("  -> {:#x}", v);
+    }
+    action
+}
+
+/// Forwards without checks: for calls whose arguments are all integers or
+/// were checked by the caller.
+fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {
+    // SAFETY: callers pass calls whose pointer arguments were checked
+    // against the program's memory, or that take none.
+    unsafe { host::syscall(nr as u64, a) }
+}
+
+/// Checks `spec` (and `extra`) against the program's memory, then forwards.
+fn checked(
+    task: &Task,
+    nr: i64,
+    a: [u64; 6],
+    spec: &[args::Arg],
+    extra: Option<args::Arg>,
+) -> SysResult {
+    {
+        let space = task.vm.memory.lock().expect("address space");
+        check::check_all(&space, &a, spec)?;
+        if let Some(x) = extra {
+            check::check(&space, &a, x)?;
+        }
+    }
+    forward_raw(nr, a)
+}
+
+fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
+    let vm = task.vm.clone();
+    let mut space = vm.memory.lock().expect("address space");
+    match nr {
+        libc::SYS_mmap => {
+            if a[3] as i32 & libc::MAP_ANONYMOUS == 0 && fds::is_parked(a[4] as i32 as i64) {
+                return Err(Errno(libc::EBADF));
+            }
+            mm::mmap(
+                &mut space,
+                a[0],
+                a[1],
+                a[2] as i32,
+                a[3] as i32,
+                a[4] as i32,
+                a[5],
+            )
+        }
+        libc::SYS_munmap => mm::munmap(&mut space, a[0], a[1]),
+        libc::SYS_mprotect | libc::SYS_pkey_mprotect => mm::mprotect(&mut space, nr as u64, a),
+        libc::SYS_mremap => mm::mremap(&mut space, a),
+        libc::SYS_mincore => {
+            let pages = a[1].div_ceil(mm::PAGE);
+            check::check(&space, &a, args::Arg::W(2, args::Len::C(pages)))?;
+            mm::ranged(&space, nr as u64, a)
+        }
+        _ => mm::ranged(&space, nr as u64, a),
+    }
+}
+
+fn write_program<T: Copy>(space: &AddressSpace, addr: u64, value: T) -> Result<(), Errno> {
+    if !space.program_can_access(addr, std::mem::size_of::<T>() as u64, true) {
+        return Err(Errno(libc::EFAULT));
+    }
+    // SAFETY: a writable program mapping of the host process, checked above.
+    unsafe { std::ptr::write_unaligned(addr as *mut T, value) };
+    Ok(())
+}
+
+fn read_program<T: Copy>(space: &AddressSpace, addr: u64) -> Result<T, Errno> {
+    if !space.program_can_access(addr, std::mem::size_of::<T>() as u64, false) {
+        return Err(Errno(libc::EFAULT));
+    }
+    // SAFETY: a readable program mapping of the host process, checked above.
+    Ok(unsafe { std::ptr::read_unaligned(addr as *const T) })
+}
+
+/// arch_prctl(2): FS/GS bases live in the vCPU; XSAVE permissions follow
+/// the task's XCR0.
+fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
+    const ARCH_SET_GS: u64 = 0x1001;
+    const ARCH_SET_FS: u64 = 0x1002;
+    const ARCH_GET_FS: u64 = 0x1003;
+    const ARCH_GET_GS: u64 = 0x1004;
+    const ARCH_GET_CPUID: u64 = 0x1011;
+    const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
+    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
+    const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+    const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
+    let space = || task.vm.memory.lock().expect("address space");
+    match a[0] {
+        ARCH_SET_FS | ARCH_SET_GS => {
+            if a[1] >= CANONICAL_TOP {
+                return Err(Errno(libc::EPERM));
+            }
+            task.vcpu.set_segment_base(a[0] == ARCH_SET_GS, a[1]);
+            Ok(0)
+        }
+        ARCH_GET_FS => write_program(&space(), a[1], task.vcpu.fs_base()).map(|_| 0),
+        ARCH_GET_GS => write_program(&space(), a[1], task.vcpu.gs_base()).map(|_| 0),
+        ARCH_GET_CPUID => Ok(1),
+        ARCH_GET_XCOMP_SUPP | ARCH_GET_XCOMP_PERM => {
+            write_program(&space(), a[1], task.vcpu.xcr0().bits()).map(|_| 0)
+        }
+        ARCH_REQ_XCOMP_PERM => {
+            if a[1] < 64 && task.vcpu.xcr0().bits() & (1 << a[1]) != 0 {
+                Ok(0)
+            } else {
+                Err(Errno(libc::EINVAL))
+            }
+        }
+        _ => Err(Errno(libc::EINVAL)),
+    }
+}
+
+fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
+    if a[3] != 8 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let space = task.vm.memory.lock().expect("address space");
+    let new = match a[1] {
+        0 => None,
+        p => Some(read_program::<KernelSigaction>(&space, p)?),
+    };
+    if a[2] != 0 && !space.program_can_access(a[2], 32, true) {
+        return Err(Errno(libc::EFAULT));
+    }
+    let old = task.signals.set(a[0], new)?;
+    if a[2] != 0 {
+        write_program(&space, a[2], old)?;
+    }
+    Ok(0)
+}
+
+/// SS_AUTODISARM (include/uapi/linux/signal.h).
+const SS_AUTODISARM: i32 = 1 << 31;
+
+/// sigaltstack(2), recorded for the signal delivery to come.
+fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
+    let space = task.vm.memory.lock().expect("address space");
+    let old = task.signals.altstack;
+    if a[0] != 0 {
+        let (sp, flags, size): (u64, i32, u64) = {
+            let sp = read_program::<u64>(&space, a[0])?;
+            let flags = read_program::<i32>(&space, a[0] + 8)?;
+            let size = read_program::<u64>(&space, a[0] + 16)?;
+            (sp, flags, size)
+        };
+        if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
+            return Err(Errno(libc::ENOMEM));
+        }
+        task.signals.altstack = (sp, flags, size);
+    }
+    if a[1] != 0 {
+        write_program(&space, a[1], old.0)?;
+        write_program(&space, a[1] + 8, old.1)?;
+        write_program(&space, a[1] + 16, old.2)?;
+    }
+    Ok(0)
+}
+
+/// dup2/dup3 onto a sandbox descriptor would close it under the sandbox.
+fn dup(nr: i64, a: [u64; 6]) -> SysResult {
+    if fds::is_parked(a[0] as i32 as i64) || fds::is_parked(a[1] as i32 as i64) {
+        return Err(Errno(libc::EBADF));
+    }
+    forward_raw(nr, a)
+}
+
+/// close_range(first, last, flags) around the sandbox's descriptors.
+fn close_range(a: [u64; 6]) -> SysResult {
+    let (first, last) = (a[0] as u32 as u64, a[1] as u32 as u64);
+    if first > last {
+        return Err(Errno(libc::EINVAL));
+    }
+    let mut from = first;
+    for fd in fds::parked_in(first, last) {
+        let fd = fd as u64;
+        if fd > from {
+            forward_raw(libc::SYS_close_range, [from, fd - 1, a[2], 0, 0, 0])?;
+        }
+        from = fd + 1;
+    }
+    if from <= last {
+        forward_raw(libc::SYS_close_range, [from, last, a[2], 0, 0, 0])?;
+    }
+    Ok(0)
+}
+
+fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
+    match a[0] as i32 {
+        libc::PR_SET_SECCOMP => Err(Errno(libc::EINVAL)),
+        libc::PR_SET_NAME => checked(
+            task,
+            libc::SYS_prctl,
+            a,
+            &[args::Arg::R(1, args::Len::C(16))],
+            None,
+        ),
+        libc::PR_GET_NAME => checked(
+            task,
+            libc::SYS_prctl,
+            a,
+            &[args::Arg::W(1, args::Len::C(16))],
+            None,
+        ),
+        // These change the host process's memory map or descriptors' meaning.
+        libc::PR_SET_MM | libc::PR_SET_PDEATHSIG => {
+            if a[0] as i32 == libc::PR_SET_MM {
+                Err(Errno(libc::EPERM))
+            } else {
+                forward_raw(libc::SYS_prctl, a)
+            }
+        }
+        libc::PR_GET_TID_ADDRESS | libc::PR_GET_PDEATHSIG => checked(
+            task,
+            libc::SYS_prctl,
+            a,
+            &[args::Arg::W(1, args::Len::C(8))],
+            None,
+        ),
+        _ => forward_raw(libc::SYS_prctl, a),
+    }
+}
+
+/// A system call's name for the trace.
+pub fn name(nr: i64) -> String {
+    NAMES
+        .iter()
+        .find(|(n, _)| *n == nr)
+        .map_or_else(|| format!("syscall_{nr}"), |(_, s)| (*s).to_string())
+}
+
+/// Names of the system calls a trace most often shows.
+static NAMES: &[(i64, &str)] = &[
+    (libc::SYS_read, "read"),
+    (libc::SYS_write, "write"),
+    (libc::SYS_close, "close"),
+    (libc::SYS_fstat, "fstat"),
+    (libc::SYS_lseek, "lseek"),
+    (libc::SYS_mmap, "mmap"),
+    (libc::SYS_mprotect, "mprotect"),
+    (libc::SYS_munmap, "munmap"),
+    (libc::SYS_brk, "brk"),
+    (libc::SYS_rt_sigaction, "rt_sigaction"),
+    (libc::SYS_rt_sigprocmask, "rt_sigprocmask"),
+    (libc::SYS_ioctl, "ioctl"),
+    (libc::SYS_pread64, "pread64"),
+    (libc::SYS_writev, "writev"),
+    (libc::SYS_access, "access"),
+    (libc::SYS_getpid, "getpid"),
+    (libc::SYS_exit, "exit"),
+    (libc::SYS_uname, "uname"),
+    (libc::SYS_fcntl, "fcntl"),
+    (libc::SYS_getcwd, "getcwd"),
+    (libc::SYS_readlink, "readlink"),
+    (libc::SYS_sysinfo, "sysinfo"),
+    (libc::SYS_arch_prctl, "arch_prctl"),
+    (libc::SYS_futex, "futex"),
+    (libc::SYS_getdents64, "getdents64"),
+    (libc::SYS_set_tid_address, "set_tid_address"),
+    (libc::SYS_clock_gettime, "clock_gettime"),
+    (libc::SYS_exit_group, "exit_group"),
+    (libc::SYS_openat, "openat"),
+    (libc::SYS_newfstatat, "newfstatat"),
+    (libc::SYS_set_robust_list, "set_robust_list"),
+    (libc::SYS_prlimit64, "prlimit64"),
+    (libc::SYS_getrandom, "getrandom"),
+    (libc::SYS_rseq, "rseq"),
+    (libc::SYS_statx, "statx"),
+    (libc::SYS_execve, "execve"),
+    (libc::SYS_mremap, "mremap"),
+    (libc::SYS_madvise, "madvise"),
+    (libc::SYS_clone, "clone"),
+    (libc::SYS_clone3, "clone3"),
+    (libc::SYS_dup2, "dup2"),
+    (libc::SYS_dup3, "dup3"),
+    (libc::SYS_close_range, "close_range"),
+    (libc::SYS_wait4, "wait4"),
+    (libc::SYS_kill, "kill"),
+    (libc::SYS_tgkill, "tgkill"),
+    (libc::SYS_poll, "poll"),
+    (libc::SYS_lstat, "lstat"),
+    (libc::SYS_stat, "stat"),
+    (libc::SYS_pipe, "pipe"),
+    (libc::SYS_pipe2, "pipe2"),
+    (libc::SYS_select, "select"),
+    (libc::SYS_nanosleep, "nanosleep"),
+    (libc::SYS_getuid, "getuid"),
+    (libc::SYS_geteuid, "geteuid"),
+    (libc::SYS_getgid, "getgid"),
+    (libc::SYS_getegid, "getegid"),
+    (libc::SYS_getppid, "getppid"),
+    (libc::SYS_gettid, "gettid"),
+    (libc::SYS_sched_getaffinity, "sched_getaffinity"),
+];

@@ -1,0 +1,133 @@
+//! A task: one thread of the program on its own vCPU, and the loop that
+//! runs it until it ends.
+
+use std::sync::Arc;
+
+use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
+use vmm::{Exit, Vcpu, VcpuError, Vm};
+
+use crate::mm::Brk;
+use crate::signals::{self, Signals};
+use crate::syscalls::{self, Action};
+
+/// How the program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// exit/exit_group with this status (0..=255).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
+
+/// Counters for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct TaskStats {
+    pub syscalls: u64,
+    pub exceptions: u64,
+}
+
+pub struct Task {
+    pub vm: Arc<Vm>,
+    pub vcpu: Vcpu,
+    pub brk: Brk,
+    pub signals: Signals,
+    pub stats: TaskStats,
+    /// The last page fault taken as possibly spurious (address, error code).
+    last_fault: Option<(u64, u64)>,
+}
+
+impl Task {
+    pub fn new(vm: Arc<Vm>, vcpu: Vcpu, brk: Brk) -> Task {
+        Task {
+            vm,
+            vcpu,
+            brk,
+            signals: Signals::default(),
+            stats: TaskStats::default(),
+            last_fault: None,
+        }
+    }
+
+    /// Runs the program until it exits or dies.
+    pub fn run(&mut self) -> Result<Outcome, VcpuError> {
+        loop {
+            let exit = self.vcpu.run(&self.vm.memory)?;
+            self.report_dropped_signals();
+            match exit {
+                Exit::Syscall(sc) => {
+                    self.stats.syscalls += 1;
+                    match syscalls::handle(self, sc) {
+                        Action::Return(v) => self.vcpu.complete_syscall(v),
+                        Action::End(outcome) => return Ok(outcome),
+                    }
+                }
+                Exit::Exception { frame, cr2 } => {
+                    self.stats.exceptions += 1;
+                    if let Some(outcome) = self.exception(frame, cr2)? {
+                        return Ok(outcome);
+                    }
+                }
+                Exit::Interrupted => {}
+            }
+        }
+    }
+
+    /// Decides what a CPU exception means: a retry (a stale translation
+    /// after rights were added) or the signal Linux would send.
+    fn exception(&mut self, f: ExceptionFrame, cr2: u64) -> Result<Option<Outcome>, VcpuError> {
+        let v = f.vector as u8;
+        if f.cs & 3 != 3 || f.cs as u16 != selectors::USER_CS && f.cs as u16 != selectors::USER_CS32
+        {
+            return Err(VcpuError::Unexpected(format!(
+                "exception in the guest runtime: {f:x?} cr2 {cr2:#x}"
+            )));
+        }
+        log::debug!(
+            "exception {} error {:#x} at {:#x} (cr2 {:#x})",
+            v,
+            f.error_code,
+            f.rip,
+            cr2
+        );
+        if v == vector::PAGE_FAULT && self.spurious(cr2, f.error_code) {
+            return Ok(None);
+        }
+        let sig = signals::for_exception(v);
+        if self.signals.handled(sig) {
+            log::warn!(
+                "signal {sig} at {:#x}: the program's handler cannot run (signal delivery is not implemented yet)",
+                f.rip
+            );
+        }
+        Ok(Some(Outcome::Signaled(sig)))
+    }
+
+    /// Whether a #PF hit memory the program may access as it tried: then a
+    /// TLB entry predates a widening of rights (SDM Vol. 3A 4.10.4.3) and
+    /// the access is retried once.
+    fn spurious(&mut self, addr: u64, error: u64) -> bool {
+        if error & pf_error::USER == 0 || self.last_fault == Some((addr, error)) {
+            self.last_fault = None;
+            return false;
+        }
+        let space = self.vm.memory.lock().expect("address space");
+        let allowed = space.program().get(addr).is_some_and(|(_, _, prot)| {
+            prot.readable()
+                && (error & pf_error::WRITE == 0 || prot.writable())
+                && (error & pf_error::INSTRUCTION_FETCH == 0 || prot.0 & vmm::Prot::EXEC != 0)
+        });
+        if allowed {
+            self.last_fault = Some((addr, error));
+        }
+        allowed
+    }
+
+    fn report_dropped_signals(&self) {
+        let caught = signals::take_caught();
+        for sig in (1..=signals::NSIG as i32).filter(|s| caught & (1 << (s - 1)) != 0) {
+            log::warn!(
+                "signal {sig} arrived for the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
+            );
+        }
+    }
+}

@@ -59,12 +59,11 @@ mount -t proc proc /host/proc &&
 mount -t sysfs sysfs /host/sys &&
 mount -t devtmpfs devtmpfs /host/dev &&
 mkdir -p /host/dev/pts /host/dev/shm &&
-mount -t devpts -o newinstance,ptmxmode=0666 devpts /host/dev/pts &&
+mount -t devpts -o ptmxmode=0666 devpts /host/dev/pts &&
 mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm &&
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp &&
 mount -t tmpfs -o mode=0755 tmpfs /host/run ||
     finish "@@LANE-FAIL@@ cannot mount proc/sys/dev/tmp inside /host"
-[ -L /host/dev/ptmx ] || ln -sf pts/ptmx /host/dev/ptmx
 
 # Raw: no \n -> \r\n on the command's output.
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

@@ -74,47 +74,57 @@ flock 9
 
 # ----------------------------------------------------------------------- kernel
 
-# The kernel package: LANE_KERNEL_PKG if given, else a 6.12 kernel if apt knows one
-# (bookworm-backports), else what linux-image-amd64 points to. Chosen once: after
-# that the copy in the cache is used, without apt or the network.
-pick_kernel_pkg() {
-    if [ -n "${LANE_KERNEL_PKG:-}" ]; then echo "$LANE_KERNEL_PKG"; return; fi
-    local p
-    p=$(apt-cache pkgnames linux-image-6.12 2>/dev/null |
-        grep -E '^linux-image-6\.12\.[0-9.]+\+(bpo|deb12)-amd64$' | sort -V | tail -n 1) || true
-    [ -n "$p" ] || p=$(apt-cache depends linux-image-amd64 2>/dev/null |
-        sed -n 's/^ *Depends: \(linux-image-[0-9].*-amd64\)$/\1/p' | head -n 1)
-    [ -n "$p" ] || { echo "lane: cannot find a Debian amd64 kernel package with apt-cache (run apt-get update, or set LANE_KERNEL_PKG)" >&2; exit 2; }
-    echo "$p"
+# The kernel package: LANE_KERNEL_PKG if given, else the current 6.12 kernel
+# (linux-image-6.12-amd64, in bookworm-security), else the current 6.1 one
+# (linux-image-amd64). Chosen once, on a cold cache; after that the copy in the
+# cache is used, without apt or the network. Stale apt lists may not know the 6.12
+# series yet: they are refreshed once, so that every machine picks the same series.
+pick_kernel_pkg() { # sets pkg
+    pkg=${LANE_KERNEL_PKG:-}
+    [ -z "$pkg" ] || return 0
+    local meta p
+    for meta in linux-image-6.12-amd64 linux-image-amd64; do
+        p=$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1)
+        if [ -z "$p" ] && [ $meta = linux-image-6.12-amd64 ] && [ $apt_updated = 0 ] && [ "$(id -u)" = 0 ]; then
+            apt_updated=1
+            apt-get -q update >&2 || true
+            p=$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1)
+        fi
+        [ -z "$p" ] || { pkg=$p; return 0; }
+    done
+    echo "lane: apt-cache knows no Debian amd64 kernel package (linux-image-6.12-amd64 or linux-image-amd64): set LANE_KERNEL_PKG" >&2
+    exit 2
 }
 
-# The .deb, from the cache or downloaded into it.
+# The .deb of $pkg, from the cache or downloaded into it; sets deb.
 kernel_deb() {
-    local pkg=$1 deb
     mkdir -p "$cache/deb"
     deb=$(ls "$cache/deb/${pkg}_"*.deb 2>/dev/null | tail -n 1) || true
     if [ -z "$deb" ]; then
         log "downloading $pkg"
         # As root apt would warn that its _apt sandbox user cannot write here.
         (cd "$cache/deb" && { apt-get -q -o APT::Sandbox::User=root download "$pkg" >&2 ||
-            { apt-get update >&2 && apt-get -q -o APT::Sandbox::User=root download "$pkg" >&2; }; }) ||
+            { [ $apt_updated = 0 ] && apt-get -q update >&2 && apt-get -q -o APT::Sandbox::User=root download "$pkg" >&2; }; }) ||
             { echo "lane: cannot download $pkg: check apt sources and network, or put its .deb in $cache/deb/" >&2; exit 2; }
         deb=$(ls "$cache/deb/${pkg}_"*.deb | tail -n 1)
     fi
-    echo "$deb"
 }
 
-# The ELF vmlinux inside a bzImage. QEMU boots it directly through its PVH entry,
-# which skips the in-guest decompression: about 4 s under TCG.
+# The ELF vmlinux inside a bzImage ($1), compressed as kernel config $2 says. QEMU
+# boots it directly through its PVH entry, which skips the in-guest decompression
+# (about 4 s under TCG).
 extract_vmlinux() {
-    local img=$1 out=$2 magic tool off
-    for magic in $'\xfd7zXZ:xz -dc --single-stream' $'\x28\xb5\x2f\xfd:zstd -qdc' $'\x1f\x8b\x08:gzip -dc'; do
-        tool=${magic#*:}
-        command -v "${tool%% *}" >/dev/null || continue
-        for off in $(LC_ALL=C grep -abo "${magic%%:*}" "$img" | cut -d: -f1); do
-            tail -c +$((off + 1)) "$img" | $tool >"$out" 2>/dev/null || true
-            [ "$(head -c 4 "$out" | od -An -c | tr -d ' ')" = '177ELF' ] && return 0
-        done
+    local img=$1 config=$2 out=$3 magic tool off
+    case $(grep -o '^CONFIG_KERNEL_[A-Z0-9]*=y' "$config") in
+    CONFIG_KERNEL_XZ=y) magic=$'\xfd7zXZ'; need xz:xz-utils; tool='xz -dc --single-stream' ;;
+    CONFIG_KERNEL_ZSTD=y) magic=$'\x28\xb5\x2f\xfd'; need zstd:zstd; tool='zstd -qdc' ;;
+    CONFIG_KERNEL_GZIP=y) magic=$'\x1f\x8b\x08'; tool='gzip -dc' ;;
+    *) return 1 ;;
+    esac
+    # The magic may also occur by chance before the payload: try each match.
+    for off in $(LC_ALL=C grep -abo -F "$magic" "$img" | cut -d: -f1); do
+        tail -c +$((off + 1)) "$img" | $tool >"$out" 2>/dev/null || true
+        [ "$(head -c 4 "$out" | od -An -c | tr -d ' ')" = '177ELF' ] && return 0
     done
     rm -f "$out"
     return 1
@@ -182,8 +192,8 @@ build_initrd() {
 }
 
 if [ ! -f "$kdir/vmlinuz" ] || [ ! -f "$initrd" ] || [ "$(cat "$cache/initrd.key" 2>/dev/null)" != "$(initrd_key)" ]; then
-    if [ -f "$kdir/package" ]; then pkg=$(cat "$kdir/package"); else pkg=$(pick_kernel_pkg); fi
-    deb=$(kernel_deb "$pkg")
+    if [ -f "$kdir/package" ]; then pkg=$(cat "$kdir/package"); else pick_kernel_pkg; fi
+    kernel_deb
     log "unpacking ${deb##*/}"
     unpack=$cache/unpack.tmp
     rm -rf "$unpack"
@@ -198,7 +208,7 @@ if [ ! -f "$kdir/vmlinuz" ] || [ ! -f "$initrd" ] || [ "$(cat "$cache/initrd.key
         cp "$unpack/boot/config-"* "$kdir.tmp/config"
         cp "$vmlinuz" "$kdir.tmp/vmlinuz"
         if grep -q '^CONFIG_PVH=y' "$kdir.tmp/config"; then
-            extract_vmlinux "$vmlinuz" "$kdir.tmp/vmlinux" || log "note: no vmlinux in $vmlinuz; booting the bzImage (slower)"
+            extract_vmlinux "$vmlinuz" "$kdir.tmp/config" "$kdir.tmp/vmlinux" || log "note: no vmlinux in $vmlinuz; booting the bzImage (slower)"
         fi
         rm -rf "$kdir"
         mv "$kdir.tmp" "$kdir"
@@ -291,7 +301,7 @@ cp "$run/console.log" "$cache/last-console.log" 2>/dev/null || true
 
 tail_console() {
     echo "---- last 40 lines of the guest console ($cache/last-console.log) ----" >&2
-    tail -n 40 "$run/console.log" | tr -d '\r' >&2
+    if [ -s "$run/console.log" ]; then tail -n 40 "$run/console.log" | tr -d '\r' >&2; else echo "(empty: nothing above the quiet log level)" >&2; fi
     echo "----" >&2
 }
 

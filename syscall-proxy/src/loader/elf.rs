@@ -10,6 +10,7 @@ use linux_loader::elf::{self, Elf64_Ehdr, Elf64_Phdr};
 use vm_memory::ByteValued;
 use vmm::AddressSpace;
 
+use crate::host;
 use crate::mm::{self, PAGE, page_down, page_up};
 
 #[derive(Debug, thiserror::Error)]
@@ -49,8 +50,14 @@ fn prot_of(flags: u32) -> i32 {
     p
 }
 
-/// Maps `path`'s PT_LOAD segments into the program's memory.
-pub fn load(space: &mut AddressSpace, path: &Path) -> Result<Loaded, LoadError> {
+/// Where a position-independent main program is placed if that is free.
+const PIE_BASE: u64 = 0x4000_0000_0000;
+/// Free space kept after a position-independent main program for its brk.
+const BRK_ROOM: u64 = 64 << 30;
+
+/// Maps `path`'s PT_LOAD segments into the program's memory; `main` is
+/// false for the interpreter.
+pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded, LoadError> {
     let err = |why: String| LoadError {
         path: path.display().to_string(),
         why,
@@ -100,9 +107,27 @@ pub fn load(space: &mut AddressSpace, path: &Path) -> Result<Loaded, LoadError> 
     // executable must find its addresses free of the sandbox's own memory.
     let bias = if dynamic {
         let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-        let base = mm::mmap(space, 0, span, libc::PROT_NONE, flags, -1, 0)
-            .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
-        base - lo
+        // A main program goes low, with room after it for brk to grow, as
+        // Linux puts PIEs at ELF_ET_DYN_BASE far below the mmap area; the
+        // interpreter goes wherever the kernel picks.
+        let base = if main {
+            // Find a hole with the room, then take only the program's part.
+            let hole = host::mmap(PIE_BASE, span + BRK_ROOM, libc::PROT_NONE, flags, -1, 0)
+                .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
+            let _ = host::munmap(hole, span + BRK_ROOM);
+            mm::mmap(
+                space,
+                hole,
+                span,
+                libc::PROT_NONE,
+                flags | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        } else {
+            mm::mmap(space, 0, span, libc::PROT_NONE, flags, -1, 0)
+        };
+        base.map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))? - lo
     } else {
         let flags = libc::MAP_PRIVATE
             | libc::MAP_ANONYMOUS

@@ -42,7 +42,7 @@ pub fn load(
     envp: Vec<OsString>,
     cpu: CpuFacts,
 ) -> Result<Image, elf::LoadError> {
-    let main = elf::load(space, &exe.path)?;
+    let main = elf::load(space, &exe.path, true)?;
     let (entry, base) = match &main.interp {
         Some(interp) => {
             let path = Path::new(interp);
@@ -54,7 +54,7 @@ pub fn load(
                 path: exe.path.display().to_string(),
                 why: format!("interpreter {e}"),
             })?;
-            let ld = elf::load(space, path)?;
+            let ld = elf::load(space, path, false)?;
             (ld.entry, ld.bias)
         }
         None => (main.entry, 0),

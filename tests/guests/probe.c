@@ -1,0 +1,187 @@
+/*
+ * probe: one small program, many behaviours, selected by argv[1]. Each
+ * prints what it observed so that the tests compare it with the native run.
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/auxv.h>
+#include <sys/mman.h>
+#include <sys/resource.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#ifndef AT_MINSIGSTKSZ
+#define AT_MINSIGSTKSZ 51
+#endif
+
+static __thread int tls_counter = 5;
+
+static int cmd_args(int argc, char **argv)
+{
+	printf("argc=%d\n", argc);
+	for (int i = 0; i < argc; i++)
+		printf("argv[%d]=[%s]\n", i, argv[i]);
+	const char *v = getenv("PROBE_VAR");
+	printf("PROBE_VAR=[%s]\n", v ? v : "(unset)");
+	tls_counter++;
+	printf("tls=%d\n", tls_counter);
+	return 0;
+}
+
+static int cmd_files(const char *dir)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/probe-file", dir);
+	int fd = open(path, O_CREAT | O_TRUNC | O_WRONLY, 0644);
+	if (fd < 0)
+		return perror("open"), 1;
+	printf("first_fd=%d\n", fd);
+	const char msg[] = "written in the sandbox\n";
+	if (write(fd, msg, sizeof msg - 1) != sizeof msg - 1)
+		return perror("write"), 1;
+	close(fd);
+	char buf[128] = {0};
+	fd = open(path, O_RDONLY);
+	ssize_t n = read(fd, buf, sizeof buf - 1);
+	printf("read=%zd content=%s", n, buf);
+	close(fd);
+	return unlink(path) == 0 ? 0 : 1;
+}
+
+static int cmd_memory(void)
+{
+	/* malloc large and small (mmap and brk paths), realloc (mremap). */
+	char *big = malloc(64 << 20);
+	memset(big, 1, 64 << 20);
+	big = realloc(big, 128 << 20);
+	big[(128 << 20) - 1] = 2;
+	void *before = sbrk(0);
+	char *small = malloc(1000);
+	strcpy(small, "heap");
+	void *grown = sbrk(1 << 20);
+	memset(grown, 3, 1 << 20);
+	printf("brk_grew=%d small=%s big_end=%d\n", sbrk(0) > before, small, big[(128 << 20) - 1]);
+	free(big);
+	return 0;
+}
+
+/* Writes to a page after mprotect(PROT_READ): SIGSEGV natively. */
+static int cmd_mprotect(void)
+{
+	char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p[0] = 1;
+	p[4096] = 2;
+	mprotect(p, 4096, PROT_READ);
+	printf("read_after_protect=%d\n", p[0] + p[4096]);
+	fflush(stdout);
+	p[0] = 3;
+	printf("wrote a read-only page\n");
+	return 0;
+}
+
+static int cmd_munmap(void)
+{
+	char *p = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	p[0] = 1;
+	munmap(p, 4096);
+	printf("unmapped\n");
+	fflush(stdout);
+	return p[0];
+}
+
+/* The sandbox's own descriptors are invisible: closing them fails as for
+ * any unused number, and the run goes on. */
+static int cmd_fds(void)
+{
+	struct rlimit r;
+	getrlimit(RLIMIT_NOFILE, &r);
+	int closed = 0;
+	for (long fd = 3; fd < (long)r.rlim_max && fd < (1 << 20); fd++)
+		if (close((int)fd) == 0)
+			closed++;
+	long cr = syscall(SYS_close_range, 3, ~0U, 0);
+	int fd = open("/dev/null", O_RDONLY);
+	printf("closed=%d close_range=%ld next_fd=%d\n", closed, cr, fd);
+	return 0;
+}
+
+/* Finds a writable mapping of the sandbox itself and tries to reach it. */
+static int cmd_sandbox_memory(void)
+{
+	FILE *maps = fopen("/proc/self/maps", "r");
+	char line[512];
+	unsigned long lo = 0;
+	while (fgets(line, sizeof line, maps)) {
+		unsigned long a, b;
+		char perms[8];
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && strstr(line, "xcr0-sandbox") && perms[1] == 'w') {
+			lo = a;
+			break;
+		}
+	}
+	fclose(maps);
+	if (!lo)
+		return printf("no sandbox mapping found\n"), 1;
+	int zero = open("/dev/zero", O_RDONLY);
+	ssize_t n = read(zero, (void *)lo, 16);
+	printf("read_into_sandbox=%zd errno=%s\n", n, n < 0 ? strerrorname_np(errno) : "-");
+	void *m = mmap((void *)lo, 4096, PROT_READ | PROT_WRITE, MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("map_fixed_over_sandbox=%s\n", m == MAP_FAILED ? strerrorname_np(errno) : "mapped");
+	m = mmap((void *)lo, 4096, PROT_READ, MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	printf("map_noreplace_over_sandbox=%s\n", m == MAP_FAILED ? strerrorname_np(errno) : "mapped");
+	printf("munmap_sandbox=%d\n", munmap((void *)lo, 4096));
+	fflush(stdout);
+	*(volatile char *)lo = 1;
+	printf("wrote into the sandbox\n");
+	return 0;
+}
+
+static int cmd_auxv(void)
+{
+	printf("pagesz=%lu\n", getauxval(AT_PAGESZ));
+	printf("minsigstksz=%lu\n", getauxval(AT_MINSIGSTKSZ));
+	printf("hwcap=%#lx\n", getauxval(AT_HWCAP));
+	printf("platform=%s\n", (char *)getauxval(AT_PLATFORM));
+	printf("execfn=%s\n", (char *)getauxval(AT_EXECFN));
+	printf("entry_set=%d random_set=%d\n", getauxval(AT_ENTRY) != 0, getauxval(AT_RANDOM) != 0);
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	const char *cmd = argc > 1 ? argv[1] : "args";
+	if (!strcmp(cmd, "args"))
+		return cmd_args(argc, argv);
+	if (!strcmp(cmd, "exit"))
+		return atoi(argv[2]);
+	if (!strcmp(cmd, "files"))
+		return cmd_files(argv[2]);
+	if (!strcmp(cmd, "memory"))
+		return cmd_memory();
+	if (!strcmp(cmd, "mprotect"))
+		return cmd_mprotect();
+	if (!strcmp(cmd, "munmap"))
+		return cmd_munmap();
+	if (!strcmp(cmd, "fds"))
+		return cmd_fds();
+	if (!strcmp(cmd, "sandbox-memory"))
+		return cmd_sandbox_memory();
+	if (!strcmp(cmd, "auxv"))
+		return cmd_auxv();
+	if (!strcmp(cmd, "segv"))
+		return *(volatile int *)8;
+	if (!strcmp(cmd, "abort"))
+		abort();
+	if (!strcmp(cmd, "ud2"))
+		__builtin_trap();
+	if (!strcmp(cmd, "sigterm-self"))
+		return kill(getpid(), SIGTERM);
+	fprintf(stderr, "probe: unknown command %s\n", cmd);
+	return 2;
+}

@@ -120,7 +120,7 @@ static int cmd_sandbox_memory(void)
 	while (fgets(line, sizeof line, maps)) {
 		unsigned long a, b;
 		char perms[8];
-		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && strstr(line, "xcr0-sandbox") && perms[1] == 'w') {
+		if (sscanf(line, "%lx-%lx %7s", &a, &b, perms) == 3 && strstr(line, "/xcr0-sandbox\n") && perms[1] == 'w') {
 			lo = a;
 			break;
 		}

@@ -1,0 +1,168 @@
+//! Helpers shared by the integration tests: running the sandbox, building
+//! the C guests, knowing what this host's KVM can do.
+
+#![allow(dead_code)]
+
+use std::collections::HashMap;
+use std::ffi::OsStr;
+use std::io::Write;
+use std::os::unix::process::ExitStatusExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+use std::sync::{Mutex, OnceLock};
+
+pub const SANDBOX: &str = env!("CARGO_BIN_EXE_xcr0-sandbox");
+
+/// Whether /dev/kvm can be used. Where it cannot, tests return early with
+/// the reason on stderr, except under CI=true, where that is a failure.
+pub fn kvm() -> bool {
+    static OK: OnceLock<Result<(), String>> = OnceLock::new();
+    let r = OK.get_or_init(|| {
+        std::fs::OpenOptions::new()
+            .read(true)
+            .write(true)
+            .open("/dev/kvm")
+            .map(|_| ())
+            .map_err(|e| format!("/dev/kvm: {e}"))
+    });
+    match r {
+        Ok(()) => true,
+        Err(e) if std::env::var_os("CI").is_some_and(|v| v == "true") => {
+            panic!("CI needs KVM: {e}")
+        }
+        Err(e) => {
+            eprintln!("skipped: {e}");
+            false
+        }
+    }
+}
+
+/// Whether this host's KVM applies a guest's XCR0 (`--check` exits 0).
+pub fn enforced() -> bool {
+    static E: OnceLock<bool> = OnceLock::new();
+    *E.get_or_init(|| {
+        Command::new(SANDBOX)
+            .arg("--check")
+            .output()
+            .expect("run --check")
+            .status
+            .success()
+    })
+}
+
+/// Runs the sandbox with `args`; adds --allow-unenforced-xcr0 where the KVM
+/// does not enforce XCR0, so the program tests run on both KVMs.
+pub fn sandbox<S: AsRef<OsStr>>(args: &[S]) -> Output {
+    sandbox_with(args, None, &[])
+}
+
+pub fn sandbox_with<S: AsRef<OsStr>>(
+    args: &[S],
+    stdin: Option<&[u8]>,
+    env: &[(&str, &str)],
+) -> Output {
+    let mut c = Command::new(SANDBOX);
+    if !enforced() {
+        c.arg("--allow-unenforced-xcr0");
+    }
+    c.args(args);
+    run(c, stdin, env)
+}
+
+/// Runs `c` with its stdin fed from `stdin`, collecting the output.
+pub fn run(mut c: Command, stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
+    c.envs(env.iter().copied());
+    c.stdin(if stdin.is_some() {
+        Stdio::piped()
+    } else {
+        Stdio::null()
+    });
+    c.stdout(Stdio::piped()).stderr(Stdio::piped());
+    let mut child = c.spawn().expect("spawn");
+    if let Some(data) = stdin {
+        child.stdin.take().unwrap().write_all(data).unwrap();
+    }
+    child.wait_with_output().expect("wait")
+}
+
+pub fn stdout(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stdout).into_owned()
+}
+
+pub fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+/// Asserts a clean exit with `code`, showing the output otherwise.
+pub fn assert_exit(o: &Output, code: i32) {
+    assert_eq!(
+        o.status.code(),
+        Some(code),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+}
+
+/// Asserts death by `sig`, showing the output otherwise.
+pub fn assert_signal(o: &Output, sig: i32) {
+    assert_eq!(
+        o.status.signal(),
+        Some(sig),
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status,
+        stdout(o),
+        stderr(o)
+    );
+    assert!(!o.status.core_dumped(), "no core file");
+}
+
+/// A scratch directory for this test process.
+pub fn scratch() -> PathBuf {
+    static DIR: OnceLock<PathBuf> = OnceLock::new();
+    DIR.get_or_init(|| {
+        let d = std::env::temp_dir().join(format!("sandbox-tests-{}", std::process::id()));
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    })
+    .clone()
+}
+
+/// Builds tests/guests/NAME.c with `flags` (once per process) and returns
+/// the binary's path.
+pub fn guest(name: &str, flags: &[&str]) -> PathBuf {
+    static BUILT: OnceLock<Mutex<HashMap<String, PathBuf>>> = OnceLock::new();
+    let key = format!("{name}{}", flags.join(""));
+    let mut built = BUILT.get_or_init(Default::default).lock().unwrap();
+    if let Some(p) = built.get(&key) {
+        return p.clone();
+    }
+    let src = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/guests")
+        .join(format!("{name}.c"));
+    let out = scratch().join(key.replace(['-', ' '], "_"));
+    let o = Command::new("cc")
+        .args(["-O1", "-Wall", "-o"])
+        .arg(&out)
+        .arg(&src)
+        .args(flags)
+        .output()
+        .expect("run cc");
+    assert!(
+        o.status.success(),
+        "cc {flags:?} {}: {}",
+        src.display(),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    built.insert(key, out.clone());
+    out
+}
+
+/// key=value lines as a map.
+pub fn keyvals(s: &str) -> HashMap<String, String> {
+    s.lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}

@@ -1,0 +1,268 @@
+//! Real programs from the distribution, and C programs built here, run in
+//! the sandbox behave as they do natively. These run on every KVM (on one
+//! that does not apply XCR0, with --allow-unenforced-xcr0).
+
+mod common;
+
+use std::process::Command;
+
+use common::*;
+
+#[test]
+fn true_and_false_statuses() {
+    if !kvm() {
+        return;
+    }
+    assert_exit(&sandbox(&["true"]), 0);
+    assert_exit(&sandbox(&["/bin/false"]), 1);
+}
+
+#[test]
+fn echo_keeps_arguments_with_spaces() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox(&["echo", "a b", " c ", "", "d"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "a b  c   d\n");
+}
+
+#[test]
+fn environment_is_passed_through() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox_with(
+        &["printenv", "XCR0_TEST_VALUE"],
+        None,
+        &[("XCR0_TEST_VALUE", "hello world")],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "hello world\n");
+}
+
+#[test]
+fn cat_prints_a_file() {
+    if !kvm() {
+        return;
+    }
+    let f = scratch().join("cat-input");
+    std::fs::write(&f, "line one\nline two\n").unwrap();
+    let o = sandbox(&[std::ffi::OsStr::new("cat"), f.as_os_str()]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "line one\nline two\n");
+}
+
+#[test]
+fn ls_lists_a_directory_as_natively() {
+    if !kvm() {
+        return;
+    }
+    let d = scratch().join("ls-dir");
+    std::fs::create_dir_all(d.join("sub")).unwrap();
+    for n in ["b.txt", "a.txt", "c"] {
+        std::fs::write(d.join(n), n).unwrap();
+    }
+    let args = ["-la", "--time-style=+%s", d.to_str().unwrap()];
+    let native = Command::new("ls").args(args).output().unwrap();
+    let o = sandbox(&[&["ls"][..], &args[..]].concat());
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), String::from_utf8_lossy(&native.stdout));
+}
+
+#[test]
+fn sort_reads_stdin() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox_with(&["sort"], Some(b"pear\napple\nfig\n"), &[]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "apple\nfig\npear\n");
+}
+
+#[test]
+fn a_file_written_can_be_read_back() {
+    if !kvm() {
+        return;
+    }
+    let f = scratch().join("tee-output");
+    let o = sandbox_with(
+        &[std::ffi::OsStr::new("tee"), f.as_os_str()],
+        Some(b"kept\n"),
+        &[],
+    );
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "kept\n");
+    let o = sandbox(&[
+        guest("probe", &[]).as_os_str(),
+        "files".as_ref(),
+        scratch().as_os_str(),
+    ]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "first_fd=3\nread=23 content=written in the sandbox\n"
+    );
+}
+
+#[test]
+fn python_computes_and_prints() {
+    if !kvm() {
+        return;
+    }
+    // The distribution's interpreter itself (a PATH shim would need exec).
+    let code = "import hashlib, json; print(json.dumps([sum(range(10**5)), hashlib.sha256(b'x').hexdigest()[:8]]))";
+    let o = sandbox(&["/usr/bin/python3", "-c", code]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "[4999950000, \"2d711642\"]\n");
+}
+
+#[test]
+fn shell_builtins_and_exit_status() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox(&[
+        "/bin/sh",
+        "-c",
+        "x=$((6*7)); echo \"$x $0 $1\"; exit 9",
+        "zero",
+        "one",
+    ]);
+    assert_exit(&o, 9);
+    assert_eq!(stdout(&o), "42 zero one\n");
+}
+
+#[test]
+fn hashbang_scripts_run_through_their_interpreter() {
+    if !kvm() {
+        return;
+    }
+    let s = scratch().join("script.sh");
+    std::fs::write(&s, "#!/bin/sh -e\necho \"script $0 [$1] [$2]\"\nexit 3\n").unwrap();
+    std::fs::set_permissions(&s, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let o = sandbox(&[s.as_os_str(), "a b".as_ref(), "c".as_ref()]);
+    assert_exit(&o, 3);
+    assert_eq!(stdout(&o), format!("script {} [a b] [c]\n", s.display()));
+}
+
+/// Static and dynamic, PIE and fixed-address builds of the same program.
+const VARIANTS: &[&[&str]] = &[&[], &["-no-pie"], &["-static"], &["-static-pie"]];
+
+#[test]
+fn c_programs_static_dynamic_pie_and_not() {
+    if !kvm() {
+        return;
+    }
+    for flags in VARIANTS {
+        let p = guest("probe", flags);
+        let o = sandbox_with(
+            &[p.as_os_str(), "args".as_ref(), "x y".as_ref()],
+            None,
+            &[("PROBE_VAR", "v")],
+        );
+        assert_exit(&o, 0);
+        let expected = format!(
+            "argc=3\nargv[0]=[{}]\nargv[1]=[args]\nargv[2]=[x y]\nPROBE_VAR=[v]\ntls=6\n",
+            p.display()
+        );
+        assert_eq!(stdout(&o), expected, "{flags:?}");
+        assert_exit(
+            &sandbox(&[p.as_os_str(), "exit".as_ref(), "42".as_ref()]),
+            42,
+        );
+        let o = sandbox(&[p.as_os_str(), "memory".as_ref()]);
+        assert_exit(&o, 0);
+        assert_eq!(stdout(&o), "brk_grew=1 small=heap big_end=2\n", "{flags:?}");
+    }
+}
+
+#[test]
+fn auxiliary_vector_is_complete() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let o = sandbox(&[p.as_os_str(), "auxv".as_ref()]);
+    assert_exit(&o, 0);
+    let native = Command::new(&p).arg("auxv").output().unwrap();
+    let (got, want) = (
+        keyvals(&stdout(&o)),
+        keyvals(&String::from_utf8_lossy(&native.stdout)),
+    );
+    for k in ["pagesz", "platform", "execfn", "entry_set hwcap"] {
+        assert_eq!(got.get(k), want.get(k), "{k}");
+    }
+    assert_eq!(got["entry_set"], "1 random_set=1");
+    // The native value is for the host's XCR0; the sandbox's default is the
+    // host's XCR0 too, so they agree.
+    assert_eq!(got["minsigstksz"], want["minsigstksz"]);
+}
+
+#[test]
+fn first_descriptor_is_3_and_sandbox_descriptors_are_invisible() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let native = Command::new(&p)
+        .arg("fds")
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    let o = sandbox(&[p.as_os_str(), "fds".as_ref()]);
+    assert_exit(&o, 0);
+    // Closing every number up to the hard limit closes only what the test
+    // harness passed down, as natively; the sandbox keeps running.
+    assert_eq!(stdout(&o), String::from_utf8_lossy(&native.stdout));
+    assert!(
+        stdout(&o).ends_with("close_range=0 next_fd=3\n"),
+        "{}",
+        stdout(&o)
+    );
+}
+
+#[test]
+fn memory_protection_is_mirrored_into_the_guest() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let o = sandbox(&[p.as_os_str(), "mprotect".as_ref()]);
+    assert_signal(&o, libc::SIGSEGV);
+    assert_eq!(stdout(&o), "read_after_protect=3\n");
+    let o = sandbox(&[p.as_os_str(), "munmap".as_ref()]);
+    assert_signal(&o, libc::SIGSEGV);
+    assert_eq!(stdout(&o), "unmapped\n");
+}
+
+#[test]
+fn the_program_cannot_reach_the_sandbox_memory() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let o = sandbox(&[p.as_os_str(), "sandbox-memory".as_ref()]);
+    assert_signal(&o, libc::SIGSEGV);
+    assert_eq!(
+        stdout(&o),
+        "read_into_sandbox=-1 errno=EFAULT\nmap_fixed_over_sandbox=ENOMEM\nmap_noreplace_over_sandbox=EEXIST\nmunmap_sandbox=0\n"
+    );
+}
+
+#[test]
+fn death_by_signal_is_mirrored() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    for (cmd, sig) in [
+        ("segv", libc::SIGSEGV),
+        ("abort", libc::SIGABRT),
+        ("ud2", libc::SIGILL),
+        ("sigterm-self", libc::SIGTERM),
+    ] {
+        let o = sandbox(&[p.as_os_str(), cmd.as_ref()]);
+        assert_signal(&o, sig);
+    }
+}

@@ -222,6 +222,8 @@ flock -u 9
 
 # ------------------------------------------------------------------------- run
 
+# Run directories of lanes that were killed outright.
+find "$cache" -maxdepth 1 -name 'run.*' -mmin +1440 -exec rm -rf {} + 2>/dev/null || true
 run=$(mktemp -d "$cache/run.XXXXXX")
 qpid=
 cleanup() {
@@ -309,7 +311,8 @@ marker=$(tr -d '\r' <"$run/console.log" | grep -a -o '@@LANE-[A-Z]*@@.*' | tail 
 case $marker in
 '@@LANE-EXIT@@ '*)
     [ "$debug" != 1 ] || log "guest ran $((SECONDS - start)) s"
-    exit "${marker#@@LANE-EXIT@@ }" ;;
+    status=${marker#@@LANE-EXIT@@ }
+    exit "${status%%[!0-9]*}" ;;
 '@@LANE-NOKVM@@ '*)
     log "no KVM inside the lane: ${marker#@@LANE-NOKVM@@ }"
     tail_console

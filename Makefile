@@ -1,0 +1,55 @@
+# xcr0-sandbox. `make test` is the whole suite, the real-KVM lane included
+# whenever this host's KVM does not apply XCR0 (and always under CI=true).
+
+CARGO ?= cargo
+SANDBOX := target/release/xcr0-sandbox
+LANE := tests/nested/lane.sh
+# The test binaries that run inside the lane: real programs, error cases,
+# the XCR0 suite, and the VMM's own probe tests.
+LANE_TESTS := programs errors xcr0 probe
+
+.PHONY: all build test test-host test-real-kvm demo bench lint clean
+
+all: build
+
+build:
+	$(CARGO) build --release --locked
+
+# Host lane first (fast, every test), then the real-KVM lane unless the
+# host's own KVM enforces XCR0, in which case the XCR0 suite already ran.
+test: lint test-host
+	@if $(SANDBOX) --check >/dev/null 2>&1; then \
+		echo "make: this host's KVM enforces XCR0: the XCR0 suite ran in the host lane"; \
+	else \
+		echo "make: this host's KVM does not enforce XCR0: running the real-KVM lane"; \
+		$(MAKE) --no-print-directory test-real-kvm; \
+	fi
+
+test-host: build
+	$(CARGO) test --release --locked --workspace
+
+# Builds the test binaries, then runs them under kvm_amd inside QEMU (TCG).
+test-real-kvm: build
+	@bins=$$($(CARGO) test --release --locked --workspace --no-run --message-format=json 2>/dev/null \
+		| tests/nested/test-binaries.sh $(LANE_TESTS)) || exit 1; \
+	$(LANE) --timeout 900 -- tests/nested/suite.sh $(CURDIR)/$(SANDBOX) $$bins
+
+# The report program under XCR0 0x3 and 0x7, on a KVM that enforces XCR0:
+# this host's if it does, else the lane's.
+demo: build
+	@if $(SANDBOX) --check >/dev/null 2>&1; then \
+		echo "make: on this host's KVM"; tests/demo.sh $(CURDIR)/$(SANDBOX); \
+	else \
+		echo "make: this host's KVM does not enforce XCR0; on kvm_amd in the nested lane"; \
+		$(LANE) --timeout 600 -- tests/demo.sh $(CURDIR)/$(SANDBOX); \
+	fi
+
+bench: build
+	tests/bench/bench.sh $(SANDBOX)
+
+lint:
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --locked --workspace --all-targets -- -D warnings
+
+clean:
+	$(CARGO) clean

@@ -1,7 +1,7 @@
 //! Command line and logging set-up.
 
 use std::ffi::OsString;
-use std::io::Write;
+use std::io::Write as _;
 use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 
@@ -102,7 +102,7 @@ pub fn init_logging(verbose: u8) {
     if let Ok(fd) = vmm::fds::park(2) {
         // SAFETY: `fd` is a fresh duplicate of stderr owned by the logger alone.
         let file = unsafe { std::fs::File::from_raw_fd(fd) };
-        b.target(env_logger::Target::Pipe(Box::new(LineWriter(file))));
+        b.target(env_logger::Target::Pipe(Box::new(file)));
     }
     b.format(|buf, record| {
         writeln!(
@@ -113,15 +113,4 @@ pub fn init_logging(verbose: u8) {
         )
     });
     b.init();
-}
-
-struct LineWriter(std::fs::File);
-
-impl Write for LineWriter {
-    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.write(buf)
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        self.0.flush()
-    }
 }

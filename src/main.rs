@@ -12,6 +12,10 @@ use vmm::{Hypervisor, Xcr0, check, kvm};
 use cli::{Args, Command};
 
 fn main() -> ExitCode {
+    // Rust's runtime ignores SIGPIPE before main; the program must inherit
+    // the default disposition a shell gives it (`prog | head` kills prog).
+    // SAFETY: resets one signal disposition before any thread exists.
+    unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,

@@ -266,3 +266,29 @@ fn death_by_signal_is_mirrored() {
         assert_signal(&o, sig);
     }
 }
+
+#[test]
+fn a_closed_pipe_kills_with_sigpipe_as_natively() {
+    if !kvm() {
+        return;
+    }
+    // `yes | head -1`: yes dies by SIGPIPE, not by an EPIPE error message.
+    let mut c = Command::new(SANDBOX);
+    if !enforced() {
+        c.arg("--allow-unenforced-xcr0");
+    }
+    let mut child = c
+        .arg("yes")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = child.stdout.take().unwrap();
+    let mut buf = [0u8; 4];
+    std::io::Read::read_exact(&mut out, &mut buf).unwrap();
+    assert_eq!(&buf, b"y\ny\n");
+    drop(out);
+    let o = child.wait_with_output().unwrap();
+    assert_signal(&o, libc::SIGPIPE);
+    assert_eq!(stderr(&o), "");
+}

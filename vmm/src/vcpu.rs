@@ -288,6 +288,13 @@ impl Vcpu {
         };
         let sync = self.fd.sync_regs();
         let r = sync.regs;
+        log::trace!(
+            "exit: out {exit:#x} rip {:#x} rax {:#x} rcx {:#x} rsp {:#x}",
+            r.rip,
+            r.rax,
+            r.rcx,
+            r.rsp
+        );
         match exit {
             abi::PORT_SYSCALL => {
                 if self.return_path.is_none() {

@@ -111,10 +111,10 @@ mod tests {
 
     #[test]
     fn tss_has_rsp0_and_opens_only_the_runtime_ports() {
-        let t = tss(0xdead_beef_000);
+        let t = tss(0x0dea_dbee_f000);
         assert_eq!(
             u64::from_le_bytes(t[4..12].try_into().unwrap()),
-            0xdead_beef_000
+            0x0dea_dbee_f000
         );
         assert_eq!(u16::from_le_bytes([t[102], t[103]]), 104);
         assert_eq!(

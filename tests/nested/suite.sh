@@ -11,7 +11,7 @@ status=0
 for t in "$@"; do
     echo "== ${t##*/}"
     start=$(date +%s)
-    "$t" --test-threads=1 || status=1
+    "$t" --test-threads=1 --show-output || status=1
     echo "== ${t##*/}: $(( $(date +%s) - start )) s"
 done
 [ $status = 0 ] && echo "lane: all test binaries passed" || echo "lane: FAILED"

@@ -30,6 +30,7 @@ mount -t sysfs sysfs /sys
 mount -t devtmpfs devtmpfs /dev
 
 LANE_DEBUG=0
+LANE_WORKDIR=/
 . /job.sh
 
 # Modules, in dependency order (computed by lane.sh from the kernel package).
@@ -64,6 +65,10 @@ mount -t tmpfs -o mode=1777 tmpfs /host/dev/shm &&
 mount -t tmpfs -o mode=1777 tmpfs /host/tmp &&
 mount -t tmpfs -o mode=0755 tmpfs /host/run ||
     finish "@@LANE-FAIL@@ cannot mount proc/sys/dev/tmp inside /host"
+# The caller's directory at its own path, also where a tmpfs above hides it.
+mkdir -p "/host$LANE_WORKDIR" 2>/dev/null
+mount -t 9p -o "trans=virtio,version=9p2000.L,ro,msize=512000" work "/host$LANE_WORKDIR" ||
+    finish "@@LANE-FAIL@@ cannot mount the working directory $LANE_WORKDIR"
 
 # Raw: no \n -> \r\n on the command's output.
 stty -F /dev/ttyS1 raw -echo 2>/dev/null

@@ -236,8 +236,13 @@ trap 'exit 143' TERM
 
 # The job: a shell fragment the init sources, in a second initramfs archive.
 q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
+# The caller's directory is shared on its own as well, mounted at its own path
+# inside the chroot: the host root's /tmp, /run and /dev/shm are hidden there
+# behind fresh tmpfs mounts, and a CI checkout may live under them.
+workdir=${PWD:-$(pwd)}
 {
     echo "LANE_DEBUG=$(q "$debug")"
+    echo "LANE_WORKDIR=$(q "$workdir")"
     printf 'lane_run() {\n    chroot /host /usr/bin/env -i'
     for kv in PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp; do
         printf ' %s' "$(q "$kv")"
@@ -248,8 +253,8 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
     printf ' XCR0_SANDBOX_LANE=1'
     # cd inside: the caller's directory has the same path in the chroot.
     printf ' /bin/sh -c %s lane-sh' \
-        "$(q 'cd -- "$1" 2>/dev/null || { echo "lane: directory $1 is not visible inside the lane (the host root is, but /tmp is a fresh tmpfs)" >&2; exit 126; }; shift; exec "$@"')"
-    printf ' %s' "$(q "${PWD:-$(pwd)}")"
+        "$(q 'cd -- "$1" 2>/dev/null || { echo "lane: directory $1 is not visible inside the lane" >&2; exit 126; }; shift; exec "$@"')"
+    printf ' %s' "$(q "$workdir")"
     for a in "$@"; do printf ' %s' "$(q "$a")"; done
     printf '\n}\n'
 } >"$run/job.sh"
@@ -290,6 +295,8 @@ timeout -k 5 "$left" qemu-system-x86_64 \
     -chardev file,id=out,path="$run/out.fifo" -device isa-serial,chardev=out \
     -fsdev local,id=hostroot,path=/,security_model=none,readonly=on,multidevs=remap \
     -device virtio-9p-pci,fsdev=hostroot,mount_tag=hostroot \
+    -fsdev local,id=work,path="$workdir",security_model=none,readonly=on,multidevs=remap \
+    -device virtio-9p-pci,fsdev=work,mount_tag=work \
     </dev/null &
 qpid=$!
 wait "$qpid"

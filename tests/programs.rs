@@ -292,3 +292,60 @@ fn a_closed_pipe_kills_with_sigpipe_as_natively() {
     assert_signal(&o, libc::SIGPIPE);
     assert_eq!(stderr(&o), "");
 }
+
+#[test]
+fn one_exit_and_one_ioctl_per_forwarded_syscall() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("syscall-loop", &[]);
+    let o = sandbox(&[p.as_os_str(), "5000".as_ref()]);
+    assert_exit(&o, 0);
+    let o = sandbox(&[
+        "--stats".as_ref(),
+        "--".as_ref(),
+        p.as_os_str(),
+        "5000".as_ref(),
+    ]);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    let line = err
+        .lines()
+        .find(|l| l.contains("stats:"))
+        .expect("stats line");
+    let num = |key: &str| -> u64 {
+        let at = line
+            .find(&format!("{key} "))
+            .unwrap_or_else(|| panic!("{key} in {line}"))
+            + key.len()
+            + 1;
+        line[at..]
+            .split(|c: char| !c.is_ascii_digit())
+            .next()
+            .unwrap()
+            .parse()
+            .unwrap()
+    };
+    let (syscalls, exits, run) = (num("syscalls"), num("vm-exits"), num("KVM_RUN"));
+    assert!(syscalls > 5000, "{line}");
+    // One exit per syscall, plus the probe's before the program starts.
+    assert_eq!(exits, syscalls + num("exceptions") + 1, "{line}");
+    assert_eq!(run, exits, "{line}");
+}
+
+#[test]
+fn the_return_path_matches_the_kvm() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox(&["-v", "true"]);
+    assert_exit(&o, 0);
+    let pvm = std::path::Path::new("/sys/module/kvm_pvm").exists();
+    // PVM: the VMM resumes the program; hardware KVM: the stub's sysretq.
+    let want = if pvm {
+        "syscall return path: Vmm"
+    } else {
+        "syscall return path: Sysret"
+    };
+    assert!(stderr(&o).contains(want), "{}", stderr(&o));
+}

@@ -316,14 +316,8 @@ fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
             &[args::Arg::W(1, args::Len::C(16))],
             None,
         ),
-        // These change the host process's memory map or descriptors' meaning.
-        libc::PR_SET_MM | libc::PR_SET_PDEATHSIG => {
-            if a[0] as i32 == libc::PR_SET_MM {
-                Err(Errno(libc::EPERM))
-            } else {
-                forward_raw(libc::SYS_prctl, a)
-            }
-        }
+        // Would rewrite the host process's memory map bookkeeping.
+        libc::PR_SET_MM => Err(Errno(libc::EPERM)),
         libc::PR_GET_TID_ADDRESS | libc::PR_GET_PDEATHSIG => checked(
             task,
             libc::SYS_prctl,

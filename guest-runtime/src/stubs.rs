@@ -120,6 +120,7 @@ unsafe extern "C" {
     static xcr0_guest_kernel_start: u8;
     static xcr0_guest_enter_user: u8;
     static xcr0_guest_syscall_entry: u8;
+    static xcr0_guest_exception_common: u8;
     static xcr0_guest_vectors: u8;
     static xcr0_guest_kernel_end: u8;
     static xcr0_guest_probe: u8;
@@ -140,6 +141,8 @@ pub struct Stubs {
     pub enter_user: usize,
     /// Offset in `kernel` of the MSR_LSTAR target.
     pub syscall_entry: usize,
+    /// Offset in `kernel` of the exception path's `out`.
+    pub exception_common: usize,
     /// Offset in `kernel` of vector 0's stub; vector `v` is at
     /// `vectors + v * VECTOR_STUB_SIZE`.
     pub vectors: usize,
@@ -172,6 +175,7 @@ impl Stubs {
             syscall_entry,
             // `out imm8, al` is two bytes.
             syscall_return: syscall_entry + 2,
+            exception_common: &raw const xcr0_guest_exception_common as usize - k0,
             vectors: &raw const xcr0_guest_vectors as usize - k0,
             probe: &raw const xcr0_guest_probe as usize - k1,
         }
@@ -188,8 +192,12 @@ mod tests {
         assert_eq!(s.kernel.len(), 4096);
         assert_eq!(s.user.len(), 4096);
         assert_eq!(s.kernel[s.enter_user..s.enter_user + 3], [0x48, 0x0f, 0x07]);
-        // out 0x10, al = E6 10
+        // out 0x10, al = E6 10; out 0x11, al = E6 11
         assert_eq!(s.kernel[s.syscall_entry..s.syscall_entry + 2], [0xe6, 0x10]);
+        assert_eq!(
+            s.kernel[s.exception_common..s.exception_common + 2],
+            [0xe6, 0x11]
+        );
         assert_eq!(
             s.kernel[s.syscall_return..s.syscall_return + 3],
             [0x48, 0x0f, 0x07]

@@ -79,14 +79,33 @@ impl Signals {
         if sig == libc::SIGKILL || sig == libc::SIGSTOP {
             return Err(Errno(libc::EINVAL));
         }
-        // glibc reserves 32 and 33 for its own threads, the sandbox's included:
-        // those stay the host glibc's, recorded only.
-        if !(32..=33).contains(&sig) {
+        if host_owned(sig) {
+            // Recorded only; see host_owned.
+        } else {
             install_host(sig, &new)?;
         }
         self.actions[(sig - 1) as usize] = new;
         Ok(old)
     }
+}
+
+/// Signals whose host disposition the program must not change: the
+/// synchronous ones (the program's faults reach the sandbox as guest
+/// exceptions, never as host signals, while a host fault is the sandbox's own
+/// bug and must not be swallowed), and 32/33, which glibc reserves for its
+/// own threads, the sandbox's included.
+fn host_owned(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSEGV
+            | libc::SIGBUS
+            | libc::SIGILL
+            | libc::SIGFPE
+            | libc::SIGTRAP
+            | libc::SIGSYS
+            | 32
+            | 33
+    )
 }
 
 fn install_host(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {

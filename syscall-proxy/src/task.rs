@@ -68,6 +68,11 @@ impl Task {
                     }
                 }
                 Exit::Interrupted => {}
+                Exit::StrayIo { rip } => {
+                    log::debug!("port I/O by the program at {rip:#x}: SIGSEGV");
+                    return Ok(Outcome::Signaled(libc::SIGSEGV));
+                }
+                Exit::HostFault => return Ok(Outcome::Signaled(libc::SIGBUS)),
             }
         }
     }

@@ -180,6 +180,8 @@ int main(int argc, char **argv)
 		abort();
 	if (!strcmp(cmd, "ud2"))
 		__builtin_trap();
+	if (!strcmp(cmd, "port-io")) /* #GP at CPL3 with IOPL 0: SIGSEGV */
+		__asm__ volatile("outb %%al, $0x10" : : "a"(0));
 	if (!strcmp(cmd, "sigterm-self"))
 		return kill(getpid(), SIGTERM);
 	fprintf(stderr, "probe: unknown command %s\n", cmd);

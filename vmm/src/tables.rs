@@ -35,20 +35,22 @@ pub fn gdt(tss_base: u64) -> [u64; selectors::GDT_ENTRIES] {
 }
 
 /// A TSS whose RSP0 is the CPL0 stack exceptions from CPL3 switch to, and
-/// whose I/O bitmap allows exactly the guest runtime's ports.
+/// whose I/O bitmap allows the guest runtime's ports if `open_ports`.
 ///
 /// PVM runs the LSTAR stub in its user mode (CS 0x33, IOPL forced to 0): its
 /// `out` takes #GP, which PVM's instruction emulator turns into a port exit
 /// only if the TSS bitmap allows the port. On hardware KVM the stub runs at
-/// CPL0 and the bitmap is not consulted; program code using these ports can
-/// at most fake a system call of its own.
-pub fn tss(rsp0: u64) -> [u8; TSS_SIZE] {
+/// CPL0, the bitmap stays closed, and a program's own `out` faults. (The
+/// VMM tells the runtime's exits from any other by RIP either way.)
+pub fn tss(rsp0: u64, open_ports: bool) -> [u8; TSS_SIZE] {
     let mut t = [0u8; TSS_SIZE];
     t[4..12].copy_from_slice(&rsp0.to_le_bytes());
     t[102..104].copy_from_slice(&(IOMAP_BASE as u16).to_le_bytes());
     t[IOMAP_BASE..].fill(0xff);
-    for port in [abi::PORT_SYSCALL, abi::PORT_EXCEPTION] {
-        t[IOMAP_BASE + usize::from(port / 8)] &= !(1 << (port % 8));
+    if open_ports {
+        for port in [abi::PORT_SYSCALL, abi::PORT_EXCEPTION] {
+            t[IOMAP_BASE + usize::from(port / 8)] &= !(1 << (port % 8));
+        }
     }
     t
 }
@@ -111,7 +113,8 @@ mod tests {
 
     #[test]
     fn tss_has_rsp0_and_opens_only_the_runtime_ports() {
-        let t = tss(0x0dea_dbee_f000);
+        let t = tss(0x0dea_dbee_f000, true);
+        assert_eq!(tss(0, false)[104..], [0xff; 4], "closed");
         assert_eq!(
             u64::from_le_bytes(t[4..12].try_into().unwrap()),
             0x0dea_dbee_f000

@@ -48,6 +48,7 @@ pub const USER_RFLAGS: u64 = 0x202;
 pub struct RuntimeAddrs {
     pub enter_user: u64,
     pub syscall_entry: u64,
+    pub exception_common: u64,
     pub probe: u64,
     pub user_page: u64,
     pub idt: u64,
@@ -86,6 +87,14 @@ pub enum Exit {
     },
     /// KVM_RUN returned for a host signal.
     Interrupted,
+    /// Port I/O that is not the runtime's (the program's own `out`, or a
+    /// jump into a stub): a #GP natively.
+    StrayIo {
+        rip: u64,
+    },
+    /// KVM could not access the host page behind a guest access (KVM_RUN
+    /// EFAULT: e.g. a shared file mapping beyond the end of its file).
+    HostFault,
 }
 
 /// How a system call returns to the program: decided by what KVM reports
@@ -278,11 +287,9 @@ impl Vcpu {
             Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN => {
                 return Ok(Exit::Interrupted);
             }
-            Err(e) if e.errno() == libc::EFAULT => {
-                return Err(self.unexpected(
-                    "KVM_RUN: EFAULT (guest touched host memory that is gone; mirror out of date)"
-                        .into(),
-                ));
+            Err(e) if e.errno() == libc::EFAULT || e.errno() == libc::EHWPOISON => {
+                log::debug!("KVM_RUN: {e}: a guest access to host memory failed");
+                return Ok(Exit::HostFault);
             }
             Err(err) => return Err(VcpuError::Ioctl { op: "KVM_RUN", err }),
         };
@@ -295,8 +302,10 @@ impl Vcpu {
             r.rcx,
             r.rsp
         );
+        // Genuine runtime exits stop right after the stubs' `out`.
+        let from = r.rip.wrapping_sub(2);
         match exit {
-            abi::PORT_SYSCALL => {
+            abi::PORT_SYSCALL if from == self.runtime.syscall_entry => {
                 if self.return_path.is_none() {
                     let path = if sync.sregs.cs.dpl == 3 {
                         ReturnPath::Vmm
@@ -315,11 +324,12 @@ impl Vcpu {
                     rip: r.rcx,
                 }))
             }
-            abi::PORT_EXCEPTION => {
+            abi::PORT_EXCEPTION if from == self.runtime.exception_common => {
                 let mem = memory.lock().expect("address space");
                 let arena = mem.arena();
                 let Some(gpa) = arena.gpa_of_hva(r.rsp) else {
-                    return Err(self.unexpected(format!("exception stub with RSP {:#x}", r.rsp)));
+                    // A jump into the stub from CPL3, not an exception.
+                    return Ok(Exit::StrayIo { rip: r.rip });
                 };
                 let w = |i: u64| arena.read_u64(gpa + 8 * i);
                 let frame = ExceptionFrame {
@@ -336,7 +346,10 @@ impl Vcpu {
                     cr2: sync.sregs.cr2,
                 })
             }
-            port => Err(self.unexpected(format!("out to unknown port {port:#x}"))),
+            port => {
+                log::debug!("out to port {port:#x} at {:#x} outside the runtime", r.rip);
+                Ok(Exit::StrayIo { rip: r.rip })
+            }
         }
     }
 

@@ -84,7 +84,10 @@ impl Vm {
             .flat_map(|e| e.to_le_bytes())
             .collect();
         mem.arena().write(page, &gdt_bytes);
-        mem.arena().write(page + 128, &tables::tss(stack_top));
+        mem.arena().write(
+            page + 128,
+            &tables::tss(stack_top, self.hv.flavour == crate::kvm::Flavour::Pvm),
+        );
         let cr3 = mem.cr3();
         drop(mem);
 
@@ -160,6 +163,7 @@ fn install_runtime(mem: &mut AddressSpace) -> Result<RuntimeAddrs, VcpuError> {
     Ok(RuntimeAddrs {
         enter_user: kernel_va + stubs.enter_user as u64,
         syscall_entry: kernel_va + stubs.syscall_entry as u64,
+        exception_common: kernel_va + stubs.exception_common as u64,
         probe: user_va + stubs.probe as u64,
         user_page: user_va,
         idt: mem.arena().hva(idt),

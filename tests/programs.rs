@@ -349,3 +349,50 @@ fn the_return_path_matches_the_kvm() {
     };
     assert!(stderr(&o).contains(want), "{}", stderr(&o));
 }
+
+#[test]
+fn execve_replaces_the_program_in_the_sandbox() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox(&["env", "-i", "A=1 2", "/usr/bin/printenv", "A"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "1 2\n");
+    let o = sandbox(&["/bin/sh", "-c", "exec echo replaced"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "replaced\n");
+    let o = sandbox(&["env", "no-such-command-xcr0"]);
+    assert_exit(&o, 127);
+    assert!(
+        stderr(&o).contains("No such file or directory"),
+        "{}",
+        stderr(&o)
+    );
+    for flags in VARIANTS {
+        let p = guest("probe", flags);
+        let o = sandbox(&[p.as_os_str(), "exec".as_ref()]);
+        assert_exit(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            "kept_fd_open=1 dropped_fd_open=0 usr1_default=1 usr2_ignored=1 tls=5\n",
+            "{flags:?}"
+        );
+    }
+}
+
+#[test]
+fn proc_self_exe_names_the_program_not_the_sandbox() {
+    if !kvm() {
+        return;
+    }
+    let o = sandbox(&["readlink", "/proc/self/exe"]);
+    assert_exit(&o, 0);
+    let want = std::fs::canonicalize("/usr/bin/readlink").unwrap();
+    assert_eq!(stdout(&o), format!("{}\n", want.display()));
+    let o = sandbox(&["stat", "-L", "-c", "%s", "/proc/self/exe"]);
+    assert_exit(&o, 0);
+    let size = std::fs::metadata(std::fs::canonicalize("/usr/bin/stat").unwrap())
+        .unwrap()
+        .len();
+    assert_eq!(stdout(&o), format!("{size}\n"));
+}

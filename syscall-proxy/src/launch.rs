@@ -54,6 +54,19 @@ impl LaunchError {
     }
 }
 
+/// What the auxiliary vector says of the CPU a task with `xcr0` runs on.
+pub(crate) fn cpu_facts(hv: &Hypervisor, xcr0: Xcr0) -> CpuFacts {
+    CpuFacts {
+        hwcap: hv.hwcap(),
+        hwcap2: if hv.has_fsgsbase() {
+            HWCAP2_FSGSBASE
+        } else {
+            0
+        },
+        minsigstksz: min_signal_stack_size(xcr0.xsave_size(|i| hv.xsave_component(i))),
+    }
+}
+
 /// Prepares `req` to run; the returned task's first instruction is the
 /// program's (its interpreter's) entry point.
 pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), LaunchError> {
@@ -88,15 +101,7 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
         );
     }
 
-    let cpu = CpuFacts {
-        hwcap: hv.hwcap(),
-        hwcap2: if hv.has_fsgsbase() {
-            HWCAP2_FSGSBASE
-        } else {
-            0
-        },
-        minsigstksz: min_signal_stack_size(req.xcr0.xsave_size(|i| hv.xsave_component(i))),
-    };
+    let cpu = cpu_facts(&hv, req.xcr0);
     let image = {
         let mut space = vm.memory.lock().expect("address space");
         loader::load(&mut space, &exe, req.env, cpu)?
@@ -108,5 +113,6 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
         image.sp,
         image.brk
     );
-    Ok((Task::new(vm, vcpu, Brk::new(image.brk)), report))
+    let exe_path = std::fs::canonicalize(&exe.path).unwrap_or(exe.path);
+    Ok((Task::new(vm, vcpu, Brk::new(image.brk), exe_path), report))
 }

@@ -7,6 +7,7 @@
 //! mappings (mirrored into the guest), FS/GS bases (vCPU state), signal
 //! dispositions, the sandbox's own descriptors.
 
+pub mod exec;
 pub mod host;
 pub mod launch;
 pub mod loader;

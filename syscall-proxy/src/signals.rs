@@ -108,6 +108,23 @@ fn host_owned(sig: i32) -> bool {
     )
 }
 
+impl Signals {
+    /// Handlers revert to the default action on exec; ignored signals stay
+    /// ignored; the alternate stack is gone.
+    pub fn reset_for_exec(&mut self) {
+        for sig in 1..=NSIG as i32 {
+            if self.handled(sig) {
+                let dfl = KernelSigaction::default();
+                if !host_owned(sig) {
+                    let _ = install_host(sig, &dfl);
+                }
+                self.actions[(sig - 1) as usize] = dfl;
+            }
+        }
+        self.altstack = (0, libc::SS_DISABLE, 0);
+    }
+}
+
 fn install_host(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
     // SAFETY: an all-zero sigaction is a valid value to fill in.
     let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };

@@ -32,13 +32,17 @@ pub struct Task {
     pub brk: Brk,
     pub signals: Signals,
     pub stats: TaskStats,
+    /// The program's executable (the ELF mapped, absolute): what
+    /// /proc/self/exe names for the program, rather than the sandbox.
+    pub exe: std::path::PathBuf,
     /// The last page fault taken as possibly spurious (address, error code).
     last_fault: Option<(u64, u64)>,
 }
 
 impl Task {
-    pub fn new(vm: Arc<Vm>, vcpu: Vcpu, brk: Brk) -> Task {
+    pub fn new(vm: Arc<Vm>, vcpu: Vcpu, brk: Brk, exe: std::path::PathBuf) -> Task {
         Task {
+            exe,
             vm,
             vcpu,
             brk,
@@ -59,6 +63,7 @@ impl Task {
                     match syscalls::handle(self, sc) {
                         Action::Return(v) => self.vcpu.complete_syscall(v),
                         Action::End(outcome) => return Ok(outcome),
+                        Action::Replaced => {}
                     }
                 }
                 Exit::Exception { frame, cr2 } => {

@@ -153,6 +153,36 @@ static int cmd_auxv(void)
 	return 0;
 }
 
+static void on_usr1(int sig) { (void)sig; }
+
+/* Across execve: close-on-exec descriptors close, others stay; handled
+ * signals revert to default, ignored ones stay ignored. */
+static int cmd_exec(char **argv)
+{
+	int keep = open("/dev/null", O_RDONLY);
+	int drop = open("/dev/null", O_RDONLY | O_CLOEXEC);
+	signal(SIGUSR1, on_usr1);
+	signal(SIGUSR2, SIG_IGN);
+	char a[16], b[16];
+	snprintf(a, sizeof a, "%d", keep);
+	snprintf(b, sizeof b, "%d", drop);
+	char *args[] = {argv[0], "after-exec", a, b, NULL};
+	execv("/proc/self/exe", args);
+	perror("execv");
+	return 1;
+}
+
+static int cmd_after_exec(char **argv)
+{
+	struct sigaction usr1, usr2;
+	sigaction(SIGUSR1, NULL, &usr1);
+	sigaction(SIGUSR2, NULL, &usr2);
+	printf("kept_fd_open=%d dropped_fd_open=%d usr1_default=%d usr2_ignored=%d tls=%d\n",
+	       fcntl(atoi(argv[2]), F_GETFD) >= 0, fcntl(atoi(argv[3]), F_GETFD) >= 0,
+	       usr1.sa_handler == SIG_DFL, usr2.sa_handler == SIG_IGN, tls_counter);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	const char *cmd = argc > 1 ? argv[1] : "args";
@@ -174,6 +204,10 @@ int main(int argc, char **argv)
 		return cmd_sandbox_memory();
 	if (!strcmp(cmd, "auxv"))
 		return cmd_auxv();
+	if (!strcmp(cmd, "exec"))
+		return cmd_exec(argv);
+	if (!strcmp(cmd, "after-exec"))
+		return cmd_after_exec(argv);
 	if (!strcmp(cmd, "segv"))
 		return *(volatile int *)8;
 	if (!strcmp(cmd, "abort"))

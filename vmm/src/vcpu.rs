@@ -400,6 +400,25 @@ impl Vcpu {
         self.fd.set_sync_dirty_reg(SyncReg::Register);
     }
 
+    /// From a syscall exit, the state execve leaves: the program at `rip`
+    /// with stack `rsp`, every register zero, FS/GS bases zero, and the x87,
+    /// SSE and AVX state in their initial configuration (FCW 0x37f, MXCSR
+    /// 0x1f80).
+    pub fn reset_for_exec(&mut self, rip: u64, rsp: u64) -> Result<(), VcpuError> {
+        let mut xsave = kvm_bindings::kvm_xsave::default();
+        xsave.region[0] = 0x37f; // FCW (FXSAVE layout, SDM Vol. 1 10.5.1)
+        xsave.region[6] = 0x1f80; // MXCSR
+        xsave.region[128] = 0x3; // XSTATE_BV: x87 and SSE as above, the rest init
+        // SAFETY: a 4096-byte legacy kvm_xsave holding only the x87 and SSE
+        // components, which fit in it whatever the XCR0.
+        ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(&xsave) })?;
+        self.stats.ioctls += 1;
+        self.set_segment_base(false, 0);
+        self.set_segment_base(true, 0);
+        self.start_user(rip, rsp);
+        Ok(())
+    }
+
     pub fn fs_base(&self) -> u64 {
         self.fd.sync_regs().sregs.fs.base
     }

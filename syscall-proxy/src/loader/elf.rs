@@ -55,6 +55,48 @@ const PIE_BASE: u64 = 0x4000_0000_0000;
 /// Free space kept after a position-independent main program for its brk.
 const BRK_ROOM: u64 = 64 << 30;
 
+/// The ELF header and program headers of `file`.
+fn headers(file: &File) -> Result<(Elf64_Ehdr, Vec<Elf64_Phdr>), String> {
+    let mut eh = Elf64_Ehdr::default();
+    file.read_exact_at(eh.as_mut_slice(), 0)
+        .map_err(|e| format!("reading ELF header: {e}"))?;
+    if usize::from(eh.e_phentsize) != std::mem::size_of::<Elf64_Phdr>()
+        || eh.e_phnum == 0
+        || eh.e_phnum > 1024
+    {
+        return Err("bad program headers".into());
+    }
+    let mut phdrs = vec![Elf64_Phdr::default(); usize::from(eh.e_phnum)];
+    for (i, ph) in phdrs.iter_mut().enumerate() {
+        let off = eh.e_phoff + (i * std::mem::size_of::<Elf64_Phdr>()) as u64;
+        file.read_exact_at(ph.as_mut_slice(), off)
+            .map_err(|e| format!("reading program headers: {e}"))?;
+    }
+    Ok((eh, phdrs))
+}
+
+/// The PT_INTERP path, if any.
+fn interp_of(file: &File, phdrs: &[Elf64_Phdr]) -> Result<Option<String>, String> {
+    match phdrs.iter().find(|p| p.p_type == elf::PT_INTERP) {
+        Some(p) if p.p_filesz > 1 && p.p_filesz < 4096 => {
+            let mut buf = vec![0u8; p.p_filesz as usize];
+            file.read_exact_at(&mut buf, p.p_offset)
+                .map_err(|e| format!("reading PT_INTERP: {e}"))?;
+            let s = buf.split(|&b| b == 0).next().unwrap_or_default();
+            Ok(Some(String::from_utf8_lossy(s).into_owned()))
+        }
+        Some(_) => Err("bad PT_INTERP".into()),
+        None => Ok(None),
+    }
+}
+
+/// The interpreter (PT_INTERP) an ELF file asks for.
+pub fn interpreter(path: &Path) -> Result<Option<String>, String> {
+    let file = File::open(path).map_err(|e| e.to_string())?;
+    let (_, phdrs) = headers(&file)?;
+    interp_of(&file, &phdrs)
+}
+
 /// Maps `path`'s PT_LOAD segments into the program's memory; `main` is
 /// false for the interpreter.
 pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded, LoadError> {
@@ -63,36 +105,12 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         why,
     };
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
-    let mut eh = Elf64_Ehdr::default();
-    file.read_exact_at(eh.as_mut_slice(), 0)
-        .map_err(|e| err(format!("reading ELF header: {e}")))?;
-    if usize::from(eh.e_phentsize) != std::mem::size_of::<Elf64_Phdr>()
-        || eh.e_phnum == 0
-        || eh.e_phnum > 1024
-    {
-        return Err(err("bad program headers".into()));
-    }
-    let mut phdrs = vec![Elf64_Phdr::default(); usize::from(eh.e_phnum)];
-    for (i, ph) in phdrs.iter_mut().enumerate() {
-        let off = eh.e_phoff + (i * std::mem::size_of::<Elf64_Phdr>()) as u64;
-        file.read_exact_at(ph.as_mut_slice(), off)
-            .map_err(|e| err(format!("reading program headers: {e}")))?;
-    }
+    let (eh, phdrs) = headers(&file).map_err(err)?;
     let loads: Vec<&Elf64_Phdr> = phdrs.iter().filter(|p| p.p_type == elf::PT_LOAD).collect();
     if loads.is_empty() {
         return Err(err("no PT_LOAD segment".into()));
     }
-    let interp = match phdrs.iter().find(|p| p.p_type == elf::PT_INTERP) {
-        Some(p) if p.p_filesz > 1 && p.p_filesz < 4096 => {
-            let mut buf = vec![0u8; p.p_filesz as usize];
-            file.read_exact_at(&mut buf, p.p_offset)
-                .map_err(|e| err(format!("reading PT_INTERP: {e}")))?;
-            let s = buf.split(|&b| b == 0).next().unwrap_or_default();
-            Some(String::from_utf8_lossy(s).into_owned())
-        }
-        Some(_) => return Err(err("bad PT_INTERP".into())),
-        None => None,
-    };
+    let interp = interp_of(&file, &phdrs).map_err(err)?;
 
     let lo = page_down(loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0));
     let hi = loads

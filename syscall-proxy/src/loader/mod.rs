@@ -46,11 +46,7 @@ pub fn load(
     let (entry, base) = match &main.interp {
         Some(interp) => {
             let path = Path::new(interp);
-            let head = std::fs::read(path).map_err(|e| elf::LoadError {
-                path: exe.path.display().to_string(),
-                why: format!("interpreter {interp}: {e}"),
-            })?;
-            resolve::check_elf(path, &head).map_err(|e| elf::LoadError {
+            resolve::check_interpreter(path.as_os_str()).map_err(|e| elf::LoadError {
                 path: exe.path.display().to_string(),
                 why: format!("interpreter {e}"),
             })?;

@@ -15,8 +15,9 @@ use linux_loader::elf;
 pub enum ResolveError {
     #[error("{0}")]
     NotFound(String),
+    /// Path, reason, and the errno execve(2) would return.
     #[error("{0}: {1}")]
-    CannotExecute(String, String),
+    CannotExecute(String, String, i32),
 }
 
 impl ResolveError {
@@ -27,10 +28,18 @@ impl ResolveError {
             ResolveError::CannotExecute(..) => 126,
         }
     }
+
+    /// The errno execve(2) fails with for the same reason.
+    pub fn errno(&self) -> i32 {
+        match self {
+            ResolveError::NotFound(_) => libc::ENOENT,
+            ResolveError::CannotExecute(_, _, e) => *e,
+        }
+    }
 }
 
-fn cannot(path: &Path, why: impl Into<String>) -> ResolveError {
-    ResolveError::CannotExecute(path.display().to_string(), why.into())
+fn cannot(path: &Path, errno: i32, why: impl Into<String>) -> ResolveError {
+    ResolveError::CannotExecute(path.display().to_string(), why.into(), errno)
 }
 
 /// What will be executed: an ELF file and the argv it gets.
@@ -74,7 +83,7 @@ pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveEr
         }
     }
     match denied {
-        Some(p) => Err(cannot(&p, "Permission denied")),
+        Some(p) => Err(cannot(&p, libc::EACCES, "Permission denied")),
         None => Err(ResolveError::NotFound(shown)),
     }
 }
@@ -100,6 +109,7 @@ pub fn executable(path: PathBuf, argv: Vec<OsString>) -> Result<Executable, Reso
                 if !interp.exists() {
                     return Err(cannot(
                         &path,
+                        libc::ENOENT,
                         format!(
                             "bad interpreter {}: No such file or directory",
                             interp.display()
@@ -110,7 +120,11 @@ pub fn executable(path: PathBuf, argv: Vec<OsString>) -> Result<Executable, Reso
             }
         }
     }
-    Err(cannot(&path, "too many levels of #! interpreters"))
+    Err(cannot(
+        &path,
+        libc::ELOOP,
+        "too many levels of #! interpreters",
+    ))
 }
 
 enum Header {
@@ -119,22 +133,22 @@ enum Header {
 }
 
 fn read_header(path: &Path) -> Result<Header, ResolveError> {
-    let meta = std::fs::metadata(path).map_err(|e| cannot(path, io_reason(&e)))?;
+    let meta = std::fs::metadata(path).map_err(|e| io_error(path, &e))?;
     if meta.is_dir() {
-        return Err(cannot(path, "Is a directory"));
+        return Err(cannot(path, libc::EACCES, "Is a directory"));
     }
     if !meta.is_file() {
-        return Err(cannot(path, "not a regular file"));
+        return Err(cannot(path, libc::EACCES, "not a regular file"));
     }
     if meta.permissions().mode() & 0o111 == 0 {
-        return Err(cannot(path, "Permission denied"));
+        return Err(cannot(path, libc::EACCES, "Permission denied"));
     }
-    let mut f = File::open(path).map_err(|e| cannot(path, io_reason(&e)))?;
+    let mut f = File::open(path).map_err(|e| io_error(path, &e))?;
     let mut head = Vec::with_capacity(256);
     (&mut f)
         .take(256)
         .read_to_end(&mut head)
-        .map_err(|e| cannot(path, io_reason(&e)))?;
+        .map_err(|e| io_error(path, &e))?;
     if let Some(line) = head.strip_prefix(b"#!") {
         return script_line(path, line);
     }
@@ -148,7 +162,7 @@ fn script_line(path: &Path, line: &[u8]) -> Result<Header, ResolveError> {
     let end = line
         .iter()
         .position(|&b| b == b'\n')
-        .ok_or_else(|| cannot(path, "#! line too long"))?;
+        .ok_or_else(|| cannot(path, libc::ENOEXEC, "#! line too long"))?;
     let line = &line[..end];
     let trim = |s: &[u8]| -> Vec<u8> {
         let s: Vec<u8> = s
@@ -164,7 +178,7 @@ fn script_line(path: &Path, line: &[u8]) -> Result<Header, ResolveError> {
     };
     let line = trim(line);
     if line.is_empty() {
-        return Err(cannot(path, "empty #! line"));
+        return Err(cannot(path, libc::ENOEXEC, "empty #! line"));
     }
     let split = line.iter().position(|b| *b == b' ' || *b == b'\t');
     let (interp, arg) = match split {
@@ -180,42 +194,65 @@ fn script_line(path: &Path, line: &[u8]) -> Result<Header, ResolveError> {
     ))
 }
 
+/// Checks that an ELF interpreter (PT_INTERP) exists and is an x86-64 ELF.
+pub fn check_interpreter(path: &OsStr) -> Result<(), ResolveError> {
+    let path = Path::new(path);
+    let mut head = Vec::with_capacity(64);
+    File::open(path)
+        .and_then(|f| f.take(64).read_to_end(&mut head))
+        .map_err(|e| io_error(path, &e))?;
+    check_elf(path, &head)
+}
+
 /// The checks binfmt_elf makes, with the reason for each refusal.
 pub fn check_elf(path: &Path, head: &[u8]) -> Result<(), ResolveError> {
     if head.len() < 64 || &head[..4] != b"\x7fELF" {
         return Err(cannot(
             path,
+            libc::ENOEXEC,
             "cannot execute binary file: Exec format error (not ELF or #!)",
         ));
     }
     if head[4] != elf::ELFCLASS64 {
-        return Err(cannot(path, "32-bit ELF is not supported (x86-64 only)"));
+        return Err(cannot(
+            path,
+            libc::ENOEXEC,
+            "32-bit ELF is not supported (x86-64 only)",
+        ));
     }
     if head[5] != elf::ELFDATA2LSB {
-        return Err(cannot(path, "big-endian ELF is not supported"));
+        return Err(cannot(
+            path,
+            libc::ENOEXEC,
+            "big-endian ELF is not supported",
+        ));
     }
     let e_type = u16::from_le_bytes([head[16], head[17]]);
     let machine = u16::from_le_bytes([head[18], head[19]]);
     if machine != elf::EM_X86_64 {
         return Err(cannot(
             path,
+            libc::ENOEXEC,
             format!("ELF for machine {machine}, not x86-64 (62)"),
         ));
     }
     if e_type != elf::ET_EXEC && e_type != elf::ET_DYN {
         return Err(cannot(
             path,
+            libc::ENOEXEC,
             format!("ELF type {e_type} is not an executable (ET_EXEC or ET_DYN)"),
         ));
     }
     Ok(())
 }
 
-fn io_reason(e: &std::io::Error) -> String {
-    match e.kind() {
+fn io_error(path: &Path, e: &std::io::Error) -> ResolveError {
+    let errno = e.raw_os_error().unwrap_or(libc::EIO);
+    let why = match e.kind() {
         std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
         _ => e.to_string(),
-    }
+    };
+    cannot(path, errno, why)
 }
 
 #[cfg(test)]

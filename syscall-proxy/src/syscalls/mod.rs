@@ -3,9 +3,11 @@
 
 pub mod args;
 mod check;
+pub mod procfs;
 
 use vmm::{AddressSpace, Syscall, fds};
 
+use crate::exec::{self, ExecResult};
 use crate::host::{self, Errno, SysResult, encode};
 use crate::mm;
 use crate::signals::KernelSigaction;
@@ -18,6 +20,8 @@ pub enum Action {
     Return(u64),
     /// The program is over.
     End(Outcome),
+    /// execve replaced the program: the vCPU is already at its entry.
+    Replaced,
 }
 
 fn ret(r: SysResult) -> Action {
@@ -81,12 +85,15 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
         // Processes, exec and namespaces are not proxied yet; io_uring and
         // ptrace would act on the host process behind the sandbox's back.
+        libc::SYS_execve | libc::SYS_execveat => match exec::execve(task, nr, a) {
+            ExecResult::Failed(e) => ret(Err(e)),
+            ExecResult::Replaced => Action::Replaced,
+            ExecResult::Lost => Action::End(Outcome::Signaled(libc::SIGSEGV)),
+        },
         libc::SYS_clone
         | libc::SYS_clone3
         | libc::SYS_fork
         | libc::SYS_vfork
-        | libc::SYS_execve
-        | libc::SYS_execveat
         | libc::SYS_unshare
         | libc::SYS_setns
         | libc::SYS_ptrace
@@ -98,7 +105,10 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         }
         libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(forward_raw(nr, a)),
         _ => match args::spec(nr) {
-            Some(spec) => ret(checked(task, nr, a, spec, None)),
+            Some(spec) => ret(match procfs::exe_path_arg(nr) {
+                Some(i) => procfs::with_exe_alias(task, nr, a, i, spec),
+                None => checked(task, nr, a, spec, None),
+            }),
             None => {
                 log::debug!("unknown system call {}: ENOSYS", sc.nr);
                 ret(Err(Errno(libc::ENOSYS)))
@@ -120,7 +130,7 @@ fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {
 }
 
 /// Checks `spec` (and `extra`) against the program's memory, then forwards.
-fn checked(
+pub(crate) fn checked(
     task: &Task,
     nr: i64,
     a: [u64; 6],

@@ -1,0 +1,95 @@
+//! /proc/self/exe names the sandbox on the host; for the program it must
+//! name the program (ld.so resolves $ORIGIN with it, programs re-execute
+//! themselves through it). Calls that take that path get the program's
+//! executable instead.
+
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+
+use super::args::Arg;
+use super::{check, checked};
+use crate::host::{Errno, SysResult};
+use crate::task::Task;
+
+/// Whether `path` is one of the names of the running program's executable.
+pub fn is_exe_alias(path: &[u8]) -> bool {
+    if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
+        return true;
+    }
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    path == format!("/proc/{pid}/exe").as_bytes()
+}
+
+/// The argument that is a path, for the calls that honour the alias.
+pub fn exe_path_arg(nr: i64) -> Option<usize> {
+    match nr {
+        libc::SYS_readlink
+        | libc::SYS_open
+        | libc::SYS_stat
+        | libc::SYS_lstat
+        | libc::SYS_access => Some(0),
+        libc::SYS_readlinkat
+        | libc::SYS_openat
+        | libc::SYS_newfstatat
+        | libc::SYS_statx
+        | libc::SYS_faccessat
+        | libc::SYS_faccessat2 => Some(1),
+        _ => None,
+    }
+}
+
+/// Reads the NUL-terminated path at `addr` if it is program memory.
+fn path_at(task: &Task, addr: u64) -> Option<Vec<u8>> {
+    let space = task.vm.memory.lock().expect("address space");
+    check::check(&space, &[addr, 0, 0, 0, 0, 0], Arg::S(0)).ok()?;
+    if addr == 0 {
+        return None;
+    }
+    // SAFETY: a NUL-terminated string in readable program memory, checked above.
+    Some(
+        unsafe { std::ffi::CStr::from_ptr(addr as *const libc::c_char) }
+            .to_bytes()
+            .to_vec(),
+    )
+}
+
+/// Performs `nr` with the program's executable in place of an alias at
+/// argument `i`; other calls go through unchanged.
+pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg]) -> SysResult {
+    let is_alias = path_at(task, a[i]).is_some_and(|p| is_exe_alias(&p));
+    if !is_alias {
+        return checked(task, nr, a, spec, None);
+    }
+    let exe = task.exe.as_os_str().as_bytes();
+    if nr == libc::SYS_readlink || nr == libc::SYS_readlinkat {
+        let (buf, size) = (a[i + 1], a[i + 2]);
+        if (size as i64) <= 0 {
+            return Err(Errno(libc::EINVAL));
+        }
+        let n = exe.len().min(size as usize);
+        {
+            let space = task.vm.memory.lock().expect("address space");
+            check::check(
+                &space,
+                &[buf, n as u64, 0, 0, 0, 0],
+                Arg::W(0, super::args::Len::Arg(1)),
+            )?;
+        }
+        // SAFETY: [buf, buf + n) is writable program memory, checked above.
+        unsafe { std::ptr::copy_nonoverlapping(exe.as_ptr(), buf as *mut u8, n) };
+        return Ok(n as u64);
+    }
+    // Check the program's own arguments, then let the kernel read the
+    // substitute path from the sandbox's memory.
+    {
+        let space = task.vm.memory.lock().expect("address space");
+        check::check_all(&space, &a, spec)?;
+    }
+    let path = CString::new(exe).map_err(|_| Errno(libc::ENOENT))?;
+    let mut b = a;
+    b[i] = path.as_ptr() as u64;
+    // SAFETY: the same call with one path replaced by a valid C string that
+    // outlives it; the other pointers were checked above.
+    unsafe { crate::host::syscall(nr as u64, b) }
+}

@@ -16,6 +16,7 @@ use crate::loader::{self, elf, resolve};
 use crate::mm::{self, Brk};
 use crate::syscalls::procfs;
 use crate::task::Task;
+use crate::umem;
 
 /// Longest argv + envp accepted (the kernel's limit is a quarter of the
 /// stack rlimit; the loader checks that too).
@@ -34,21 +35,14 @@ pub enum ExecResult {
 }
 
 fn read_cstr(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<OsString, Errno> {
-    let mut out = Vec::new();
-    let mut at = addr;
-    loop {
-        if !space.program_can_access(at, 1, false) {
-            return Err(Errno(libc::EFAULT));
-        }
-        // SAFETY: one byte of readable program memory, checked above.
-        let b = unsafe { *(at as *const u8) };
-        *budget = budget.checked_sub(1).ok_or(Errno(libc::E2BIG))?;
-        if b == 0 {
-            return Ok(OsString::from_vec(out));
-        }
-        out.push(b);
-        at += 1;
-    }
+    let s = umem::read_cstr(space, addr, *budget).map_err(|e| match e.0 {
+        libc::ENAMETOOLONG => Errno(libc::E2BIG),
+        _ => e,
+    })?;
+    *budget = budget
+        .checked_sub(s.len() as u64 + 1)
+        .ok_or(Errno(libc::E2BIG))?;
+    Ok(OsString::from_vec(s))
 }
 
 /// A NULL-terminated array of string pointers (argv, envp); NULL is empty.
@@ -58,12 +52,7 @@ fn read_strings(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<Vec
         return Ok(v);
     }
     for i in 0.. {
-        let slot = addr + 8 * i;
-        if !space.program_can_access(slot, 8, false) {
-            return Err(Errno(libc::EFAULT));
-        }
-        // SAFETY: eight readable bytes of program memory, checked above.
-        let p = unsafe { std::ptr::read_unaligned(slot as *const u64) };
+        let p = umem::read::<u64>(space, addr + 8 * i)?;
         if p == 0 {
             break;
         }

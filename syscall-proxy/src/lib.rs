@@ -15,6 +15,7 @@ pub mod mm;
 pub mod signals;
 pub mod syscalls;
 pub mod task;
+pub mod umem;
 
 pub use launch::{LaunchError, Request, launch};
 pub use task::{Outcome, Task};

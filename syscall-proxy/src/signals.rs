@@ -24,6 +24,9 @@ pub struct KernelSigaction {
     pub mask: u64,
 }
 
+// SAFETY: four u64 fields, #[repr(C)]: every bit pattern is valid.
+unsafe impl crate::umem::Pod for KernelSigaction {}
+
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;
 

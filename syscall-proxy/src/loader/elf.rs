@@ -12,6 +12,7 @@ use vmm::AddressSpace;
 
 use crate::host;
 use crate::mm::{self, PAGE, page_down, page_up};
+use crate::umem;
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {why}")]
@@ -194,9 +195,8 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
             .map_err(|e| err(format!("mapping segment at {start:#x}: {e:?}")))?;
             if p.p_memsz > p.p_filesz && file_end % PAGE != 0 {
                 let tail = (PAGE - file_end % PAGE) as usize;
-                // SAFETY: [file_end, file_end + tail) lies in the private,
-                // writable mapping just made for the program.
-                unsafe { std::ptr::write_bytes(file_end as *mut u8, 0, tail) };
+                umem::write_bytes(space, file_end, &vec![0; tail])
+                    .map_err(|e| err(format!("zeroing the bss tail at {file_end:#x}: {e:?}")))?;
             }
             if p_map != prot {
                 mm::mprotect(

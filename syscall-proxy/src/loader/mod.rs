@@ -12,7 +12,7 @@ use vmm::AddressSpace;
 
 pub use resolve::{Executable, ResolveError};
 
-use crate::mm;
+use crate::{mm, umem};
 use stack::{StackData, at};
 
 /// What the vCPU needs to start the program.
@@ -111,15 +111,10 @@ pub fn load(
             why: "Argument list too long".into(),
         });
     }
-    // SAFETY: [top - len, top) lies in the stack mapping just made for the
-    // program, which nothing else references yet.
-    unsafe {
-        std::ptr::copy_nonoverlapping(
-            bytes.as_ptr(),
-            (top - bytes.len() as u64) as *mut u8,
-            bytes.len(),
-        )
-    };
+    umem::write_bytes(space, top - bytes.len() as u64, &bytes).map_err(|e| elf::LoadError {
+        path: exe.path.display().to_string(),
+        why: format!("writing the initial stack: {e:?}"),
+    })?;
     Ok(Image {
         entry,
         sp,

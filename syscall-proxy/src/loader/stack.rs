@@ -45,40 +45,26 @@ pub struct StackData {
 /// Lays the stack out below `top` and returns (bytes to copy at
 /// `top - bytes.len()`, initial RSP). RSP is 16-byte aligned, pointing at argc.
 pub fn build(top: u64, d: &StackData) -> (Vec<u8>, u64) {
-    // Strings and random bytes, packed downward from the top.
-    let mut blob: Vec<u8> = Vec::new();
-    let mut place = |bytes: &[u8], nul: bool| -> u64 {
-        let mut v = bytes.to_vec();
-        if nul {
-            v.push(0);
-        }
-        // Prepend: the newest item sits lowest.
-        let mut new = v;
-        new.extend_from_slice(&blob);
-        blob = new;
-        top - blob.len() as u64
-    };
-    let execfn = place(d.execfn.as_bytes(), true);
-    let env_ptrs: Vec<u64> = d
-        .envp
-        .iter()
-        .rev()
-        .map(|e| place(e.as_bytes(), true))
-        .collect();
-    let arg_ptrs: Vec<u64> = d
-        .argv
-        .iter()
-        .rev()
-        .map(|a| place(a.as_bytes(), true))
-        .collect();
-    let platform = place(d.platform.as_bytes(), true);
-    let random = place(&d.random, false);
-
-    let mut auxv = d.auxv.clone();
-    auxv.push((at::RANDOM, random));
-    auxv.push((at::EXECFN, execfn));
-    auxv.push((at::PLATFORM, platform));
-    auxv.push((at::NULL, 0));
+    // Strings and random bytes, packed downward from the top, in this order
+    // from the top: execfn, envp, argv, platform, random bytes.
+    let mut items: Vec<&[u8]> = vec![d.execfn.as_bytes()];
+    items.extend(d.envp.iter().rev().map(|e| e.as_bytes()));
+    items.extend(d.argv.iter().rev().map(|a| a.as_bytes()));
+    items.push(d.platform.as_bytes());
+    let strings = items.len();
+    items.push(&d.random);
+    let blob_len: usize = items.iter().map(|i| i.len()).sum::<usize>() + strings;
+    // Address of each item, top down.
+    let mut addrs = Vec::with_capacity(items.len());
+    let mut at = top;
+    for (n, item) in items.iter().enumerate() {
+        at -= (item.len() + usize::from(n < strings)) as u64;
+        addrs.push(at);
+    }
+    let execfn = addrs[0];
+    let env_ptrs = &addrs[1..1 + d.envp.len()];
+    let arg_ptrs = &addrs[1 + d.envp.len()..1 + d.envp.len() + d.argv.len()];
+    let (platform, random) = (addrs[strings - 1], addrs[strings]);
 
     let mut words: Vec<u64> = Vec::new();
     words.push(d.argv.len() as u64);
@@ -86,19 +72,31 @@ pub fn build(top: u64, d: &StackData) -> (Vec<u8>, u64) {
     words.push(0);
     words.extend(env_ptrs.iter().rev());
     words.push(0);
-    for (k, v) in &auxv {
-        words.push(*k);
-        words.push(*v);
+    let mut auxv = d.auxv.clone();
+    auxv.extend([
+        (at::RANDOM, random),
+        (at::EXECFN, execfn),
+        (at::PLATFORM, platform),
+        (at::NULL, 0),
+    ]);
+    for (k, v) in auxv {
+        words.extend([k, v]);
     }
-    let strings_bottom = top - blob.len() as u64;
-    let table = (words.len() * 8) as u64;
-    let rsp = (strings_bottom - table) & !15;
+    let strings_bottom = top - blob_len as u64;
+    let rsp = (strings_bottom - (words.len() * 8) as u64) & !15;
     let mut bytes = Vec::with_capacity((top - rsp) as usize);
     for w in &words {
         bytes.extend_from_slice(&w.to_le_bytes());
     }
     bytes.resize((strings_bottom - rsp) as usize, 0);
-    bytes.extend_from_slice(&blob);
+    // The blob bottom up: the reverse of the top-down order.
+    for (n, item) in items.iter().enumerate().rev() {
+        bytes.extend_from_slice(item);
+        if n < strings {
+            bytes.push(0);
+        }
+    }
+    debug_assert_eq!(rsp + bytes.len() as u64, top);
     (bytes, rsp)
 }
 

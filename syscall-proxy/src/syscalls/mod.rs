@@ -5,13 +5,14 @@ pub mod args;
 mod check;
 pub mod procfs;
 
-use vmm::{AddressSpace, Syscall, fds};
+use vmm::{Syscall, fds};
 
 use crate::exec::{self, ExecResult};
 use crate::host::{self, Errno, SysResult, encode};
 use crate::mm;
 use crate::signals::KernelSigaction;
 use crate::task::{Outcome, Task};
+use crate::umem;
 
 /// What the task does after a system call.
 #[derive(Debug, PartialEq, Eq)]
@@ -177,23 +178,6 @@ fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
     }
 }
 
-fn write_program<T: Copy>(space: &AddressSpace, addr: u64, value: T) -> Result<(), Errno> {
-    if !space.program_can_access(addr, std::mem::size_of::<T>() as u64, true) {
-        return Err(Errno(libc::EFAULT));
-    }
-    // SAFETY: a writable program mapping of the host process, checked above.
-    unsafe { std::ptr::write_unaligned(addr as *mut T, value) };
-    Ok(())
-}
-
-fn read_program<T: Copy>(space: &AddressSpace, addr: u64) -> Result<T, Errno> {
-    if !space.program_can_access(addr, std::mem::size_of::<T>() as u64, false) {
-        return Err(Errno(libc::EFAULT));
-    }
-    // SAFETY: a readable program mapping of the host process, checked above.
-    Ok(unsafe { std::ptr::read_unaligned(addr as *const T) })
-}
-
 /// arch_prctl(2): FS/GS bases live in the vCPU; XSAVE permissions follow
 /// the task's XCR0.
 fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
@@ -215,11 +199,11 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
             task.vcpu.set_segment_base(a[0] == ARCH_SET_GS, a[1]);
             Ok(0)
         }
-        ARCH_GET_FS => write_program(&space(), a[1], task.vcpu.fs_base()).map(|_| 0),
-        ARCH_GET_GS => write_program(&space(), a[1], task.vcpu.gs_base()).map(|_| 0),
+        ARCH_GET_FS => umem::write(&space(), a[1], task.vcpu.fs_base()).map(|_| 0),
+        ARCH_GET_GS => umem::write(&space(), a[1], task.vcpu.gs_base()).map(|_| 0),
         ARCH_GET_CPUID => Ok(1),
         ARCH_GET_XCOMP_SUPP | ARCH_GET_XCOMP_PERM => {
-            write_program(&space(), a[1], task.vcpu.xcr0().bits()).map(|_| 0)
+            umem::write(&space(), a[1], task.vcpu.xcr0().bits()).map(|_| 0)
         }
         ARCH_REQ_XCOMP_PERM => {
             if a[1] < 64 && task.vcpu.xcr0().bits() & (1 << a[1]) != 0 {
@@ -239,14 +223,14 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
     let space = task.vm.memory.lock().expect("address space");
     let new = match a[1] {
         0 => None,
-        p => Some(read_program::<KernelSigaction>(&space, p)?),
+        p => Some(umem::read::<KernelSigaction>(&space, p)?),
     };
     if a[2] != 0 && !space.program_can_access(a[2], 32, true) {
         return Err(Errno(libc::EFAULT));
     }
     let old = task.signals.set(a[0], new)?;
     if a[2] != 0 {
-        write_program(&space, a[2], old)?;
+        umem::write(&space, a[2], old)?;
     }
     Ok(0)
 }
@@ -254,29 +238,30 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
 /// SS_AUTODISARM (include/uapi/linux/signal.h).
 const SS_AUTODISARM: i32 = 1 << 31;
 
-/// sigaltstack(2), recorded for the signal delivery to come.
+/// sigaltstack(2), recorded for the signal delivery to come. stack_t is
+/// { void *ss_sp; int ss_flags; size_t ss_size; }: three 8-byte words.
 fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
     let space = task.vm.memory.lock().expect("address space");
     let old = task.signals.altstack;
+    if a[1] != 0 && !space.program_can_access(a[1], 24, true) {
+        return Err(Errno(libc::EFAULT));
+    }
     if a[0] != 0 {
-        let (sp, flags, size): (u64, i32, u64) = {
-            let sp = read_program::<u64>(&space, a[0])?;
-            let flags = read_program::<i32>(&space, a[0] + 8)?;
-            let size = read_program::<u64>(&space, a[0] + 16)?;
-            (sp, flags, size)
-        };
+        let [sp, flags, size] = umem::read::<[u64; 3]>(&space, a[0])?;
+        let flags = flags as i32;
         if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
             return Err(Errno(libc::EINVAL));
         }
-        if flags & libc::SS_DISABLE == 0 && size < libc::MINSIGSTKSZ as u64 {
+        task.signals.altstack = if flags & libc::SS_DISABLE != 0 {
+            (0, libc::SS_DISABLE, 0)
+        } else if size < libc::MINSIGSTKSZ as u64 {
             return Err(Errno(libc::ENOMEM));
-        }
-        task.signals.altstack = (sp, flags, size);
+        } else {
+            (sp, flags, size)
+        };
     }
     if a[1] != 0 {
-        write_program(&space, a[1], old.0)?;
-        write_program(&space, a[1] + 8, old.1)?;
-        write_program(&space, a[1] + 16, old.2)?;
+        umem::write(&space, a[1], [old.0, old.1 as u32 as u64, old.2])?;
     }
     Ok(0)
 }

@@ -10,6 +10,7 @@ use super::args::Arg;
 use super::{check, checked};
 use crate::host::{Errno, SysResult};
 use crate::task::Task;
+use crate::umem;
 
 /// Whether `path` is one of the names of the running program's executable.
 pub fn is_exe_alias(path: &[u8]) -> bool {
@@ -39,19 +40,10 @@ pub fn exe_path_arg(nr: i64) -> Option<usize> {
     }
 }
 
-/// Reads the NUL-terminated path at `addr` if it is program memory.
+/// The NUL-terminated path at `addr`, if it is readable program memory.
 fn path_at(task: &Task, addr: u64) -> Option<Vec<u8>> {
     let space = task.vm.memory.lock().expect("address space");
-    check::check(&space, &[addr, 0, 0, 0, 0, 0], Arg::S(0)).ok()?;
-    if addr == 0 {
-        return None;
-    }
-    // SAFETY: a NUL-terminated string in readable program memory, checked above.
-    Some(
-        unsafe { std::ffi::CStr::from_ptr(addr as *const libc::c_char) }
-            .to_bytes()
-            .to_vec(),
-    )
+    umem::read_cstr(&space, addr, libc::PATH_MAX as u64).ok()
 }
 
 /// Performs `nr` with the program's executable in place of an alias at

@@ -77,7 +77,7 @@ pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errn
             let [name, namelen, iov, iovlen, control, controllen] =
                 umem::read::<[u64; 6]>(space, m)?;
             let namelen = namelen & 0xffff_ffff;
-            buffer(space, name, u64::from(namelen), write)?;
+            buffer(space, name, namelen, write)?;
             iovecs(space, iov, iovlen, write)?;
             buffer(space, control, controllen, write)?;
         }

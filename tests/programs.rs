@@ -246,7 +246,7 @@ fn the_program_cannot_reach_the_sandbox_memory() {
     assert_signal(&o, libc::SIGSEGV);
     assert_eq!(
         stdout(&o),
-        "read_into_sandbox=-1 errno=EFAULT\nmap_fixed_over_sandbox=ENOMEM\nmap_noreplace_over_sandbox=EEXIST\nmunmap_sandbox=0\n"
+        "read_into_sandbox=-1 errno=EFAULT\nmap_fixed_over_sandbox=ENOMEM\nmap_noreplace_over_sandbox=EEXIST\nmunmap_sandbox=0\nioctl_into_sandbox=EFAULT\n"
     );
 }
 
@@ -395,4 +395,112 @@ fn proc_self_exe_names_the_program_not_the_sandbox() {
         .unwrap()
         .len();
     assert_eq!(stdout(&o), format!("{size}\n"));
+}
+
+#[test]
+fn the_sandbox_descriptors_and_memory_cannot_be_reached_indirectly() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let native = Command::new(&p).arg("steal").output().unwrap();
+    let o = sandbox(&[p.as_os_str(), "steal".as_ref()]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), String::from_utf8_lossy(&native.stdout));
+    assert_eq!(stdout(&o), "pidfd_getfd_high=0\n");
+    // /proc/self/mem would reach the sandbox and the guest page tables.
+    let o = sandbox(&["dd", "if=/proc/self/mem", "of=/dev/null", "count=1"]);
+    assert_exit(&o, 1);
+    assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+}
+
+fn with_pre_exec(mut c: Command, f: fn()) -> Command {
+    // SAFETY: the closure only calls async-signal-safe functions
+    // (signal, setrlimit) between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            f();
+            Ok(())
+        })
+    };
+    c
+}
+
+fn sandbox_cmd() -> Command {
+    let mut c = Command::new(SANDBOX);
+    if !enforced() {
+        c.arg("--allow-unenforced-xcr0");
+    }
+    c
+}
+
+#[test]
+fn inherited_and_program_signal_dispositions_hold() {
+    if !kvm() {
+        return;
+    }
+    let p = guest("probe", &[]);
+    let mut c = with_pre_exec(sandbox_cmd(), || {
+        // SAFETY: async-signal-safe.
+        unsafe { libc::signal(libc::SIGINT, libc::SIG_IGN) };
+    });
+    c.arg(&p).arg("signals");
+    let o = run(c, None, &[]);
+    // An ignored SIGINT stays ignored; an ignored SIGTRAP raised is
+    // nothing; SIGBUS raised kills, as natively.
+    assert_signal(&o, libc::SIGBUS);
+    assert_eq!(stdout(&o), "sigint_ignored=1\nsurvived_ignored_sigtrap=1\n");
+}
+
+#[test]
+fn no_core_file_but_the_program_sees_its_core_limit() {
+    if !kvm() {
+        return;
+    }
+    let dir = scratch().join("core-dir");
+    std::fs::create_dir_all(&dir).unwrap();
+    let set_core = || {
+        let r = libc::rlimit {
+            rlim_cur: libc::RLIM_INFINITY,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: async-signal-safe.
+        unsafe { libc::setrlimit(libc::RLIMIT_CORE, &r) };
+    };
+    let mut c = with_pre_exec(sandbox_cmd(), set_core);
+    c.current_dir(&dir).args(["/bin/sh", "-c", "ulimit -c"]);
+    let o = run(c, None, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "unlimited\n");
+    let mut c = with_pre_exec(sandbox_cmd(), set_core);
+    c.current_dir(&dir).arg(guest("probe", &[])).arg("abort");
+    let o = run(c, None, &[]);
+    assert_signal(&o, libc::SIGABRT);
+    assert_eq!(
+        std::fs::read_dir(&dir).unwrap().count(),
+        0,
+        "no core file left"
+    );
+}
+
+#[test]
+fn stack_follows_rlimit_and_gnu_stack() {
+    if !kvm() {
+        return;
+    }
+    let mut c = with_pre_exec(sandbox_cmd(), || {
+        let r = libc::rlimit {
+            rlim_cur: 64 << 20,
+            rlim_max: libc::RLIM_INFINITY,
+        };
+        // SAFETY: async-signal-safe.
+        unsafe { libc::setrlimit(libc::RLIMIT_STACK, &r) };
+    });
+    c.arg(guest("probe", &[])).arg("deep-stack");
+    let o = run(c, None, &[]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "recursed=1\n");
+    let o = sandbox(&[guest("nested", &[])]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "nested=42\n");
 }

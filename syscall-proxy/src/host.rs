@@ -51,15 +51,21 @@ pub unsafe fn syscall(nr: u64, a: [u64; 6]) -> SysResult {
 }
 
 /// mmap on the host.
-pub fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> SysResult {
+///
+/// # Safety
+/// With MAP_FIXED, [addr, addr + len) must hold nothing the sandbox uses:
+/// only program mappings or placeholders claimed for them.
+pub unsafe fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64) -> SysResult {
     let a = [addr, len, prot as u64, flags as u64, fd as i64 as u64, off];
-    // SAFETY: every caller passes either an address range the program owns
-    // (MAP_FIXED after the ownership check in mm.rs) or none at all.
+    // SAFETY: the caller vouches for the range (see above).
     unsafe { syscall(libc::SYS_mmap as u64, a) }
 }
 
 /// munmap on the host.
-pub fn munmap(addr: u64, len: u64) -> SysResult {
-    // SAFETY: callers unmap only program-owned ranges or their own placeholders.
+///
+/// # Safety
+/// [addr, addr + len) must hold only program mappings or placeholders.
+pub unsafe fn munmap(addr: u64, len: u64) -> SysResult {
+    // SAFETY: the caller vouches for the range (see above).
     unsafe { syscall(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]) }
 }

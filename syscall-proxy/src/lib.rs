@@ -10,6 +10,7 @@
 pub mod exec;
 pub mod host;
 pub mod launch;
+pub mod limits;
 pub mod loader;
 pub mod mm;
 pub mod signals;

@@ -53,12 +53,14 @@ fn claim(
             | libc::MAP_ANONYMOUS
             | libc::MAP_NORESERVE
             | libc::MAP_FIXED_NOREPLACE;
-        match host::mmap(s, e - s, libc::PROT_NONE, flags, -1, 0) {
+        // SAFETY: MAP_FIXED_NOREPLACE never replaces anything.
+        match unsafe { host::mmap(s, e - s, libc::PROT_NONE, flags, -1, 0) } {
             Ok(got) if got == s => claimed.push((s, e)),
             other => {
                 if let Ok(got) = other {
                     // A kernel without MAP_FIXED_NOREPLACE treats it as a hint.
-                    let _ = host::munmap(got, e - s);
+                    // SAFETY: the mapping just made, at an address the kernel chose.
+                    let _ = unsafe { host::munmap(got, e - s) };
                 }
                 release(&claimed);
                 return Err(Errno(conflict));
@@ -70,7 +72,8 @@ fn claim(
 
 fn release(claimed: &[(u64, u64)]) {
     for &(s, e) in claimed {
-        let _ = host::munmap(s, e - s);
+        // SAFETY: a placeholder claimed by `claim`.
+        let _ = unsafe { host::munmap(s, e - s) };
     }
 }
 
@@ -91,8 +94,9 @@ pub fn mmap(
     if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) == 0 {
         // Without MAP_FIXED the kernel only picks free space: never the
         // sandbox's, never the program's.
-        let got = host::mmap(addr, len, prot, flags, fd, off)?;
-        space_map(space, got, len, prot)?;
+        // SAFETY: without MAP_FIXED the kernel picks free space.
+        let got = unsafe { host::mmap(addr, len, prot, flags, fd, off)? };
+        map_new(space, got, len, prot)?;
         return Ok(got);
     }
     let (start, end) = range(addr, len)?;
@@ -112,9 +116,11 @@ pub fn mmap(
     )?;
     // The placeholders stand where NOREPLACE would now refuse.
     let flags = (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED;
-    match host::mmap(start, len, prot, flags, fd, off) {
+    // SAFETY: the range holds only program mappings and the placeholders
+    // just claimed.
+    match unsafe { host::mmap(start, len, prot, flags, fd, off) } {
         Ok(got) => {
-            space_map(space, got, len, prot)?;
+            map_new(space, got, len, prot)?;
             Ok(got)
         }
         Err(e) => {
@@ -122,6 +128,17 @@ pub fn mmap(
             Err(e)
         }
     }
+}
+
+/// Records a mapping just made on the host; if the guest cannot mirror it
+/// (out of page-table or guest-physical space), it is undone: the call
+/// fails with ENOMEM and host and guest still agree.
+fn map_new(space: &mut AddressSpace, start: u64, len: u64, prot: i32) -> Result<(), Errno> {
+    space_map(space, start, len, prot).inspect_err(|_| {
+        // SAFETY: the program mapping just made.
+        let _ = unsafe { host::munmap(start, len) };
+        space.unmap_program(start, start + len);
+    })
 }
 
 fn space_map(space: &mut AddressSpace, start: u64, len: u64, prot: i32) -> Result<(), Errno> {
@@ -140,7 +157,8 @@ pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
     }
     let (start, end) = range(addr, len)?;
     for (s, e, _) in space.program().overlapping(start, end) {
-        host::munmap(s, e - s)?;
+        // SAFETY: a program mapping.
+        unsafe { host::munmap(s, e - s)? };
         space.unmap_program(s, e);
     }
     Ok(0)

@@ -58,8 +58,32 @@ impl Default for Signals {
 }
 
 impl Signals {
+    /// The dispositions the program inherits: what the host process has
+    /// (signals ignored by whoever started the sandbox stay ignored; the
+    /// sandbox set the rest to default before the program starts).
+    pub fn inherited() -> Signals {
+        let mut s = Signals::default();
+        for sig in 1..=NSIG as i32 {
+            // SAFETY: queries one disposition into a zeroed struct we own.
+            let ignored = unsafe {
+                let mut old: libc::sigaction = std::mem::zeroed();
+                libc::sigaction(sig, std::ptr::null(), &mut old) == 0
+                    && old.sa_sigaction == libc::SIG_IGN
+            };
+            if ignored {
+                s.actions[(sig - 1) as usize].handler = SIG_IGN;
+            }
+        }
+        s
+    }
+
     pub fn action(&self, sig: i32) -> KernelSigaction {
         self.actions[(sig - 1) as usize]
+    }
+
+    /// Whether the program ignores `sig`.
+    pub fn ignored(&self, sig: i32) -> bool {
+        self.action(sig).handler == SIG_IGN
     }
 
     /// Whether the program installed a handler for `sig`.
@@ -97,7 +121,7 @@ impl Signals {
 /// exceptions, never as host signals, while a host fault is the sandbox's own
 /// bug and must not be swallowed), and 32/33, which glibc reserves for its
 /// own threads, the sandbox's included.
-fn host_owned(sig: i32) -> bool {
+pub fn host_owned(sig: i32) -> bool {
     matches!(
         sig,
         libc::SIGSEGV

@@ -13,6 +13,7 @@
 #include <sys/auxv.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
@@ -136,6 +137,8 @@ static int cmd_sandbox_memory(void)
 	m = mmap((void *)lo, 4096, PROT_READ, MAP_FIXED_NOREPLACE | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
 	printf("map_noreplace_over_sandbox=%s\n", m == MAP_FAILED ? strerrorname_np(errno) : "mapped");
 	printf("munmap_sandbox=%d\n", munmap((void *)lo, 4096));
+	int f = open("/proc/self/cmdline", O_RDONLY);
+	printf("ioctl_into_sandbox=%s\n", ioctl(f, 0x5460 /* FIOQSIZE */, (void *)lo) < 0 ? strerrorname_np(errno) : "done");
 	fflush(stdout);
 	*(volatile char *)lo = 1;
 	printf("wrote into the sandbox\n");
@@ -154,6 +157,42 @@ static int cmd_auxv(void)
 }
 
 static void on_usr1(int sig) { (void)sig; }
+
+/* Descriptors of this process at the top of the table, fetched through a
+ * pidfd, and /proc/self/mem: the sandbox's are not the program's. */
+static int cmd_steal(void)
+{
+	struct rlimit r;
+	getrlimit(RLIMIT_NOFILE, &r);
+	int pidfd = syscall(SYS_pidfd_open, getpid(), 0);
+	int got = 0;
+	for (long fd = (long)r.rlim_max - 300; fd < (long)r.rlim_max; fd++)
+		if (fd > 2 && syscall(SYS_pidfd_getfd, pidfd, (int)fd, 0) >= 0)
+			got++;
+	printf("pidfd_getfd_high=%d\n", got);
+	return 0;
+}
+
+static int recurse(int depth)
+{
+	volatile char frame[4096];
+	frame[0] = (char)depth;
+	return depth ? recurse(depth - 1) + frame[0] : 0;
+}
+
+static int cmd_signals(void)
+{
+	struct sigaction sa;
+	sigaction(SIGINT, NULL, &sa);
+	printf("sigint_ignored=%d\n", sa.sa_handler == SIG_IGN);
+	signal(SIGTRAP, SIG_IGN);
+	raise(SIGTRAP);
+	printf("survived_ignored_sigtrap=1\n");
+	fflush(stdout);
+	raise(SIGBUS);
+	printf("survived SIGBUS\n");
+	return 0;
+}
 
 /* Across execve: close-on-exec descriptors close, others stay; handled
  * signals revert to default, ignored ones stay ignored. */
@@ -204,6 +243,12 @@ int main(int argc, char **argv)
 		return cmd_sandbox_memory();
 	if (!strcmp(cmd, "auxv"))
 		return cmd_auxv();
+	if (!strcmp(cmd, "steal"))
+		return cmd_steal();
+	if (!strcmp(cmd, "signals"))
+		return cmd_signals();
+	if (!strcmp(cmd, "deep-stack")) /* 24 MiB of frames */
+		return printf("recursed=%d\n", recurse(6000) >= 0), 0;
 	if (!strcmp(cmd, "exec"))
 		return cmd_exec(argv);
 	if (!strcmp(cmd, "after-exec"))

@@ -163,8 +163,9 @@ impl Hypervisor {
 /// The host's own XCR0, as `xgetbv(0)` returns it to this process.
 pub fn host_xcr0() -> u64 {
     let (lo, hi): (u32, u32);
-    // SAFETY: XGETBV with ECX = 0 only reads XCR0; Linux always sets
-    // CR4.OSXSAVE on x86-64 CPUs with XSAVE, which KVM itself requires.
+    // SAFETY: XGETBV with ECX = 0 only reads XCR0. It needs CR4.OSXSAVE,
+    // which Linux sets on every CPU with XSAVE, and every x86-64 CPU the
+    // sandbox supports has XSAVE (its whole point is XCR0).
     unsafe {
         std::arch::asm!("xgetbv", in("ecx") 0, out("eax") lo, out("edx") hi,
                         options(nomem, nostack, preserves_flags));

@@ -67,7 +67,6 @@ impl Prot {
 pub struct Arena {
     mem: GuestMemoryMmap,
     next: u64,
-    free: Vec<u64>,
 }
 
 impl Arena {
@@ -77,7 +76,6 @@ impl Arena {
         Ok(Arena {
             mem,
             next: ARENA_GPA,
-            free: Vec::new(),
         })
     }
 
@@ -128,10 +126,6 @@ impl FrameStore for Arena {
             .expect("arena");
     }
     fn alloc(&mut self) -> Option<u64> {
-        if let Some(p) = self.free.pop() {
-            Arena::write(self, p, &[0; PAGE_SIZE as usize]);
-            return Some(p);
-        }
         self.alloc_pages(1).ok()
     }
 }
@@ -241,10 +235,12 @@ impl AddressSpace {
         if start >= end {
             return Ok(());
         }
-        self.cover(start, end)?;
         self.program.insert(start, end, prot);
         let flush = match prot.access() {
             Some(access) => {
+                // Inaccessible reservations need no memslot (they can be
+                // huge); accessible pages get theirs now.
+                self.cover(start, end)?;
                 let chunks = &self.chunks;
                 self.pt.map(start, end, access, |va| {
                     chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))

@@ -280,6 +280,12 @@ impl Vcpu {
         self.stats.ioctls += 1;
         let exit = match self.fd.run() {
             Ok(VcpuExit::IoOut(port, _)) => port,
+            // Only the program can read a port (the stubs never do): on PVM
+            // the runtime's ports are open to CPL3.
+            Ok(VcpuExit::IoIn(..)) => {
+                let rip = self.fd.sync_regs().regs.rip;
+                return Ok(Exit::StrayIo { rip });
+            }
             Ok(other) => {
                 let what = format!("{other:?}");
                 return Err(self.unexpected(what));
@@ -327,7 +333,11 @@ impl Vcpu {
             abi::PORT_EXCEPTION if from == self.runtime.exception_common => {
                 let mem = memory.lock().expect("address space");
                 let arena = mem.arena();
-                let Some(gpa) = arena.gpa_of_hva(r.rsp) else {
+                let frame_size = size_of::<ExceptionFrame>() as u64;
+                let (Some(gpa), Some(_)) = (
+                    arena.gpa_of_hva(r.rsp),
+                    arena.gpa_of_hva(r.rsp + frame_size - 1),
+                ) else {
                     // A jump into the stub from CPL3, not an exception.
                     return Ok(Exit::StrayIo { rip: r.rip });
                 };

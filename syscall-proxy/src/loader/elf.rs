@@ -35,6 +35,8 @@ pub struct Loaded {
     pub interp: Option<String>,
     /// First byte after the highest segment (where brk starts).
     pub end: u64,
+    /// PT_GNU_STACK asks for an executable stack.
+    pub exec_stack: bool,
 }
 
 fn prot_of(flags: u32) -> i32 {
@@ -50,6 +52,9 @@ fn prot_of(flags: u32) -> i32 {
     }
     p
 }
+
+/// include/uapi/linux/elf.h
+const PT_GNU_STACK: u32 = 0x6474_e551;
 
 /// Where a position-independent main program is placed if that is free.
 const PIE_BASE: u64 = 0x4000_0000_0000;
@@ -131,9 +136,12 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         // interpreter goes wherever the kernel picks.
         let base = if main {
             // Find a hole with the room, then take only the program's part.
-            let hole = host::mmap(PIE_BASE, span + BRK_ROOM, libc::PROT_NONE, flags, -1, 0)
-                .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
-            let _ = host::munmap(hole, span + BRK_ROOM);
+            // SAFETY: without MAP_FIXED: the kernel picks free space.
+            let hole =
+                unsafe { host::mmap(PIE_BASE, span + BRK_ROOM, libc::PROT_NONE, flags, -1, 0) }
+                    .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
+            // SAFETY: the probe mapping just made.
+            let _ = unsafe { host::munmap(hole, span + BRK_ROOM) };
             mm::mmap(
                 space,
                 hole,
@@ -235,5 +243,8 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         phnum: u64::from(eh.e_phnum),
         interp,
         end: bias + hi,
+        exec_stack: phdrs
+            .iter()
+            .any(|p| p.p_type == PT_GNU_STACK && p.p_flags & elf::PF_X != 0),
     })
 }

@@ -32,8 +32,9 @@ pub struct CpuFacts {
     pub minsigstksz: u64,
 }
 
-/// Default and largest initial stack when RLIMIT_STACK does not say.
-const STACK_SIZE: u64 = 8 << 20;
+/// The stack when RLIMIT_STACK is unlimited, and the largest one: the stack
+/// is a fixed mapping here (it does not grow on faults as Linux's does).
+const STACK_MAX: u64 = 1 << 30;
 
 /// Maps `exe` (and its interpreter) and builds its stack.
 pub fn load(
@@ -58,7 +59,10 @@ pub fn load(
 
     let stack_size = stack_size();
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
-    let rw = libc::PROT_READ | libc::PROT_WRITE;
+    let mut rw = libc::PROT_READ | libc::PROT_WRITE;
+    if main.exec_stack {
+        rw |= libc::PROT_EXEC;
+    }
     let stack = mm::mmap(space, 0, stack_size, rw, flags, -1, 0).map_err(|e| elf::LoadError {
         path: exe.path.display().to_string(),
         why: format!("cannot map a {stack_size}-byte stack: {e:?}"),
@@ -122,6 +126,7 @@ pub fn load(
     })
 }
 
+/// RLIMIT_STACK, within [128 KiB, STACK_MAX].
 fn stack_size() -> u64 {
     let mut r = libc::rlimit {
         rlim_cur: 0,
@@ -131,7 +136,7 @@ fn stack_size() -> u64 {
     if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut r) } != 0
         || r.rlim_cur == libc::RLIM_INFINITY
     {
-        return STACK_SIZE;
+        return STACK_MAX;
     }
-    mm::page_up(r.rlim_cur.clamp(128 << 10, STACK_SIZE)).unwrap_or(STACK_SIZE)
+    mm::page_up(r.rlim_cur.clamp(128 << 10, STACK_MAX)).unwrap_or(STACK_MAX)
 }

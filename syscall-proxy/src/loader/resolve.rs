@@ -54,7 +54,7 @@ pub struct Executable {
 }
 
 /// Looks `name` up like execvp: names with a slash are paths; others are
-/// searched in `path_var` (default /usr/local/bin:/usr/bin:/bin).
+/// searched in `path_var` (default /bin:/usr/bin, as glibc).
 pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveError> {
     let shown = format!("{}: command not found", name.to_string_lossy());
     if name.is_empty() {
@@ -67,7 +67,8 @@ pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveEr
         }
         return Ok(p);
     }
-    let dirs = path_var.unwrap_or(OsStr::new("/usr/local/bin:/usr/bin:/bin"));
+    // glibc execvp's default when PATH is unset.
+    let dirs = path_var.unwrap_or(OsStr::new("/bin:/usr/bin"));
     let mut denied = None;
     for dir in dirs.as_bytes().split(|&b| b == b':') {
         let dir = if dir.is_empty() {

@@ -45,9 +45,21 @@ pub enum Arg {
     Msg(usize, bool),
     /// Argument i is a file descriptor.
     Fd(usize),
+    /// Argument i may be a pointer of unknown size (or an integer): refused
+    /// if it points into the sandbox's own memory.
+    Maybe(usize),
+    /// Argument i points at { pointer, length } naming memory the kernel
+    /// reads (pselect6's sigset argument).
+    Indirect(usize),
+    /// capget/capset data at argument i, sized by the header's version at
+    /// argument 0; written if the flag is set.
+    CapData(usize, bool),
+    /// Argument i is a struct whose first u32 is its size (sched_attr);
+    /// 0 means the first version's 48 bytes.
+    SelfSized(usize),
 }
 
-use self::Arg::{Fd, Iov, Msg, R, S, W};
+use self::Arg::{CapData, Fd, Indirect, Iov, Maybe, Msg, R, S, SelfSized, W};
 use self::Len::{Arg as A, ArgX, C, Fds, Ptr};
 
 /// The checks for system call `nr`, or None for a call the sandbox does not
@@ -57,6 +69,7 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
     const TS: u64 = 16;
     const SIGSET: u64 = 8;
     const SIGINFO: u64 = 128;
+    const RUSAGE: u64 = 144;
     Some(match nr {
         SYS_read | SYS_getdents | SYS_getdents64 | SYS_pread64 => &[Fd(0), W(1, A(2))],
         SYS_write | SYS_pwrite64 => &[Fd(0), R(1, A(2))],
@@ -67,7 +80,7 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_stat | SYS_lstat => &[S(0), W(1, C(STAT))],
         SYS_fstat => &[Fd(0), W(1, C(STAT))],
         SYS_poll => &[W(0, ArgX(1, 8))],
-        SYS_ppoll => &[W(0, ArgX(1, 8)), R(2, C(TS)), R(3, C(SIGSET))],
+        SYS_ppoll => &[W(0, ArgX(1, 8)), W(2, C(TS)), R(3, C(SIGSET))],
         SYS_lseek | SYS_dup | SYS_flock | SYS_fsync | SYS_fdatasync | SYS_ftruncate
         | SYS_fchdir | SYS_fchmod | SYS_fchown | SYS_readahead | SYS_fadvise64 | SYS_shutdown
         | SYS_listen | SYS_syncfs | SYS_fallocate | SYS_sync_file_range | SYS_inotify_rm_watch => {
@@ -82,8 +95,9 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
             W(1, Fds(0)),
             W(2, Fds(0)),
             W(3, Fds(0)),
-            R(4, C(TS)),
+            W(4, C(TS)),
             R(5, C(16)),
+            Indirect(5),
         ],
         SYS_sched_yield
         | SYS_pause
@@ -128,17 +142,16 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         | SYS_eventfd2
         | SYS_epoll_create
         | SYS_epoll_create1
-        | SYS_set_robust_list
-        | SYS_kcmp
         | SYS_membarrier
-        | SYS_pkey_alloc
-        | SYS_pkey_free
         | SYS_pidfd_open
-        | SYS_pidfd_getfd
         | SYS_ioprio_get
         | SYS_ioprio_set
-        | SYS_vhangup
-        | SYS_sched_setscheduler => &[],
+        | SYS_vhangup => &[],
+        SYS_sched_setscheduler => &[R(2, C(4))],
+        SYS_set_robust_list => &[R(0, A(1))],
+        // KCMP_EPOLL_TFD takes a pointer in argument 4; other types an integer.
+        SYS_kcmp => &[Maybe(4)],
+        SYS_pidfd_getfd => &[Fd(1)],
         SYS_nanosleep => &[R(0, C(TS)), W(1, C(TS))],
         SYS_getitimer => &[W(1, C(32))],
         SYS_setitimer => &[R(1, C(32)), W(2, C(32))],
@@ -164,14 +177,14 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_getrlimit => &[W(1, C(16))],
         SYS_setrlimit => &[R(1, C(16))],
         SYS_prlimit64 => &[R(2, C(16)), W(3, C(16))],
-        SYS_getrusage => &[W(1, C(STAT))],
+        SYS_getrusage => &[W(1, C(RUSAGE))],
         SYS_sysinfo => &[W(0, C(112))],
         SYS_times => &[W(0, C(32))],
         SYS_getgroups => &[W(1, ArgX(0, 4))],
         SYS_setgroups => &[R(1, ArgX(0, 4))],
         SYS_getresuid | SYS_getresgid => &[W(0, C(4)), W(1, C(4)), W(2, C(4))],
-        SYS_capget => &[W(0, C(8)), W(1, C(24))],
-        SYS_capset => &[R(0, C(8)), R(1, C(24))],
+        SYS_capget => &[W(0, C(8)), CapData(1, true)],
+        SYS_capset => &[R(0, C(8)), CapData(1, false)],
         SYS_rt_sigpending => &[W(0, C(SIGSET))],
         SYS_rt_sigtimedwait => &[R(0, C(SIGSET)), W(1, C(SIGINFO)), R(2, C(TS))],
         SYS_rt_sigqueueinfo => &[R(2, C(SIGINFO))],
@@ -186,7 +199,7 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_sched_rr_get_interval => &[W(1, C(TS))],
         SYS_sched_setaffinity => &[R(2, A(1))],
         SYS_sched_getaffinity => &[W(2, A(1))],
-        SYS_sched_setattr => &[R(1, C(56))],
+        SYS_sched_setattr => &[SelfSized(1)],
         SYS_sched_getattr => &[W(1, A(2))],
         SYS_acct => &[S(0)],
         SYS_setxattr | SYS_lsetxattr => &[S(0), S(1), R(2, A(3))],
@@ -198,7 +211,6 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_removexattr | SYS_lremovexattr => &[S(0), S(1)],
         SYS_fremovexattr => &[Fd(0), S(1)],
         SYS_time => &[W(0, C(8))],
-        SYS_futex => &[R(0, C(4))],
         SYS_get_robust_list => &[W(1, C(8)), W(2, C(8))],
         SYS_timer_create => &[R(1, C(64)), W(2, C(4))],
         SYS_timer_settime => &[R(2, C(32)), W(3, C(32))],
@@ -234,24 +246,39 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
     })
 }
 
-/// The checks for ioctl(fd, cmd, arg): the size and direction are encoded
-/// in `cmd` (_IOC) except for the classic terminal requests.
-pub fn ioctl_arg(cmd: u64) -> Option<Arg> {
-    const TERMIOS: u64 = 60;
+/// The checks for ioctl(fd, cmd, arg). The kernel takes `cmd` as 32 bits.
+/// Classic requests (include/uapi/asm-generic/ioctls.h, sockios.h) are
+/// listed; `_IOC` requests carry their size and direction; anything else
+/// is refused only if its argument points into the sandbox.
+pub fn ioctl_arg(cmd: u64) -> Arg {
+    const TERMIOS: u64 = 36; // the kernel's struct termios (NCCS 19)
+    const TERMIO: u64 = 18;
+    const IFREQ: u64 = 40;
+    let cmd = cmd as u32;
     match cmd {
-        0x5401 => Some(Arg::W(2, Len::C(TERMIOS))), // TCGETS
-        0x5402..=0x5404 => Some(Arg::R(2, Len::C(TERMIOS))), // TCSETS[WF]
-        0x540f | 0x541b => Some(Arg::W(2, Len::C(4))), // TIOCGPGRP, FIONREAD
-        0x5410 | 0x5421 | 0x5452 => Some(Arg::R(2, Len::C(4))), // TIOCSPGRP, FIONBIO, FIOASYNC
-        0x5413 => Some(Arg::W(2, Len::C(8))),       // TIOCGWINSZ
-        0x5414 => Some(Arg::R(2, Len::C(8))),       // TIOCSWINSZ
+        0x5401 => W(2, C(TERMIOS)),          // TCGETS
+        0x5402..=0x5404 => R(2, C(TERMIOS)), // TCSETS, TCSETSW, TCSETSF
+        0x5405 => W(2, C(TERMIO)),           // TCGETA
+        0x5406..=0x5408 => R(2, C(TERMIO)),  // TCSETA, TCSETAW, TCSETAF
+        0x5409..=0x540e | 0x5420 | 0x5422 | 0x5425 | 0x5427 | 0x5428 | 0x5437 | 0x5450 | 0x5451 => {
+            Maybe(2) // integer arguments or none: TCSBRK.., TIOCSCTTY, TIOCPKT, TIOCNOTTY, FIONCLEX, FIOCLEX
+        }
+        0x540f | 0x5411 | 0x5415 | 0x5419 | 0x541b | 0x5424 | 0x5429 => W(2, C(4)), // TIOCGPGRP, TIOCOUTQ, TIOCMGET, TIOCGSOFTCAR, FIONREAD, TIOCGETD, TIOCGSID
+        0x5410 | 0x5416..=0x5418 | 0x541a | 0x5421 | 0x5423 | 0x5452 => R(2, C(4)), // TIOCSPGRP, TIOCMBIS.., TIOCSSOFTCAR, FIONBIO, TIOCSETD, FIOASYNC
+        0x5412 => R(2, C(1)),                                                       // TIOCSTI
+        0x5413 => W(2, C(8)),                                                       // TIOCGWINSZ
+        0x5414 => R(2, C(8)),                                                       // TIOCSWINSZ
+        0x5460 => W(2, C(8)),                                                       // FIOQSIZE
+        0x8901 | 0x8902 => R(2, C(4)),          // FIOSETOWN, SIOCSPGRP
+        0x8903..=0x8905 => W(2, C(4)), // FIOGETOWN, SIOCGPGRP, SIOCATMARK
+        0x8910..=0x89ff => W(2, C(IFREQ)),      // SIOC*IF*: struct ifreq in and out
         _ => {
             let dir = cmd >> 30;
-            let size = (cmd >> 16) & 0x3fff;
+            let size = u64::from((cmd >> 16) & 0x3fff);
             match (dir, size) {
-                (_, 0) | (0, _) => None,
-                (1, s) => Some(Arg::R(2, Len::C(s))), // _IOC_WRITE: the kernel reads
-                (_, s) => Some(Arg::W(2, Len::C(s))), // _IOC_READ (and RW)
+                (0, _) | (_, 0) => Maybe(2),
+                (1, s) => R(2, C(s)), // _IOC_WRITE: the kernel reads
+                (_, s) => W(2, C(s)), // _IOC_READ (and read-write)
             }
         }
     }
@@ -260,11 +287,30 @@ pub fn ioctl_arg(cmd: u64) -> Option<Arg> {
 /// The checks for fcntl(fd, cmd, arg).
 pub fn fcntl_arg(cmd: u64) -> Option<Arg> {
     const FLOCK: u64 = 32;
+    const F_GET_RW_HINT: i32 = 1035;
+    const F_SET_RW_HINT: i32 = 1036;
+    const F_GET_FILE_RW_HINT: i32 = 1037;
+    const F_SET_FILE_RW_HINT: i32 = 1038;
     match cmd as i32 {
-        F_GETLK | F_OFD_GETLK => Some(Arg::W(2, Len::C(FLOCK))),
-        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => Some(Arg::R(2, Len::C(FLOCK))),
-        F_GETOWN_EX => Some(Arg::W(2, Len::C(8))),
-        F_SETOWN_EX => Some(Arg::R(2, Len::C(8))),
+        F_GETLK | F_OFD_GETLK => Some(W(2, C(FLOCK))),
+        F_SETLK | F_SETLKW | F_OFD_SETLK | F_OFD_SETLKW => Some(R(2, C(FLOCK))),
+        F_GETOWN_EX | F_GET_RW_HINT | F_GET_FILE_RW_HINT => Some(W(2, C(8))),
+        F_SETOWN_EX | F_SET_RW_HINT | F_SET_FILE_RW_HINT => Some(R(2, C(8))),
         _ => None,
+    }
+}
+
+/// The checks for futex(uaddr, op, val, timeout|val2, uaddr2, val3), by op.
+pub fn futex_args(op: u64) -> &'static [Arg] {
+    const TS: u64 = 16;
+    match op & 0x7f {
+        0 | 9 => &[R(0, C(4)), R(3, C(TS))],  // WAIT, WAIT_BITSET
+        3 | 4 => &[R(0, C(4)), R(4, C(4))],   // REQUEUE, CMP_REQUEUE
+        5 => &[R(0, C(4)), W(4, C(4))],       // WAKE_OP
+        6 | 13 => &[W(0, C(4)), R(3, C(TS))], // LOCK_PI, LOCK_PI2
+        7 | 8 => &[W(0, C(4))],               // UNLOCK_PI, TRYLOCK_PI
+        11 => &[R(0, C(4)), R(3, C(TS)), W(4, C(4))], // WAIT_REQUEUE_PI
+        12 => &[W(0, C(4)), W(4, C(4))],      // CMP_REQUEUE_PI
+        _ => &[R(0, C(4))],                   // WAKE, WAKE_BITSET, others
     }
 }

@@ -54,6 +54,48 @@ fn length(space: &AddressSpace, args: &[u64; 6], len: Len) -> Result<u64, Errno>
     })
 }
 
+/// Whether `addr` is host memory that is not the program's: the sandbox's.
+fn sandbox_memory(space: &AddressSpace, addr: u64) -> bool {
+    if addr == 0 || space.program().get(addr).is_some() {
+        return false;
+    }
+    let page = addr & !0xfff;
+    // SAFETY: msync with flags 0 only asks whether the page is mapped
+    // (ENOMEM if not); it changes nothing.
+    unsafe { libc::msync(page as *mut libc::c_void, 4096, 0) == 0 }
+}
+
+/// sendmsg control data must not pass the sandbox's descriptors on
+/// (SCM_RIGHTS): natively they do not exist.
+fn no_parked_rights(space: &AddressSpace, control: u64, len: u64) -> Result<(), Errno> {
+    if control == 0 || len == 0 {
+        return Ok(());
+    }
+    let mut buf = vec![0u8; len.min(1 << 16) as usize];
+    umem::read_bytes(space, control, &mut buf)?;
+    let mut off = 0usize;
+    // struct cmsghdr { size_t len; int level; int type; } + data, 8-aligned.
+    while off + 16 <= buf.len() {
+        let cmsg_len = u64::from_le_bytes(buf[off..off + 8].try_into().expect("8 bytes")) as usize;
+        let level = i32::from_le_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
+        let kind = i32::from_le_bytes(buf[off + 12..off + 16].try_into().expect("4 bytes"));
+        if cmsg_len < 16 {
+            break;
+        }
+        let end = (off + cmsg_len).min(buf.len());
+        if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
+            for fd in buf[off + 16..end].chunks_exact(4) {
+                let fd = i32::from_le_bytes(fd.try_into().expect("4 bytes"));
+                if fds::is_parked(i64::from(fd)) {
+                    return Err(Errno(libc::EBADF));
+                }
+            }
+        }
+        off += cmsg_len.div_ceil(8) * 8;
+    }
+    Ok(())
+}
+
 /// Checks one argument.
 pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errno> {
     match arg {
@@ -66,6 +108,30 @@ pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errn
         Arg::W(i, len) => buffer(space, args[i], length(space, args, len)?, true)?,
         Arg::S(i) => string(space, args[i])?,
         Arg::Iov(i, j, write) => iovecs(space, args[i], args[j], write)?,
+        Arg::Maybe(i) => {
+            if sandbox_memory(space, args[i]) {
+                return Err(efault());
+            }
+        }
+        Arg::Indirect(i) => {
+            if args[i] != 0 {
+                let [ptr, len] = umem::read::<[u64; 2]>(space, args[i])?;
+                buffer(space, ptr, len.min(1 << 20), false)?;
+            }
+        }
+        Arg::CapData(i, write) => {
+            // _LINUX_CAPABILITY_VERSION_1 has one 12-byte struct, later two.
+            let version = umem::read::<u32>(space, args[0])?;
+            let len = if version == 0x1998_0330 { 12 } else { 24 };
+            buffer(space, args[i], len, write)?;
+        }
+        Arg::SelfSized(i) => {
+            if args[i] != 0 {
+                let size = u64::from(umem::read::<u32>(space, args[i])?);
+                let len = if size == 0 { 48 } else { size.min(4096) };
+                buffer(space, args[i], len, false)?;
+            }
+        }
         Arg::Msg(i, write) => {
             let m = args[i];
             if m == 0 {
@@ -80,6 +146,9 @@ pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errn
             buffer(space, name, namelen, write)?;
             iovecs(space, iov, iovlen, write)?;
             buffer(space, control, controllen, write)?;
+            if !write {
+                no_parked_rights(space, control, controllen)?;
+            }
         }
     }
     Ok(())

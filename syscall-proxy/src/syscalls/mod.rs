@@ -9,8 +9,9 @@ use vmm::{Syscall, fds};
 
 use crate::exec::{self, ExecResult};
 use crate::host::{self, Errno, SysResult, encode};
+use crate::limits;
 use crate::mm;
-use crate::signals::KernelSigaction;
+use crate::signals::{self, KernelSigaction};
 use crate::task::{Outcome, Task};
 use crate::umem;
 
@@ -41,6 +42,7 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
             let mut space = vm.memory.lock().expect("address space");
             Action::Return(task.brk.set(&mut space, a[0]))
         }
+        libc::SYS_pkey_mprotect if a[3] as i32 != -1 => ret(Err(Errno(libc::EINVAL))),
         libc::SYS_mmap
         | libc::SYS_munmap
         | libc::SYS_mprotect
@@ -69,7 +71,7 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
             nr,
             a,
             &[args::Arg::Fd(0)],
-            args::ioctl_arg(a[1]),
+            Some(args::ioctl_arg(a[1])),
         )),
         libc::SYS_fcntl => ret(checked(
             task,
@@ -104,12 +106,26 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
             log::debug!("{} is not supported yet: ENOSYS", name(nr));
             ret(Err(Errno(libc::ENOSYS)))
         }
-        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(forward_raw(nr, a)),
+        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(kill(task, nr, a)),
+        libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => ret(rlimit(task, nr, a)),
+        libc::SYS_futex => ret(checked(task, nr, a, args::futex_args(a[1]), None)),
+        // Guest page-table entries carry no protection key: keys would
+        // protect nothing, so none can be allocated (as on a CPU without PKU).
+        libc::SYS_pkey_alloc => ret(Err(Errno(libc::ENOSPC))),
+        libc::SYS_pkey_free => ret(Err(Errno(libc::EINVAL))),
         _ => match args::spec(nr) {
-            Some(spec) => ret(match procfs::exe_path_arg(nr) {
-                Some(i) => procfs::with_exe_alias(task, nr, a, i, spec),
-                None => checked(task, nr, a, spec, None),
-            }),
+            Some(spec) => {
+                let r = match procfs::exe_path_arg(nr) {
+                    Some(i) => procfs::with_exe_alias(task, nr, a, i, spec),
+                    None => checked(task, nr, a, spec, None),
+                };
+                ret(match nr {
+                    libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
+                        r.and_then(procfs::refuse_own_mem)
+                    }
+                    _ => r,
+                })
+            }
             None => {
                 log::debug!("unknown system call {}: ENOSYS", sc.nr);
                 ret(Err(Errno(libc::ENOSYS)))
@@ -295,33 +311,95 @@ fn close_range(a: [u64; 6]) -> SysResult {
 }
 
 fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
-    match a[0] as i32 {
-        libc::PR_SET_SECCOMP => Err(Errno(libc::EINVAL)),
-        libc::PR_SET_NAME => checked(
-            task,
-            libc::SYS_prctl,
-            a,
-            &[args::Arg::R(1, args::Len::C(16))],
-            None,
-        ),
-        libc::PR_GET_NAME => checked(
-            task,
-            libc::SYS_prctl,
-            a,
-            &[args::Arg::W(1, args::Len::C(16))],
-            None,
-        ),
-        // Would rewrite the host process's memory map bookkeeping.
-        libc::PR_SET_MM => Err(Errno(libc::EPERM)),
-        libc::PR_GET_TID_ADDRESS | libc::PR_GET_PDEATHSIG => checked(
-            task,
-            libc::SYS_prctl,
-            a,
-            &[args::Arg::W(1, args::Len::C(8))],
-            None,
-        ),
-        _ => forward_raw(libc::SYS_prctl, a),
+    use args::Arg::{Maybe, S, W};
+    use args::Len::C;
+    const PR_SET_VMA: i32 = 0x53564d41;
+    const PR_GET_AUXV: i32 = 0x41555856;
+    let spec: &[args::Arg] = match a[0] as i32 {
+        libc::PR_SET_SECCOMP => return Err(Errno(libc::EINVAL)),
+        // Would rewrite the host process's memory map bookkeeping, or show
+        // the sandbox's own auxiliary vector.
+        libc::PR_SET_MM | PR_GET_AUXV => return Err(Errno(libc::EPERM)),
+        libc::PR_SET_NAME => &[S(1)],
+        libc::PR_GET_NAME => &[W(1, C(16))],
+        libc::PR_GET_PDEATHSIG
+        | libc::PR_GET_TSC
+        | libc::PR_GET_CHILD_SUBREAPER
+        | libc::PR_GET_UNALIGN
+        | libc::PR_GET_FPEMU
+        | libc::PR_GET_FPEXC
+        | libc::PR_GET_ENDIAN => &[W(1, C(4))],
+        libc::PR_GET_TID_ADDRESS => &[W(1, C(8))],
+        PR_SET_VMA => {
+            let space = task.vm.memory.lock().expect("address space");
+            if !space.program_can_access(a[2], a[3], false) {
+                return Err(Errno(libc::EINVAL));
+            }
+            &[S(4)]
+        }
+        // Integer arguments elsewhere; a pointer into the sandbox is refused.
+        _ => &[Maybe(1), Maybe(2), Maybe(3), Maybe(4)],
+    };
+    checked(task, libc::SYS_prctl, a, spec, None)
+}
+
+/// getrlimit, setrlimit, prlimit64: limits::prlimit answers where the
+/// program's view differs from the host's.
+fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
+    let (pid, resource, new, old) = match nr {
+        libc::SYS_getrlimit => (0, a[0], 0, a[1]),
+        libc::SYS_setrlimit => (0, a[0], a[1], 0),
+        _ => (a[0], a[1], a[2], a[3]),
+    };
+    let spec = args::spec(libc::SYS_prlimit64).expect("prlimit64 is known");
+    let p = [pid, resource, new, old, 0, 0];
+    let Some(()) = limits::prlimit(pid, resource, None).map(|_| ()) else {
+        return checked(task, libc::SYS_prlimit64, p, spec, None);
+    };
+    let space = task.vm.memory.lock().expect("address space");
+    check::check_all(&space, &p, spec)?;
+    let new = if new != 0 {
+        Some(umem::read::<[u64; 2]>(&space, new)?)
+    } else {
+        None
+    };
+    let new = new.map(|[cur, max]| libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    });
+    let prev = limits::prlimit(pid, resource, new).expect("emulated")?;
+    if old != 0 {
+        umem::write(&space, old, [prev.rlim_cur, prev.rlim_max])?;
     }
+    Ok(0)
+}
+
+/// kill/tkill/tgkill. The host thread's dispositions mirror the program's,
+/// so a signal reaches the host and does there what it would natively;
+/// except for the signals whose host disposition the sandbox keeps
+/// (signals::host_owned): aimed at the program itself, those follow the
+/// program's recorded disposition.
+fn kill(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
+    // SAFETY: getpid and gettid have no preconditions.
+    let (pid, tid) = unsafe { (i64::from(libc::getpid()), i64::from(libc::gettid())) };
+    let (me, sig) = match nr {
+        libc::SYS_kill => (a[0] as i32 as i64 == pid, a[1]),
+        libc::SYS_tkill => (a[0] as i32 as i64 == tid, a[1]),
+        _ => (a[0] as i32 as i64 == pid && a[1] as i32 as i64 == tid, a[2]),
+    };
+    if me && (1..=signals::NSIG as u64).contains(&sig) && signals::host_owned(sig as i32) {
+        let sig = sig as i32;
+        if task.signals.ignored(sig) {
+            return Ok(0);
+        }
+        if task.signals.handled(sig) {
+            log::warn!(
+                "signal {sig} sent to the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
+            );
+            return Ok(0);
+        }
+    }
+    forward_raw(nr, a)
 }
 
 /// A system call's name for the trace.

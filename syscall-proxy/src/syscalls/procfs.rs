@@ -85,3 +85,28 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
     // outlives it; the other pointers were checked above.
     unsafe { crate::host::syscall(nr as u64, b) }
 }
+
+/// After an open: the program's own /proc/<pid>/mem would reach the whole
+/// host process, the sandbox and the guest page tables included. Natively
+/// it reaches only the program; here it is refused.
+pub fn refuse_own_mem(fd: u64) -> SysResult {
+    let link = std::fs::read_link(format!("/proc/self/fd/{fd}")).unwrap_or_default();
+    // SAFETY: getpid has no preconditions.
+    let pid = unsafe { libc::getpid() };
+    let l = link.as_os_str().as_bytes();
+    let mem = l
+        .strip_prefix(format!("/proc/{pid}/").as_bytes())
+        .is_some_and(|rest| {
+            rest == b"mem"
+                || (rest.starts_with(b"task/")
+                    && rest.ends_with(b"/mem")
+                    && rest.iter().filter(|&&c| c == b'/').count() == 2)
+        });
+    if mem {
+        // SAFETY: closes the descriptor the refused open just created.
+        unsafe { libc::close(fd as i32) };
+        log::debug!("refused an open of {}", link.display());
+        return Err(Errno(libc::EACCES));
+    }
+    Ok(fd)
+}

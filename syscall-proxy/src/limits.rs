@@ -1,0 +1,58 @@
+//! Resource limits the program sees differently from the sandbox.
+//!
+//! RLIMIT_CORE: the sandbox must never leave a core file (it would be the
+//! sandbox's, hundreds of MiB, not the program's), so the host limit is 0
+//! while the program sees and sets the limit it inherited.
+
+use std::sync::Mutex;
+
+use crate::host::Errno;
+
+static CORE_VIEW: Mutex<Option<libc::rlimit>> = Mutex::new(None);
+
+/// Takes the inherited RLIMIT_CORE as the program's, and sets the host's
+/// soft limit to 0. Call once, before the program runs.
+pub fn init() {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit/setrlimit on a struct we own.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_CORE, &mut r) == 0 {
+            *CORE_VIEW.lock().expect("rlimit view") = Some(r);
+            let none = libc::rlimit {
+                rlim_cur: 0,
+                rlim_max: r.rlim_max,
+            };
+            libc::setrlimit(libc::RLIMIT_CORE, &none);
+        }
+    }
+}
+
+/// prlimit64(pid, resource, new, old) where the program's view differs:
+/// None when the host's answer is the right one.
+pub fn prlimit(
+    pid: u64,
+    resource: u64,
+    new: Option<libc::rlimit>,
+) -> Option<Result<libc::rlimit, Errno>> {
+    // SAFETY: getpid has no preconditions.
+    let me = pid == 0 || pid as i32 == unsafe { libc::getpid() };
+    if !me || resource != libc::RLIMIT_CORE as u64 {
+        return None;
+    }
+    let mut view = CORE_VIEW.lock().expect("rlimit view");
+    let old = (*view)?;
+    if let Some(n) = new {
+        if n.rlim_cur > n.rlim_max {
+            return Some(Err(Errno(libc::EINVAL)));
+        }
+        // SAFETY: geteuid has no preconditions.
+        if n.rlim_max > old.rlim_max && unsafe { libc::geteuid() } != 0 {
+            return Some(Err(Errno(libc::EPERM)));
+        }
+        *view = Some(n);
+    }
+    Some(Ok(old))
+}

@@ -118,24 +118,31 @@ impl Task {
         Ok(Some(Outcome::Signaled(sig)))
     }
 
-    /// Whether a #PF hit memory the program may access as it tried: then a
-    /// TLB entry predates a widening of rights (SDM Vol. 3A 4.10.4.3) and
-    /// the access is retried once.
+    /// Whether a #PF hit memory the program may access as it tried: then
+    /// either the page was not entered in the guest page tables yet (large
+    /// mappings are entered lazily) or a TLB entry predates a widening of
+    /// rights (SDM Vol. 3A 4.10.4.3). The block is entered and the access
+    /// retried; the same fault twice in a row is a real one.
     fn spurious(&mut self, addr: u64, error: u64) -> bool {
         if error & pf_error::USER == 0 || self.last_fault == Some((addr, error)) {
             self.last_fault = None;
             return false;
         }
-        let space = self.vm.memory.lock().expect("address space");
+        let mut space = self.vm.memory.lock().expect("address space");
         let allowed = space.program().get(addr).is_some_and(|(_, _, prot)| {
             prot.readable()
                 && (error & pf_error::WRITE == 0 || prot.writable())
                 && (error & pf_error::INSTRUCTION_FETCH == 0 || prot.0 & vmm::Prot::EXEC != 0)
         });
-        if allowed {
-            self.last_fault = Some((addr, error));
+        if !allowed {
+            return false;
         }
-        allowed
+        if let Err(e) = space.populate(addr) {
+            log::error!("entering {addr:#x} in the guest page tables: {e}");
+            return false;
+        }
+        self.last_fault = Some((addr, error));
+        true
     }
 
     fn report_dropped_signals(&self) {

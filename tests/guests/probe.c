@@ -173,6 +173,25 @@ static int cmd_steal(void)
 	return 0;
 }
 
+/* Huge reservations and sparse use of a huge writable mapping, then a
+ * write to a part made read-only: SIGSEGV. */
+static int cmd_huge(void)
+{
+	size_t sz = 64UL << 30;
+	char *p = mmap(NULL, sz, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	void *r = mmap(NULL, 1UL << 40, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE, -1, 0);
+	if (p == MAP_FAILED || r == MAP_FAILED)
+		return perror("mmap"), 1;
+	for (size_t off = 0; off < sz; off += 1UL << 30)
+		p[off] = 1;
+	p[sz - 1] = 2;
+	printf("huge=%d,%d\n", p[0], p[sz - 1]);
+	fflush(stdout);
+	mprotect(p, 1UL << 30, PROT_READ);
+	p[4096] = 3;
+	return 0;
+}
+
 static int recurse(int depth)
 {
 	volatile char frame[4096];
@@ -243,6 +262,8 @@ int main(int argc, char **argv)
 		return cmd_sandbox_memory();
 	if (!strcmp(cmd, "auxv"))
 		return cmd_auxv();
+	if (!strcmp(cmd, "huge"))
+		return cmd_huge();
 	if (!strcmp(cmd, "steal"))
 		return cmd_steal();
 	if (!strcmp(cmd, "signals"))

@@ -150,6 +150,11 @@ pub struct AddressSpace {
     pub stats: MemoryStats,
 }
 
+/// Largest mapping entered in the guest page tables eagerly.
+const EAGER_LIMIT: u64 = 64 << 20;
+/// What a guest fault in a lazily entered mapping enters.
+const LAZY_BLOCK: u64 = 2 << 20;
+
 fn chunk_of(hva: u64) -> u64 {
     hva >> CHUNK_SHIFT
 }
@@ -231,24 +236,45 @@ impl AddressSpace {
 
     /// Records that host [start, end) now holds a program mapping with
     /// `prot` (after mmap, mprotect, mremap or brk succeeded on the host).
+    ///
+    /// Mappings up to EAGER_LIMIT enter the guest page tables at once; larger
+    /// ones (huge reservations, big heaps) on the guest's first access to
+    /// each 2 MiB block ([`AddressSpace::populate`]), so that their cost
+    /// follows what the program touches, not what it maps.
     pub fn map_program(&mut self, start: u64, end: u64, prot: Prot) -> Result<(), MemoryError> {
         if start >= end {
             return Ok(());
         }
         self.program.insert(start, end, prot);
         let flush = match prot.access() {
-            Some(access) => {
-                // Inaccessible reservations need no memslot (they can be
-                // huge); accessible pages get theirs now.
+            Some(access) if end - start <= EAGER_LIMIT => {
                 self.cover(start, end)?;
                 let chunks = &self.chunks;
                 self.pt.map(start, end, access, |va| {
                     chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
                 })?
             }
-            None => self.pt.unmap(start, end),
+            _ => self.pt.unmap(start, end),
         };
         self.note(flush);
+        Ok(())
+    }
+
+    /// Enters the program's pages of the 2 MiB block around `addr` in the
+    /// guest page tables, after a guest fault there that the program's
+    /// mappings allow.
+    pub fn populate(&mut self, addr: u64) -> Result<(), MemoryError> {
+        let block = addr & !(LAZY_BLOCK - 1);
+        for (s, e, prot) in self.program.overlapping(block, block + LAZY_BLOCK) {
+            if let Some(access) = prot.access() {
+                self.cover(s, e)?;
+                let chunks = &self.chunks;
+                let f = self.pt.map(s, e, access, |va| {
+                    chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
+                })?;
+                self.note(f);
+            }
+        }
         Ok(())
     }
 

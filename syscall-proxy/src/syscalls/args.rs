@@ -269,9 +269,9 @@ pub fn ioctl_arg(cmd: u64) -> Arg {
         0x5413 => W(2, C(8)),                                                       // TIOCGWINSZ
         0x5414 => R(2, C(8)),                                                       // TIOCSWINSZ
         0x5460 => W(2, C(8)),                                                       // FIOQSIZE
-        0x8901 | 0x8902 => R(2, C(4)),          // FIOSETOWN, SIOCSPGRP
-        0x8903..=0x8905 => W(2, C(4)), // FIOGETOWN, SIOCGPGRP, SIOCATMARK
-        0x8910..=0x89ff => W(2, C(IFREQ)),      // SIOC*IF*: struct ifreq in and out
+        0x8901 | 0x8902 => R(2, C(4)),     // FIOSETOWN, SIOCSPGRP
+        0x8903..=0x8905 => W(2, C(4)),     // FIOGETOWN, SIOCGPGRP, SIOCATMARK
+        0x8910..=0x89ff => W(2, C(IFREQ)), // SIOC*IF*: struct ifreq in and out
         _ => {
             let dir = cmd >> 30;
             let size = u64::from((cmd >> 16) & 0x3fff);

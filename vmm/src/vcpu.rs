@@ -308,10 +308,11 @@ impl Vcpu {
             r.rcx,
             r.rsp
         );
-        // Genuine runtime exits stop right after the stubs' `out`.
-        let from = r.rip.wrapping_sub(2);
+        // Genuine runtime exits stop at a stub's `out`: after it on PVM
+        // (emulated), on it on hardware KVM (which skips it on re-entry).
+        let at = |stub: u64| r.rip == stub || r.rip == stub + 2;
         match exit {
-            abi::PORT_SYSCALL if from == self.runtime.syscall_entry => {
+            abi::PORT_SYSCALL if at(self.runtime.syscall_entry) => {
                 if self.return_path.is_none() {
                     let path = if sync.sregs.cs.dpl == 3 {
                         ReturnPath::Vmm
@@ -330,7 +331,7 @@ impl Vcpu {
                     rip: r.rcx,
                 }))
             }
-            abi::PORT_EXCEPTION if from == self.runtime.exception_common => {
+            abi::PORT_EXCEPTION if at(self.runtime.exception_common) => {
                 let mem = memory.lock().expect("address space");
                 let arena = mem.arena();
                 let frame_size = size_of::<ExceptionFrame>() as u64;

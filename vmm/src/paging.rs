@@ -28,6 +28,27 @@ pub struct Access {
     pub user: bool,
 }
 
+impl Access {
+    /// The guest runtime's code, reachable from CPL3 (see vm.rs).
+    pub const USER_CODE: Access = Access {
+        write: false,
+        exec: true,
+        user: true,
+    };
+    /// Descriptor tables only the CPU reads.
+    pub const KERNEL_RO: Access = Access {
+        write: false,
+        exec: false,
+        user: false,
+    };
+    /// CPL0 stacks, GDT and TSS.
+    pub const KERNEL_RW: Access = Access {
+        write: true,
+        exec: false,
+        user: false,
+    };
+}
+
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 #[error("out of page-table pages")]
 pub struct OutOfFrames;

@@ -69,13 +69,8 @@ impl Vm {
         // One page for GDT and TSS, then the CPL0 stack.
         let page = mem.arena_mut().alloc_pages(1)?;
         let stack = mem.arena_mut().alloc_pages(KERNEL_STACK_SIZE / PAGE_SIZE)?;
-        let kernel_rw = Access {
-            write: true,
-            exec: false,
-            user: false,
-        };
-        mem.map_runtime(page, PAGE_SIZE, kernel_rw)?;
-        mem.map_runtime(stack, KERNEL_STACK_SIZE, kernel_rw)?;
+        mem.map_runtime(page, PAGE_SIZE, Access::KERNEL_RW)?;
+        mem.map_runtime(stack, KERNEL_STACK_SIZE, Access::KERNEL_RW)?;
         let gdt = mem.arena().hva(page);
         let tss = gdt + 128;
         let stack_top = mem.arena().hva(stack) + KERNEL_STACK_SIZE;
@@ -121,45 +116,21 @@ impl Vm {
 /// Copies the stubs into the arena, builds the IDT, maps them for the guest.
 fn install_runtime(mem: &mut AddressSpace) -> Result<RuntimeAddrs, VcpuError> {
     let stubs = Stubs::get();
-    let kernel = mem.arena_mut().alloc_pages(1)?;
-    let user = mem.arena_mut().alloc_pages(1)?;
+    // The kernel stub page, then the user probe page.
+    let code = mem.arena_mut().alloc_pages(2)?;
     let idt = mem.arena_mut().alloc_pages(1)?;
-    mem.arena().write(kernel, stubs.kernel);
-    mem.arena().write(user, stubs.user);
-    let kernel_va = mem.arena().hva(kernel);
-    let user_va = mem.arena().hva(user);
+    mem.arena().write(code, stubs.kernel);
+    mem.arena().write(code + PAGE_SIZE, stubs.user);
+    let kernel_va = mem.arena().hva(code);
+    let user_va = kernel_va + PAGE_SIZE;
     mem.arena()
         .write(idt, &tables::idt(kernel_va + stubs.vectors as u64));
-    // The entry stubs are user-accessible: PVM fetches the LSTAR target of a
-    // CPL3 `syscall` with user rights (it reports CS 0x33 there). At CPL3 on
-    // hardware KVM the stubs can do nothing: `out` faults with IOPL 0.
-    mem.map_runtime(
-        kernel,
-        PAGE_SIZE,
-        Access {
-            write: false,
-            exec: true,
-            user: true,
-        },
-    )?;
-    mem.map_runtime(
-        user,
-        PAGE_SIZE,
-        Access {
-            write: false,
-            exec: true,
-            user: true,
-        },
-    )?;
-    mem.map_runtime(
-        idt,
-        PAGE_SIZE,
-        Access {
-            write: false,
-            exec: false,
-            user: false,
-        },
-    )?;
+    // The entry stubs are user-accessible like the probe: PVM fetches the
+    // LSTAR target of a CPL3 `syscall` with user rights (it reports CS 0x33
+    // there). At CPL3 on hardware KVM the stubs can do nothing: `out`
+    // faults with IOPL 0 and a closed I/O bitmap.
+    mem.map_runtime(code, 2 * PAGE_SIZE, Access::USER_CODE)?;
+    mem.map_runtime(idt, PAGE_SIZE, Access::KERNEL_RO)?;
     Ok(RuntimeAddrs {
         enter_user: kernel_va + stubs.enter_user as u64,
         syscall_entry: kernel_va + stubs.syscall_entry as u64,

@@ -31,14 +31,13 @@ pub fn mirror(outcome: Outcome) -> ExitCode {
 }
 
 /// `--stats`: counts of VM exits, KVM ioctls and forwarded system calls.
-/// Ioctls are those of the run: KVM_RUN, memslot changes, and the two
-/// memslot ioctls of each flush (set-up ioctls before the first instruction
-/// are not counted).
+/// The ioctls are those after set-up: KVM_RUN, other vCPU ioctls, memslot
+/// creations, and the two memslot ioctls of each flush.
 pub fn print_stats(task: &Task) {
     let v = task.vcpu.stats;
     let s = task.stats;
     let m = task.vm.memory.lock().map(|m| m.stats).unwrap_or_default();
-    let ioctls = v.exits + m.memslots + 2 * m.flushes;
+    let ioctls = v.exits + v.other_ioctls + m.memslots + 2 * m.flushes;
     let per = |x: u64| {
         if s.syscalls == 0 {
             0.0
@@ -47,12 +46,13 @@ pub fn print_stats(task: &Task) {
         }
     };
     eprintln!(
-        "xcr0-sandbox: stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
+        "xcr0-sandbox: stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
         s.syscalls,
         s.exceptions,
         v.exits,
         ioctls,
         v.exits,
+        v.other_ioctls,
         m.memslots,
         m.flushes,
         per(v.exits),

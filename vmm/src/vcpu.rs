@@ -110,8 +110,11 @@ pub enum ReturnPath {
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct VcpuStats {
+    /// KVM_RUN calls that returned (each is one VM exit).
     pub exits: u64,
-    pub ioctls: u64,
+    /// vCPU ioctls other than KVM_RUN after set-up (KVM_GET_SREGS for a
+    /// fault address or FS base, KVM_SET_XSAVE at exec).
+    pub other_ioctls: u64,
 }
 
 pub struct Vcpu {
@@ -119,6 +122,8 @@ pub struct Vcpu {
     xcr0: Xcr0,
     runtime: RuntimeAddrs,
     return_path: Option<ReturnPath>,
+    /// The sync area holds system registers to apply at the next KVM_RUN.
+    sregs_staged: bool,
     pub stats: VcpuStats,
 }
 
@@ -257,11 +262,11 @@ impl Vcpu {
             xcr0: c.xcr0,
             runtime: c.runtime,
             return_path: None,
+            sregs_staged: false,
             stats: VcpuStats::default(),
         };
         v.fd.set_sync_valid_reg(SyncReg::Register);
         v.fd.set_sync_valid_reg(SyncReg::SystemRegister);
-        v.stats.ioctls += 6;
         Ok(v)
     }
 
@@ -277,8 +282,9 @@ impl Vcpu {
     pub fn run(&mut self, memory: &Mutex<AddressSpace>) -> Result<Exit, VcpuError> {
         memory.lock().expect("address space").flush()?;
         self.stats.exits += 1;
-        self.stats.ioctls += 1;
-        let exit = match self.fd.run() {
+        let result = self.fd.run();
+        self.sregs_staged = false;
+        let exit = match result {
             Ok(VcpuExit::IoOut(port, _)) => port,
             // Only the program can read a port (the stubs never do): on PVM
             // the runtime's ports are open to CPL3.
@@ -324,6 +330,9 @@ impl Vcpu {
                         sync.sregs.cs.selector
                     );
                     self.return_path = Some(path);
+                    // From now on system registers are fetched on demand:
+                    // copying them out on every exit costs each syscall.
+                    self.fd.clear_sync_valid_reg(SyncReg::SystemRegister);
                 }
                 Ok(Exit::Syscall(Syscall {
                     nr: r.rax,
@@ -354,7 +363,7 @@ impl Vcpu {
                 };
                 Ok(Exit::Exception {
                     frame,
-                    cr2: sync.sregs.cr2,
+                    cr2: self.sregs()?.cr2,
                 })
             }
             port => {
@@ -423,30 +432,44 @@ impl Vcpu {
         // SAFETY: a 4096-byte legacy kvm_xsave holding only the x87 and SSE
         // components, which fit in it whatever the XCR0.
         ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(&xsave) })?;
-        self.stats.ioctls += 1;
-        self.set_segment_base(false, 0);
-        self.set_segment_base(true, 0);
+        self.stats.other_ioctls += 1;
+        self.set_segment_base(false, 0)?;
+        self.set_segment_base(true, 0)?;
         self.start_user(rip, rsp);
         Ok(())
     }
 
-    pub fn fs_base(&self) -> u64 {
-        self.fd.sync_regs().sregs.fs.base
+    /// The system registers at the last exit: in the sync area until the
+    /// return path is known, by KVM_GET_SREGS after.
+    fn sregs(&mut self) -> Result<kvm_sregs, VcpuError> {
+        if self.return_path.is_none() || self.sregs_staged {
+            return Ok(self.fd.sync_regs().sregs);
+        }
+        self.stats.other_ioctls += 1;
+        ioctl("KVM_GET_SREGS", self.fd.get_sregs())
     }
 
-    pub fn gs_base(&self) -> u64 {
-        self.fd.sync_regs().sregs.gs.base
+    pub fn fs_base(&mut self) -> Result<u64, VcpuError> {
+        Ok(self.sregs()?.fs.base)
     }
 
-    /// Sets the FS or GS base (arch_prctl) before the guest resumes.
-    pub fn set_segment_base(&mut self, gs: bool, base: u64) {
-        let sregs = &mut self.fd.sync_regs_mut().sregs;
+    pub fn gs_base(&mut self) -> Result<u64, VcpuError> {
+        Ok(self.sregs()?.gs.base)
+    }
+
+    /// Sets the FS or GS base (arch_prctl) before the guest resumes, through
+    /// the sync area (applied by the next KVM_RUN).
+    pub fn set_segment_base(&mut self, gs: bool, base: u64) -> Result<(), VcpuError> {
+        let mut sregs = self.sregs()?;
         if gs {
             sregs.gs.base = base;
         } else {
             sregs.fs.base = base;
         }
+        self.fd.sync_regs_mut().sregs = sregs;
         self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+        self.sregs_staged = true;
+        Ok(())
     }
 
     /// Runs the CPL3 probe (guest_runtime's user page) and returns what it

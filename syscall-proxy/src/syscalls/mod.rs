@@ -207,16 +207,29 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
     const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || task.vm.memory.lock().expect("address space");
+    // KVM failing on its own vCPU: reported, and EIO for the program.
+    let kvm_failed = |e: vmm::VcpuError| {
+        log::error!("arch_prctl: {e}");
+        Errno(libc::EIO)
+    };
     match a[0] {
         ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= CANONICAL_TOP {
                 return Err(Errno(libc::EPERM));
             }
-            task.vcpu.set_segment_base(a[0] == ARCH_SET_GS, a[1]);
+            task.vcpu
+                .set_segment_base(a[0] == ARCH_SET_GS, a[1])
+                .map_err(kvm_failed)?;
             Ok(0)
         }
-        ARCH_GET_FS => umem::write(&space(), a[1], task.vcpu.fs_base()).map(|_| 0),
-        ARCH_GET_GS => umem::write(&space(), a[1], task.vcpu.gs_base()).map(|_| 0),
+        ARCH_GET_FS => {
+            let base = task.vcpu.fs_base().map_err(kvm_failed)?;
+            umem::write(&space(), a[1], base).map(|_| 0)
+        }
+        ARCH_GET_GS => {
+            let base = task.vcpu.gs_base().map_err(kvm_failed)?;
+            umem::write(&space(), a[1], base).map(|_| 0)
+        }
         ARCH_GET_CPUID => Ok(1),
         ARCH_GET_XCOMP_SUPP | ARCH_GET_XCOMP_PERM => {
             umem::write(&space(), a[1], task.vcpu.xcr0().bits()).map(|_| 0)

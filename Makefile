@@ -32,7 +32,11 @@ test-host: build
 test-real-kvm: build
 	@bins=$$($(CARGO) test --release --locked --workspace --no-run --message-format=json 2>/dev/null \
 		| tests/nested/test-binaries.sh $(LANE_TESTS)) || exit 1; \
-	$(LANE) --timeout 900 -- tests/nested/suite.sh $(CURDIR)/$(SANDBOX) $$bins
+	$(LANE) --timeout 900 -- tests/nested/suite.sh $(CURDIR)/$(SANDBOX) $$bins || { \
+		status=$$?; \
+		echo "---- tail of the guest console (target/nested/last-console.log) ----"; \
+		tail -n 40 target/nested/last-console.log 2>/dev/null | tr -d '\r'; \
+		exit $$status; }
 
 # The report program under XCR0 0x3 and 0x7, on a KVM that enforces XCR0:
 # this host's if it does, else the lane's.

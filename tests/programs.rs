@@ -516,3 +516,64 @@ fn huge_mappings_cost_what_is_touched() {
     assert_signal(&o, libc::SIGSEGV);
     assert_eq!(stdout(&o), "huge=1,2\n");
 }
+
+#[test]
+fn single_process_tools_agree_with_native() {
+    if !kvm() {
+        return;
+    }
+    let f = scratch().join("tools-input");
+    std::fs::write(&f, "alpha beta\ngamma\n\u{00e9}t\u{00e9}\n".repeat(500)).unwrap();
+    let path = f.to_str().unwrap();
+    let cases: &[&[&str]] = &[
+        &["sha256sum", path],
+        &["wc", path],
+        &["head", "-c", "100", path],
+        &["tr", "a-z", "A-Z"],
+        &["date", "-u", "-d", "@86400", "+%F %T"],
+        &["stat", "-c", "%s %F %a", path],
+        &["gzip", "-9", "-c", "-n", path],
+        &["od", "-An", "-tx1", "-N", "32", path],
+        &["uname", "-srm"],
+        &["id", "-u"],
+    ];
+    for args in cases {
+        let native = run(
+            {
+                let mut c = Command::new(args[0]);
+                c.args(&args[1..]);
+                c
+            },
+            Some(b"piped input\n"),
+            &[],
+        );
+        let o = sandbox_with(args, Some(b"piped input\n"), &[]);
+        assert_exit(&o, native.status.code().unwrap());
+        assert_eq!(o.stdout, native.stdout, "{args:?}");
+    }
+}
+
+#[test]
+fn python_standard_library_works() {
+    if !kvm() {
+        return;
+    }
+    let code = r#"
+import json, sqlite3, hashlib, os, tempfile, threading, zlib, subprocess, ssl, decimal
+db = sqlite3.connect(":memory:")
+db.execute("create table t (x)")
+db.executemany("insert into t values (?)", [(i,) for i in range(1000)])
+total = db.execute("select sum(x) from t").fetchone()[0]
+with tempfile.TemporaryDirectory() as d:
+    p = os.path.join(d, "f")
+    open(p, "wb").write(zlib.compress(b"x" * 100000))
+    size = len(zlib.decompress(open(p, "rb").read()))
+print(json.dumps({"sum": total, "size": size, "dec": str(decimal.Decimal(1) / 7)[:8]}))
+"#;
+    let o = sandbox(&["/usr/bin/python3", "-c", code]);
+    assert_exit(&o, 0);
+    assert_eq!(
+        stdout(&o),
+        "{\"sum\": 499500, \"size\": 100000, \"dec\": \"0.142857\"}\n"
+    );
+}

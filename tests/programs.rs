@@ -273,11 +273,7 @@ fn a_closed_pipe_kills_with_sigpipe_as_natively() {
         return;
     }
     // `yes | head -1`: yes dies by SIGPIPE, not by an EPIPE error message.
-    let mut c = Command::new(SANDBOX);
-    if !enforced() {
-        c.arg("--allow-unenforced-xcr0");
-    }
-    let mut child = c
+    let mut child = sandbox_cmd()
         .arg("yes")
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -412,26 +408,6 @@ fn the_sandbox_descriptors_and_memory_cannot_be_reached_indirectly() {
     let o = sandbox(&["dd", "if=/proc/self/mem", "of=/dev/null", "count=1"]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
-}
-
-fn with_pre_exec(mut c: Command, f: fn()) -> Command {
-    // SAFETY: the closure only calls async-signal-safe functions
-    // (signal, setrlimit) between fork and exec.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
-            f();
-            Ok(())
-        })
-    };
-    c
-}
-
-fn sandbox_cmd() -> Command {
-    let mut c = Command::new(SANDBOX);
-    if !enforced() {
-        c.arg("--allow-unenforced-xcr0");
-    }
-    c
 }
 
 #[test]

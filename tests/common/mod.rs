@@ -61,12 +61,31 @@ pub fn sandbox_with<S: AsRef<OsStr>>(
     stdin: Option<&[u8]>,
     env: &[(&str, &str)],
 ) -> Output {
+    let mut c = sandbox_cmd();
+    c.args(args);
+    run(c, stdin, env)
+}
+
+/// The sandbox command, with --allow-unenforced-xcr0 where needed.
+pub fn sandbox_cmd() -> Command {
     let mut c = Command::new(SANDBOX);
     if !enforced() {
         c.arg("--allow-unenforced-xcr0");
     }
-    c.args(args);
-    run(c, stdin, env)
+    c
+}
+
+/// `c` with `f` run in the child before exec (rlimits, dispositions).
+pub fn with_pre_exec(mut c: Command, f: fn()) -> Command {
+    // SAFETY: callers pass functions that only make async-signal-safe
+    // calls (signal, setrlimit), as required between fork and exec.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            f();
+            Ok(())
+        })
+    };
+    c
 }
 
 /// Runs `c` with its stdin fed from `stdin`, collecting the output.

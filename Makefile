@@ -5,8 +5,8 @@ CARGO ?= cargo
 SANDBOX := target/release/xcr0-sandbox
 LANE := tests/nested/lane.sh
 # The test binaries that run inside the lane: real programs, error cases,
-# the XCR0 suite, and the VMM's own probe tests.
-LANE_TESTS := programs errors xcr0 probe
+# the XCR0 suite, and the VMM's own probe and memory-mirror tests.
+LANE_TESTS := programs errors xcr0 probe memory
 
 .PHONY: all build test test-host test-real-kvm demo bench lint clean
 

@@ -553,3 +553,54 @@ print(json.dumps({"sum": total, "size": size, "dec": str(decimal.Decimal(1) / 7)
         "{\"sum\": 499500, \"size\": 100000, \"dec\": \"0.142857\"}\n"
     );
 }
+
+#[test]
+fn terminal_ioctls_on_a_pty() {
+    if !kvm() {
+        return;
+    }
+    let (mut master, mut slave) = (0, 0);
+    let ws = libc::winsize {
+        ws_row: 33,
+        ws_col: 101,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
+    // SAFETY: openpty fills the two descriptors; winsize is read only.
+    let r = unsafe {
+        libc::openpty(
+            &mut master,
+            &mut slave,
+            std::ptr::null_mut(),
+            std::ptr::null(),
+            &ws,
+        )
+    };
+    assert_eq!(r, 0, "openpty");
+    let on_pty = |mut c: Command| {
+        // SAFETY: `slave` stays open for the whole test; the child gets a dup.
+        let fd = unsafe { libc::dup(slave) };
+        // SAFETY: `fd` is a fresh descriptor handed to the child's stdin.
+        c.stdin(unsafe { <std::process::Stdio as std::os::fd::FromRawFd>::from_raw_fd(fd) });
+        c.output().unwrap()
+    };
+    for args in [&["stty", "size"][..], &["stty", "-g"], &["tty"]] {
+        let mut native = Command::new(args[0]);
+        native.args(&args[1..]);
+        let native = on_pty(native);
+        let mut c = sandbox_cmd();
+        c.args(args);
+        let o = on_pty(c);
+        assert_exit(&o, 0);
+        assert_eq!(
+            stdout(&o),
+            String::from_utf8_lossy(&native.stdout),
+            "{args:?}"
+        );
+    }
+    // SAFETY: closing our own descriptors.
+    unsafe {
+        libc::close(slave);
+        libc::close(master);
+    }
+}

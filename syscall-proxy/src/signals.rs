@@ -194,3 +194,49 @@ pub fn for_exception(vector: u8) -> i32 {
         _ => libc::SIGSEGV,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use guest_runtime::abi::vector;
+
+    #[test]
+    fn exceptions_map_to_linux_signals() {
+        assert_eq!(for_exception(vector::INVALID_OPCODE), libc::SIGILL);
+        assert_eq!(for_exception(vector::PAGE_FAULT), libc::SIGSEGV);
+        assert_eq!(for_exception(vector::GENERAL_PROTECTION), libc::SIGSEGV);
+        assert_eq!(for_exception(vector::DIVIDE_ERROR), libc::SIGFPE);
+        assert_eq!(for_exception(vector::SIMD_FP), libc::SIGFPE);
+        assert_eq!(for_exception(vector::BREAKPOINT), libc::SIGTRAP);
+        assert_eq!(for_exception(vector::ALIGNMENT_CHECK), libc::SIGBUS);
+    }
+
+    #[test]
+    fn dispositions_are_recorded_and_reset_on_exec() {
+        let mut s = Signals::default();
+        let handler = KernelSigaction {
+            handler: 0x1234,
+            ..Default::default()
+        };
+        let ign = KernelSigaction {
+            handler: SIG_IGN,
+            ..Default::default()
+        };
+        // Host-owned signals are recorded without touching the host.
+        assert_eq!(
+            s.set(libc::SIGSEGV as u64, Some(handler)),
+            Ok(KernelSigaction::default())
+        );
+        assert_eq!(s.set(33, Some(ign)), Ok(KernelSigaction::default()));
+        assert!(s.handled(libc::SIGSEGV) && s.ignored(33));
+        assert_eq!(
+            s.set(libc::SIGKILL as u64, Some(ign)),
+            Err(Errno(libc::EINVAL))
+        );
+        assert_eq!(s.set(0, None), Err(Errno(libc::EINVAL)));
+        assert_eq!(s.set(65, None), Err(Errno(libc::EINVAL)));
+        s.reset_for_exec();
+        assert!(!s.handled(libc::SIGSEGV), "handlers revert to default");
+        assert!(s.ignored(33), "ignored stays ignored");
+    }
+}

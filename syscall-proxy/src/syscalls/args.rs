@@ -314,3 +314,82 @@ pub fn futex_args(op: u64) -> &'static [Arg] {
         _ => &[R(0, C(4))],                   // WAKE, WAKE_BITSET, others
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn len_of(a: Arg) -> Option<(bool, u64)> {
+        match a {
+            R(2, C(n)) => Some((false, n)),
+            W(2, C(n)) => Some((true, n)),
+            _ => None,
+        }
+    }
+
+    #[test]
+    fn ioctl_requests_decode_as_the_kernel_does() {
+        assert_eq!(
+            len_of(ioctl_arg(0x5401)),
+            Some((true, 36)),
+            "TCGETS: kernel termios"
+        );
+        assert_eq!(len_of(ioctl_arg(0x5414)), Some((false, 8)), "TIOCSWINSZ");
+        // The kernel takes cmd as 32 bits: high bits change nothing.
+        assert_eq!(
+            len_of(ioctl_arg(0x1_0000_541b)),
+            Some((true, 4)),
+            "FIONREAD"
+        );
+        // _IOR('T', 0x30, unsigned int) = TIOCGPTN: the kernel writes 4 bytes.
+        assert_eq!(len_of(ioctl_arg(0x8004_5430)), Some((true, 4)));
+        // _IOW('T', 0x31, int) = TIOCSPTLCK: the kernel reads 4 bytes.
+        assert_eq!(len_of(ioctl_arg(0x4004_5431)), Some((false, 4)));
+        assert!(
+            matches!(ioctl_arg(0x5451), Maybe(2)),
+            "FIOCLEX takes no pointer"
+        );
+        assert!(
+            matches!(ioctl_arg(0x1234), Maybe(2)),
+            "unknown: refused only into the sandbox"
+        );
+    }
+
+    #[test]
+    fn futex_ops_name_what_the_kernel_touches() {
+        const PRIVATE: u64 = 128;
+        assert!(
+            matches!(futex_args(0 | PRIVATE), [R(0, C(4)), R(3, C(16))]),
+            "WAIT"
+        );
+        assert!(
+            matches!(futex_args(5), [R(0, C(4)), W(4, C(4))]),
+            "WAKE_OP writes uaddr2"
+        );
+        assert!(
+            matches!(futex_args(6), [W(0, C(4)), R(3, C(16))]),
+            "LOCK_PI writes uaddr"
+        );
+        assert!(matches!(futex_args(1), [R(0, C(4))]), "WAKE");
+    }
+
+    #[test]
+    fn every_forwarded_call_has_its_fd_checked() {
+        for nr in [
+            SYS_read,
+            SYS_write,
+            SYS_fstat,
+            SYS_lseek,
+            SYS_getdents64,
+            SYS_openat,
+            SYS_statx,
+        ] {
+            let spec = spec(nr).expect("known");
+            assert!(spec.iter().any(|a| matches!(a, Fd(_))), "{nr}");
+        }
+        assert!(
+            spec(SYS_io_uring_setup).is_none(),
+            "io_uring stays unknown here"
+        );
+    }
+}

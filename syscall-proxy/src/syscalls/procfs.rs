@@ -110,3 +110,19 @@ pub fn refuse_own_mem(fd: u64) -> SysResult {
     }
     Ok(fd)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_names_of_the_running_executable() {
+        assert!(is_exe_alias(b"/proc/self/exe"));
+        assert!(is_exe_alias(b"/proc/thread-self/exe"));
+        // SAFETY: getpid has no preconditions.
+        let pid = unsafe { libc::getpid() };
+        assert!(is_exe_alias(format!("/proc/{pid}/exe").as_bytes()));
+        assert!(!is_exe_alias(format!("/proc/{}/exe", pid + 1).as_bytes()));
+        assert!(!is_exe_alias(b"/proc/self/exe/"));
+    }
+}

@@ -357,9 +357,9 @@ mod tests {
 
     #[test]
     fn futex_ops_name_what_the_kernel_touches() {
-        const PRIVATE: u64 = 128;
+        const WAIT_PRIVATE: u64 = 128; // FUTEX_WAIT | FUTEX_PRIVATE_FLAG
         assert!(
-            matches!(futex_args(0 | PRIVATE), [R(0, C(4)), R(3, C(16))]),
+            matches!(futex_args(WAIT_PRIVATE), [R(0, C(4)), R(3, C(16))]),
             "WAIT"
         );
         assert!(

@@ -31,7 +31,7 @@ struct Cli {
     /// Print VM exit, ioctl and syscall counts on stderr at the end
     #[arg(long)]
     stats: bool,
-    /// Trace VM exits and system calls on stderr (-v debug, -vv every exit)
+    /// Trace every VM exit and system call on stderr (RUST_LOG=debug for decisions only)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
     /// The program to run, found in PATH like execvp
@@ -93,11 +93,7 @@ pub fn parse() -> Result<Args, ExitCode> {
 /// redirecting its fd 2 does not lose or misdirect them. Quiet by default;
 /// RUST_LOG overrides -v.
 pub fn init_logging(verbose: u8) {
-    let level = match verbose {
-        0 => "error",
-        1 => "debug",
-        _ => "trace",
-    };
+    let level = if verbose == 0 { "error" } else { "trace" };
     let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
     if let Ok(fd) = vmm::fds::park(2) {
         // SAFETY: `fd` is a fresh duplicate of stderr owned by the logger alone.

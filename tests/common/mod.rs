@@ -142,6 +142,16 @@ pub fn assert_signal(o: &Output, sig: i32) {
 pub fn scratch() -> PathBuf {
     static DIR: OnceLock<PathBuf> = OnceLock::new();
     DIR.get_or_init(|| {
+        // Tidy up after earlier test processes that are gone.
+        if let Ok(entries) = std::fs::read_dir(std::env::temp_dir()) {
+            for e in entries.flatten() {
+                let name = e.file_name();
+                let pid = name.to_str().and_then(|n| n.strip_prefix("sandbox-tests-"));
+                if pid.is_some_and(|p| !Path::new("/proc").join(p).exists()) {
+                    let _ = std::fs::remove_dir_all(e.path());
+                }
+            }
+        }
         let d = std::env::temp_dir().join(format!("sandbox-tests-{}", std::process::id()));
         std::fs::create_dir_all(&d).unwrap();
         d

@@ -247,17 +247,21 @@ impl AddressSpace {
         }
         self.program.insert(start, end, prot);
         let flush = match prot.access() {
-            Some(access) if end - start <= EAGER_LIMIT => {
-                self.cover(start, end)?;
-                let chunks = &self.chunks;
-                self.pt.map(start, end, access, |va| {
-                    chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
-                })?
-            }
+            Some(access) if end - start <= EAGER_LIMIT => self.enter(start, end, access)?,
             _ => self.pt.unmap(start, end),
         };
         self.note(flush);
         Ok(())
+    }
+
+    /// Enters program pages [start, end) in the guest page tables, each at
+    /// its chunk window's guest-physical alias, with the chunks' memslots.
+    fn enter(&mut self, start: u64, end: u64, access: Access) -> Result<NeedsFlush, MemoryError> {
+        self.cover(start, end)?;
+        let chunks = &self.chunks;
+        Ok(self.pt.map(start, end, access, |va| {
+            chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
+        })?)
     }
 
     /// Enters the program's pages of the 2 MiB block around `addr` in the
@@ -267,11 +271,7 @@ impl AddressSpace {
         let block = addr & !(LAZY_BLOCK - 1);
         for (s, e, prot) in self.program.overlapping(block, block + LAZY_BLOCK) {
             if let Some(access) = prot.access() {
-                self.cover(s, e)?;
-                let chunks = &self.chunks;
-                let f = self.pt.map(s, e, access, |va| {
-                    chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
-                })?;
+                let f = self.enter(s, e, access)?;
                 self.note(f);
             }
         }

@@ -43,14 +43,16 @@ pub fn load(
     envp: Vec<OsString>,
     cpu: CpuFacts,
 ) -> Result<Image, elf::LoadError> {
+    let fail = |why: String| elf::LoadError {
+        path: exe.path.display().to_string(),
+        why,
+    };
     let main = elf::load(space, &exe.path, true)?;
     let (entry, base) = match &main.interp {
         Some(interp) => {
             let path = Path::new(interp);
-            resolve::check_interpreter(path.as_os_str()).map_err(|e| elf::LoadError {
-                path: exe.path.display().to_string(),
-                why: format!("interpreter {e}"),
-            })?;
+            resolve::check_interpreter(path.as_os_str())
+                .map_err(|e| fail(format!("interpreter {e}")))?;
             let ld = elf::load(space, path, false)?;
             (ld.entry, ld.bias)
         }
@@ -63,10 +65,8 @@ pub fn load(
     if main.exec_stack {
         rw |= libc::PROT_EXEC;
     }
-    let stack = mm::mmap(space, 0, stack_size, rw, flags, -1, 0).map_err(|e| elf::LoadError {
-        path: exe.path.display().to_string(),
-        why: format!("cannot map a {stack_size}-byte stack: {e:?}"),
-    })?;
+    let stack = mm::mmap(space, 0, stack_size, rw, flags, -1, 0)
+        .map_err(|e| fail(format!("cannot map a {stack_size}-byte stack: {e:?}")))?;
     let top = stack + stack_size;
 
     // SAFETY: getuid and friends cannot fail.
@@ -110,15 +110,10 @@ pub fn load(
     };
     let (bytes, sp) = stack::build(top, &data);
     if bytes.len() as u64 > stack_size / 4 {
-        return Err(elf::LoadError {
-            path: exe.path.display().to_string(),
-            why: "Argument list too long".into(),
-        });
+        return Err(fail("Argument list too long".into()));
     }
-    umem::write_bytes(space, top - bytes.len() as u64, &bytes).map_err(|e| elf::LoadError {
-        path: exe.path.display().to_string(),
-        why: format!("writing the initial stack: {e:?}"),
-    })?;
+    umem::write_bytes(space, top - bytes.len() as u64, &bytes)
+        .map_err(|e| fail(format!("writing the initial stack: {e:?}")))?;
     Ok(Image {
         entry,
         sp,

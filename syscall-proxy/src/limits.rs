@@ -30,29 +30,28 @@ pub fn init() {
     }
 }
 
-/// prlimit64(pid, resource, new, old) where the program's view differs:
-/// None when the host's answer is the right one.
-pub fn prlimit(
-    pid: u64,
-    resource: u64,
-    new: Option<libc::rlimit>,
-) -> Option<Result<libc::rlimit, Errno>> {
+/// Whether prlimit64(pid, resource, ..) is answered from the program's
+/// view rather than by the host.
+pub fn emulated(pid: u64, resource: u64) -> bool {
     // SAFETY: getpid has no preconditions.
     let me = pid == 0 || pid as i32 == unsafe { libc::getpid() };
-    if !me || resource != libc::RLIMIT_CORE as u64 {
-        return None;
-    }
+    me && resource == libc::RLIMIT_CORE as u64 && CORE_VIEW.lock().expect("rlimit view").is_some()
+}
+
+/// prlimit64 on the program's RLIMIT_CORE (see `emulated`): sets `new` if
+/// given and returns the previous value.
+pub fn prlimit_core(new: Option<libc::rlimit>) -> Result<libc::rlimit, Errno> {
     let mut view = CORE_VIEW.lock().expect("rlimit view");
-    let old = (*view)?;
+    let old = view.ok_or(Errno(libc::EINVAL))?;
     if let Some(n) = new {
         if n.rlim_cur > n.rlim_max {
-            return Some(Err(Errno(libc::EINVAL)));
+            return Err(Errno(libc::EINVAL));
         }
         // SAFETY: geteuid has no preconditions.
         if n.rlim_max > old.rlim_max && unsafe { libc::geteuid() } != 0 {
-            return Some(Err(Errno(libc::EPERM)));
+            return Err(Errno(libc::EPERM));
         }
         *view = Some(n);
     }
-    Some(Ok(old))
+    Ok(old)
 }

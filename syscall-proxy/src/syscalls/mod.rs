@@ -356,8 +356,8 @@ fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
     checked(task, libc::SYS_prctl, a, spec, None)
 }
 
-/// getrlimit, setrlimit, prlimit64: limits::prlimit answers where the
-/// program's view differs from the host's.
+/// getrlimit, setrlimit, prlimit64: `limits` answers where the program's
+/// view differs from the host's.
 fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     let (pid, resource, new, old) = match nr {
         libc::SYS_getrlimit => (0, a[0], 0, a[1]),
@@ -366,9 +366,9 @@ fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     };
     let spec = args::spec(libc::SYS_prlimit64).expect("prlimit64 is known");
     let p = [pid, resource, new, old, 0, 0];
-    let Some(()) = limits::prlimit(pid, resource, None).map(|_| ()) else {
+    if !limits::emulated(pid, resource) {
         return checked(task, libc::SYS_prlimit64, p, spec, None);
-    };
+    }
     let space = task.vm.memory.lock().expect("address space");
     check::check_all(&space, &p, spec)?;
     let new = if new != 0 {
@@ -380,7 +380,7 @@ fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
         rlim_cur: cur,
         rlim_max: max,
     });
-    let prev = limits::prlimit(pid, resource, new).expect("emulated")?;
+    let prev = limits::prlimit_core(new)?;
     if old != 0 {
         umem::write(&space, old, [prev.rlim_cur, prev.rlim_max])?;
     }

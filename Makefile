@@ -2,7 +2,7 @@
 # whenever this host's KVM does not apply XCR0 (and always under CI=true).
 
 CARGO ?= cargo
-SANDBOX := target/release/xcr0-sandbox
+SANDBOX := target/x86_64-unknown-linux-gnu/release/xcr0-sandbox
 LANE := tests/nested/lane.sh
 # The test binaries that run inside the lane: real programs, error cases,
 # the XCR0 suite, and the VMM's own probe and memory-mirror tests.

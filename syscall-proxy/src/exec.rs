@@ -144,6 +144,7 @@ fn replace(task: &mut Task, exe: resolve::Executable, envp: Vec<OsString>) -> Ex
         }
     };
     drop(space);
+    crate::identity::present(exe.execfn.as_os_str(), &image);
     task.brk = Brk::new(image.brk);
     task.exe = std::fs::canonicalize(&exe.path).unwrap_or(exe.path.clone());
     if let Err(e) = task.vcpu.reset_for_exec(image.entry, image.sp) {

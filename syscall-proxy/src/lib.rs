@@ -9,6 +9,7 @@
 
 pub mod exec;
 pub mod host;
+pub mod identity;
 pub mod launch;
 pub mod limits;
 pub mod loader;

@@ -6,6 +6,7 @@ pub mod resolve;
 pub mod stack;
 
 use std::ffi::OsString;
+use std::ops::Range;
 use std::path::Path;
 
 use vmm::AddressSpace;
@@ -15,13 +16,17 @@ pub use resolve::{Executable, ResolveError};
 use crate::{mm, umem};
 use stack::{StackData, at};
 
-/// What the vCPU needs to start the program.
-#[derive(Clone, Copy, Debug)]
+/// What the vCPU needs to start the program, and where its arguments,
+/// environment and auxiliary vector lie.
+#[derive(Clone, Debug)]
 pub struct Image {
     pub entry: u64,
     pub sp: u64,
     /// Start of the program's heap (brk).
     pub brk: u64,
+    pub args: Range<u64>,
+    pub env: Range<u64>,
+    pub auxv: Range<u64>,
 }
 
 /// The CPU facts the auxiliary vector reports.
@@ -46,6 +51,7 @@ pub fn load(
     let fail = |why: String| elf::LoadError {
         path: exe.path.display().to_string(),
         why,
+        fatal: false,
     };
     let main = elf::load(space, &exe.path, true)?;
     let (entry, base) = match &main.interp {
@@ -108,16 +114,19 @@ pub fn load(
             (at::HWCAP2, cpu.hwcap2),
         ],
     };
-    let (bytes, sp) = stack::build(top, &data);
-    if bytes.len() as u64 > stack_size / 4 {
+    let built = stack::build(top, &data);
+    if built.bytes.len() as u64 > stack_size / 4 {
         return Err(fail("Argument list too long".into()));
     }
-    umem::write_bytes(space, top - bytes.len() as u64, &bytes)
+    umem::write_bytes(space, top - built.bytes.len() as u64, &built.bytes)
         .map_err(|e| fail(format!("writing the initial stack: {e:?}")))?;
     Ok(Image {
         entry,
-        sp,
+        sp: built.sp,
         brk: main.end,
+        args: built.args,
+        env: built.env,
+        auxv: built.auxv,
     })
 }
 

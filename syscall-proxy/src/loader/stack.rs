@@ -2,6 +2,7 @@
 //! envp, the auxiliary vector, and the strings they point to.
 
 use std::ffi::OsString;
+use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 
 /// Auxiliary vector keys (include/uapi/linux/auxvec.h, asm/auxvec.h).
@@ -42,25 +43,46 @@ pub struct StackData {
     pub auxv: Vec<(u64, u64)>,
 }
 
-/// Lays the stack out below `top` and returns (bytes to copy at
-/// `top - bytes.len()`, initial RSP). RSP is 16-byte aligned, pointing at argc.
-pub fn build(top: u64, d: &StackData) -> (Vec<u8>, u64) {
-    // Strings and random bytes, packed downward from the top, in this order
-    // from the top: execfn, envp, argv, platform, random bytes.
+/// Bytes Linux leaves free at the very top of a new stack (the NULL
+/// pointer of fs/exec.c's `bprm->p = vm_end - sizeof(void *)`): programs
+/// such as glibc's tunables parser may read a little past the last string.
+const TOP_GAP: u64 = 8;
+
+/// A laid-out initial stack.
+pub struct Built {
+    /// What to copy at `top - bytes.len()`.
+    pub bytes: Vec<u8>,
+    /// The initial RSP: 16-byte aligned, pointing at argc.
+    pub sp: u64,
+    /// Where the argv strings, the envp strings and the auxiliary vector
+    /// are (what /proc/self/cmdline, environ and auxv show).
+    pub args: Range<u64>,
+    pub env: Range<u64>,
+    pub auxv: Range<u64>,
+}
+
+/// Lays the stack out below `top`. From the top down, as Linux's copy_strings and create_elf_tables
+/// lay it: 8 zero bytes, execfn, envp and argv strings (the last one
+/// highest), a 16-byte alignment, the platform string, the random bytes.
+pub fn build(top: u64, d: &StackData) -> Built {
     let mut items: Vec<&[u8]> = vec![d.execfn.as_bytes()];
     items.extend(d.envp.iter().rev().map(|e| e.as_bytes()));
     items.extend(d.argv.iter().rev().map(|a| a.as_bytes()));
+    let args_end = items.len();
     items.push(d.platform.as_bytes());
     let strings = items.len();
     items.push(&d.random);
-    let blob_len: usize = items.iter().map(|i| i.len()).sum::<usize>() + strings;
     // Address of each item, top down.
     let mut addrs = Vec::with_capacity(items.len());
-    let mut at = top;
+    let mut at = top - TOP_GAP;
     for (n, item) in items.iter().enumerate() {
+        if n == args_end {
+            at &= !15;
+        }
         at -= (item.len() + usize::from(n < strings)) as u64;
         addrs.push(at);
     }
+    let strings_bottom = at;
     let execfn = addrs[0];
     let env_ptrs = &addrs[1..1 + d.envp.len()];
     let arg_ptrs = &addrs[1 + d.envp.len()..1 + d.envp.len() + d.argv.len()];
@@ -72,6 +94,7 @@ pub fn build(top: u64, d: &StackData) -> (Vec<u8>, u64) {
     words.push(0);
     words.extend(env_ptrs.iter().rev());
     words.push(0);
+    let auxv_offset = (words.len() * 8) as u64;
     let mut auxv = d.auxv.clone();
     auxv.extend([
         (at::RANDOM, random),
@@ -79,25 +102,36 @@ pub fn build(top: u64, d: &StackData) -> (Vec<u8>, u64) {
         (at::PLATFORM, platform),
         (at::NULL, 0),
     ]);
+    let auxv_len = (auxv.len() * 16) as u64;
     for (k, v) in auxv {
         words.extend([k, v]);
     }
-    let strings_bottom = top - blob_len as u64;
     let rsp = (strings_bottom - (words.len() * 8) as u64) & !15;
     let mut bytes = Vec::with_capacity((top - rsp) as usize);
     for w in &words {
         bytes.extend_from_slice(&w.to_le_bytes());
     }
     bytes.resize((strings_bottom - rsp) as usize, 0);
-    // The blob bottom up: the reverse of the top-down order.
+    // The items bottom up, each at its address; the gaps stay zero.
     for (n, item) in items.iter().enumerate().rev() {
+        bytes.resize((addrs[n] - rsp) as usize, 0);
         bytes.extend_from_slice(item);
         if n < strings {
             bytes.push(0);
         }
     }
+    bytes.resize((top - rsp) as usize, 0);
     debug_assert_eq!(rsp + bytes.len() as u64, top);
-    (bytes, rsp)
+    // In memory: argv strings, then envp strings, then execfn.
+    let env_start = env_ptrs.last().copied().unwrap_or(execfn);
+    let arg_start = arg_ptrs.last().copied().unwrap_or(env_start);
+    Built {
+        bytes,
+        sp: rsp,
+        args: arg_start..env_start,
+        env: env_start..execfn,
+        auxv: rsp + auxv_offset..rsp + auxv_offset + auxv_len,
+    }
 }
 
 #[cfg(test)]
@@ -126,10 +160,24 @@ mod tests {
             random: [7; 16],
             auxv: vec![(at::PAGESZ, 4096)],
         };
-        let (bytes, rsp) = build(top, &d);
+        let Built {
+            bytes,
+            sp: rsp,
+            args,
+            env,
+            auxv,
+        } = build(top, &d);
         let base = top - bytes.len() as u64;
         assert_eq!(rsp % 16, 0);
         assert_eq!(base, rsp);
+        let execfn = top - TOP_GAP - "/bin/echo".len() as u64 - 1;
+        assert_eq!(cstr(&bytes, base, execfn), "/bin/echo");
+        assert_eq!(bytes[bytes.len() - 8..], [0; 8], "Linux's top 8 bytes");
+        let at = |r: &Range<u64>| &bytes[(r.start - base) as usize..(r.end - base) as usize];
+        assert_eq!(at(&args), b"echo\0a b\0", "/proc/self/cmdline");
+        assert_eq!(at(&env), b"X=1\0", "/proc/self/environ");
+        assert_eq!(auxv.start, rsp + 48);
+        assert_eq!(auxv.end - auxv.start, 5 * 16);
         assert_eq!(word(&bytes, base, rsp), 2, "argc");
         assert_eq!(cstr(&bytes, base, word(&bytes, base, rsp + 8)), "echo");
         assert_eq!(cstr(&bytes, base, word(&bytes, base, rsp + 16)), "a b");

@@ -44,6 +44,15 @@ pub enum LaunchError {
 }
 
 impl LaunchError {
+    /// The signal Linux would kill the process with instead of failing
+    /// execve (a fault found past the point of no return).
+    pub fn fatal_signal(&self) -> Option<i32> {
+        match self {
+            LaunchError::Load(e) if e.fatal => Some(libc::SIGSEGV),
+            _ => None,
+        }
+    }
+
     /// Exit status for the sandbox when the program could not start.
     pub fn exit_status(&self) -> i32 {
         match self {
@@ -54,10 +63,13 @@ impl LaunchError {
     }
 }
 
-/// What the auxiliary vector says of the CPU a task with `xcr0` runs on.
+/// What the auxiliary vector says of the CPU a task with `xcr0` runs on:
+/// AT_HWCAP as the host kernel gives it (CPUID.1:EDX as the kernel sees
+/// it), the rest from what the vCPU offers.
 pub(crate) fn cpu_facts(hv: &Hypervisor, xcr0: Xcr0) -> CpuFacts {
     CpuFacts {
-        hwcap: hv.hwcap(),
+        // SAFETY: getauxval reads this process's auxiliary vector.
+        hwcap: unsafe { libc::getauxval(libc::AT_HWCAP) },
         hwcap2: if hv.has_fsgsbase() {
             HWCAP2_FSGSBASE
         } else {
@@ -95,9 +107,10 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
                 seen: xgetbv,
             });
         }
-        eprintln!(
-            "xcr0-sandbox: warning: XCR0 is not enforced by this KVM: requested {}, the program sees {:#x}",
-            req.xcr0, xgetbv
+        log::warn!(
+            "XCR0 is not enforced by this KVM: requested {}, the program sees {:#x}",
+            req.xcr0,
+            xgetbv
         );
     }
 
@@ -107,6 +120,7 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
         loader::load(&mut space, &exe, req.env, cpu)?
     };
     vcpu.start_user(image.entry, image.sp);
+    crate::identity::present(exe.execfn.as_os_str(), &image);
     log::debug!(
         "entry {:#x} sp {:#x} brk {:#x}",
         image.entry,

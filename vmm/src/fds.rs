@@ -13,7 +13,7 @@ use std::sync::Mutex;
 
 static PARKED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
 
-/// How many descriptors below the hard limit the sandbox may use.
+/// How many descriptors the sandbox may park.
 const SPAN: RawFd = 256;
 
 fn nofile() -> io::Result<libc::rlimit> {
@@ -30,19 +30,33 @@ fn nofile() -> io::Result<libc::rlimit> {
 
 /// Duplicates `fd` to a high, close-on-exec number and records it; the
 /// caller closes the original.
+///
+/// Where the sandbox may raise its hard RLIMIT_NOFILE (CAP_SYS_RESOURCE),
+/// the copy goes just above the hard limit, out of the program's reach and
+/// count: it gets as many descriptors before EMFILE as natively. Otherwise
+/// it goes just under the hard limit, where a program whose soft limit
+/// equals its hard limit meets it.
 pub fn park(fd: RawFd) -> io::Result<RawFd> {
     let lim = nofile()?;
-    let top = lim.rlim_max.min(1 << 20) as RawFd;
-    let base = (top - SPAN).max(0);
-    // F_DUPFD refuses numbers at or above the soft limit: lift it for the
-    // call. Descriptors above a lowered soft limit stay valid.
-    let raised = libc::rlimit {
+    let hard = lim.rlim_max.min(1 << 20);
+    let above = libc::rlimit {
+        rlim_cur: hard + SPAN as u64,
+        rlim_max: hard + SPAN as u64,
+    };
+    let under = libc::rlimit {
         rlim_cur: lim.rlim_max,
         rlim_max: lim.rlim_max,
     };
-    // SAFETY: plain syscalls on integers and a valid struct.
+    // F_DUPFD refuses numbers at or above the soft limit: lift the limits
+    // for the call. Descriptors above lowered limits stay valid.
+    // SAFETY: plain syscalls on integers and valid structs.
     let high = unsafe {
-        libc::setrlimit(libc::RLIMIT_NOFILE, &raised);
+        let base = if libc::setrlimit(libc::RLIMIT_NOFILE, &above) == 0 {
+            hard as RawFd
+        } else {
+            libc::setrlimit(libc::RLIMIT_NOFILE, &under);
+            (hard as RawFd - SPAN).max(0)
+        };
         let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);
         high

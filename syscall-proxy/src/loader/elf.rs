@@ -19,6 +19,9 @@ use crate::umem;
 pub struct LoadError {
     pub path: String,
     pub why: String,
+    /// Linux finds this fault only past execve's point of no return, and
+    /// then kills the process with SIGSEGV instead of failing the call.
+    pub fatal: bool,
 }
 
 /// Where an ELF file landed.
@@ -109,6 +112,7 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
     let err = |why: String| LoadError {
         path: path.display().to_string(),
         why,
+        fatal: false,
     };
     let file = File::open(path).map_err(|e| err(e.to_string()))?;
     let (eh, phdrs) = headers(&file).map_err(err)?;
@@ -117,6 +121,12 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         return Err(err("no PT_LOAD segment".into()));
     }
     let interp = interp_of(&file, &phdrs).map_err(err)?;
+    if let Some(i) = loads.iter().position(|p| p.p_filesz > p.p_memsz) {
+        return Err(LoadError {
+            fatal: true,
+            ..err(format!("PT_LOAD segment {i} has p_filesz > p_memsz"))
+        });
+    }
 
     let lo = page_down(loads.iter().map(|p| p.p_vaddr).min().unwrap_or(0));
     let hi = loads

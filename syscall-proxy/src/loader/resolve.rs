@@ -54,7 +54,8 @@ pub struct Executable {
 }
 
 /// Looks `name` up like execvp: names with a slash are paths; others are
-/// searched in `path_var` (default /bin:/usr/bin, as glibc).
+/// searched in `path_var` (default /bin:/usr/bin, as glibc), skipping the
+/// directories where execve would fail with ENOENT, ENOTDIR or EACCES.
 pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveError> {
     let shown = format!("{}: command not found", name.to_string_lossy());
     if name.is_empty() {
@@ -62,10 +63,15 @@ pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveEr
     }
     if name.as_bytes().contains(&b'/') {
         let p = PathBuf::from(name);
-        if !p.exists() {
-            return Err(cannot_or_missing(&p));
-        }
+        std::fs::metadata(&p).map_err(|e| io_error(&p, &e))?;
         return Ok(p);
+    }
+    if name.len() > NAME_MAX {
+        return Err(cannot(
+            Path::new(name),
+            libc::ENAMETOOLONG,
+            strerror(libc::ENAMETOOLONG),
+        ));
     }
     // glibc execvp's default when PATH is unset.
     let dirs = path_var.unwrap_or(OsStr::new("/bin:/usr/bin"));
@@ -79,8 +85,12 @@ pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveEr
         let candidate = dir.join(name);
         match std::fs::metadata(&candidate) {
             Ok(m) if m.is_file() && m.permissions().mode() & 0o111 != 0 => return Ok(candidate),
-            Ok(m) if m.is_file() => denied = denied.or(Some(candidate)),
-            _ => {}
+            Ok(_) => denied = denied.or(Some(candidate)),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENOENT | libc::ENOTDIR | libc::ESTALE | libc::ENODEV) => {}
+                Some(libc::EACCES) => denied = denied.or(Some(candidate)),
+                _ => return Err(io_error(&candidate, &e)),
+            },
         }
     }
     match denied {
@@ -89,16 +99,22 @@ pub fn find(name: &OsStr, path_var: Option<&OsStr>) -> Result<PathBuf, ResolveEr
     }
 }
 
-fn cannot_or_missing(p: &Path) -> ResolveError {
-    ResolveError::NotFound(format!("{}: No such file or directory", p.display()))
-}
+/// Files one execve may go through: the program, then up to five `#!`
+/// interpreters (fs/exec.c's exec_binprm gives up when `depth > 5`).
+const MAX_EXEC_DEPTH: usize = 6;
 
-/// Resolves `path` with `argv` to an ELF file, following up to four `#!`
-/// interpreters as Linux does (BINPRM_MAX_RECURSION).
+/// The kernel's BINPRM_BUF_SIZE: how much of a file execve looks at.
+const BINPRM_BUF_SIZE: usize = 256;
+
+/// The longest file name a path search accepts (glibc's execvp).
+const NAME_MAX: usize = 255;
+
+/// Resolves `path` with `argv` to an ELF file, following `#!` interpreters
+/// as Linux does.
 pub fn executable(path: PathBuf, argv: Vec<OsString>) -> Result<Executable, ResolveError> {
     let execfn = path.clone();
     let (mut path, mut argv) = (path, argv);
-    for _ in 0..5 {
+    for _ in 0..MAX_EXEC_DEPTH {
         match read_header(&path)? {
             Header::Elf => return Ok(Executable { path, argv, execfn }),
             Header::Script(interp, arg) => {
@@ -107,25 +123,19 @@ pub fn executable(path: PathBuf, argv: Vec<OsString>) -> Result<Executable, Reso
                 new.push(path.clone().into_os_string());
                 new.extend(argv.into_iter().skip(1));
                 argv = new;
-                if !interp.exists() {
+                if let Err(e) = std::fs::metadata(&interp) {
+                    let errno = e.raw_os_error().unwrap_or(libc::ENOENT);
                     return Err(cannot(
                         &path,
-                        libc::ENOENT,
-                        format!(
-                            "bad interpreter {}: No such file or directory",
-                            interp.display()
-                        ),
+                        errno,
+                        format!("bad interpreter {}: {}", interp.display(), strerror(errno)),
                     ));
                 }
                 path = interp;
             }
         }
     }
-    Err(cannot(
-        &path,
-        libc::ELOOP,
-        "too many levels of #! interpreters",
-    ))
+    Err(cannot(&execfn, libc::ELOOP, strerror(libc::ELOOP)))
 }
 
 enum Header {
@@ -145,53 +155,65 @@ fn read_header(path: &Path) -> Result<Header, ResolveError> {
         return Err(cannot(path, libc::EACCES, "Permission denied"));
     }
     let mut f = File::open(path).map_err(|e| io_error(path, &e))?;
-    let mut head = Vec::with_capacity(256);
+    let mut head = Vec::with_capacity(BINPRM_BUF_SIZE);
     (&mut f)
-        .take(256)
+        .take(BINPRM_BUF_SIZE as u64)
         .read_to_end(&mut head)
         .map_err(|e| io_error(path, &e))?;
-    if let Some(line) = head.strip_prefix(b"#!") {
-        return script_line(path, line);
+    if head.starts_with(b"#!") {
+        return script_line(path, &head);
     }
     check_elf(path, &head)?;
     Ok(Header::Elf)
 }
 
-/// Parses "#!interp [arg]" the kernel's way: one optional argument, the rest
-/// of the line verbatim (binfmt_script.c).
-fn script_line(path: &Path, line: &[u8]) -> Result<Header, ResolveError> {
-    let end = line
-        .iter()
-        .position(|&b| b == b'\n')
-        .ok_or_else(|| cannot(path, libc::ENOEXEC, "#! line too long"))?;
-    let line = &line[..end];
-    let trim = |s: &[u8]| -> Vec<u8> {
-        let s: Vec<u8> = s
-            .iter()
-            .copied()
-            .skip_while(|b| *b == b' ' || *b == b'\t')
-            .collect();
-        let n = s
-            .iter()
-            .rposition(|b| *b != b' ' && *b != b'\t')
-            .map_or(0, |i| i + 1);
-        s[..n].to_vec()
+/// Parses "#!interp [arg]" in the first BINPRM_BUF_SIZE bytes of a file
+/// as binfmt_script.c does: one optional argument, the rest of the line
+/// verbatim. Without a newline in the buffer the line is taken as cut
+/// there, which is fine unless the interpreter's name itself is cut.
+fn script_line(path: &Path, head: &[u8]) -> Result<Header, ResolveError> {
+    let mut buf = [0u8; BINPRM_BUF_SIZE];
+    let n = head.len().min(BINPRM_BUF_SIZE);
+    buf[..n].copy_from_slice(&head[..n]);
+    let noexec = || cannot(path, libc::ENOEXEC, strerror(libc::ENOEXEC));
+    let spacetab = |b: u8| b == b' ' || b == b'\t';
+    let terminator = |b: u8| spacetab(b) || b == 0;
+    // Both searches include `last`, as the kernel's helpers do.
+    let non_spacetab = |first: usize, last: usize| (first..=last).find(|&i| !spacetab(buf[i]));
+    let next_terminator = |first: usize, last: usize| (first..=last).find(|&i| terminator(buf[i]));
+    let buf_end = BINPRM_BUF_SIZE - 1;
+    let mut i_end = match buf.iter().position(|&b| b == b'\n') {
+        Some(i) => i,
+        None => {
+            let name = non_spacetab(2, buf_end).ok_or_else(noexec)?;
+            next_terminator(name, buf_end).ok_or_else(noexec)?;
+            buf_end
+        }
     };
-    let line = trim(line);
-    if line.is_empty() {
-        return Err(cannot(path, libc::ENOEXEC, "empty #! line"));
+    while spacetab(buf[i_end - 1]) {
+        i_end -= 1;
     }
-    let split = line.iter().position(|b| *b == b' ' || *b == b'\t');
-    let (interp, arg) = match split {
-        Some(i) => (
-            line[..i].to_vec(),
-            Some(trim(&line[i..])).filter(|a| !a.is_empty()),
-        ),
-        None => (line, None),
+    let i_name = non_spacetab(2, i_end)
+        .filter(|&i| i != i_end)
+        .ok_or_else(noexec)?;
+    let i_sep = next_terminator(i_name, i_end);
+    let i_arg = i_sep
+        .filter(|&s| buf[s] != 0)
+        .and_then(|s| non_spacetab(s, i_end))
+        .filter(|&a| a < i_end);
+    // Each string ends at the first NUL, as the kernel copies C strings.
+    let cstr = |from: usize, to: usize| -> Vec<u8> {
+        let s = &buf[from..to];
+        s[..s.iter().position(|&b| b == 0).unwrap_or(s.len())].to_vec()
+    };
+    let name_end = if i_arg.is_some() {
+        i_sep.unwrap_or(i_end)
+    } else {
+        i_end
     };
     Ok(Header::Script(
-        PathBuf::from(OsString::from_vec(interp)),
-        arg.map(OsString::from_vec),
+        PathBuf::from(OsString::from_vec(cstr(i_name, name_end))),
+        i_arg.map(|a| OsString::from_vec(cstr(a, i_end))),
     ))
 }
 
@@ -247,13 +269,23 @@ pub fn check_elf(path: &Path, head: &[u8]) -> Result<(), ResolveError> {
     Ok(())
 }
 
+/// A failed look-up of `path`: ENOENT is "not found" (127), any other
+/// errno "cannot execute" (126), as shells and env(1) decide.
 fn io_error(path: &Path, e: &std::io::Error) -> ResolveError {
     let errno = e.raw_os_error().unwrap_or(libc::EIO);
-    let why = match e.kind() {
-        std::io::ErrorKind::PermissionDenied => "Permission denied".into(),
-        _ => e.to_string(),
-    };
-    cannot(path, errno, why)
+    if errno == libc::ENOENT {
+        return ResolveError::NotFound(format!("{}: No such file or directory", path.display()));
+    }
+    cannot(path, errno, strerror(errno))
+}
+
+/// The C library's text for `errno`, without Rust's "(os error N)".
+pub fn strerror(errno: i32) -> String {
+    let text = std::io::Error::from_raw_os_error(errno).to_string();
+    match text.rfind(" (os error ") {
+        Some(i) => text[..i].to_string(),
+        None => text,
+    }
 }
 
 #[cfg(test)]
@@ -262,15 +294,30 @@ mod tests {
 
     #[test]
     fn script_lines_split_like_the_kernel() {
-        let h = script_line(Path::new("s"), b"/bin/sh -e -x  \n").unwrap();
-        let Header::Script(i, a) = h else { panic!() };
-        assert_eq!(i, PathBuf::from("/bin/sh"));
-        assert_eq!(a, Some(OsString::from("-e -x")));
-        let Header::Script(i, a) = script_line(Path::new("s"), b" /usr/bin/env\n").unwrap() else {
-            panic!()
+        let parse = |head: &[u8]| match script_line(Path::new("s"), head) {
+            Ok(Header::Script(i, a)) => Ok((i, a)),
+            Ok(Header::Elf) => panic!("not a script"),
+            Err(e) => Err(e.errno()),
         };
-        assert_eq!((i, a), (PathBuf::from("/usr/bin/env"), None));
-        assert!(script_line(Path::new("s"), b"  \n").is_err());
+        let script = |i: &str, a: Option<&str>| Ok((PathBuf::from(i), a.map(OsString::from)));
+        assert_eq!(
+            parse(b"#!/bin/sh -e -x  \n"),
+            script("/bin/sh", Some("-e -x"))
+        );
+        assert_eq!(parse(b"#! /usr/bin/env\n"), script("/usr/bin/env", None));
+        assert_eq!(parse(b"#!  \n"), Err(libc::ENOEXEC));
+        // No newline: the file's end (NUL padding) ends the line.
+        assert_eq!(parse(b"#!/bin/echo"), script("/bin/echo", None));
+        assert_eq!(parse(b"#!/bin/echo a b"), script("/bin/echo", Some("a b")));
+        // Longer than the buffer: fine while the interpreter's name fits;
+        // the argument is cut at byte 255.
+        let mut long = b"#!/bin/echo ".to_vec();
+        long.resize(300, b'a');
+        let (_, a) = parse(&long).unwrap();
+        assert_eq!(a.unwrap().len(), 255 - 12);
+        let mut cut = b"#!/bin/".to_vec();
+        cut.resize(300, b'e');
+        assert_eq!(parse(&cut), Err(libc::ENOEXEC));
     }
 
     #[test]

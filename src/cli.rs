@@ -1,16 +1,17 @@
-//! Command line and logging set-up.
+//! The command line.
 
 use std::ffi::OsString;
-use std::io::Write as _;
-use std::os::fd::FromRawFd;
 use std::process::ExitCode;
 
 use clap::Parser;
+
+const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]...\n       xcr0-sandbox --check";
 
 #[derive(Parser, Debug)]
 #[command(
     name = "xcr0-sandbox",
     version,
+    override_usage = USAGE,
     about = "Run a Linux x86-64 program on a KVM vCPU with the XCR0 of your choosing",
     after_help = "XCR0 masks: hex (0x7), decimal (7), or names joined by commas: x87, sse, avx, \
                   bndregs, bndcsr, mpx, opmask, zmm_hi256, hi16_zmm, avx512, pkru, tilecfg, \
@@ -23,7 +24,7 @@ struct Cli {
     #[arg(long, value_name = "MASK")]
     xcr0: Option<String>,
     /// Report the KVM in use and whether it really applies a guest's XCR0
-    #[arg(long, conflicts_with_all = ["program", "xcr0"])]
+    #[arg(long, conflicts_with_all = ["command", "xcr0"])]
     check: bool,
     /// Run even where the KVM does not apply XCR0 (warns once)
     #[arg(long)]
@@ -34,16 +35,16 @@ struct Cli {
     /// Trace every VM exit and system call on stderr (RUST_LOG=debug for decisions only)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
-    /// The program to run, found in PATH like execvp
-    #[arg(value_name = "PROG", required_unless_present = "check")]
-    program: Option<OsString>,
-    /// Its arguments
+    /// The program to run (found in PATH like execvp) and its arguments.
+    /// Option parsing stops at PROG, as with env(1) and nice(1): whatever
+    /// follows belongs to the program.
     #[arg(
-        value_name = "ARGS",
+        value_name = "PROG",
+        required_unless_present = "check",
         trailing_var_arg = true,
-        allow_hyphen_values = true
+        num_args = 1..
     )]
-    args: Vec<OsString>,
+    command: Vec<OsString>,
 }
 
 pub enum Command {
@@ -62,23 +63,41 @@ pub struct Args {
     pub verbose: u8,
 }
 
-/// Parses the command line; usage errors print clap's message and give 2.
+/// Parses the command line. --help and --version print and give 0; a
+/// usage error is one line with the usage, and gives 2.
 pub fn parse() -> Result<Args, ExitCode> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
-        Err(e) => {
-            let code = if e.use_stderr() { 2 } else { 0 };
+        Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return Err(ExitCode::from(code));
+            return Err(ExitCode::SUCCESS);
+        }
+        Err(e) => {
+            // clap's first paragraph, on one line.
+            let text = e.render().to_string();
+            let what = text
+                .lines()
+                .take_while(|l| !l.trim().is_empty())
+                .map(str::trim)
+                .collect::<Vec<_>>()
+                .join(" ");
+            let what = what.strip_prefix("error: ").unwrap_or(&what);
+            crate::report::line(format_args!(
+                "{what}; usage: {} (see --help)",
+                USAGE.lines().next().unwrap_or_default()
+            ));
+            return Err(ExitCode::from(2));
         }
     };
-    let command = match (cli.check, cli.program) {
-        (true, _) => Command::Check,
-        (false, Some(program)) => Command::Run {
+    let command = if cli.check {
+        Command::Check
+    } else {
+        let mut words = cli.command.into_iter();
+        let program = words.next().expect("clap requires PROG");
+        Command::Run {
             program,
-            args: cli.args,
-        },
-        (false, None) => unreachable!("clap requires PROG"),
+            args: words.collect(),
+        }
     };
     Ok(Args {
         command,
@@ -87,26 +106,4 @@ pub fn parse() -> Result<Args, ExitCode> {
         stats: cli.stats,
         verbose: cli.verbose,
     })
-}
-
-/// Logs go to a private duplicate of stderr, so that the program closing or
-/// redirecting its fd 2 does not lose or misdirect them. Quiet by default;
-/// RUST_LOG overrides -v.
-pub fn init_logging(verbose: u8) {
-    let level = if verbose == 0 { "error" } else { "trace" };
-    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
-    if let Ok(fd) = vmm::fds::park(2) {
-        // SAFETY: `fd` is a fresh duplicate of stderr owned by the logger alone.
-        let file = unsafe { std::fs::File::from_raw_fd(fd) };
-        b.target(env_logger::Target::Pipe(Box::new(file)));
-    }
-    b.format(|buf, record| {
-        writeln!(
-            buf,
-            "xcr0-sandbox: {}: {}",
-            record.level().as_str().to_lowercase(),
-            record.args()
-        )
-    });
-    b.init();
 }

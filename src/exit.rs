@@ -45,8 +45,8 @@ pub fn print_stats(task: &Task) {
             x as f64 / s.syscalls as f64
         }
     };
-    eprintln!(
-        "xcr0-sandbox: stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
+    crate::report::line(format_args!(
+        "stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
         s.syscalls,
         s.exceptions,
         v.exits,
@@ -57,5 +57,5 @@ pub fn print_stats(task: &Task) {
         m.flushes,
         per(v.exits),
         per(ioctls),
-    );
+    ));
 }

@@ -3,59 +3,24 @@
 
 mod cli;
 mod exit;
+mod inherited;
+mod report;
 
 use std::process::ExitCode;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use vmm::{Hypervisor, Xcr0, check, kvm};
 
 use cli::{Args, Command};
 
-/// Whether SIGPIPE was ignored when the process started, before Rust's
-/// runtime set it to ignored regardless.
-static SIGPIPE_WAS_IGNORED: AtomicBool = AtomicBool::new(false);
-
-extern "C" fn note_sigpipe() {
-    // SAFETY: queries one disposition into a zeroed struct we own.
-    let ignored = unsafe {
-        let mut old: libc::sigaction = std::mem::zeroed();
-        libc::sigaction(libc::SIGPIPE, std::ptr::null(), &mut old) == 0
-            && old.sa_sigaction == libc::SIG_IGN
-    };
-    SIGPIPE_WAS_IGNORED.store(ignored, Ordering::Relaxed);
-}
-
-/// Runs before main, hence before Rust's runtime touches SIGPIPE.
-#[used]
-#[unsafe(link_section = ".init_array")]
-static NOTE_SIGPIPE: extern "C" fn() = note_sigpipe;
-
-/// Gives the program the signal dispositions it would inherit natively:
-/// Rust's runtime ignores SIGPIPE and handles SIGSEGV/SIGBUS (stack
-/// overflow reports) in this process; undo both.
-fn restore_inherited_signals() {
-    let pipe = if SIGPIPE_WAS_IGNORED.load(Ordering::Relaxed) {
-        libc::SIG_IGN
-    } else {
-        libc::SIG_DFL
-    };
-    // SAFETY: resets dispositions before any thread exists.
-    unsafe {
-        libc::signal(libc::SIGPIPE, pipe);
-        libc::signal(libc::SIGSEGV, libc::SIG_DFL);
-        libc::signal(libc::SIGBUS, libc::SIG_DFL);
-    }
-}
-
 fn main() -> ExitCode {
-    restore_inherited_signals();
+    inherited::restore();
     syscall_proxy::limits::init();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,
     };
-    cli::init_logging(args.verbose);
+    report::init_logging(args.verbose);
     match args.command {
         Command::Check => run_check(),
         Command::Run { .. } => run(args),
@@ -63,7 +28,7 @@ fn main() -> ExitCode {
 }
 
 fn fail(msg: impl std::fmt::Display, code: u8) -> ExitCode {
-    eprintln!("xcr0-sandbox: {msg}");
+    report::line(msg);
     ExitCode::from(code)
 }
 
@@ -126,6 +91,10 @@ fn run(args: Args) -> ExitCode {
     let (mut task, _) = match syscall_proxy::launch(hv, request) {
         Ok(t) => t,
         Err(e) => {
+            if let Some(sig) = e.fatal_signal() {
+                report::line(format_args!("{e} (Linux kills the process: signal {sig})"));
+                return exit::mirror(syscall_proxy::Outcome::Signaled(sig));
+            }
             let code = e.exit_status() as u8;
             return fail(e, code);
         }

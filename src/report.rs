@@ -1,0 +1,69 @@
+//! The sandbox's own messages (errors, warnings, `-v` traces, `--stats`):
+//! always to the stderr the sandbox was started with, kept on a parked
+//! descriptor, so that the program closing or reusing its fd 2 neither
+//! loses them nor receives them in its files.
+
+use std::fmt::Display;
+use std::fs::File;
+use std::io::Write;
+use std::mem::ManuallyDrop;
+use std::os::fd::{FromRawFd, RawFd};
+use std::sync::OnceLock;
+
+static STDERR: OnceLock<Option<RawFd>> = OnceLock::new();
+
+/// Parks a duplicate of fd 2; without one (stderr closed at start) the
+/// messages go nowhere, as the program's would.
+fn parked() -> Option<RawFd> {
+    *STDERR.get_or_init(|| {
+        // SAFETY: F_GETFD only reads the descriptor's flags.
+        (unsafe { libc::fcntl(2, libc::F_GETFD) } >= 0)
+            .then(|| vmm::fds::park(2).ok())
+            .flatten()
+    })
+}
+
+/// Writes `text` in one write to the parked stderr.
+pub fn write(text: &[u8]) {
+    if let Some(fd) = parked() {
+        // SAFETY: the parked descriptor stays open for the process's life;
+        // ManuallyDrop keeps this borrowed File from closing it.
+        let mut f = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+        let _ = f.write_all(text);
+    }
+}
+
+/// "xcr0-sandbox: MSG" as one line.
+pub fn line(msg: impl Display) {
+    write(format!("xcr0-sandbox: {msg}\n").as_bytes());
+}
+
+/// Sets up `log` on the parked stderr: warnings and errors by default, every
+/// exit and system call with -v; RUST_LOG overrides. Parks stderr now, before the program can close or replace fd 2.
+pub fn init_logging(verbose: u8) {
+    parked();
+    let level = if verbose == 0 { "warn" } else { "trace" };
+    let mut b = env_logger::Builder::from_env(env_logger::Env::default().default_filter_or(level));
+    b.target(env_logger::Target::Pipe(Box::new(Sink)));
+    b.format(|buf, record| {
+        let level = match record.level() {
+            log::Level::Warn => "warning".to_string(),
+            l => l.as_str().to_lowercase(),
+        };
+        writeln!(buf, "xcr0-sandbox: {level}: {}", record.args())
+    });
+    b.init();
+}
+
+/// The logger's writer: each record is written whole.
+struct Sink;
+
+impl Write for Sink {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        write(buf);
+        Ok(buf.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}

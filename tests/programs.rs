@@ -190,7 +190,10 @@ fn auxiliary_vector_is_complete() {
         keyvals(&stdout(&o)),
         keyvals(&String::from_utf8_lossy(&native.stdout)),
     );
-    for k in ["pagesz", "platform", "execfn", "entry_set hwcap"] {
+    // AT_HWCAP2 is left out: it says whether the vCPU has FSGSBASE, which
+    // PVM's KVM does not offer though the host has it.
+    for k in ["pagesz", "platform", "execfn", "hwcap"] {
+        assert!(want.contains_key(k), "{k} missing natively");
         assert_eq!(got.get(k), want.get(k), "{k}");
     }
     assert_eq!(got["entry_set"], "1 random_set=1");

@@ -150,6 +150,7 @@ static int cmd_auxv(void)
 	printf("pagesz=%lu\n", getauxval(AT_PAGESZ));
 	printf("minsigstksz=%lu\n", getauxval(AT_MINSIGSTKSZ));
 	printf("hwcap=%#lx\n", getauxval(AT_HWCAP));
+	printf("hwcap2=%#lx\n", getauxval(AT_HWCAP2));
 	printf("platform=%s\n", (char *)getauxval(AT_PLATFORM));
 	printf("execfn=%s\n", (char *)getauxval(AT_EXECFN));
 	printf("entry_set=%d random_set=%d\n", getauxval(AT_ENTRY) != 0, getauxval(AT_RANDOM) != 0);

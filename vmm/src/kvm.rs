@@ -146,11 +146,6 @@ impl Hypervisor {
             .is_some_and(|e| e.ecx & (1 << 3) != 0)
     }
 
-    /// CPUID.1:EDX, what Linux reports in AT_HWCAP.
-    pub fn hwcap(&self) -> u64 {
-        self.cpuid_entry(1, 0).map_or(0, |e| u64::from(e.edx))
-    }
-
     /// Capability values for `--check`.
     pub fn capabilities(&self) -> Vec<(&'static str, i32)> {
         REQUIRED_CAPS

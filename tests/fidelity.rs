@@ -1,0 +1,419 @@
+//! Cases where the sandbox used to be observable: each runs natively and in
+//! the sandbox and compares what a user sees (output, status, errno).
+
+mod common;
+
+use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output, Stdio};
+
+use common::*;
+
+const PYTHON: &str = "/usr/bin/python3";
+
+fn native(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
+    let mut c = Command::new(args[0]);
+    c.args(&args[1..]);
+    run(c, None, env)
+}
+
+/// Runs `args` natively and in the sandbox and asserts the same status,
+/// stdout and stderr; returns the sandbox's output.
+fn same(args: &[&OsStr], env: &[(&str, &str)]) -> Output {
+    let n = native(args, env);
+    let s = sandbox_with(args, None, env);
+    assert_eq!(
+        (s.status.code(), s.status.signal_number()),
+        (n.status.code(), n.status.signal_number()),
+        "{args:?}: status\nsandbox stderr: {}",
+        stderr(&s)
+    );
+    assert_eq!(stdout(&s), stdout(&n), "{args:?}: stdout");
+    assert_eq!(stderr(&s), stderr(&n), "{args:?}: stderr");
+    s
+}
+
+trait SignalNumber {
+    fn signal_number(&self) -> Option<i32>;
+}
+
+impl SignalNumber for std::process::ExitStatus {
+    fn signal_number(&self) -> Option<i32> {
+        std::os::unix::process::ExitStatusExt::signal(self)
+    }
+}
+
+fn os(s: &str) -> &OsStr {
+    OsStr::new(s)
+}
+
+fn executable(path: &Path, text: &[u8]) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+#[test]
+fn glibc_reading_past_the_last_string_on_the_stack() {
+    if !kvm() {
+        return;
+    }
+    // glibc's tunables parser reads past the end of this value when it has
+    // no trailing comma: Linux leaves 8 zero bytes above the strings.
+    let env = [("GLIBC_TUNABLES", "glibc.cpu.hwcaps=-ERMS")];
+    same(&[os("/bin/echo"), os("hi")], &env);
+    same(&[os(PYTHON), os("-c"), os("print(6 * 7)")], &env);
+}
+
+#[test]
+fn options_after_the_program_are_the_programs() {
+    if !kvm() {
+        return;
+    }
+    let f = scratch().join("grep-input");
+    std::fs::write(&f, "a\nx\nb\n").unwrap();
+    let s = same(&[os("grep"), os("-v"), os("x"), f.as_os_str()], &[]);
+    assert_eq!(stdout(&s), "a\nb\n");
+    let s = same(&[os("/bin/echo"), os("--help")], &[]);
+    assert!(stdout(&s).contains("Usage:"), "{}", stdout(&s));
+    same(
+        &[os("/bin/echo"), os("--stats"), os("-v"), os("--xcr0=0x3")],
+        &[],
+    );
+}
+
+#[test]
+fn usage_errors_are_one_line() {
+    for args in [&["--no-such-flag", "true"][..], &[], &["--xcr0"]] {
+        let o = Command::new(SANDBOX).args(args).output().unwrap();
+        assert_exit(&o, 2);
+        let e = stderr(&o);
+        assert_eq!(e.lines().count(), 1, "{args:?}: {e}");
+        assert!(
+            e.starts_with("xcr0-sandbox: ") && e.contains("usage:"),
+            "{e}"
+        );
+    }
+}
+
+/// `sh -c SCRIPT` with the standard descriptors that `setup` leaves.
+fn sh_with(script: &str, setup: fn(&mut Command)) -> (Output, Output) {
+    let mut n = Command::new("/bin/sh");
+    let mut s = sandbox_cmd();
+    s.arg("/bin/sh");
+    let mut out = vec![];
+    for c in [&mut n, &mut s] {
+        c.args(["-c", script]);
+        c.stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped());
+        setup(c);
+        out.push(c.output().unwrap());
+    }
+    let s = out.pop().unwrap();
+    (out.pop().unwrap(), s)
+}
+
+/// Closes `fd` in the child before exec.
+fn closing(c: &mut Command, fd: i32) {
+    // SAFETY: close is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(c, move || {
+            libc::close(fd);
+            Ok(())
+        })
+    };
+}
+
+#[test]
+fn closed_standard_descriptors_stay_closed() {
+    if !kvm() {
+        return;
+    }
+    // stdout closed: echo fails with EBADF, as natively.
+    let (n, s) = sh_with("echo hi; echo status=$? >&2", |c| closing(c, 1));
+    assert!(stderr(&n).contains("status=1"), "{}", stderr(&n));
+    assert_eq!(s.status.code(), n.status.code());
+    assert!(stderr(&s).ends_with(&stderr(&n)), "{}", stderr(&s));
+    // stdin closed: the first file opened gets 0.
+    let script = "import os; print(os.open('/dev/null', os.O_RDONLY))";
+    for (mode, close_stdin) in [("closed", true), ("open", false)] {
+        let mut outs = vec![];
+        for mut c in [Command::new(PYTHON), {
+            let mut c = sandbox_cmd();
+            c.arg(PYTHON);
+            c
+        }] {
+            c.args(["-c", script]).stdout(Stdio::piped());
+            if close_stdin {
+                closing(&mut c, 0);
+            } else {
+                c.stdin(Stdio::null());
+            }
+            outs.push(c.output().unwrap());
+        }
+        assert_eq!(stdout(&outs[1]), stdout(&outs[0]), "stdin {mode}");
+        let want = if close_stdin { "0\n" } else { "3\n" };
+        assert_eq!(stdout(&outs[0]), want, "natively, stdin {mode}");
+    }
+}
+
+#[test]
+fn the_sandbox_messages_never_reach_the_programs_files() {
+    if !kvm() {
+        return;
+    }
+    // The program closes its stderr: --stats still reaches the sandbox's.
+    let o = sandbox(&["--stats", "/bin/sh", "-c", "exec 2>&-; echo out"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "out\n");
+    assert!(
+        stderr(&o).contains("xcr0-sandbox: stats: syscalls"),
+        "{}",
+        stderr(&o)
+    );
+    // The program reuses fd 2 for a file: only its own text goes there.
+    let f = scratch().join("stderr-file");
+    let script = format!("exec 2>{}; echo mine >&2", f.display());
+    let o = sandbox(&["--stats", "-v", "/bin/sh", "-c", &script]);
+    assert_exit(&o, 0);
+    assert_eq!(std::fs::read_to_string(&f).unwrap(), "mine\n");
+    assert!(
+        stderr(&o).contains("xcr0-sandbox: stats: syscalls"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("xcr0-sandbox: trace:"), "-v traces too");
+}
+
+/// A chain of `depth` scripts, each interpreted by the one before, the
+/// first by /bin/sh; returns the last.
+fn script_chain(dir: &Path, depth: usize) -> PathBuf {
+    let mut interp = PathBuf::from("/bin/sh");
+    for i in 1..=depth {
+        let s = dir.join(format!("chain{depth}-{i}"));
+        executable(
+            &s,
+            format!("#!{}\necho depth {depth}: \"$@\"\n", interp.display()).as_bytes(),
+        );
+        interp = s;
+    }
+    interp
+}
+
+#[test]
+fn hashbang_lines_and_chains_as_the_kernel_reads_them() {
+    if !kvm() {
+        return;
+    }
+    let d = scratch().join("hashbang");
+    std::fs::create_dir_all(&d).unwrap();
+    let no_newline = d.join("no-newline");
+    executable(&no_newline, b"#!/bin/echo");
+    same(&[no_newline.as_os_str(), os("arg")], &[]);
+    // Longer than the kernel's 256-byte buffer: the argument is cut there.
+    let long = d.join("long-line");
+    let mut text = b"#!/bin/echo ".to_vec();
+    text.resize(400, b'a');
+    text.push(b'\n');
+    executable(&long, &text);
+    let s = same(&[long.as_os_str(), os("arg")], &[]);
+    assert!(stdout(&s).len() > 200, "{}", stdout(&s));
+    // Five interpreters deep runs; six is ELOOP.
+    let five = script_chain(&d, 5);
+    let s = same(&[five.as_os_str(), os("x")], &[]);
+    assert!(stdout(&s).starts_with("depth 5:"), "{}", stdout(&s));
+    let six = script_chain(&d, 6);
+    let err = Command::new(&six).output().unwrap_err();
+    assert_eq!(err.raw_os_error(), Some(libc::ELOOP), "natively");
+    let o = sandbox(&[six.as_os_str()]);
+    assert_exit(&o, 126);
+    assert!(
+        stderr(&o).contains("Too many levels of symbolic links"),
+        "{}",
+        stderr(&o)
+    );
+}
+
+#[test]
+fn path_errors_carry_the_kernels_errno() {
+    if !kvm() {
+        return;
+    }
+    let d = scratch().join("paths");
+    std::fs::create_dir_all(&d).unwrap();
+    let (a, b) = (d.join("loop-a"), d.join("loop-b"));
+    let _ = std::os::unix::fs::symlink(&b, &a);
+    let _ = std::os::unix::fs::symlink(&a, &b);
+    let long = PathBuf::from(format!("/{}", "n".repeat(300)));
+    let cases = [
+        (a, libc::ELOOP, 126),
+        (long, libc::ENAMETOOLONG, 126),
+        (PathBuf::from("/etc/passwd/x"), libc::ENOTDIR, 126),
+        (d.join("missing"), libc::ENOENT, 127),
+    ];
+    for (path, errno, status) in cases {
+        let err = Command::new(&path).output().unwrap_err();
+        assert_eq!(
+            err.raw_os_error(),
+            Some(errno),
+            "natively: {}",
+            path.display()
+        );
+        let o = sandbox(&[path.as_os_str()]);
+        assert_exit(&o, status);
+        let text = std::io::Error::from_raw_os_error(errno).to_string();
+        let text = &text[..text.find(" (os error").unwrap()];
+        let e = stderr(&o);
+        assert!(
+            e.lines().count() == 1 && e.contains(text),
+            "{}: {e}",
+            path.display()
+        );
+    }
+}
+
+#[test]
+fn a_segment_larger_on_file_than_in_memory_kills_as_natively() {
+    if !kvm() {
+        return;
+    }
+    // /bin/true with its first PT_LOAD's p_memsz below its p_filesz.
+    let mut elf = std::fs::read("/bin/true").unwrap();
+    let word = |b: &[u8], at: usize, n: usize| {
+        b[at..at + n]
+            .iter()
+            .rev()
+            .fold(0u64, |v, &x| v << 8 | u64::from(x))
+    };
+    let (phoff, phnum) = (word(&elf, 32, 8) as usize, word(&elf, 56, 2) as usize);
+    let ph = (0..phnum)
+        .map(|i| phoff + 56 * i)
+        .find(|&o| word(&elf, o, 4) == 1 && word(&elf, o + 32, 8) > 16)
+        .expect("a PT_LOAD with file contents");
+    let smaller = word(&elf, ph + 32, 8) - 16;
+    elf[ph + 40..ph + 48].copy_from_slice(&smaller.to_le_bytes());
+    let bad = scratch().join("filesz-over-memsz");
+    executable(&bad, &elf);
+    let n = native(&[bad.as_os_str()], &[]);
+    assert_signal(&n, libc::SIGSEGV);
+    let o = sandbox(&[bad.as_os_str()]);
+    assert_signal(&o, libc::SIGSEGV);
+    assert!(stderr(&o).contains("p_filesz > p_memsz"), "{}", stderr(&o));
+}
+
+#[test]
+fn the_loader_environment_acts_on_the_program_only() {
+    if !kvm() {
+        return;
+    }
+    // The sandbox is linked statically: ld.so speaks once, for the program.
+    let s = same(
+        &[os("/bin/echo"), os("hi")],
+        &[("LD_PRELOAD", "/nonexistent.so")],
+    );
+    assert_eq!(stderr(&s).matches("/nonexistent.so").count(), 1);
+    let n = native(&[os("/bin/true")], &[("LD_DEBUG", "libs")]);
+    let s = sandbox_with(&["/bin/true"], None, &[("LD_DEBUG", "libs")]);
+    assert_exit(&s, 0);
+    let lines = |o: &Output| {
+        stderr(o)
+            .lines()
+            .filter(|l| l.contains("find library"))
+            .count()
+    };
+    assert!(lines(&n) > 0);
+    assert_eq!(lines(&s), lines(&n), "{}", stderr(&s));
+    same(
+        &[os("/bin/echo"), os("x")],
+        &[("MALLOC_CHECK_", "3"), ("LD_LIBRARY_PATH", "/nonexistent")],
+    );
+}
+
+#[test]
+fn proc_self_describes_the_program() {
+    if !kvm() {
+        return;
+    }
+    let script = "import os, ctypes\n\
+        r = lambda f: open('/proc/self/' + f, 'rb').read()\n\
+        print(r('comm'))\n\
+        print([l for l in r('status').split(b'\\n') if l.startswith(b'Name:')])\n\
+        print(r('cmdline'))\n\
+        print(r('environ') == b''.join(k + b'=' + v + b'\\0' for k, v in os.environb.items()))\n\
+        print(hex(ctypes.CDLL(None).getauxval(16)))\n";
+    let s = same(
+        &[os(PYTHON), os("-c"), os(script), os("arg one"), os("two")],
+        &[],
+    );
+    assert!(stdout(&s).starts_with("b'python3\\n'\n"), "{}", stdout(&s));
+    assert!(stdout(&s).contains("arg one\\x00two"), "{}", stdout(&s));
+    // A script is named after itself, not its interpreter.
+    let sh = scratch().join("named-script");
+    executable(&sh, b"#!/bin/sh\nread name < /proc/self/comm; echo $name\n");
+    let s = same(&[sh.as_os_str()], &[]);
+    assert_eq!(stdout(&s), "named-script\n");
+}
+
+/// Descriptors python opens before EMFILE with RLIMIT_NOFILE (soft, hard).
+fn descriptors_until_emfile(sandboxed: bool, soft: u64, hard: u64) -> usize {
+    let script = "import os\nn = 0\ntry:\n    while True:\n        os.open('/dev/null', 0); n += 1\n\
+                  except OSError as e:\n    assert e.errno == 24\nprint(n)";
+    let mut c = if sandboxed {
+        let mut c = sandbox_cmd();
+        c.arg(PYTHON);
+        c
+    } else {
+        Command::new(PYTHON)
+    };
+    c.args(["-c", script]);
+    // SAFETY: setrlimit is async-signal-safe.
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
+            let l = libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: hard,
+            };
+            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
+            Ok(())
+        })
+    };
+    let o = run(c, None, &[]);
+    assert_exit(&o, 0);
+    stdout(&o).trim().parse().unwrap()
+}
+
+#[test]
+fn as_many_descriptors_as_natively() {
+    if !kvm() {
+        return;
+    }
+    // The usual case, soft limit under the hard one: exactly as natively.
+    let (n, s) = (
+        descriptors_until_emfile(false, 1024, 4096),
+        descriptors_until_emfile(true, 1024, 4096),
+    );
+    assert_eq!(s, n);
+    // Soft = hard, without CAP_SYS_RESOURCE: the sandbox's own four
+    // (stderr, /dev/kvm, the VM, the vCPU) sit under the limit (README).
+    let (n, s) = (
+        descriptors_until_emfile(false, 2048, 2048),
+        descriptors_until_emfile(true, 2048, 2048),
+    );
+    let privileged = caps_effective() & (1 << CAP_SYS_RESOURCE) != 0;
+    assert_eq!(
+        s,
+        if privileged { n } else { n - 4 },
+        "privileged: {privileged}"
+    );
+}
+
+/// include/uapi/linux/capability.h (libc lacks it).
+const CAP_SYS_RESOURCE: u32 = 24;
+
+/// This process's effective capabilities.
+fn caps_effective() -> u64 {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let line = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
+    u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
+}

@@ -74,6 +74,13 @@ flock 9
 
 # ----------------------------------------------------------------------- kernel
 
+# The versioned kernel package a meta package depends on; empty when apt does
+# not know the meta package (apt-cache then fails, which is no error here).
+kernel_of() {
+    { apt-cache depends "$1" 2>/dev/null || true; } |
+        sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1
+}
+
 # The kernel package: LANE_KERNEL_PKG if given, else the current 6.12 kernel
 # (linux-image-6.12-amd64, in bookworm-security), else the current 6.1 one
 # (linux-image-amd64). Chosen once, on a cold cache; after that the copy in the
@@ -84,11 +91,11 @@ pick_kernel_pkg() { # sets pkg
     [ -z "$pkg" ] || return 0
     local meta p
     for meta in linux-image-6.12-amd64 linux-image-amd64; do
-        p=$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1)
+        p=$(kernel_of "$meta")
         if [ -z "$p" ] && [ $meta = linux-image-6.12-amd64 ] && [ $apt_updated = 0 ] && [ "$(id -u)" = 0 ]; then
             apt_updated=1
             apt-get -q update >&2 || true
-            p=$(apt-cache depends "$meta" 2>/dev/null | sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1)
+            p=$(kernel_of "$meta")
         fi
         [ -z "$p" ] || { pkg=$p; return 0; }
     done

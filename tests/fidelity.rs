@@ -417,3 +417,23 @@ fn caps_effective() -> u64 {
     let line = status.lines().find(|l| l.starts_with("CapEff:")).unwrap();
     u64::from_str_radix(line.split_whitespace().nth(1).unwrap(), 16).unwrap()
 }
+
+#[test]
+fn a_dropped_signal_is_reported_by_default() {
+    if !kvm() {
+        return;
+    }
+    // Handlers do not run yet (README): by default the user is told, once.
+    let script = "import signal, os\n\
+        signal.signal(signal.SIGUSR1, lambda *a: print('handled'))\n\
+        os.kill(os.getpid(), signal.SIGUSR1)\n\
+        print('after')";
+    let o = sandbox(&[PYTHON, "-c", script]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "after\n");
+    let warnings: Vec<&str> = stderr(&o)
+        .lines()
+        .filter(|l| l.starts_with("xcr0-sandbox: warning: signal 10 "))
+        .collect();
+    assert_eq!(warnings.len(), 1, "{}", stderr(&o));
+}

@@ -77,8 +77,9 @@ flock 9
 # The versioned kernel package a meta package depends on; empty when apt does
 # not know the meta package (apt-cache then fails, which is no error here).
 kernel_of() {
-    { apt-cache depends "$1" 2>/dev/null || true; } |
-        sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' | head -n 1
+    local deps
+    deps=$(apt-cache depends "$1" 2>/dev/null) || return 0
+    sed -n 's/^ *Depends: \(linux-image-6.*-amd64\)$/\1/p' <<<"$deps" | sed -n 1p
 }
 
 # The kernel package: LANE_KERNEL_PKG if given, else the current 6.12 kernel

@@ -431,9 +431,10 @@ fn a_dropped_signal_is_reported_by_default() {
     let o = sandbox(&[PYTHON, "-c", script]);
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), "after\n");
-    let warnings: Vec<&str> = stderr(&o)
+    let err = stderr(&o);
+    let warnings: Vec<&str> = err
         .lines()
         .filter(|l| l.starts_with("xcr0-sandbox: warning: signal 10 "))
         .collect();
-    assert_eq!(warnings.len(), 1, "{}", stderr(&o));
+    assert_eq!(warnings.len(), 1, "{err}");
 }

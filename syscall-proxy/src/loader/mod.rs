@@ -101,7 +101,7 @@ pub fn load(
             (at::PAGESZ, mm::PAGE),
             (at::CLKTCK, clktck),
             (at::PHDR, main.phdr),
-            (at::PHENT, 56),
+            (at::PHENT, size_of::<libc::Elf64_Phdr>() as u64),
             (at::PHNUM, main.phnum),
             (at::BASE, base),
             (at::FLAGS, 0),

@@ -5,29 +5,16 @@ use std::ffi::OsString;
 use std::ops::Range;
 use std::os::unix::ffi::OsStrExt;
 
-/// Auxiliary vector keys (include/uapi/linux/auxvec.h, asm/auxvec.h).
+/// Auxiliary vector keys (include/uapi/linux/auxvec.h, asm/auxvec.h), as
+/// libc defines them.
 pub mod at {
-    pub const NULL: u64 = 0;
-    pub const PHDR: u64 = 3;
-    pub const PHENT: u64 = 4;
-    pub const PHNUM: u64 = 5;
-    pub const PAGESZ: u64 = 6;
-    pub const BASE: u64 = 7;
-    pub const FLAGS: u64 = 8;
-    pub const ENTRY: u64 = 9;
-    pub const UID: u64 = 11;
-    pub const EUID: u64 = 12;
-    pub const GID: u64 = 13;
-    pub const EGID: u64 = 14;
-    pub const PLATFORM: u64 = 15;
-    pub const HWCAP: u64 = 16;
-    pub const CLKTCK: u64 = 17;
-    pub const SECURE: u64 = 23;
-    pub const RANDOM: u64 = 25;
-    pub const HWCAP2: u64 = 26;
-    pub const EXECFN: u64 = 31;
-    pub const SYSINFO_EHDR: u64 = 33;
-    pub const MINSIGSTKSZ: u64 = 51;
+    pub use libc::{
+        AT_BASE as BASE, AT_CLKTCK as CLKTCK, AT_EGID as EGID, AT_ENTRY as ENTRY, AT_EUID as EUID,
+        AT_EXECFN as EXECFN, AT_FLAGS as FLAGS, AT_GID as GID, AT_HWCAP as HWCAP,
+        AT_HWCAP2 as HWCAP2, AT_MINSIGSTKSZ as MINSIGSTKSZ, AT_NULL as NULL, AT_PAGESZ as PAGESZ,
+        AT_PHDR as PHDR, AT_PHENT as PHENT, AT_PHNUM as PHNUM, AT_PLATFORM as PLATFORM,
+        AT_RANDOM as RANDOM, AT_SECURE as SECURE, AT_SYSINFO_EHDR as SYSINFO_EHDR, AT_UID as UID,
+    };
 }
 
 /// Auxiliary vector entries whose values are pointers to data the builder

@@ -24,8 +24,9 @@ pub struct KernelSigaction {
     pub mask: u64,
 }
 
-// SAFETY: four u64 fields, #[repr(C)]: every bit pattern is valid.
-unsafe impl crate::umem::Pod for KernelSigaction {}
+// SAFETY: four u64 fields, #[repr(C)], so no padding: every bit pattern
+// is a valid KernelSigaction.
+unsafe impl vm_memory::ByteValued for KernelSigaction {}
 
 const SIG_DFL: u64 = 0;
 const SIG_IGN: u64 = 1;

@@ -10,6 +10,7 @@
 
 use std::io::{IoSlice, IoSliceMut};
 
+use vm_memory::ByteValued;
 use vmm::AddressSpace;
 
 use crate::host::Errno;
@@ -17,20 +18,6 @@ use crate::host::Errno;
 fn efault() -> Errno {
     Errno(libc::EFAULT)
 }
-
-/// Plain-old-data types that may be copied from any bytes.
-///
-/// # Safety
-/// Every bit pattern of `size_of::<Self>()` bytes must be a valid `Self`.
-pub unsafe trait Pod: Copy {}
-// SAFETY: integers accept every bit pattern.
-unsafe impl Pod for u32 {}
-// SAFETY: as above.
-unsafe impl Pod for i32 {}
-// SAFETY: as above.
-unsafe impl Pod for u64 {}
-// SAFETY: arrays of integers accept every bit pattern.
-unsafe impl<const N: usize> Pod for [u64; N] {}
 
 fn remote(addr: u64, len: usize) -> libc::iovec {
     libc::iovec {
@@ -81,22 +68,15 @@ pub fn write_bytes(space: &AddressSpace, addr: u64, bytes: &[u8]) -> Result<(), 
 }
 
 /// Reads a `T` at `addr` of program memory.
-pub fn read<T: Pod>(space: &AddressSpace, addr: u64) -> Result<T, Errno> {
-    let mut v = std::mem::MaybeUninit::<T>::zeroed();
-    // SAFETY: the zeroed value is a valid T (Pod), viewed as its bytes.
-    let bytes =
-        unsafe { std::slice::from_raw_parts_mut(v.as_mut_ptr().cast::<u8>(), size_of::<T>()) };
-    read_bytes(space, addr, bytes)?;
-    // SAFETY: fully initialised above, and any bytes are a valid T (Pod).
-    Ok(unsafe { v.assume_init() })
+pub fn read<T: ByteValued>(space: &AddressSpace, addr: u64) -> Result<T, Errno> {
+    let mut v = T::zeroed();
+    read_bytes(space, addr, v.as_mut_slice())?;
+    Ok(v)
 }
 
 /// Writes `value` at `addr` of program memory.
-pub fn write<T: Pod>(space: &AddressSpace, addr: u64, value: T) -> Result<(), Errno> {
-    // SAFETY: a Pod value viewed as its bytes, read only.
-    let bytes =
-        unsafe { std::slice::from_raw_parts((&raw const value).cast::<u8>(), size_of::<T>()) };
-    write_bytes(space, addr, bytes)
+pub fn write<T: ByteValued>(space: &AddressSpace, addr: u64, value: T) -> Result<(), Errno> {
+    write_bytes(space, addr, value.as_slice())
 }
 
 /// Reads the NUL-terminated string at `addr` (without its NUL), at most

@@ -379,7 +379,20 @@ pub fn fcntl_arg(cmd: u64) -> Option<Arg> {
 pub fn futex_args(op: u64) -> &'static [Arg] {
     const TS: u64 = size::<timespec>();
     const WORD: u64 = size::<u32>();
-    match op as c_int & FUTEX_CMD_MASK {
+    const PENDING_OP: u64 = size::<u64>();
+    let op = op as c_int;
+    // FUTEX_ROBUST_UNLOCK (Linux 7.2): the kernel releases the futex word
+    // itself and clears the robust list's pending-op pointer at uaddr2, a
+    // u64 (a u32 with FUTEX_ROBUST_LIST32). Other commands refuse the flag.
+    let robust = op & FUTEX_ROBUST_UNLOCK != 0;
+    match op & FUTEX_CMD_MASK {
+        FUTEX_WAKE | FUTEX_WAKE_BITSET | FUTEX_UNLOCK_PI if robust => {
+            if op & FUTEX_ROBUST_LIST32 != 0 {
+                &[W(0, C(WORD)), W(4, C(WORD))]
+            } else {
+                &[W(0, C(WORD)), W(4, C(PENDING_OP))]
+            }
+        }
         FUTEX_WAIT | FUTEX_WAIT_BITSET => &[R(0, C(WORD)), R(3, C(TS))],
         FUTEX_REQUEUE | FUTEX_CMP_REQUEUE => &[R(0, C(WORD)), R(4, C(WORD))],
         FUTEX_WAKE_OP => &[R(0, C(WORD)), W(4, C(WORD))],
@@ -452,6 +465,19 @@ mod tests {
             "LOCK_PI writes uaddr"
         );
         assert!(matches!(futex_args(1), [R(0, C(4))]), "WAKE");
+        let robust = |op: c_int| futex_args((op | FUTEX_ROBUST_UNLOCK) as u64);
+        assert!(
+            matches!(robust(FUTEX_WAKE), [W(0, C(4)), W(4, C(8))]),
+            "robust unlock writes the word and clears the pending op"
+        );
+        assert!(matches!(
+            robust(FUTEX_UNLOCK_PI | FUTEX_PRIVATE_FLAG | FUTEX_ROBUST_LIST32),
+            [W(0, C(4)), W(4, C(4))]
+        ));
+        assert!(
+            matches!(robust(FUTEX_WAIT), [R(0, C(4)), R(3, C(16))]),
+            "ENOSYS from the kernel: checked as WAIT"
+        );
     }
 
     /// The length `spec(nr)` gives argument `i`.

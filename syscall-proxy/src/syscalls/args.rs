@@ -325,13 +325,13 @@ pub fn ioctl_arg(cmd: u64) -> Arg {
         TCGETA => W(2, C(TERMIO)),
         TCSETA | TCSETAW | TCSETAF => R(2, C(TERMIO)),
         // Integer arguments or none.
-        TCSBRK | TCXONC | TCFLSH | TIOCEXCL | TIOCNXCL | TIOCSCTTY | TIOCPKT | TIOCNOTTY
-        | TCSBRKP | TIOCSBRK | TIOCCBRK | TIOCVHANGUP | FIONCLEX | FIOCLEX => Maybe(2),
+        TCSBRK | TCXONC | TCFLSH | TIOCEXCL | TIOCNXCL | TIOCSCTTY | TIOCNOTTY | TCSBRKP
+        | TIOCSBRK | TIOCCBRK | TIOCVHANGUP | FIONCLEX | FIOCLEX => Maybe(2),
         TIOCGPGRP | TIOCOUTQ | TIOCMGET | TIOCGSOFTCAR | FIONREAD | TIOCGETD | TIOCGSID => {
             W(2, C(INT))
         }
-        TIOCSPGRP | TIOCMBIS | TIOCMBIC | TIOCMSET | TIOCSSOFTCAR | FIONBIO | TIOCSETD
-        | FIOASYNC => R(2, C(INT)),
+        TIOCSPGRP | TIOCPKT | TIOCMBIS | TIOCMBIC | TIOCMSET | TIOCSSOFTCAR | FIONBIO
+        | TIOCSETD | FIOASYNC => R(2, C(INT)),
         TIOCSTI => R(2, C(1)),
         TIOCGWINSZ => W(2, C(size::<winsize>())),
         TIOCSWINSZ => R(2, C(size::<winsize>())),
@@ -437,6 +437,11 @@ mod tests {
         assert_eq!(len_of(ioctl_arg(0x5413)), Some((true, 8)), "TIOCGWINSZ");
         assert_eq!(len_of(ioctl_arg(0x5412)), Some((false, 1)), "TIOCSTI");
         assert_eq!(len_of(ioctl_arg(0x5421)), Some((false, 4)), "FIONBIO");
+        assert_eq!(
+            len_of(ioctl_arg(0x5420)),
+            Some((false, 4)),
+            "TIOCPKT reads an int"
+        );
         assert_eq!(len_of(ioctl_arg(0x5460)), Some((true, 8)), "FIOQSIZE");
         assert_eq!(len_of(ioctl_arg(0x8905)), Some((true, 4)), "SIOCATMARK");
         assert!(

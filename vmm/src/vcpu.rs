@@ -12,6 +12,7 @@ use kvm_bindings::{
     CpuId, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs,
 };
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
+use x86_64::registers::rflags::RFlags;
 
 use crate::memory::AddressSpace;
 use crate::xcr0::Xcr0;
@@ -35,13 +36,26 @@ pub(crate) fn ioctl<T>(op: &'static str, r: Result<T, kvm_ioctls::Error>) -> Res
     r.map_err(|err| VcpuError::Ioctl { op, err })
 }
 
+// SYSCALL's MSRs (arch/x86/include/asm/msr-index.h): x86_64's Star, LStar
+// and SFMask know them but keep the numbers private, and KVM_SET_MSRS
+// takes numbers.
 const MSR_STAR: u32 = 0xc000_0081;
 const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+/// RFLAGS bit 1, reserved and always set (SDM Vol. 1 3.4.3): RFlags has no
+/// name for it.
+const RFLAGS_FIXED: u64 = 1 << 1;
 /// RFLAGS bits SYSCALL clears: TF, IF, DF, IOPL, NT, AC (Linux's choice).
-const SYSCALL_MASK: u64 = 0x4_7700;
+const SYSCALL_MASK: u64 = RFlags::TRAP_FLAG
+    .union(RFlags::INTERRUPT_FLAG)
+    .union(RFlags::DIRECTION_FLAG)
+    .union(RFlags::IOPL_LOW)
+    .union(RFlags::IOPL_HIGH)
+    .union(RFlags::NESTED_TASK)
+    .union(RFlags::ALIGNMENT_CHECK)
+    .bits();
 /// RFLAGS at the program's first instruction: IF and the fixed bit 1.
-pub const USER_RFLAGS: u64 = 0x202;
+pub const USER_RFLAGS: u64 = RFlags::INTERRUPT_FLAG.bits() | RFLAGS_FIXED;
 
 /// Where the guest runtime's entry points are, in guest-virtual addresses.
 #[derive(Clone, Copy, Debug)]
@@ -252,7 +266,7 @@ impl Vcpu {
         ioctl("KVM_SET_XCRS", fd.set_xcrs(&xcrs))?;
         let regs = kvm_regs {
             rip: c.runtime.enter_user,
-            rflags: 0x2,
+            rflags: RFLAGS_FIXED,
             rsp: c.kernel_stack_top,
             ..Default::default()
         };
@@ -412,7 +426,7 @@ impl Vcpu {
             }
             ReturnPath::Sysret => {
                 regs.rip = stub_rip;
-                regs.rflags = 0x2;
+                regs.rflags = RFLAGS_FIXED;
                 regs.rcx = rip;
                 regs.r11 = USER_RFLAGS;
             }
@@ -482,9 +496,9 @@ impl Vcpu {
     ) -> Result<(u64, u32), VcpuError> {
         let regs = kvm_regs {
             rip: self.runtime.enter_user,
-            rflags: 0x2,
+            rflags: RFLAGS_FIXED,
             rcx: self.runtime.probe,
-            r11: 0x2,
+            r11: RFLAGS_FIXED,
             rsp: user_stack,
             ..Default::default()
         };
@@ -499,5 +513,16 @@ impl Vcpu {
             }
             other => Err(VcpuError::Probe(format!("{other:x?}"))),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rflags_are_linuxs() {
+        assert_eq!(SYSCALL_MASK, 0x4_7700);
+        assert_eq!(USER_RFLAGS, 0x202);
     }
 }

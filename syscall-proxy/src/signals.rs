@@ -12,6 +12,8 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::host::Errno;
 
+/// The kernel's _NSIG (include/uapi/asm-generic/signal.h); libc has no
+/// such constant for Linux (glibc's NSIG counts signal 0 as well).
 pub const NSIG: usize = 64;
 
 /// struct kernel_sigaction as the x86-64 rt_sigaction system call takes it.
@@ -28,8 +30,8 @@ pub struct KernelSigaction {
 // is a valid KernelSigaction.
 unsafe impl vm_memory::ByteValued for KernelSigaction {}
 
-const SIG_DFL: u64 = 0;
-const SIG_IGN: u64 = 1;
+const SIG_DFL: u64 = libc::SIG_DFL as u64;
+const SIG_IGN: u64 = libc::SIG_IGN as u64;
 
 /// Signals whose arrival the host recorded for a program handler.
 static CAUGHT: AtomicU64 = AtomicU64::new(0);

@@ -9,8 +9,17 @@ use crate::umem;
 
 /// Longest string argument read (xattr values are buffers, not strings).
 const MAX_STRING: u64 = 1 << 20;
-/// IOV_MAX.
-const MAX_IOV: u64 = 1024;
+const MAX_IOV: u64 = libc::UIO_MAXIOV as u64;
+const IOVEC: u64 = size_of::<libc::iovec>() as u64;
+const MSGHDR: u64 = size_of::<libc::msghdr>() as u64;
+/// _LINUX_CAPABILITY_VERSION_1 and its one 12-byte __user_cap_data_struct
+/// (include/uapi/linux/capability.h); later versions have two. libc lacks
+/// both.
+const CAPABILITY_VERSION_1: u32 = 0x1998_0330;
+const CAP_DATA: u64 = 12;
+/// SCHED_ATTR_SIZE_VER0 (include/uapi/linux/sched/types.h): what size 0
+/// means. libc::sched_attr may grow with later versions.
+const SCHED_ATTR_SIZE_VER0: u64 = 48;
 
 fn efault() -> Errno {
     Errno(libc::EFAULT)
@@ -35,9 +44,9 @@ fn iovecs(space: &AddressSpace, addr: u64, count: u64, write: bool) -> Result<()
     if count > MAX_IOV {
         return Err(Errno(libc::EINVAL));
     }
-    buffer(space, addr, count * 16, false)?;
+    buffer(space, addr, count * IOVEC, false)?;
     for i in 0..count {
-        let [base, len] = umem::read::<[u64; 2]>(space, addr + 16 * i)?;
+        let [base, len] = umem::read::<[u64; 2]>(space, addr + IOVEC * i)?;
         buffer(space, base, len, write)?;
     }
     Ok(())
@@ -73,18 +82,21 @@ fn no_parked_rights(space: &AddressSpace, control: u64, len: u64) -> Result<(), 
     }
     let mut buf = vec![0u8; len.min(1 << 16) as usize];
     umem::read_bytes(space, control, &mut buf)?;
-    let mut off = 0usize;
     // struct cmsghdr { size_t len; int level; int type; } + data, 8-aligned.
-    while off + 16 <= buf.len() {
+    const HDR: usize = size_of::<libc::cmsghdr>();
+    const LEVEL: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_level);
+    const TYPE: usize = std::mem::offset_of!(libc::cmsghdr, cmsg_type);
+    let mut off = 0usize;
+    while off + HDR <= buf.len() {
         let cmsg_len = u64::from_le_bytes(buf[off..off + 8].try_into().expect("8 bytes")) as usize;
-        let level = i32::from_le_bytes(buf[off + 8..off + 12].try_into().expect("4 bytes"));
-        let kind = i32::from_le_bytes(buf[off + 12..off + 16].try_into().expect("4 bytes"));
-        if cmsg_len < 16 {
+        let level = i32::from_le_bytes(buf[off + LEVEL..][..4].try_into().expect("4 bytes"));
+        let kind = i32::from_le_bytes(buf[off + TYPE..][..4].try_into().expect("4 bytes"));
+        if cmsg_len < HDR {
             break;
         }
         let end = (off + cmsg_len).min(buf.len());
         if level == libc::SOL_SOCKET && kind == libc::SCM_RIGHTS {
-            for fd in buf[off + 16..end].chunks_exact(4) {
+            for fd in buf[off + HDR..end].chunks_exact(4) {
                 let fd = i32::from_le_bytes(fd.try_into().expect("4 bytes"));
                 if fds::is_parked(i64::from(fd)) {
                     return Err(Errno(libc::EBADF));
@@ -120,15 +132,22 @@ pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errn
             }
         }
         Arg::CapData(i, write) => {
-            // _LINUX_CAPABILITY_VERSION_1 has one 12-byte struct, later two.
             let version = umem::read::<u32>(space, args[0])?;
-            let len = if version == 0x1998_0330 { 12 } else { 24 };
+            let len = if version == CAPABILITY_VERSION_1 {
+                CAP_DATA
+            } else {
+                2 * CAP_DATA
+            };
             buffer(space, args[i], len, write)?;
         }
         Arg::SelfSized(i) => {
             if args[i] != 0 {
                 let size = u64::from(umem::read::<u32>(space, args[i])?);
-                let len = if size == 0 { 48 } else { size.min(4096) };
+                let len = if size == 0 {
+                    SCHED_ATTR_SIZE_VER0
+                } else {
+                    size.min(4096)
+                };
                 buffer(space, args[i], len, false)?;
             }
         }
@@ -139,7 +158,7 @@ pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errn
             }
             // struct msghdr: name, namelen (u32), iov, iovlen, control,
             // controllen, flags. recvmsg writes the lengths and flags back.
-            buffer(space, m, 56, write)?;
+            buffer(space, m, MSGHDR, write)?;
             let [name, namelen, iov, iovlen, control, controllen] =
                 umem::read::<[u64; 6]>(space, m)?;
             let namelen = namelen & 0xffff_ffff;

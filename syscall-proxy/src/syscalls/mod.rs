@@ -197,6 +197,7 @@ fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
 /// arch_prctl(2): FS/GS bases live in the vCPU; XSAVE permissions follow
 /// the task's XCR0.
 fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
+    // arch/x86/include/uapi/asm/prctl.h: libc has none of these.
     const ARCH_SET_GS: u64 = 0x1001;
     const ARCH_SET_FS: u64 = 0x1002;
     const ARCH_GET_FS: u64 = 0x1003;
@@ -205,6 +206,7 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
     const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
     const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
     const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+    // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || task.vm.memory.lock().expect("address space");
     // KVM failing on its own vCPU: reported, and EIO for the program.
@@ -246,7 +248,8 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
 }
 
 fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
-    if a[3] != 8 {
+    // sigsetsize must be the kernel's sigset_t: one bit per signal.
+    if a[3] != (signals::NSIG / 8) as u64 {
         return Err(Errno(libc::EINVAL));
     }
     let space = task.vm.memory.lock().expect("address space");
@@ -254,7 +257,7 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
         0 => None,
         p => Some(umem::read::<KernelSigaction>(&space, p)?),
     };
-    if a[2] != 0 && !space.program_can_access(a[2], 32, true) {
+    if a[2] != 0 && !space.program_can_access(a[2], size_of::<KernelSigaction>() as u64, true) {
         return Err(Errno(libc::EFAULT));
     }
     let old = task.signals.set(a[0], new)?;
@@ -264,15 +267,18 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// SS_AUTODISARM (include/uapi/linux/signal.h).
+/// SS_AUTODISARM (include/uapi/linux/signal.h), which libc lacks.
 const SS_AUTODISARM: i32 = 1 << 31;
 
-/// sigaltstack(2), recorded for the signal delivery to come. stack_t is
-/// { void *ss_sp; int ss_flags; size_t ss_size; }: three 8-byte words.
+/// stack_t is { void *ss_sp; int ss_flags; size_t ss_size; }: three
+/// 8-byte words.
+const STACK_T: u64 = size_of::<libc::stack_t>() as u64;
+
+/// sigaltstack(2), recorded for the signal delivery to come.
 fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
     let space = task.vm.memory.lock().expect("address space");
     let old = task.signals.altstack;
-    if a[1] != 0 && !space.program_can_access(a[1], 24, true) {
+    if a[1] != 0 && !space.program_can_access(a[1], STACK_T, true) {
         return Err(Errno(libc::EFAULT));
     }
     if a[0] != 0 {
@@ -326,24 +332,28 @@ fn close_range(a: [u64; 6]) -> SysResult {
 fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
     use args::Arg::{Maybe, S, W};
     use args::Len::C;
-    const PR_SET_VMA: i32 = 0x53564d41;
+    // include/uapi/linux/prctl.h; libc lacks it.
     const PR_GET_AUXV: i32 = 0x41555856;
+    // TASK_COMM_LEN (include/linux/sched.h).
+    const TASK_COMM_LEN: u64 = 16;
+    const INT: u64 = size_of::<libc::c_int>() as u64;
+    const PTR: u64 = size_of::<*mut libc::c_void>() as u64;
     let spec: &[args::Arg] = match a[0] as i32 {
         libc::PR_SET_SECCOMP => return Err(Errno(libc::EINVAL)),
         // Would rewrite the host process's memory map bookkeeping, or show
         // the sandbox's own auxiliary vector.
         libc::PR_SET_MM | PR_GET_AUXV => return Err(Errno(libc::EPERM)),
         libc::PR_SET_NAME => &[S(1)],
-        libc::PR_GET_NAME => &[W(1, C(16))],
+        libc::PR_GET_NAME => &[W(1, C(TASK_COMM_LEN))],
         libc::PR_GET_PDEATHSIG
         | libc::PR_GET_TSC
         | libc::PR_GET_CHILD_SUBREAPER
         | libc::PR_GET_UNALIGN
         | libc::PR_GET_FPEMU
         | libc::PR_GET_FPEXC
-        | libc::PR_GET_ENDIAN => &[W(1, C(4))],
-        libc::PR_GET_TID_ADDRESS => &[W(1, C(8))],
-        PR_SET_VMA => {
+        | libc::PR_GET_ENDIAN => &[W(1, C(INT))],
+        libc::PR_GET_TID_ADDRESS => &[W(1, C(PTR))],
+        libc::PR_SET_VMA => {
             let space = task.vm.memory.lock().expect("address space");
             if !space.program_can_access(a[2], a[3], false) {
                 return Err(Errno(libc::EINVAL));

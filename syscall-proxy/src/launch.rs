@@ -14,7 +14,7 @@ use crate::loader::{self, CpuFacts, resolve};
 use crate::mm::Brk;
 use crate::task::Task;
 
-/// HWCAP2_FSGSBASE (arch/x86/include/uapi/asm/hwcap2.h).
+/// HWCAP2_FSGSBASE (arch/x86/include/uapi/asm/hwcap2.h), which libc lacks.
 const HWCAP2_FSGSBASE: u64 = 1 << 1;
 
 pub struct Request {

@@ -56,9 +56,6 @@ fn prot_of(flags: u32) -> i32 {
     p
 }
 
-/// include/uapi/linux/elf.h
-const PT_GNU_STACK: u32 = 0x6474_e551;
-
 /// Where a position-independent main program is placed if that is free.
 const PIE_BASE: u64 = 0x4000_0000_0000;
 /// Free space kept after a position-independent main program for its brk.
@@ -255,6 +252,6 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         end: bias + hi,
         exec_stack: phdrs
             .iter()
-            .any(|p| p.p_type == PT_GNU_STACK && p.p_flags & elf::PF_X != 0),
+            .any(|p| p.p_type == libc::PT_GNU_STACK && p.p_flags & elf::PF_X != 0),
     })
 }

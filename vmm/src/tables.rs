@@ -6,9 +6,13 @@
 use guest_runtime::VECTOR_STUB_SIZE;
 use guest_runtime::abi::{self, selectors, vector};
 use x86_64::structures::gdt::DescriptorFlags as D;
+use x86_64::structures::tss::TaskStateSegment;
 
 /// Offset of the I/O permission bitmap: right after the 104-byte TSS.
-const IOMAP_BASE: usize = 104;
+const IOMAP_BASE: usize = size_of::<TaskStateSegment>();
+/// Where RSP0 and the bitmap offset sit in the TSS.
+const RSP0: usize = std::mem::offset_of!(TaskStateSegment, privilege_stack_table);
+const IOMAP_FIELD: usize = std::mem::offset_of!(TaskStateSegment, iomap_base);
 /// The TSS and a 4-byte I/O bitmap covering ports 0..0x1f plus the
 /// terminating 0xff byte the CPU may read (SDM Vol. 1 19.5.2).
 pub const TSS_SIZE: usize = IOMAP_BASE + 4;
@@ -44,8 +48,8 @@ pub fn gdt(tss_base: u64) -> [u64; selectors::GDT_ENTRIES] {
 /// VMM tells the runtime's exits from any other by RIP either way.)
 pub fn tss(rsp0: u64, open_ports: bool) -> [u8; TSS_SIZE] {
     let mut t = [0u8; TSS_SIZE];
-    t[4..12].copy_from_slice(&rsp0.to_le_bytes());
-    t[102..104].copy_from_slice(&(IOMAP_BASE as u16).to_le_bytes());
+    t[RSP0..][..8].copy_from_slice(&rsp0.to_le_bytes());
+    t[IOMAP_FIELD..][..2].copy_from_slice(&(IOMAP_BASE as u16).to_le_bytes());
     t[IOMAP_BASE..].fill(0xff);
     if open_ports {
         for port in [abi::PORT_SYSCALL, abi::PORT_EXCEPTION] {

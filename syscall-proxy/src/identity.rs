@@ -30,8 +30,9 @@ struct PrctlMmMap {
     exe_fd: u32,
 }
 
-/// PR_SET_MM_MAP_SIZE (include/uapi/linux/prctl.h).
-const PR_SET_MM_MAP_SIZE: libc::c_ulong = 15;
+/// libc's PR_SET_MM_MAP_SIZE, widened: prctl is variadic and the kernel
+/// reads its arguments as unsigned longs.
+const PR_SET_MM_MAP_SIZE: libc::c_ulong = libc::PR_SET_MM_MAP_SIZE as libc::c_ulong;
 
 /// Names the process after `execfn` (the path execve was given, as the
 /// kernel's begin_new_exec does) and shows the program's strings.

@@ -438,3 +438,32 @@ fn a_dropped_signal_is_reported_by_default() {
         .collect();
     assert_eq!(warnings.len(), 1, "{err}");
 }
+
+#[test]
+fn traces_name_every_system_call() {
+    if !kvm() {
+        return;
+    }
+    for args in [
+        &["-v", "/bin/sleep", "0.01"][..],
+        &["-v", PYTHON, "-c", "import os; os.getppid()"],
+    ] {
+        let o = sandbox(args);
+        assert_exit(&o, 0);
+        let err = stderr(&o);
+        let calls: Vec<&str> = err
+            .lines()
+            .filter(|l| l.contains(": trace: syscall "))
+            .collect();
+        assert!(calls.len() > 20, "{args:?}: {err}");
+        for l in &calls {
+            assert!(!l.contains("syscall_"), "unnamed: {l}");
+        }
+    }
+    let o = sandbox(&["-v", "/bin/sleep", "0.01"]);
+    assert!(
+        stderr(&o).contains("trace: syscall clock_nanosleep (230)"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -96,13 +96,33 @@ fn usage_errors_are_one_line() {
     }
 }
 
+/// `prog`, natively or in the sandbox.
+fn command(sandboxed: bool, prog: &str) -> Command {
+    if !sandboxed {
+        return Command::new(prog);
+    }
+    let mut c = sandbox_cmd();
+    c.arg(prog);
+    c
+}
+
+/// Runs `f` in the child between fork and exec.
+fn before_exec(c: &mut Command, f: impl Fn() + Send + Sync + 'static) {
+    // SAFETY: callers pass closures that make only async-signal-safe calls
+    // (close, setrlimit).
+    unsafe {
+        std::os::unix::process::CommandExt::pre_exec(c, move || {
+            f();
+            Ok(())
+        })
+    };
+}
+
 /// `sh -c SCRIPT` with the standard descriptors that `setup` leaves.
 fn sh_with(script: &str, setup: fn(&mut Command)) -> (Output, Output) {
-    let mut n = Command::new("/bin/sh");
-    let mut s = sandbox_cmd();
-    s.arg("/bin/sh");
     let mut out = vec![];
-    for c in [&mut n, &mut s] {
+    for mut c in [command(false, "/bin/sh"), command(true, "/bin/sh")] {
+        let c = &mut c;
         c.args(["-c", script]);
         c.stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -116,13 +136,10 @@ fn sh_with(script: &str, setup: fn(&mut Command)) -> (Output, Output) {
 
 /// Closes `fd` in the child before exec.
 fn closing(c: &mut Command, fd: i32) {
-    // SAFETY: close is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(c, move || {
-            libc::close(fd);
-            Ok(())
-        })
-    };
+    // SAFETY: closing a descriptor of the child's own.
+    before_exec(c, move || unsafe {
+        libc::close(fd);
+    });
 }
 
 #[test]
@@ -139,11 +156,7 @@ fn closed_standard_descriptors_stay_closed() {
     let script = "import os; print(os.open('/dev/null', os.O_RDONLY))";
     for (mode, close_stdin) in [("closed", true), ("open", false)] {
         let mut outs = vec![];
-        for mut c in [Command::new(PYTHON), {
-            let mut c = sandbox_cmd();
-            c.arg(PYTHON);
-            c
-        }] {
+        for mut c in [command(false, PYTHON), command(true, PYTHON)] {
             c.args(["-c", script]).stdout(Stdio::piped());
             if close_stdin {
                 closing(&mut c, 0);
@@ -359,25 +372,16 @@ fn proc_self_describes_the_program() {
 fn descriptors_until_emfile(sandboxed: bool, soft: u64, hard: u64) -> usize {
     let script = "import os\nn = 0\ntry:\n    while True:\n        os.open('/dev/null', 0); n += 1\n\
                   except OSError as e:\n    assert e.errno == 24\nprint(n)";
-    let mut c = if sandboxed {
-        let mut c = sandbox_cmd();
-        c.arg(PYTHON);
-        c
-    } else {
-        Command::new(PYTHON)
-    };
+    let mut c = command(sandboxed, PYTHON);
     c.args(["-c", script]);
-    // SAFETY: setrlimit is async-signal-safe.
-    unsafe {
-        std::os::unix::process::CommandExt::pre_exec(&mut c, move || {
-            let l = libc::rlimit {
-                rlim_cur: soft,
-                rlim_max: hard,
-            };
-            libc::setrlimit(libc::RLIMIT_NOFILE, &l);
-            Ok(())
-        })
+    let limit = libc::rlimit {
+        rlim_cur: soft,
+        rlim_max: hard,
     };
+    // SAFETY: setrlimit reads a struct the closure owns.
+    before_exec(&mut c, move || unsafe {
+        libc::setrlimit(libc::RLIMIT_NOFILE, &limit);
+    });
     let o = run(c, None, &[]);
     assert_exit(&o, 0);
     stdout(&o).trim().parse().unwrap()

@@ -35,6 +35,10 @@ struct Cli {
     /// Trace every VM exit and system call on stderr (RUST_LOG=debug for decisions only)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
+    /// Internal: the sandbox executing itself for the program's execve
+    /// (syscall_proxy::exec); PROG is then the path and argv[0] follows.
+    #[arg(long, hide = true, value_name = "STATE")]
+    reexec: Option<String>,
     /// The program to run (found in PATH like execvp) and its arguments.
     /// Option parsing stops at PROG, as with env(1) and nice(1): whatever
     /// follows belongs to the program.
@@ -52,6 +56,14 @@ pub enum Command {
     Run {
         program: OsString,
         args: Vec<OsString>,
+    },
+    /// The program's execve: the path, its argv[0] apart, and what the
+    /// executing sandbox carried over.
+    Exec {
+        path: OsString,
+        argv0: OsString,
+        args: Vec<OsString>,
+        carried: syscall_proxy::exec::Carried,
     },
 }
 
@@ -91,6 +103,22 @@ pub fn parse() -> Result<Args, ExitCode> {
     };
     let command = if cli.check {
         Command::Check
+    } else if let Some(state) = cli.reexec {
+        let mut words = cli.command.into_iter();
+        let (Some(path), Some(argv0), Some(carried)) = (
+            words.next(),
+            words.next(),
+            syscall_proxy::exec::Carried::parse(&state),
+        ) else {
+            crate::report::line("--reexec is internal to the sandbox");
+            return Err(ExitCode::from(2));
+        };
+        Command::Exec {
+            path,
+            argv0,
+            args: words.collect(),
+            carried,
+        }
     } else {
         let mut words = cli.command.into_iter();
         let program = words.next().expect("clap requires PROG");

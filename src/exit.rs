@@ -1,14 +1,34 @@
 //! Ending the sandbox the way the program ended.
 
-use std::process::ExitCode;
+use syscall_proxy::{Outcome, Process};
 
-use syscall_proxy::{Outcome, Task};
+/// Ends a process of the program (called from whichever of its threads
+/// ended it): `--stats` if this process reports them, then its status, or
+/// death by its signal (without a core file: the core would be the
+/// sandbox's, not the program's).
+pub fn finish(process: &Process, r: Result<Outcome, String>) -> ! {
+    if process.options.stats {
+        print_stats(process);
+    }
+    match r {
+        Ok(outcome) => mirror(outcome),
+        Err(e) => {
+            crate::report::line(format_args!("internal error: {e}"));
+            exit(125)
+        }
+    }
+}
 
-/// Exits with the program's status, or dies by its signal (without a core
-/// file: the core would be the sandbox's, not the program's).
-pub fn mirror(outcome: Outcome) -> ExitCode {
+fn exit(code: i32) -> ! {
+    // SAFETY: ends the process; other threads may be running guest code,
+    // and no cleanup of the sandbox's is owed to anyone.
+    unsafe { libc::_exit(code) }
+}
+
+/// Exits with the program's status, or dies by its signal.
+pub fn mirror(outcome: Outcome) -> ! {
     match outcome {
-        Outcome::Exited(code) => ExitCode::from(code as u8),
+        Outcome::Exited(code) => exit(code),
         Outcome::Signaled(sig) => {
             let no_core = libc::rlimit {
                 rlim_cur: 0,
@@ -21,11 +41,11 @@ pub fn mirror(outcome: Outcome) -> ExitCode {
                 let mut set: libc::sigset_t = std::mem::zeroed();
                 libc::sigemptyset(&mut set);
                 libc::sigaddset(&mut set, sig);
-                libc::sigprocmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
+                libc::pthread_sigmask(libc::SIG_UNBLOCK, &set, std::ptr::null_mut());
                 libc::raise(sig);
             }
             // Only a signal whose default action is not fatal gets here.
-            ExitCode::from(128 + sig as u8)
+            exit(128 + sig)
         }
     }
 }
@@ -33,11 +53,10 @@ pub fn mirror(outcome: Outcome) -> ExitCode {
 /// `--stats`: counts of VM exits, KVM ioctls and forwarded system calls.
 /// The ioctls are those after set-up: KVM_RUN, other vCPU ioctls, memslot
 /// creations, and the two memslot ioctls of each flush.
-pub fn print_stats(task: &Task) {
-    let v = task.vcpu.stats;
-    let s = task.stats;
-    let m = task.vm.memory.lock().map(|m| m.stats).unwrap_or_default();
-    let ioctls = v.exits + v.other_ioctls + m.memslots + 2 * m.flushes;
+pub fn print_stats(process: &Process) {
+    let s = process.stats();
+    let m = s.memory;
+    let ioctls = s.exits + s.other_ioctls + m.memslots + 2 * m.flushes;
     let per = |x: u64| {
         if s.syscalls == 0 {
             0.0
@@ -49,13 +68,13 @@ pub fn print_stats(task: &Task) {
         "stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
         s.syscalls,
         s.exceptions,
-        v.exits,
+        s.exits,
         ioctls,
-        v.exits,
-        v.other_ioctls,
+        s.exits,
+        s.other_ioctls,
         m.memslots,
         m.flushes,
-        per(v.exits),
+        per(s.exits),
         per(ioctls),
     ));
 }

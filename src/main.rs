@@ -20,10 +20,16 @@ fn main() -> ExitCode {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Command::Exec { carried, .. } = &args.command {
+        report::adopt(carried.report_fd);
+        if let Some((cur, max)) = carried.core {
+            syscall_proxy::limits::carry_core_view(cur, max);
+        }
+    }
     report::init_logging(args.verbose);
     match args.command {
         Command::Check => run_check(),
-        Command::Run { .. } => run(args),
+        Command::Run { .. } | Command::Exec { .. } => run(args),
     }
 }
 
@@ -59,12 +65,15 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String>
 }
 
 fn run(args: Args) -> ExitCode {
-    let Command::Run {
-        program,
-        args: prog_args,
-    } = args.command
-    else {
-        unreachable!()
+    let (program, prog_args, exec_argv0, stats) = match args.command {
+        Command::Run { program, args: a } => (program, a, None, args.stats),
+        Command::Exec {
+            path,
+            argv0,
+            args: a,
+            carried,
+        } => (path, a, Some(argv0), carried.stats),
+        Command::Check => unreachable!(),
     };
     let hv = match open_kvm() {
         Ok(hv) => hv,
@@ -87,26 +96,28 @@ fn run(args: Args) -> ExitCode {
             .collect(),
         xcr0,
         allow_unenforced: args.allow_unenforced,
+        exec_argv0,
+        options: syscall_proxy::Options {
+            verbose: args.verbose,
+            stats,
+            report_fd: report::fd(),
+        },
+        finish: exit::finish,
     };
-    let (mut task, _) = match syscall_proxy::launch(hv, request) {
+    let task = match syscall_proxy::launch(hv, request) {
         Ok(t) => t,
         Err(e) => {
             if let Some(sig) = e.fatal_signal() {
                 report::line(format_args!("{e} (Linux kills the process: signal {sig})"));
-                return exit::mirror(syscall_proxy::Outcome::Signaled(sig));
+                exit::mirror(syscall_proxy::Outcome::Signaled(sig));
             }
             let code = e.exit_status() as u8;
             return fail(e, code);
         }
     };
-    let outcome = task.run();
-    if args.stats {
-        exit::print_stats(&task);
-    }
-    match outcome {
-        Ok(o) => exit::mirror(o),
-        Err(e) => fail(format!("internal error: {e}"), 125),
-    }
+    // The leader's run ends the process; it does not return.
+    task.run();
+    unreachable!("the leader's task ends the process")
 }
 
 fn run_check() -> ExitCode {

@@ -24,6 +24,24 @@ fn parked() -> Option<RawFd> {
 }
 
 /// Writes `text` in one write to the parked stderr.
+/// The sandbox's stderr, as a descriptor number a re-executed sandbox is
+/// given.
+pub fn fd() -> Option<RawFd> {
+    parked()
+}
+
+/// In a sandbox executed by the sandbox: the stderr the first one parked,
+/// inherited at `fd` (None: it had none).
+pub fn adopt(fd: Option<RawFd>) {
+    if let Some(fd) = fd {
+        // SAFETY: the descriptor the executing sandbox kept open for us;
+        // close-on-exec again from now on.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        vmm::fds::adopt(fd);
+    }
+    let _ = STDERR.set(fd);
+}
+
 pub fn write(text: &[u8]) {
     if let Some(fd) = parked() {
         // SAFETY: the parked descriptor stays open for the process's life;

@@ -1,19 +1,23 @@
-//! execve(2) and execveat(2) inside the sandbox: the task stays on its vCPU
-//! (same XCR0) and a new program image replaces the old one, as the kernel's
-//! begin_new_exec does: mappings, signal handlers, close-on-exec descriptors
-//! and CPU state go; the descriptor table, signal mask, ignored signals and
-//! the process stay.
+//! execve(2) and execveat(2) inside the sandbox. The new program needs
+//! a fresh address space, which only the kernel's own execve gives a
+//! process, so the sandbox executes itself again (/proc/self/exe) with the
+//! new program, the task's XCR0 and the options it runs with. The kernel
+//! does the rest as for any exec: the pid stays, other threads end,
+//! close-on-exec descriptors close (the sandbox's own among them), handlers
+//! revert to the default while ignored signals and the signal mask stay.
+//!
+//! Every error execve would return before its point of no return is found
+//! first, so a failed call leaves the caller running with the right errno.
 
-use std::ffi::{OsStr, OsString};
+use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
 use vmm::{AddressSpace, fds};
 
 use crate::host::Errno;
-use crate::launch::cpu_facts;
-use crate::loader::{self, elf, resolve};
-use crate::mm::{self, Brk};
+use crate::limits;
+use crate::loader::{elf, resolve};
 use crate::syscalls::procfs;
 use crate::task::Task;
 use crate::umem;
@@ -22,16 +26,52 @@ use crate::umem;
 /// stack rlimit; the loader checks that too).
 const MAX_STRINGS: u64 = 2 << 20;
 
-/// What the task does after execve.
-pub enum ExecResult {
-    /// The call failed before the point of no return: the old program
-    /// continues and sees this errno.
-    Failed(Errno),
-    /// The new program is in place; the vCPU starts at its entry point.
-    Replaced,
-    /// The old image was gone when loading the new one failed: the process
-    /// dies by SIGSEGV, as Linux kills it past the point of no return.
-    Lost,
+/// What a re-executed sandbox carries over from the one that executed it,
+/// as one command-line word (`--reexec=`): the sandbox's stderr, the
+/// RLIMIT_CORE the program sees, and whether to report `--stats`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub report_fd: Option<i32>,
+    pub core: Option<(u64, u64)>,
+    pub stats: bool,
+}
+
+impl Carried {
+    pub fn to_arg(self) -> String {
+        let fd = self.report_fd.map_or("-".to_string(), |f| f.to_string());
+        let core = self
+            .core
+            .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
+        format!("{fd},{core},{}", u8::from(self.stats))
+    }
+
+    pub fn parse(s: &str) -> Option<Carried> {
+        let mut it = s.split(',');
+        let fd = match it.next()? {
+            "-" => None,
+            f => Some(f.parse().ok()?),
+        };
+        let core = match it.next()? {
+            "-" => None,
+            c => {
+                let (cur, max) = c.split_once('/')?;
+                Some((
+                    u64::from_str_radix(cur, 16).ok()?,
+                    u64::from_str_radix(max, 16).ok()?,
+                ))
+            }
+        };
+        let stats = match it.next()? {
+            "0" => false,
+            "1" => true,
+            _ => return None,
+        };
+        it.next().is_none().then_some(Carried {
+            report_fd: fd,
+            core,
+            stats,
+        })
+    }
 }
 
 fn read_cstr(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<OsString, Errno> {
@@ -74,35 +114,48 @@ fn at_path(dirfd: i32, path: OsString, flags: i32) -> Result<PathBuf, Errno> {
         if flags & libc::AT_EMPTY_PATH == 0 {
             return Err(Errno(libc::ENOENT));
         }
-        return Ok(PathBuf::from(format!("/proc/self/fd/{dirfd}")));
+        return Ok(fd_path(dirfd));
     }
     if path.as_bytes().starts_with(b"/") || dirfd == libc::AT_FDCWD {
         return Ok(PathBuf::from(path));
     }
-    Ok(PathBuf::from(format!("/proc/self/fd/{dirfd}")).join(path))
+    Ok(fd_path(dirfd).join(path))
 }
 
-/// execve (nr SYS_execve) or execveat (SYS_execveat) for `task`.
-pub fn execve(task: &mut Task, nr: i64, a: [u64; 6]) -> ExecResult {
-    match prepare(task, nr, a) {
-        Ok((exe, envp)) => replace(task, exe, envp),
-        Err(e) => ExecResult::Failed(e),
+/// What descriptor `fd` names, as a path that outlives the exec (the
+/// descriptor may be close-on-exec); its /proc/self/fd link where the file
+/// has no name any more.
+fn fd_path(fd: i32) -> PathBuf {
+    let link = PathBuf::from(format!("/proc/self/fd/{fd}"));
+    match std::fs::read_link(&link) {
+        Ok(p) if p.is_absolute() && p.exists() => p,
+        _ => link,
     }
 }
 
-/// Everything that can fail with an errno, before anything is torn down.
+/// execve (nr SYS_execve) or execveat (SYS_execveat) for `task`: returns
+/// only if it failed.
+pub fn execve(task: &mut Task, nr: i64, a: [u64; 6]) -> Errno {
+    match prepare(task, nr, a) {
+        Ok((path, argv, envp)) => reexec(task, path, argv, envp),
+        Err(e) => e,
+    }
+}
+
+/// Everything that can fail with an errno, before anything is torn down:
+/// the path to execute, argv and envp.
 fn prepare(
     task: &Task,
     nr: i64,
     a: [u64; 6],
-) -> Result<(resolve::Executable, Vec<OsString>), Errno> {
+) -> Result<(PathBuf, Vec<OsString>, Vec<OsString>), Errno> {
     let (dirfd, path_ptr, argv_ptr, envp_ptr, flags) = if nr == libc::SYS_execveat {
         (a[0] as i32, a[1], a[2], a[3], a[4] as i32)
     } else {
         (libc::AT_FDCWD, a[0], a[1], a[2], 0)
     };
     let (path, argv, envp) = {
-        let space = task.vm.memory.lock().expect("address space");
+        let space = task.process.vm.memory.lock().expect("address space");
         let mut budget = MAX_STRINGS;
         let path = read_cstr(&space, path_ptr, &mut budget)?;
         let argv = read_strings(&space, argv_ptr, &mut budget)?;
@@ -110,77 +163,81 @@ fn prepare(
         (path, argv, envp)
     };
     let path = if procfs::is_exe_alias(path.as_bytes()) {
-        task.exe.clone()
+        task.process.exe.clone()
     } else {
         at_path(dirfd, path, flags)?
     };
-    let exe = resolve::executable(path, argv).map_err(|e| Errno(e.errno()))?;
+    let exe = resolve::executable(path.clone(), argv.clone()).map_err(|e| Errno(e.errno()))?;
     // A missing interpreter is ENOENT before the point of no return.
     if let Some(interp) = elf::interpreter(&exe.path).map_err(|_| Errno(libc::ENOEXEC))? {
         resolve::check_interpreter(OsStr::new(&interp)).map_err(|e| Errno(e.errno()))?;
     }
-    Ok((exe, envp))
+    Ok((path, argv, envp))
 }
 
-/// Past the point of no return: drop the old image, load the new one.
-fn replace(task: &mut Task, exe: resolve::Executable, envp: Vec<OsString>) -> ExecResult {
-    let vm = task.vm.clone();
-    let mut space = vm.memory.lock().expect("address space");
-    let old: Vec<(u64, u64)> = space.program().iter().map(|(s, e, _)| (s, e)).collect();
-    for (s, e) in old {
-        if let Err(err) = mm::munmap(&mut space, s, e - s) {
-            log::error!("exec: unmapping {s:#x}-{e:#x}: {err:?}");
-            return ExecResult::Lost;
-        }
-    }
-    task.signals.reset_for_exec();
-    close_on_exec();
-    let cpu = cpu_facts(&vm.hv, task.vcpu.xcr0());
-    let image = match loader::load(&mut space, &exe, envp, cpu) {
-        Ok(image) => image,
-        Err(e) => {
-            log::warn!("exec {}: {e}", exe.path.display());
-            return ExecResult::Lost;
-        }
+fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
+    // Strings read up to their NUL have none inside.
+    CString::new(s).map_err(|_| Errno(libc::EINVAL))
+}
+
+/// Executes the sandbox itself on `path` with `argv` and `envp`.
+fn reexec(task: &Task, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
+    let options = &task.process.options;
+    let carried = Carried {
+        report_fd: options.report_fd,
+        core: limits::core_view().map(|r| (r.rlim_cur, r.rlim_max)),
+        stats: options.stats,
     };
-    drop(space);
-    crate::identity::present(exe.execfn.as_os_str(), &image);
-    task.brk = Brk::new(image.brk);
-    task.exe = std::fs::canonicalize(&exe.path).unwrap_or(exe.path.clone());
-    if let Err(e) = task.vcpu.reset_for_exec(image.entry, image.sp) {
-        log::error!("exec: resetting the vCPU: {e}");
-        return ExecResult::Lost;
+    let mut words: Vec<Vec<u8>> = vec![
+        b"xcr0-sandbox".to_vec(),
+        format!("--reexec={}", carried.to_arg()).into_bytes(),
+        format!("--xcr0={:#x}", task.vcpu.xcr0().bits()).into_bytes(),
+    ];
+    if options.verbose > 0 {
+        words.push(format!("-{}", "v".repeat(options.verbose.into())).into_bytes());
     }
-    log::debug!(
-        "exec {}: entry {:#x} sp {:#x}",
-        exe.path.display(),
-        image.entry,
-        image.sp
+    words.push(b"--".to_vec());
+    words.push(path.into_os_string().into_vec());
+    // argv[0] travels apart from the path: a program may be given any.
+    words.push(
+        argv.first()
+            .map_or_else(Vec::new, |a| a.as_bytes().to_vec()),
     );
-    ExecResult::Replaced
-}
-
-/// Closes the program's close-on-exec descriptors (the host kernel would
-/// only on a real exec, which the sandbox never does).
-fn close_on_exec() {
-    let Ok(dir) = std::fs::read_dir("/proc/self/fd") else {
-        return;
+    words.extend(argv.into_iter().skip(1).map(OsStringExt::into_vec));
+    let Ok(words) = words.into_iter().map(cstring).collect::<Result<Vec<_>, _>>() else {
+        return Errno(libc::EINVAL);
     };
-    let fds: Vec<i32> = dir
-        .filter_map(|e| e.ok()?.file_name().to_str()?.parse().ok())
-        .collect();
-    for fd in fds {
-        if fds::is_parked(i64::from(fd)) {
-            continue;
-        }
-        // SAFETY: F_GETFD reads flags; close drops a program descriptor the
-        // program marked close-on-exec. The listing's own descriptor is
-        // closed already and fails F_GETFD.
-        unsafe {
-            let flags = libc::fcntl(fd, libc::F_GETFD);
-            if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
-                libc::close(fd);
-            }
-        }
+    let Ok(env) = envp
+        .into_iter()
+        .map(|e| cstring(e.into_vec()))
+        .collect::<Result<Vec<_>, _>>()
+    else {
+        return Errno(libc::EINVAL);
+    };
+    let mut argv_ptrs: Vec<*const libc::c_char> = words.iter().map(|w| w.as_ptr()).collect();
+    argv_ptrs.push(std::ptr::null());
+    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|w| w.as_ptr()).collect();
+    env_ptrs.push(std::ptr::null());
+    if let Some(fd) = options.report_fd {
+        // SAFETY: the sandbox's parked stderr, kept open across the exec.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
+    // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
+    // until the call returns; on success it does not.
+    unsafe {
+        libc::execve(
+            c"/proc/self/exe".as_ptr(),
+            argv_ptrs.as_ptr(),
+            env_ptrs.as_ptr(),
+        )
+    };
+    let err = std::io::Error::last_os_error()
+        .raw_os_error()
+        .unwrap_or(libc::ENOEXEC);
+    if let Some(fd) = options.report_fd {
+        // SAFETY: as above, back to close-on-exec.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    log::debug!("exec: executing the sandbox again failed: errno {err}");
+    Errno(err)
 }

@@ -12,6 +12,8 @@ use vmm::{Hypervisor, Vm, Xcr0};
 
 use crate::loader::{self, CpuFacts, resolve};
 use crate::mm::Brk;
+use crate::process::{Finish, Options, Process};
+use crate::signals::Signals;
 use crate::task::Task;
 
 /// HWCAP2_FSGSBASE (arch/x86/include/uapi/asm/hwcap2.h), which libc lacks.
@@ -23,6 +25,12 @@ pub struct Request {
     pub env: Vec<OsString>,
     pub xcr0: Xcr0,
     pub allow_unenforced: bool,
+    /// For the program's own execve (the sandbox executed itself): its
+    /// argv[0]. `program` is then the path execve was given, used as is,
+    /// and XCR0 enforcement was checked and reported already.
+    pub exec_argv0: Option<OsString>,
+    pub options: Options,
+    pub finish: Finish,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -81,13 +89,19 @@ pub(crate) fn cpu_facts(hv: &Hypervisor, xcr0: Xcr0) -> CpuFacts {
 
 /// Prepares `req` to run; the returned task's first instruction is the
 /// program's (its interpreter's) entry point.
-pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), LaunchError> {
-    let path_var = req
-        .env
-        .iter()
-        .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(OsStr::from_bytes));
-    let path = resolve::find(&req.program, path_var)?;
-    let mut argv = vec![req.program.clone()];
+pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
+    let reexec = req.exec_argv0.is_some();
+    let (path, argv0) = match req.exec_argv0 {
+        Some(argv0) => (req.program.into(), argv0),
+        None => {
+            let path_var = req
+                .env
+                .iter()
+                .find_map(|e| e.as_bytes().strip_prefix(b"PATH=").map(OsStr::from_bytes));
+            (resolve::find(&req.program, path_var)?, req.program)
+        }
+    };
+    let mut argv = vec![argv0];
     argv.extend(req.args);
     let exe = resolve::executable(path, argv)?;
 
@@ -99,7 +113,7 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
         xgetbv,
         xsave_size,
     };
-    if !report.enforced() {
+    if !report.enforced() && !reexec {
         if !req.allow_unenforced {
             return Err(LaunchError::Unenforced {
                 kvm: hv.flavour.describe(),
@@ -128,5 +142,13 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<(Task, ProbeReport), 
         image.brk
     );
     let exe_path = std::fs::canonicalize(&exe.path).unwrap_or(exe.path);
-    Ok((Task::new(vm, vcpu, Brk::new(image.brk), exe_path), report))
+    let process = Process::new(
+        vm,
+        Brk::new(image.brk),
+        Signals::inherited(),
+        exe_path,
+        req.options,
+        req.finish,
+    );
+    Ok(Task::new(Arc::new(process), vcpu, true))
 }

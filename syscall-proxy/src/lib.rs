@@ -7,6 +7,7 @@
 //! mappings (mirrored into the guest), FS/GS bases (vCPU state), signal
 //! dispositions, the sandbox's own descriptors.
 
+pub mod clone;
 pub mod exec;
 pub mod host;
 pub mod identity;
@@ -14,10 +15,12 @@ pub mod launch;
 pub mod limits;
 pub mod loader;
 pub mod mm;
+pub mod process;
 pub mod signals;
 pub mod syscalls;
 pub mod task;
 pub mod umem;
 
 pub use launch::{LaunchError, Request, launch};
+pub use process::{Options, Process};
 pub use task::{Outcome, Task};

@@ -30,6 +30,20 @@ pub fn init() {
     }
 }
 
+/// The RLIMIT_CORE the program sees, if emulated.
+pub fn core_view() -> Option<libc::rlimit> {
+    *CORE_VIEW.lock().expect("rlimit view")
+}
+
+/// In a sandbox executed by the sandbox: the view the program had (the
+/// host limit is the sandbox's 0 by now).
+pub fn carry_core_view(cur: u64, max: u64) {
+    *CORE_VIEW.lock().expect("rlimit view") = Some(libc::rlimit {
+        rlim_cur: cur,
+        rlim_max: max,
+    });
+}
+
 /// Whether prlimit64(pid, resource, ..) is answered from the program's
 /// view rather than by the host.
 pub fn emulated(pid: u64, resource: u64) -> bool {

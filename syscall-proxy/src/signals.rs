@@ -45,17 +45,16 @@ pub fn take_caught() -> u64 {
     CAUGHT.swap(0, Ordering::Relaxed)
 }
 
+/// The dispositions of a process's signals.
+#[derive(Clone)]
 pub struct Signals {
     actions: [KernelSigaction; NSIG],
-    /// The program's sigaltstack (stack_t: sp, flags, size).
-    pub altstack: (u64, i32, u64),
 }
 
 impl Default for Signals {
     fn default() -> Self {
         Signals {
             actions: [KernelSigaction::default(); NSIG],
-            altstack: (0, libc::SS_DISABLE, 0),
         }
     }
 }
@@ -92,6 +91,20 @@ impl Signals {
     /// Whether the program installed a handler for `sig`.
     pub fn handled(&self, sig: i32) -> bool {
         !matches!(self.action(sig).handler, SIG_DFL | SIG_IGN)
+    }
+
+    /// CLONE_CLEAR_SIGHAND: handled signals back to their default action
+    /// in a child (whose host dispositions are the parent's copy).
+    pub fn clear_handlers(&mut self) {
+        for sig in 1..=NSIG as i32 {
+            if self.handled(sig) {
+                let dfl = KernelSigaction::default();
+                if !host_owned(sig) {
+                    let _ = install_host(sig, &dfl);
+                }
+                self.actions[(sig - 1) as usize] = dfl;
+            }
+        }
     }
 
     /// rt_sigaction(sig, new, old): `new` already read from the program.
@@ -136,23 +149,6 @@ pub fn host_owned(sig: i32) -> bool {
             | 32
             | 33
     )
-}
-
-impl Signals {
-    /// Handlers revert to the default action on exec; ignored signals stay
-    /// ignored; the alternate stack is gone.
-    pub fn reset_for_exec(&mut self) {
-        for sig in 1..=NSIG as i32 {
-            if self.handled(sig) {
-                let dfl = KernelSigaction::default();
-                if !host_owned(sig) {
-                    let _ = install_host(sig, &dfl);
-                }
-                self.actions[(sig - 1) as usize] = dfl;
-            }
-        }
-        self.altstack = (0, libc::SS_DISABLE, 0);
-    }
 }
 
 fn install_host(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
@@ -215,7 +211,7 @@ mod tests {
     }
 
     #[test]
-    fn dispositions_are_recorded_and_reset_on_exec() {
+    fn dispositions_are_recorded() {
         let mut s = Signals::default();
         let handler = KernelSigaction {
             handler: 0x1234,
@@ -238,8 +234,5 @@ mod tests {
         );
         assert_eq!(s.set(0, None), Err(Errno(libc::EINVAL)));
         assert_eq!(s.set(65, None), Err(Errno(libc::EINVAL)));
-        s.reset_for_exec();
-        assert!(!s.handled(libc::SIGSEGV), "handlers revert to default");
-        assert!(s.ignored(33), "ignored stays ignored");
     }
 }

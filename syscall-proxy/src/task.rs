@@ -1,13 +1,14 @@
-//! A task: one thread of the program on its own vCPU, and the loop that
-//! runs it until it ends.
+//! A task: one thread of the program on its own vCPU (and its own host
+//! thread, which performs its system calls), and the loop that runs it
+//! until it ends.
 
 use std::sync::Arc;
 
 use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
 use vmm::{Exit, Vcpu, VcpuError, Vm};
 
-use crate::mm::Brk;
-use crate::signals::{self, Signals};
+use crate::process::Process;
+use crate::signals;
 use crate::syscalls::{self, Action};
 
 /// How the program ended.
@@ -19,68 +20,124 @@ pub enum Outcome {
     Signaled(i32),
 }
 
-/// Counters for `--stats`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct TaskStats {
-    pub syscalls: u64,
-    pub exceptions: u64,
+/// How a task's run ended.
+enum Ended {
+    /// exit(2): this thread only, with this status.
+    Thread(i32),
+    /// The whole process (exit_group, a fatal signal).
+    Process(Outcome),
 }
 
+/// Per-thread state; what threads share is in [`Process`].
 pub struct Task {
-    pub vm: Arc<Vm>,
+    pub process: Arc<Process>,
     pub vcpu: Vcpu,
-    pub brk: Brk,
-    pub signals: Signals,
-    pub stats: TaskStats,
-    /// The program's executable (the ELF mapped, absolute): what
-    /// /proc/self/exe names for the program, rather than the sandbox.
-    pub exe: std::path::PathBuf,
+    /// Whether this is the thread group leader (the process's first thread).
+    pub leader: bool,
+    /// The program's sigaltstack (stack_t: sp, flags, size).
+    pub altstack: (u64, i32, u64),
+    /// set_tid_address / CLONE_CHILD_CLEARTID: cleared and woken at exit.
+    pub clear_child_tid: u64,
     /// The last page fault taken as possibly spurious (address, error code).
     last_fault: Option<(u64, u64)>,
 }
 
 impl Task {
-    pub fn new(vm: Arc<Vm>, vcpu: Vcpu, brk: Brk, exe: std::path::PathBuf) -> Task {
+    pub fn new(process: Arc<Process>, vcpu: Vcpu, leader: bool) -> Task {
         Task {
-            exe,
-            vm,
+            process,
             vcpu,
-            brk,
-            signals: Signals::inherited(),
-            stats: TaskStats::default(),
+            leader,
+            altstack: (0, libc::SS_DISABLE, 0),
+            clear_child_tid: 0,
             last_fault: None,
         }
     }
 
-    /// Runs the program until it exits or dies.
-    pub fn run(&mut self) -> Result<Outcome, VcpuError> {
+    pub fn vm(&self) -> &Arc<Vm> {
+        &self.process.vm
+    }
+
+    /// Runs the thread until it ends. The process's end (exit_group, a
+    /// fatal signal, the leader's exit once every thread is gone) does not
+    /// return; a thread's own exit(2) returns, after its vCPU went back to
+    /// the VM.
+    pub fn run(mut self) {
+        let ended = self.run_until_end();
+        let process = self.process.clone();
+        match ended {
+            Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
+            Err(e) => process.end(Err(e.to_string())),
+            Ok(Ended::Thread(code)) => {
+                self.clear_tid();
+                if self.leader {
+                    process.leader_exited(code);
+                }
+                process.vm.release_vcpu(self.vcpu);
+                process.thread_ended();
+            }
+        }
+    }
+
+    /// Runs the only task of a process to the process's end, in place (a
+    /// vfork child borrows its task from its parent).
+    pub fn run_to_end(&mut self) -> ! {
+        match self.run_until_end() {
+            Ok(Ended::Thread(code)) => {
+                self.clear_tid();
+                self.process.leader_exited(code)
+            }
+            Ok(Ended::Process(outcome)) => self.process.end(Ok(outcome)),
+            Err(e) => self.process.end(Err(e.to_string())),
+        }
+    }
+
+    /// CLONE_CHILD_CLEARTID at the thread's exit: what the kernel does in
+    /// mm_release, so that pthread_join wakes.
+    fn clear_tid(&self) {
+        if self.clear_child_tid == 0 {
+            return;
+        }
+        let space = self.process.vm.memory.lock().expect("address space");
+        if crate::umem::write(&space, self.clear_child_tid, 0u32).is_ok() {
+            drop(space);
+            // SAFETY: FUTEX_WAKE on a program address checked writable
+            // above; the kernel wakes shared waiters, as mm_release does.
+            unsafe {
+                libc::syscall(libc::SYS_futex, self.clear_child_tid, libc::FUTEX_WAKE, 1)
+            };
+        }
+    }
+
+    fn run_until_end(&mut self) -> Result<Ended, VcpuError> {
         loop {
-            let exit = self.vcpu.run(&self.vm.memory)?;
+            let exit = self.vcpu.run(&self.process.vm.memory)?;
             self.report_dropped_signals();
             match exit {
                 Exit::Syscall(sc) => {
-                    self.stats.syscalls += 1;
+                    self.process.count_syscall();
                     // Progress since the last fault: a later fault at the
                     // same place is a new one.
                     self.last_fault = None;
                     match syscalls::handle(self, sc) {
                         Action::Return(v) => self.vcpu.complete_syscall(v),
-                        Action::End(outcome) => return Ok(outcome),
-                        Action::Replaced => {}
+                        Action::Started => {}
+                        Action::ExitThread(code) => return Ok(Ended::Thread(code)),
+                        Action::End(outcome) => return Ok(Ended::Process(outcome)),
                     }
                 }
                 Exit::Exception { frame, cr2 } => {
-                    self.stats.exceptions += 1;
+                    self.process.count_exception();
                     if let Some(outcome) = self.exception(frame, cr2)? {
-                        return Ok(outcome);
+                        return Ok(Ended::Process(outcome));
                     }
                 }
                 Exit::Interrupted => {}
                 Exit::StrayIo { rip } => {
                     log::debug!("port I/O by the program at {rip:#x}: SIGSEGV");
-                    return Ok(Outcome::Signaled(libc::SIGSEGV));
+                    return Ok(Ended::Process(Outcome::Signaled(libc::SIGSEGV)));
                 }
-                Exit::HostFault => return Ok(Outcome::Signaled(libc::SIGBUS)),
+                Exit::HostFault => return Ok(Ended::Process(Outcome::Signaled(libc::SIGBUS))),
             }
         }
     }
@@ -109,7 +166,7 @@ impl Task {
             return Ok(None);
         }
         let sig = signals::for_exception(v);
-        if self.signals.handled(sig) {
+        if self.process.signals.lock().expect("signals").handled(sig) {
             log::warn!(
                 "signal {sig} at {:#x}: the program's handler cannot run (signal delivery is not implemented yet)",
                 f.rip
@@ -128,7 +185,7 @@ impl Task {
             self.last_fault = None;
             return false;
         }
-        let mut space = self.vm.memory.lock().expect("address space");
+        let mut space = self.process.vm.memory.lock().expect("address space");
         let allowed = space.program().get(addr).is_some_and(|(_, _, prot)| {
             prot.readable()
                 && (error & pf_error::WRITE == 0 || prot.writable())
@@ -137,7 +194,7 @@ impl Task {
         if !allowed {
             return false;
         }
-        if let Err(e) = space.populate(addr) {
+        if let Err(e) = space.populate(addr).and_then(|()| space.flush()) {
             log::error!("entering {addr:#x} in the guest page tables: {e}");
             return false;
         }
@@ -145,12 +202,23 @@ impl Task {
         true
     }
 
+    /// Warns once per signal number and process (a shell's SIGCHLD
+    /// handler would otherwise warn for every child); later ones are traced.
     fn report_dropped_signals(&self) {
         let caught = signals::take_caught();
+        if caught == 0 {
+            return;
+        }
+        let first = self.process.first_drops(caught);
         for sig in (1..=signals::NSIG as i32).filter(|s| caught & (1 << (s - 1)) != 0) {
-            log::warn!(
+            let text = format!(
                 "signal {sig} arrived for the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
             );
+            if first & (1 << (sig - 1)) != 0 {
+                log::warn!("{text}");
+            } else {
+                log::debug!("{text}");
+            }
         }
     }
 }

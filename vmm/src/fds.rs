@@ -9,9 +9,38 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::Mutex;
+use std::sync::{Mutex, MutexGuard};
 
 static PARKED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+
+/// The registry held across a host fork, so that no other thread holds
+/// it in the child.
+pub struct Registry(MutexGuard<'static, BTreeSet<RawFd>>);
+
+/// Takes the registry for a fork.
+pub fn lock() -> Registry {
+    Registry(PARKED.lock().expect("fd registry"))
+}
+
+impl Registry {
+    /// In a forked child: closes `fds`, descriptors of the parent's KVM
+    /// objects, which the child cannot use.
+    pub fn close(&mut self, fds: &[RawFd]) {
+        for &fd in fds {
+            if self.0.remove(&fd) {
+                // SAFETY: a parked descriptor of the sandbox's, which no
+                // object of the child uses any more.
+                unsafe { libc::close(fd) };
+            }
+        }
+    }
+}
+
+/// Records `fd`, inherited already parked (the sandbox's stderr across a
+/// re-exec), as the sandbox's.
+pub fn adopt(fd: RawFd) {
+    PARKED.lock().expect("fd registry").insert(fd);
+}
 
 /// How many descriptors the sandbox may park.
 const SPAN: RawFd = 256;
@@ -66,11 +95,6 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
     }
     PARKED.lock().expect("fd registry").insert(high);
     Ok(high)
-}
-
-/// Forgets a parked descriptor the sandbox has closed.
-pub fn unpark(fd: RawFd) {
-    PARKED.lock().expect("fd registry").remove(&fd);
 }
 
 /// Whether `fd` is one of the sandbox's own descriptors.

@@ -19,6 +19,6 @@ pub mod xcr0;
 
 pub use kvm::{Flavour, Hypervisor, KvmError};
 pub use memory::{AddressSpace, Prot};
-pub use vcpu::{Exit, Syscall, Vcpu, VcpuError};
-pub use vm::Vm;
+pub use vcpu::{Exit, Syscall, ThreadState, Vcpu, VcpuError};
+pub use vm::{Forked, Vm};
 pub use xcr0::Xcr0;

@@ -9,6 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
@@ -64,6 +65,7 @@ impl Prot {
 /// Guest-physical memory the VMM owns: stubs, descriptor tables, CPL0
 /// stacks and page-table pages. Its guest-virtual address is its host
 /// address, like everything else.
+#[derive(Clone)]
 pub struct Arena {
     mem: GuestMemoryMmap,
     next: u64,
@@ -120,10 +122,13 @@ impl FrameStore for Arena {
     fn read(&self, table: u64, index: usize) -> u64 {
         self.read_u64(table + 8 * index as u64)
     }
+    /// One atomic store: other vCPUs may be walking the tables.
     fn write(&mut self, table: u64, index: usize, value: u64) {
-        self.mem
-            .write_obj(value, GuestAddress(table + 8 * index as u64))
-            .expect("arena");
+        let hva = self.hva(table + 8 * index as u64);
+        // SAFETY: an 8-byte-aligned entry inside the arena, which lives as
+        // long as `self`; the guest's MMU reads it concurrently, which is
+        // what the atomic store is for.
+        unsafe { AtomicU64::from_ptr(hva as *mut u64) }.store(value, Ordering::Release);
     }
     fn alloc(&mut self) -> Option<u64> {
         self.alloc_pages(1).ok()
@@ -185,6 +190,39 @@ impl AddressSpace {
         })
     }
 
+    /// In a forked child: the same mirror (page tables, arena and chunk
+    /// windows are at the same addresses in the copied memory) registered
+    /// with `vm`, the child's own VM. Nothing is rebuilt.
+    pub fn clone_onto(&self, vm: Arc<VmFd>) -> Result<AddressSpace, MemoryError> {
+        let arena = self.arena();
+        set_memslot(
+            &vm,
+            kvm_userspace_memory_region {
+                slot: ARENA_SLOT,
+                flags: 0,
+                guest_phys_addr: ARENA_GPA,
+                memory_size: ARENA_SIZE,
+                userspace_addr: arena.hva(ARENA_GPA),
+            },
+        )?;
+        for (&chunk, &gpa) in &self.chunks {
+            set_memslot(&vm, chunk_region(chunk, gpa))?;
+        }
+        Ok(AddressSpace {
+            vm,
+            pt: self.pt.clone(),
+            program: self.program.clone(),
+            chunks: self.chunks.clone(),
+            next_slot: self.next_slot,
+            phys_bits: self.phys_bits,
+            flush_pending: false,
+            stats: MemoryStats {
+                memslots: 1 + self.chunks.len() as u64,
+                flushes: 0,
+            },
+        })
+    }
+
     pub fn arena(&self) -> &Arena {
         self.pt.store()
     }
@@ -213,16 +251,12 @@ impl AddressSpace {
             if gpa + CHUNK_SIZE > 1u64 << self.phys_bits {
                 return Err(MemoryError::PhysFull(self.phys_bits));
             }
-            let hva = chunk << CHUNK_SHIFT;
-            let region = kvm_userspace_memory_region {
-                slot: self.next_slot,
-                flags: 0,
-                guest_phys_addr: gpa,
-                memory_size: (hva + CHUNK_SIZE).min(HOST_USER_TOP) - hva,
-                userspace_addr: hva,
-            };
-            set_memslot(&self.vm, region)?;
-            log::debug!("memslot {} gpa {gpa:#x} -> hva {hva:#x}", self.next_slot);
+            set_memslot(&self.vm, chunk_region(chunk, gpa))?;
+            log::debug!(
+                "memslot {} gpa {gpa:#x} -> hva {:#x}",
+                self.next_slot,
+                chunk << CHUNK_SHIFT
+            );
             self.next_slot += 1;
             self.stats.memslots += 1;
             self.chunks.insert(chunk, gpa);
@@ -353,6 +387,19 @@ impl AddressSpace {
                 user: true,
             },
         )
+    }
+}
+
+/// The memslot of host chunk `chunk`, whose window starts at `gpa`. Slots
+/// follow window order, so a chunk's slot is known from its window.
+fn chunk_region(chunk: u64, gpa: u64) -> kvm_userspace_memory_region {
+    let hva = chunk << CHUNK_SHIFT;
+    kvm_userspace_memory_region {
+        slot: FIRST_CHUNK_SLOT + ((gpa - CHUNK_GPA_BASE) / CHUNK_SIZE) as u32,
+        flags: 0,
+        guest_phys_addr: gpa,
+        memory_size: (hva + CHUNK_SIZE).min(HOST_USER_TOP) - hva,
+        userspace_addr: hva,
     }
 }
 

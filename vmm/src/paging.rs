@@ -61,6 +61,7 @@ pub struct OutOfFrames;
 #[must_use]
 pub struct NeedsFlush(pub bool);
 
+#[derive(Clone)]
 pub struct PageTables<S> {
     root: u64,
     store: S,

@@ -5,11 +5,12 @@
 //! (KVM_CAP_SYNC_REGS), so a forwarded system call costs exactly one ioctl,
 //! KVM_RUN, on both KVMs.
 
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
 
 use guest_runtime::abi::{self, ExceptionFrame, selectors};
 use kvm_bindings::{
-    CpuId, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs,
+    CpuId, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs, kvm_xsave,
 };
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use x86_64::registers::rflags::RFlags;
@@ -69,6 +70,7 @@ pub struct RuntimeAddrs {
 }
 
 /// Per-vCPU CPU setup inputs.
+#[derive(Clone)]
 pub struct CpuSetup {
     pub id: u64,
     pub xcr0: Xcr0,
@@ -121,24 +123,39 @@ pub enum ReturnPath {
     Vmm,
 }
 
-/// Counters for `--stats`.
-#[derive(Clone, Copy, Debug, Default)]
-pub struct VcpuStats {
+/// Counters for `--stats`, shared by the vCPUs of a VM.
+#[derive(Debug, Default)]
+pub struct VcpuCounters {
     /// KVM_RUN calls that returned (each is one VM exit).
-    pub exits: u64,
+    pub exits: AtomicU64,
     /// vCPU ioctls other than KVM_RUN after set-up (KVM_GET_SREGS for a
-    /// fault address or FS base, KVM_SET_XSAVE at exec).
-    pub other_ioctls: u64,
+    /// fault address or FS base, the state copied to a new thread's vCPU).
+    pub other_ioctls: AtomicU64,
+}
+
+impl VcpuCounters {
+    fn other(&self, n: u64) {
+        self.other_ioctls.fetch_add(n, Ordering::Relaxed);
+    }
+}
+
+/// What a new thread or a forked child starts from: the creating thread's
+/// registers at its system call, its FS/GS bases and its extended state.
+pub struct ThreadState {
+    pub regs: kvm_regs,
+    pub fs_base: u64,
+    pub gs_base: u64,
+    xsave: Box<kvm_xsave>,
 }
 
 pub struct Vcpu {
     fd: VcpuFd,
+    setup: CpuSetup,
     xcr0: Xcr0,
-    runtime: RuntimeAddrs,
     return_path: Option<ReturnPath>,
     /// The sync area holds system registers to apply at the next KVM_RUN.
     sregs_staged: bool,
-    pub stats: VcpuStats,
+    counters: Arc<VcpuCounters>,
 }
 
 fn segment(selector: u16, code: bool) -> kvm_segment {
@@ -231,10 +248,8 @@ impl Vcpu {
     /// Configures `fd` for CPL3 execution with `c.xcr0`. Order matters: KVM
     /// checks XCR0 against the guest CPUID's leaf 0xD and CR4.OSXSAVE, so
     /// CPUID, then SREGS, then XCRS.
-    pub fn new(fd: VcpuFd, c: CpuSetup) -> Result<Vcpu, VcpuError> {
+    pub fn new(fd: VcpuFd, c: CpuSetup, counters: Arc<VcpuCounters>) -> Result<Vcpu, VcpuError> {
         ioctl("KVM_SET_CPUID2", fd.set_cpuid2(&c.cpuid))?;
-        let sregs = initial_sregs(ioctl("KVM_GET_SREGS", fd.get_sregs())?, &c);
-        ioctl("KVM_SET_SREGS", fd.set_sregs(&sregs))?;
         let msr = |index, data| kvm_msr_entry {
             index,
             data,
@@ -254,34 +269,94 @@ impl Vcpu {
                 "KVM_SET_MSRS set {n} of 3 MSRs"
             )));
         }
+        let xcr0 = c.xcr0;
+        let mut v = Vcpu {
+            fd,
+            setup: c,
+            xcr0,
+            return_path: None,
+            sregs_staged: false,
+            counters,
+        };
+        v.reset(xcr0)?;
+        v.fd.set_sync_valid_reg(SyncReg::Register);
+        Ok(v)
+    }
+
+    /// Puts the vCPU in its initial state, at CPL0 on the runtime's entry
+    /// stub, with `xcr0`: for a new vCPU, or one taken back from an ended
+    /// thread. CPUID and the SYSCALL MSRs stay as set once.
+    pub fn reset(&mut self, xcr0: Xcr0) -> Result<(), VcpuError> {
+        self.setup.xcr0 = xcr0;
+        self.xcr0 = xcr0;
+        let sregs = initial_sregs(ioctl("KVM_GET_SREGS", self.fd.get_sregs())?, &self.setup);
+        ioctl("KVM_SET_SREGS", self.fd.set_sregs(&sregs))?;
         let mut xcrs = kvm_xcrs {
             nr_xcrs: 1,
             ..Default::default()
         };
         xcrs.xcrs[0] = kvm_xcr {
             xcr: 0,
-            value: c.xcr0.bits(),
+            value: xcr0.bits(),
             ..Default::default()
         };
-        ioctl("KVM_SET_XCRS", fd.set_xcrs(&xcrs))?;
+        ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
         let regs = kvm_regs {
-            rip: c.runtime.enter_user,
+            rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
-            rsp: c.kernel_stack_top,
+            rsp: self.setup.kernel_stack_top,
             ..Default::default()
         };
-        ioctl("KVM_SET_REGS", fd.set_regs(&regs))?;
-        let mut v = Vcpu {
-            fd,
-            xcr0: c.xcr0,
-            runtime: c.runtime,
-            return_path: None,
-            sregs_staged: false,
-            stats: VcpuStats::default(),
+        ioctl("KVM_SET_REGS", self.fd.set_regs(&regs))?;
+        // System registers come through the sync area until the return
+        // path is known again (see `run`).
+        self.return_path = None;
+        self.sregs_staged = false;
+        self.fd.set_sync_valid_reg(SyncReg::SystemRegister);
+        Ok(())
+    }
+
+    /// The setup this vCPU was made with (its descriptor tables and CPL0
+    /// stack in the arena): what a forked child's vCPU reuses.
+    pub fn setup(&self) -> &CpuSetup {
+        &self.setup
+    }
+
+    /// At a system call exit: the state a thread created by this call
+    /// starts from.
+    pub fn thread_state(&mut self) -> Result<ThreadState, VcpuError> {
+        let sregs = self.sregs()?;
+        // The legacy 4096-byte kvm_xsave holds every component of the XCR0
+        // values the sandbox accepts without AMX (2.7 KiB with AVX-512).
+        let xsave = ioctl("KVM_GET_XSAVE", self.fd.get_xsave())?;
+        self.counters.other(1);
+        Ok(ThreadState {
+            regs: self.fd.sync_regs().regs,
+            fs_base: sregs.fs.base,
+            gs_base: sregs.gs.base,
+            xsave: Box::new(xsave),
+        })
+    }
+
+    /// From the initial state ([`Vcpu::reset`]): the program continues from
+    /// `st` (a copy of its creator's state with the child's changes), entering
+    /// CPL3 through the runtime's SYSRET with RCX and R11 as the `syscall`
+    /// instruction left them, as the kernel's own return does.
+    pub fn start_thread(&mut self, st: &ThreadState) -> Result<(), VcpuError> {
+        // SAFETY: a kvm_xsave read from a vCPU of the same KVM.
+        ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(&st.xsave) })?;
+        let mut sregs = ioctl("KVM_GET_SREGS", self.fd.get_sregs())?;
+        sregs.fs.base = st.fs_base;
+        sregs.gs.base = st.gs_base;
+        ioctl("KVM_SET_SREGS", self.fd.set_sregs(&sregs))?;
+        let regs = kvm_regs {
+            rip: self.setup.runtime.enter_user,
+            rflags: RFLAGS_FIXED,
+            ..st.regs
         };
-        v.fd.set_sync_valid_reg(SyncReg::Register);
-        v.fd.set_sync_valid_reg(SyncReg::SystemRegister);
-        Ok(v)
+        ioctl("KVM_SET_REGS", self.fd.set_regs(&regs))?;
+        self.counters.other(4);
+        Ok(())
     }
 
     pub fn xcr0(&self) -> Xcr0 {
@@ -293,9 +368,12 @@ impl Vcpu {
     }
 
     /// Runs until the next exit the layer above must handle.
+    ///
+    /// No lock is taken on the way: whoever narrows a mapping flushes
+    /// before returning to its own guest, and KVM applies the flush to
+    /// every vCPU of the VM (see [`AddressSpace::flush`]).
     pub fn run(&mut self, memory: &Mutex<AddressSpace>) -> Result<Exit, VcpuError> {
-        memory.lock().expect("address space").flush()?;
-        self.stats.exits += 1;
+        self.counters.exits.fetch_add(1, Ordering::Relaxed);
         let result = self.fd.run();
         self.sregs_staged = false;
         let exit = match result {
@@ -332,7 +410,7 @@ impl Vcpu {
         // (emulated), on it on hardware KVM (which skips it on re-entry).
         let at = |stub: u64| r.rip == stub || r.rip == stub + 2;
         match exit {
-            abi::PORT_SYSCALL if at(self.runtime.syscall_entry) => {
+            abi::PORT_SYSCALL if at(self.setup.runtime.syscall_entry) => {
                 if self.return_path.is_none() {
                     let path = if sync.sregs.cs.dpl == 3 {
                         ReturnPath::Vmm
@@ -354,7 +432,7 @@ impl Vcpu {
                     rip: r.rcx,
                 }))
             }
-            abi::PORT_EXCEPTION if at(self.runtime.exception_common) => {
+            abi::PORT_EXCEPTION if at(self.setup.runtime.exception_common) => {
                 let mem = memory.lock().expect("address space");
                 let arena = mem.arena();
                 let frame_size = size_of::<ExceptionFrame>() as u64;
@@ -434,32 +512,13 @@ impl Vcpu {
         self.fd.set_sync_dirty_reg(SyncReg::Register);
     }
 
-    /// From a syscall exit, the state execve leaves: the program at `rip`
-    /// with stack `rsp`, every register zero, FS/GS bases zero, and the x87,
-    /// SSE and AVX state in their initial configuration (FCW 0x37f, MXCSR
-    /// 0x1f80).
-    pub fn reset_for_exec(&mut self, rip: u64, rsp: u64) -> Result<(), VcpuError> {
-        let mut xsave = kvm_bindings::kvm_xsave::default();
-        xsave.region[0] = 0x37f; // FCW (FXSAVE layout, SDM Vol. 1 10.5.1)
-        xsave.region[6] = 0x1f80; // MXCSR
-        xsave.region[128] = 0x3; // XSTATE_BV: x87 and SSE as above, the rest init
-        // SAFETY: a 4096-byte legacy kvm_xsave holding only the x87 and SSE
-        // components, which fit in it whatever the XCR0.
-        ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(&xsave) })?;
-        self.stats.other_ioctls += 1;
-        self.set_segment_base(false, 0)?;
-        self.set_segment_base(true, 0)?;
-        self.start_user(rip, rsp);
-        Ok(())
-    }
-
     /// The system registers at the last exit: in the sync area until the
     /// return path is known, by KVM_GET_SREGS after.
     fn sregs(&mut self) -> Result<kvm_sregs, VcpuError> {
         if self.return_path.is_none() || self.sregs_staged {
             return Ok(self.fd.sync_regs().sregs);
         }
-        self.stats.other_ioctls += 1;
+        self.counters.other(1);
         ioctl("KVM_GET_SREGS", self.fd.get_sregs())
     }
 
@@ -495,9 +554,9 @@ impl Vcpu {
         user_stack: u64,
     ) -> Result<(u64, u32), VcpuError> {
         let regs = kvm_regs {
-            rip: self.runtime.enter_user,
+            rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
-            rcx: self.runtime.probe,
+            rcx: self.setup.runtime.probe,
             r11: RFLAGS_FIXED,
             rsp: user_stack,
             ..Default::default()
@@ -507,7 +566,7 @@ impl Vcpu {
         match self.run(memory)? {
             Exit::Syscall(s)
                 if s.nr == abi::PROBE_SYSCALL_NR
-                    && (self.runtime.user_page..self.runtime.user_page + 4096).contains(&s.rip) =>
+                    && (self.setup.runtime.user_page..self.setup.runtime.user_page + 4096).contains(&s.rip) =>
             {
                 Ok((s.args[0], s.args[1] as u32))
             }

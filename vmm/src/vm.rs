@@ -1,7 +1,7 @@
 //! A VM whose guest shares this process's address space, with the guest
 //! runtime installed, and the vCPUs that run tasks in it.
 
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::{Arc, Mutex};
 
 use guest_runtime::Stubs;
@@ -13,36 +13,51 @@ use crate::layout::KERNEL_STACK_SIZE;
 use crate::memory::AddressSpace;
 use crate::paging::{Access, PAGE_SIZE};
 use crate::tables;
-use crate::vcpu::{CpuSetup, RuntimeAddrs, Vcpu, VcpuError, ioctl};
+use crate::vcpu::{CpuSetup, RuntimeAddrs, Vcpu, VcpuCounters, VcpuError, ioctl};
 use crate::xcr0::Xcr0;
 
 pub struct Vm {
     pub hv: Arc<Hypervisor>,
     fd: Arc<VmFd>,
     /// Shared by every vCPU of the VM; system calls that change mappings
-    /// take the lock, run loops take it briefly to flush.
+    /// take the lock, and flush before they release it.
     pub memory: Mutex<AddressSpace>,
     runtime: RuntimeAddrs,
-    next_id: Mutex<u64>,
+    vcpus: Mutex<VcpuPool>,
+    pub counters: Arc<VcpuCounters>,
+}
+
+/// KVM cannot destroy a vCPU: those of ended threads wait here for the
+/// next thread, with their arena pages and parked descriptors.
+#[derive(Default)]
+struct VcpuPool {
+    next_id: u64,
+    idle: Vec<Vcpu>,
+    /// Every vCPU's descriptor and kvm_run mapping, for a forked child to
+    /// drop.
+    all: Vec<(RawFd, usize)>,
+}
+
+/// What `Vm::fork` returns on each side.
+pub enum Forked {
+    Parent(libc::pid_t),
+    /// The child's own VM over its copy of the memory, and the vCPU that
+    /// continues the forking thread (at its initial state).
+    Child(Arc<Vm>, Vcpu),
 }
 
 impl Vm {
     pub fn new(hv: Arc<Hypervisor>) -> Result<Vm, VcpuError> {
-        let vm = ioctl("KVM_CREATE_VM", hv.kvm.create_vm())?;
-        let fd = fds::park(vm.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
-        drop(vm);
-        // SAFETY: `fd` is a VM descriptor we just created and own alone.
-        let vm = Arc::new(ioctl("KVM_CREATE_VM", unsafe {
-            hv.kvm.create_vmfd_from_rawfd(fd)
-        })?);
-        let mut memory = AddressSpace::new(vm.clone(), hv.phys_bits())?;
+        let fd = create_vm_fd(&hv)?;
+        let mut memory = AddressSpace::new(fd.clone(), hv.phys_bits())?;
         let runtime = install_runtime(&mut memory)?;
         Ok(Vm {
             hv,
-            fd: vm,
+            fd,
             memory: Mutex::new(memory),
             runtime,
-            next_id: Mutex::new(0),
+            vcpus: Mutex::default(),
+            counters: Arc::default(),
         })
     }
 
@@ -50,21 +65,19 @@ impl Vm {
         self.runtime
     }
 
-    /// A vCPU with `xcr0`, ready to run the probe or a task.
+    /// A vCPU with `xcr0` at its initial state, ready to run the probe or
+    /// a task: one an ended thread left, or a new one.
     pub fn create_vcpu(&self, xcr0: Xcr0) -> Result<Vcpu, VcpuError> {
+        let idle = self.vcpus.lock().expect("vcpu pool").idle.pop();
+        if let Some(mut v) = idle {
+            v.reset(xcr0)?;
+            return Ok(v);
+        }
         let id = {
-            let mut n = self.next_id.lock().expect("vcpu ids");
-            *n += 1;
-            *n - 1
+            let mut pool = self.vcpus.lock().expect("vcpu pool");
+            pool.next_id += 1;
+            pool.next_id - 1
         };
-        let fd = ioctl("KVM_CREATE_VCPU", self.fd.create_vcpu(id))?;
-        let high = fds::park(fd.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
-        drop(fd);
-        // SAFETY: `high` is the only descriptor of the vCPU just created.
-        let fd = ioctl("KVM_CREATE_VCPU", unsafe {
-            self.fd.create_vcpu_from_rawfd(high)
-        })?;
-
         let mut mem = self.memory.lock().expect("address space");
         // One page for GDT and TSS, then the CPL0 stack.
         let page = mem.arena_mut().alloc_pages(1)?;
@@ -85,32 +98,122 @@ impl Vm {
         );
         let cr3 = mem.cr3();
         drop(mem);
+        self.new_vcpu(CpuSetup {
+            id,
+            xcr0,
+            cpuid: self.hv.cpuid.clone(),
+            cr3,
+            gdt,
+            tss,
+            kernel_stack_top: stack_top,
+            fsgsbase: self.hv.has_fsgsbase(),
+            pku: self.hv.has_pku(),
+            runtime: self.runtime,
+        })
+    }
 
-        let mut cpuid = self.hv.cpuid.clone();
-        for e in cpuid.as_mut_slice() {
+    /// A vCPU of this VM for `setup` (its arena pages already in place).
+    fn new_vcpu(&self, mut setup: CpuSetup) -> Result<Vcpu, VcpuError> {
+        let fd = ioctl("KVM_CREATE_VCPU", self.fd.create_vcpu(setup.id))?;
+        let high = fds::park(fd.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
+        drop(fd);
+        // SAFETY: `high` is the only descriptor of the vCPU just created.
+        let mut fd = ioctl("KVM_CREATE_VCPU", unsafe {
+            self.fd.create_vcpu_from_rawfd(high)
+        })?;
+        let run = fd.get_kvm_run() as *mut _ as usize;
+        self.vcpus
+            .lock()
+            .expect("vcpu pool")
+            .all
+            .push((high, run));
+        for e in setup.cpuid.as_mut_slice() {
             match e.function {
                 // Initial APIC ID (CPUID.1:EBX[31:24]) and x2APIC ID.
-                1 => e.ebx = (e.ebx & 0x00ff_ffff) | ((id as u32) << 24),
-                0xb | 0x1f => e.edx = id as u32,
+                1 => e.ebx = (e.ebx & 0x00ff_ffff) | ((setup.id as u32) << 24),
+                0xb | 0x1f => e.edx = setup.id as u32,
                 _ => {}
             }
         }
-        Vcpu::new(
-            fd,
-            CpuSetup {
-                id,
-                xcr0,
-                cpuid,
-                cr3,
-                gdt,
-                tss,
-                kernel_stack_top: stack_top,
-                fsgsbase: self.hv.has_fsgsbase(),
-                pku: self.hv.has_pku(),
-                runtime: self.runtime,
-            },
-        )
+        Vcpu::new(fd, setup, self.counters.clone())
     }
+
+    /// Takes back the vCPU of an ended thread.
+    pub fn release_vcpu(&self, vcpu: Vcpu) {
+        self.vcpus.lock().expect("vcpu pool").idle.push(vcpu);
+    }
+
+    /// Forks the host process for a program fork: `forking` is the vCPU of
+    /// the thread that asked. The child gets a VM of its own (a VM belongs
+    /// to the process that made it) over its copy of the memory, with the
+    /// same memslots, so the copied page tables stay valid; and one vCPU on
+    /// the forking vCPU's arena pages.
+    pub fn fork(&self, forking: &Vcpu) -> Result<Forked, VcpuError> {
+        // Every lock a child might need is taken, so that no other thread
+        // holds one at the fork.
+        let space = self.memory.lock().expect("address space");
+        let mut pool = self.vcpus.lock().expect("vcpu pool");
+        let mut registry = fds::lock();
+        // SAFETY: the child continues in this thread only, and takes no
+        // lock another thread could have held (those above are ours, glibc
+        // makes its allocator safe across fork).
+        let pid = unsafe { libc::fork() };
+        if pid < 0 {
+            return Err(VcpuError::Unexpected(format!(
+                "fork: {}",
+                std::io::Error::last_os_error()
+            )));
+        }
+        if pid > 0 {
+            return Ok(Forked::Parent(pid));
+        }
+        // The child: the parent's VM and vCPUs are unusable here; their
+        // objects are left alone (other threads' stacks hold some), only
+        // their descriptors and kvm_run mappings go.
+        let run_size = self.hv.kvm.get_vcpu_mmap_size().unwrap_or(0);
+        for &(_, run) in &pool.all {
+            // SAFETY: a kvm_run mapping of a parent vCPU; nothing in the
+            // child uses it any more.
+            unsafe { libc::munmap(run as *mut libc::c_void, run_size) };
+        }
+        let mut old: Vec<RawFd> = pool.all.iter().map(|&(fd, _)| fd).collect();
+        old.push(self.fd.as_raw_fd());
+        registry.close(&old);
+        pool.all.clear();
+        drop(registry);
+        drop(pool);
+        let fd = create_vm_fd(&self.hv)?;
+        let memory = space.clone_onto(fd.clone())?;
+        drop(space);
+        let vm = Arc::new(Vm {
+            hv: self.hv.clone(),
+            fd,
+            memory: Mutex::new(memory),
+            runtime: self.runtime,
+            vcpus: Mutex::new(VcpuPool {
+                next_id: 1,
+                ..Default::default()
+            }),
+            counters: Arc::new(VcpuCounters::default()),
+        });
+        let setup = CpuSetup {
+            id: 0,
+            ..forking.setup().clone()
+        };
+        let vcpu = vm.new_vcpu(setup)?;
+        Ok(Forked::Child(vm, vcpu))
+    }
+}
+
+/// A new VM, its descriptor parked.
+fn create_vm_fd(hv: &Hypervisor) -> Result<Arc<VmFd>, VcpuError> {
+    let vm = ioctl("KVM_CREATE_VM", hv.kvm.create_vm())?;
+    let fd = fds::park(vm.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
+    drop(vm);
+    // SAFETY: `fd` is a VM descriptor we just created and own alone.
+    Ok(Arc::new(ioctl("KVM_CREATE_VM", unsafe {
+        hv.kvm.create_vmfd_from_rawfd(fd)
+    })?))
 }
 
 /// Copies the stubs into the arena, builds the IDT, maps them for the guest.

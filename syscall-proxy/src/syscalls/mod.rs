@@ -7,7 +7,8 @@ pub mod procfs;
 
 use vmm::{Syscall, fds};
 
-use crate::exec::{self, ExecResult};
+use crate::clone;
+use crate::exec;
 use crate::host::{self, Errno, SysResult, encode};
 use crate::limits;
 use crate::mm;
@@ -20,10 +21,13 @@ use crate::umem;
 pub enum Action {
     /// Resume the program with this value in RAX.
     Return(u64),
-    /// The program is over.
+    /// The vCPU was set up to continue elsewhere (a fork child's first
+    /// instruction): leave its registers alone.
+    Started,
+    /// exit(2): the calling thread is over, with this status.
+    ExitThread(i32),
+    /// The process is over (exit_group, a fatal signal).
     End(Outcome),
-    /// execve replaced the program: the vCPU is already at its entry.
-    Replaced,
 }
 
 fn ret(r: SysResult) -> Action {
@@ -36,11 +40,19 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
     let nr = sc.nr as i64;
     log::trace!("syscall {} ({}) {:x?}", name(nr), sc.nr, a);
     let action = match nr {
-        libc::SYS_exit | libc::SYS_exit_group => Action::End(Outcome::Exited(a[0] as i32 & 0xff)),
+        libc::SYS_exit => Action::ExitThread(a[0] as i32 & 0xff),
+        libc::SYS_exit_group => Action::End(Outcome::Exited(a[0] as i32 & 0xff)),
         libc::SYS_brk => {
-            let vm = task.vm.clone();
-            let mut space = vm.memory.lock().expect("address space");
-            Action::Return(task.brk.set(&mut space, a[0]))
+            let mut space = task.process.vm.memory.lock().expect("address space");
+            let new = task.process.brk.lock().expect("brk").set(&mut space, a[0]);
+            Action::Return(new)
+        }
+        // Kept by the sandbox, which clears it when the thread exits: the
+        // host thread's own belongs to its thread library.
+        libc::SYS_set_tid_address => {
+            task.clear_child_tid = a[0];
+            // SAFETY: gettid has no preconditions.
+            Action::Return(unsafe { libc::gettid() } as u64)
         }
         libc::SYS_pkey_mprotect if a[3] as i32 != -1 => ret(Err(Errno(libc::EINVAL))),
         libc::SYS_mmap
@@ -86,18 +98,14 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
-        // Processes, exec and namespaces are not proxied yet; io_uring and
-        // ptrace would act on the host process behind the sandbox's back.
-        libc::SYS_execve | libc::SYS_execveat => match exec::execve(task, nr, a) {
-            ExecResult::Failed(e) => ret(Err(e)),
-            ExecResult::Replaced => Action::Replaced,
-            ExecResult::Lost => Action::End(Outcome::Signaled(libc::SIGSEGV)),
-        },
-        libc::SYS_clone
-        | libc::SYS_clone3
-        | libc::SYS_fork
-        | libc::SYS_vfork
-        | libc::SYS_unshare
+        // Returns only if it failed.
+        libc::SYS_execve | libc::SYS_execveat => ret(Err(exec::execve(task, nr, a))),
+        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
+            clone::clone(task, nr, a)
+        }
+        // Namespaces are not proxied; io_uring and ptrace would act on the
+        // host process behind the sandbox's back.
+        libc::SYS_unshare
         | libc::SYS_setns
         | libc::SYS_ptrace
         | libc::SYS_io_uring_setup
@@ -155,7 +163,7 @@ pub(crate) fn checked(
     extra: Option<args::Arg>,
 ) -> SysResult {
     {
-        let space = task.vm.memory.lock().expect("address space");
+        let space = task.process.vm.memory.lock().expect("address space");
         check::check_all(&space, &a, spec)?;
         if let Some(x) = extra {
             check::check(&space, &a, x)?;
@@ -164,16 +172,26 @@ pub(crate) fn checked(
     forward_raw(nr, a)
 }
 
+/// The memory calls; a mapping narrowed for one vCPU is flushed for all
+/// before the lock is released.
 fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
-    let vm = task.vm.clone();
-    let mut space = vm.memory.lock().expect("address space");
+    let mut space = task.process.vm.memory.lock().expect("address space");
+    let r = memory_locked(&mut space, nr, a);
+    if let Err(e) = space.flush() {
+        log::error!("flushing the guest's translations: {e}");
+        task.process.end(Err(e.to_string()));
+    }
+    r
+}
+
+fn memory_locked(space: &mut vmm::AddressSpace, nr: i64, a: [u64; 6]) -> SysResult {
     match nr {
         libc::SYS_mmap => {
             if a[3] as i32 & libc::MAP_ANONYMOUS == 0 && fds::is_parked(a[4] as i32 as i64) {
                 return Err(Errno(libc::EBADF));
             }
             mm::mmap(
-                &mut space,
+                space,
                 a[0],
                 a[1],
                 a[2] as i32,
@@ -182,15 +200,15 @@ fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
                 a[5],
             )
         }
-        libc::SYS_munmap => mm::munmap(&mut space, a[0], a[1]),
-        libc::SYS_mprotect | libc::SYS_pkey_mprotect => mm::mprotect(&mut space, nr as u64, a),
-        libc::SYS_mremap => mm::mremap(&mut space, a),
+        libc::SYS_munmap => mm::munmap(space, a[0], a[1]),
+        libc::SYS_mprotect | libc::SYS_pkey_mprotect => mm::mprotect(space, nr as u64, a),
+        libc::SYS_mremap => mm::mremap(space, a),
         libc::SYS_mincore => {
             let pages = a[1].div_ceil(mm::PAGE);
-            check::check(&space, &a, args::Arg::W(2, args::Len::C(pages)))?;
-            mm::ranged(&space, nr as u64, a)
+            check::check(space, &a, args::Arg::W(2, args::Len::C(pages)))?;
+            mm::ranged(space, nr as u64, a)
         }
-        _ => mm::ranged(&space, nr as u64, a),
+        _ => mm::ranged(space, nr as u64, a),
     }
 }
 
@@ -208,7 +226,7 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
     const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
-    let space = || task.vm.memory.lock().expect("address space");
+    let space = || task.process.vm.memory.lock().expect("address space");
     // KVM failing on its own vCPU: reported, and EIO for the program.
     let kvm_failed = |e: vmm::VcpuError| {
         log::error!("arch_prctl: {e}");
@@ -252,7 +270,7 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
     if a[3] != (signals::NSIG / 8) as u64 {
         return Err(Errno(libc::EINVAL));
     }
-    let space = task.vm.memory.lock().expect("address space");
+    let space = task.process.vm.memory.lock().expect("address space");
     let new = match a[1] {
         0 => None,
         p => Some(umem::read::<KernelSigaction>(&space, p)?),
@@ -260,7 +278,7 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
     if a[2] != 0 && !space.program_can_access(a[2], size_of::<KernelSigaction>() as u64, true) {
         return Err(Errno(libc::EFAULT));
     }
-    let old = task.signals.set(a[0], new)?;
+    let old = task.process.signals.lock().expect("signals").set(a[0], new)?;
     if a[2] != 0 {
         umem::write(&space, a[2], old)?;
     }
@@ -276,8 +294,8 @@ const STACK_T: u64 = size_of::<libc::stack_t>() as u64;
 
 /// sigaltstack(2), recorded for the signal delivery to come.
 fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
-    let space = task.vm.memory.lock().expect("address space");
-    let old = task.signals.altstack;
+    let space = task.process.vm.memory.lock().expect("address space");
+    let old = task.altstack;
     if a[1] != 0 && !space.program_can_access(a[1], STACK_T, true) {
         return Err(Errno(libc::EFAULT));
     }
@@ -287,7 +305,7 @@ fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
         if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
             return Err(Errno(libc::EINVAL));
         }
-        task.signals.altstack = if flags & libc::SS_DISABLE != 0 {
+        task.altstack = if flags & libc::SS_DISABLE != 0 {
             (0, libc::SS_DISABLE, 0)
         } else if size < libc::MINSIGSTKSZ as u64 {
             return Err(Errno(libc::ENOMEM));
@@ -354,7 +372,7 @@ fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
         | libc::PR_GET_ENDIAN => &[W(1, C(INT))],
         libc::PR_GET_TID_ADDRESS => &[W(1, C(PTR))],
         libc::PR_SET_VMA => {
-            let space = task.vm.memory.lock().expect("address space");
+            let space = task.process.vm.memory.lock().expect("address space");
             if !space.program_can_access(a[2], a[3], false) {
                 return Err(Errno(libc::EINVAL));
             }
@@ -379,7 +397,7 @@ fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     if !limits::emulated(pid, resource) {
         return checked(task, libc::SYS_prlimit64, p, spec, None);
     }
-    let space = task.vm.memory.lock().expect("address space");
+    let space = task.process.vm.memory.lock().expect("address space");
     check::check_all(&space, &p, spec)?;
     let new = if new != 0 {
         Some(umem::read::<[u64; 2]>(&space, new)?)
@@ -412,10 +430,11 @@ fn kill(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     };
     if me && (1..=signals::NSIG as u64).contains(&sig) && signals::host_owned(sig as i32) {
         let sig = sig as i32;
-        if task.signals.ignored(sig) {
+        let signals = task.process.signals.lock().expect("signals");
+        if signals.ignored(sig) {
             return Ok(0);
         }
-        if task.signals.handled(sig) {
+        if signals.handled(sig) {
             log::warn!(
                 "signal {sig} sent to the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
             );

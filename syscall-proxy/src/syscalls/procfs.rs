@@ -42,7 +42,7 @@ pub fn exe_path_arg(nr: i64) -> Option<usize> {
 
 /// The NUL-terminated path at `addr`, if it is readable program memory.
 fn path_at(task: &Task, addr: u64) -> Option<Vec<u8>> {
-    let space = task.vm.memory.lock().expect("address space");
+    let space = task.process.vm.memory.lock().expect("address space");
     umem::read_cstr(&space, addr, libc::PATH_MAX as u64).ok()
 }
 
@@ -53,7 +53,7 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
     if !is_alias {
         return checked(task, nr, a, spec, None);
     }
-    let exe = task.exe.as_os_str().as_bytes();
+    let exe = task.process.exe.as_os_str().as_bytes();
     if nr == libc::SYS_readlink || nr == libc::SYS_readlinkat {
         let (buf, size) = (a[i + 1], a[i + 2]);
         if (size as i64) <= 0 {
@@ -61,7 +61,7 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
         }
         let n = exe.len().min(size as usize);
         {
-            let space = task.vm.memory.lock().expect("address space");
+            let space = task.process.vm.memory.lock().expect("address space");
             check::check(
                 &space,
                 &[buf, n as u64, 0, 0, 0, 0],
@@ -75,7 +75,7 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
     // Check the program's own arguments, then let the kernel read the
     // substitute path from the sandbox's memory.
     {
-        let space = task.vm.memory.lock().expect("address space");
+        let space = task.process.vm.memory.lock().expect("address space");
         check::check_all(&space, &a, spec)?;
     }
     let path = CString::new(exe).map_err(|_| Errno(libc::ENOENT))?;

@@ -1,0 +1,453 @@
+//! clone(2), clone3(2), fork(2) and vfork(2): every thread and process the
+//! program creates runs in the sandbox, with its creator's XCR0.
+//!
+//! - A thread (CLONE_THREAD) is a host thread of this process running a
+//!   new vCPU of the same VM. It performs its own system calls, so its tid,
+//!   signal mask and robust list are the kernel's.
+//! - A process without CLONE_VM is a host fork; the child makes a VM of
+//!   its own over its copy of the memory ([`vmm::Vm::fork`]).
+//! - CLONE_VM|CLONE_VFORK (vfork, posix_spawn) is a host child sharing
+//!   this address space, and so this VM, until it executes a program (the
+//!   sandbox again, which gives it an address space of its own) or exits;
+//!   the kernel suspends the parent meanwhile, as natively.
+
+use std::sync::Arc;
+use std::sync::mpsc;
+
+use vmm::{Forked, ThreadState, VcpuError};
+
+use crate::host::Errno;
+use crate::syscalls::Action;
+use crate::task::Task;
+use crate::umem;
+
+/// Host stack of a thread or a vfork child: the run loop and the system
+/// call handlers, never the program.
+const HOST_STACK: usize = 256 << 10;
+
+/// What the program asked for, from any of the four calls.
+#[derive(Clone, Copy, Debug, Default)]
+struct Request {
+    flags: u64,
+    exit_signal: u64,
+    /// The child's stack pointer, 0 to keep the creator's.
+    stack: u64,
+    parent_tid: u64,
+    child_tid: u64,
+    pidfd: u64,
+    tls: u64,
+}
+
+const fn bit(f: libc::c_int) -> u64 {
+    f as u32 as u64
+}
+
+/// CLONE_CLEAR_SIGHAND and CLONE_INTO_CGROUP (include/uapi/linux/sched.h):
+/// libc's values are truncated to c_int.
+const CLONE_CLEAR_SIGHAND: u64 = 0x1_0000_0000;
+const CLONE_INTO_CGROUP: u64 = 0x2_0000_0000;
+/// The low byte of clone's flags: the exit signal.
+const CSIGNAL: u64 = 0xff;
+
+/// Flags a thread may come with; the host thread shares the rest of the
+/// process anyway (descriptors, cwd, System V undo lists).
+const THREAD_FLAGS: u64 = bit(libc::CLONE_VM)
+    | bit(libc::CLONE_FS)
+    | bit(libc::CLONE_FILES)
+    | bit(libc::CLONE_SIGHAND)
+    | bit(libc::CLONE_THREAD)
+    | bit(libc::CLONE_SYSVSEM)
+    | bit(libc::CLONE_SETTLS)
+    | bit(libc::CLONE_PARENT_SETTID)
+    | bit(libc::CLONE_CHILD_SETTID)
+    | bit(libc::CLONE_CHILD_CLEARTID)
+    | bit(libc::CLONE_DETACHED)
+    | bit(libc::CLONE_UNTRACED)
+    | bit(libc::CLONE_IO);
+
+/// Flags a process may come with (CLONE_VM only with CLONE_VFORK).
+const PROCESS_FLAGS: u64 = bit(libc::CLONE_VM)
+    | bit(libc::CLONE_VFORK)
+    | bit(libc::CLONE_SETTLS)
+    | bit(libc::CLONE_PARENT_SETTID)
+    | bit(libc::CLONE_CHILD_SETTID)
+    | bit(libc::CLONE_CHILD_CLEARTID)
+    | bit(libc::CLONE_PIDFD)
+    | bit(libc::CLONE_SYSVSEM)
+    | bit(libc::CLONE_UNTRACED)
+    | bit(libc::CLONE_IO)
+    | CLONE_CLEAR_SIGHAND;
+
+/// Handles clone, clone3, fork and vfork for `task`.
+pub fn clone(task: &mut Task, nr: i64, a: [u64; 6]) -> Action {
+    let r = match read_request(task, nr, a) {
+        Ok(r) => r,
+        Err(e) => return Action::Return(crate::host::encode(Err(e))),
+    };
+    let has = |f: libc::c_int| r.flags & bit(f) != 0;
+    let result = if has(libc::CLONE_THREAD) {
+        supported(r, THREAD_FLAGS).and_then(|()| thread(task, r))
+    } else if has(libc::CLONE_VM) {
+        if has(libc::CLONE_VFORK) {
+            supported(r, PROCESS_FLAGS).and_then(|()| shared_vm_child(task, r))
+        } else {
+            // A process sharing memory that runs alongside its parent
+            // (LinuxThreads): no program of today's libcs does this.
+            log::debug!("clone: CLONE_VM without CLONE_THREAD or CLONE_VFORK: ENOSYS");
+            Err(Errno(libc::ENOSYS))
+        }
+    } else {
+        supported(r, PROCESS_FLAGS).and_then(|()| fork(task, r))
+    };
+    match result {
+        Ok(action) => action,
+        Err(e) => Action::Return(crate::host::encode(Err(e))),
+    }
+}
+
+/// The request as the kernel would read it, with its consistency checks
+/// (kernel/fork.c: copy_process, clone3_args_valid).
+fn read_request(task: &Task, nr: i64, a: [u64; 6]) -> Result<Request, Errno> {
+    let r = match nr {
+        libc::SYS_fork => Request {
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        },
+        libc::SYS_vfork => Request {
+            flags: bit(libc::CLONE_VM) | bit(libc::CLONE_VFORK),
+            exit_signal: libc::SIGCHLD as u64,
+            ..Default::default()
+        },
+        // x86-64 order: flags, stack, parent_tid, child_tid, tls.
+        libc::SYS_clone => {
+            let flags = a[0] & !CSIGNAL & 0xffff_ffff;
+            Request {
+                flags,
+                exit_signal: a[0] & CSIGNAL,
+                stack: a[1],
+                parent_tid: a[2],
+                child_tid: a[3],
+                // The legacy call returns the pidfd through parent_tid.
+                pidfd: if flags & bit(libc::CLONE_PIDFD) != 0 {
+                    a[2]
+                } else {
+                    0
+                },
+                tls: a[4],
+            }
+        }
+        _ => read_clone3(task, a[0], a[1])?,
+    };
+    let has = |f: libc::c_int| r.flags & bit(f) != 0;
+    if (has(libc::CLONE_THREAD) && !has(libc::CLONE_SIGHAND))
+        || (has(libc::CLONE_SIGHAND) && !has(libc::CLONE_VM))
+        || (has(libc::CLONE_NEWNS) && has(libc::CLONE_FS))
+        || (has(libc::CLONE_NEWUSER) && has(libc::CLONE_FS))
+        || (r.flags & CLONE_CLEAR_SIGHAND != 0 && has(libc::CLONE_SIGHAND))
+        || (nr == libc::SYS_clone && has(libc::CLONE_PIDFD) && has(libc::CLONE_PARENT_SETTID))
+    {
+        return Err(Errno(libc::EINVAL));
+    }
+    Ok(r)
+}
+
+fn read_clone3(task: &Task, addr: u64, size: u64) -> Result<Request, Errno> {
+    // CLONE_ARGS_SIZE_VER0: the first version's size.
+    const VER0: u64 = 64;
+    let known = size_of::<libc::clone_args>() as u64;
+    if size < VER0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if size > mm_page() {
+        return Err(Errno(libc::E2BIG));
+    }
+    let space = task.process.vm.memory.lock().expect("address space");
+    let mut bytes = vec![0u8; size as usize];
+    umem::read_bytes(&space, addr, &mut bytes)?;
+    drop(space);
+    // A newer struct's fields the kernel would not know must be zero.
+    if bytes.iter().skip(known as usize).any(|&b| b != 0) {
+        return Err(Errno(libc::E2BIG));
+    }
+    let word = |i: usize| {
+        bytes
+            .get(8 * i..8 * i + 8)
+            .map_or(0, |w| u64::from_le_bytes(w.try_into().expect("8 bytes")))
+    };
+    // struct clone_args: flags, pidfd, child_tid, parent_tid, exit_signal,
+    // stack, stack_size, tls, set_tid, set_tid_size, cgroup.
+    let (flags, stack, stack_size) = (word(0), word(5), word(6));
+    let exit_signal = word(4);
+    if flags & !(0xffff_ffff & !CSIGNAL | CLONE_CLEAR_SIGHAND | CLONE_INTO_CGROUP) != 0
+        || exit_signal & !CSIGNAL != 0
+        || (stack == 0) != (stack_size == 0)
+        || (word(9) != 0 && word(8) == 0)
+    {
+        return Err(Errno(libc::EINVAL));
+    }
+    if flags & bit(libc::CLONE_THREAD) != 0 && exit_signal != 0 {
+        return Err(Errno(libc::EINVAL));
+    }
+    if word(9) != 0 || flags & CLONE_INTO_CGROUP != 0 {
+        // Choosing pids or a cgroup needs privileges the sandbox does not
+        // use on the program's behalf.
+        return Err(Errno(libc::EPERM));
+    }
+    Ok(Request {
+        flags,
+        exit_signal,
+        stack: if stack == 0 { 0 } else { stack + stack_size },
+        parent_tid: word(3),
+        child_tid: word(2),
+        pidfd: word(1),
+        tls: word(7),
+    })
+}
+
+fn mm_page() -> u64 {
+    crate::mm::PAGE
+}
+
+/// ENOSYS, with a trace, for what the sandbox cannot do: namespaces,
+/// CLONE_PARENT, a fork sharing descriptors or cwd, a fork child that
+/// reports to its parent with a signal other than SIGCHLD.
+fn supported(r: Request, allowed: u64) -> Result<(), Errno> {
+    let extra = r.flags & !allowed;
+    let vfork = r.flags & bit(libc::CLONE_VFORK) != 0;
+    let thread = r.flags & bit(libc::CLONE_THREAD) != 0;
+    if extra != 0 || (!thread && !vfork && r.exit_signal != libc::SIGCHLD as u64) {
+        log::debug!(
+            "clone: flags {extra:#x} (exit signal {}) are not supported: ENOSYS",
+            r.exit_signal
+        );
+        return Err(Errno(libc::ENOSYS));
+    }
+    Ok(())
+}
+
+fn kvm_failed(e: VcpuError) -> Errno {
+    log::error!("clone: {e}");
+    Errno(libc::EAGAIN)
+}
+
+/// The state the new task starts from: its creator's, with rax = 0 and
+/// the stack and TLS it was given.
+fn child_state(task: &mut Task, r: Request) -> Result<ThreadState, Errno> {
+    let mut st = task.vcpu.thread_state().map_err(kvm_failed)?;
+    st.regs.rax = 0;
+    if r.stack != 0 {
+        st.regs.rsp = r.stack;
+    }
+    if r.flags & bit(libc::CLONE_SETTLS) != 0 {
+        st.fs_base = r.tls;
+    }
+    Ok(st)
+}
+
+/// In the new task, before the program runs there: CLONE_PARENT_SETTID
+/// (for threads and vfork children, which share memory with the parent),
+/// CLONE_CHILD_SETTID and CLONE_CHILD_CLEARTID. The kernel ignores faults
+/// on these addresses, and so does this.
+fn settid(task: &mut Task, r: Request, parent_too: bool) {
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() } as u32;
+    let space = task.process.vm.memory.lock().expect("address space");
+    if parent_too && r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
+        let _ = umem::write(&space, r.parent_tid, tid);
+    }
+    if r.flags & bit(libc::CLONE_CHILD_SETTID) != 0 {
+        let _ = umem::write(&space, r.child_tid, tid);
+    }
+    drop(space);
+    task.clear_child_tid = if r.flags & bit(libc::CLONE_CHILD_CLEARTID) != 0 {
+        r.child_tid
+    } else {
+        0
+    };
+}
+
+/// In the parent of a process: CLONE_PARENT_SETTID and CLONE_PIDFD.
+fn parent_side(task: &Task, r: Request, pid: libc::pid_t) -> Result<(), Errno> {
+    let space = task.process.vm.memory.lock().expect("address space");
+    if r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
+        let _ = umem::write(&space, r.parent_tid, pid as u32);
+    }
+    if r.flags & bit(libc::CLONE_PIDFD) != 0 {
+        // SAFETY: pidfd_open on the child just made; the descriptor is
+        // close-on-exec, as clone's is.
+        let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+        if fd >= 0 {
+            umem::write(&space, r.pidfd, fd as i32)?;
+        }
+    }
+    Ok(())
+}
+
+/// A new thread: a host thread running a new vCPU of this VM.
+fn thread(task: &mut Task, r: Request) -> Result<Action, Errno> {
+    let st = child_state(task, r)?;
+    let vm = task.process.vm.clone();
+    let mut vcpu = vm.create_vcpu(task.vcpu.xcr0()).map_err(kvm_failed)?;
+    if let Err(e) = vcpu.start_thread(&st) {
+        vm.release_vcpu(vcpu);
+        return Err(kvm_failed(e));
+    }
+    let mut child = Task::new(task.process.clone(), vcpu, false);
+    task.process.thread_started();
+    let (tx, rx) = mpsc::sync_channel(1);
+    let spawned = std::thread::Builder::new()
+        .stack_size(HOST_STACK)
+        .spawn(move || {
+            settid(&mut child, r, true);
+            // SAFETY: gettid has no preconditions.
+            let _ = tx.send(unsafe { libc::gettid() });
+            child.run();
+        });
+    if let Err(e) = spawned {
+        // The closure, and the vCPU in it, are gone: KVM keeps the vCPU.
+        log::debug!("clone: no host thread: {e}");
+        task.process.thread_ended();
+        return Err(Errno(libc::EAGAIN));
+    }
+    let tid = rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
+    Ok(Action::Return(tid as u64))
+}
+
+/// A new process by a host fork. The child continues here, in a VM of its
+/// own, as the only thread of a new [`Process`].
+fn fork(task: &mut Task, r: Request) -> Result<Action, Errno> {
+    let st = child_state(task, r)?;
+    // Read before the fork: no lock another thread might hold can be
+    // taken in the child.
+    let signals = task.process.signals.lock().expect("signals").clone();
+    let brk = *task.process.brk.lock().expect("brk");
+    match task.process.vm.fork(&task.vcpu).map_err(kvm_failed)? {
+        Forked::Parent(pid) => {
+            parent_side(task, r, pid)?;
+            Ok(Action::Return(pid as u64))
+        }
+        Forked::Child(vm, mut vcpu) => {
+            if let Err(e) = vcpu.start_thread(&st) {
+                task.process.end(Err(format!("fork child: {e}")));
+            }
+            let mut signals = signals;
+            if r.flags & CLONE_CLEAR_SIGHAND != 0 {
+                signals.clear_handlers();
+            }
+            let process = Arc::new(task.process.child(vm, brk, signals));
+            // The parent's objects are left as they are (other threads'
+            // stacks, gone in the child, still point at them); their
+            // descriptors were closed by Vm::fork.
+            std::mem::forget(std::mem::replace(&mut task.vcpu, vcpu));
+            std::mem::forget(std::mem::replace(&mut task.process, process));
+            task.leader = true;
+            settid(task, r, false);
+            Ok(Action::Started)
+        }
+    }
+}
+
+/// A vfork child: a host process sharing this address space (CLONE_VM),
+/// on a vCPU of this VM, while the kernel holds the parent until the
+/// child executes a program or exits (CLONE_VFORK).
+fn shared_vm_child(task: &mut Task, r: Request) -> Result<Action, Errno> {
+    let st = child_state(task, r)?;
+    let vm = task.process.vm.clone();
+    let mut vcpu = vm.create_vcpu(task.vcpu.xcr0()).map_err(kvm_failed)?;
+    if let Err(e) = vcpu.start_thread(&st) {
+        vm.release_vcpu(vcpu);
+        return Err(kvm_failed(e));
+    }
+    let mut signals = task.process.signals.lock().expect("signals").clone();
+    if r.flags & CLONE_CLEAR_SIGHAND != 0 {
+        signals.clear_handlers();
+    }
+    let brk = *task.process.brk.lock().expect("brk");
+    let process = Arc::new(task.process.child(vm.clone(), brk, signals));
+    let mut child = Box::new(Child {
+        task: Task::new(process, vcpu, true),
+        request: r,
+    });
+    child.task.altstack = task.altstack;
+    let stack = HostStack::new()?;
+    let flags = libc::CLONE_VM | libc::CLONE_VFORK | r.exit_signal as libc::c_int;
+    // SAFETY: the child runs `vfork_child` on its own stack with the Box,
+    // which outlives it: the kernel resumes this thread only once the child
+    // has executed a program or exited, and only then is the Box dropped.
+    let pid = unsafe {
+        libc::clone(
+            vfork_child,
+            stack.top(),
+            flags,
+            (&mut *child as *mut Child).cast(),
+        )
+    };
+    let errno = std::io::Error::last_os_error().raw_os_error();
+    vm.release_vcpu(child.task.vcpu);
+    if pid < 0 {
+        return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
+    }
+    parent_side(task, r, pid)?;
+    Ok(Action::Return(pid as u64))
+}
+
+/// What a vfork child borrows from its parent.
+struct Child {
+    task: Task,
+    request: Request,
+}
+
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's Box<Child>, untouched by the parent
+    // until this process has executed a program or exited.
+    let child = unsafe { &mut *arg.cast::<Child>() };
+    settid(&mut child.task, child.request, true);
+    child.task.run_to_end()
+}
+
+/// A host stack for a vfork child, unmapped when the parent resumes.
+struct HostStack(*mut libc::c_void);
+
+impl HostStack {
+    fn new() -> Result<HostStack, Errno> {
+        // SAFETY: a fresh anonymous mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                HOST_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno(libc::EAGAIN));
+        }
+        Ok(HostStack(p))
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        self.0.wrapping_byte_add(HOST_STACK)
+    }
+}
+
+impl Drop for HostStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used by the child.
+        unsafe { libc::munmap(self.0, HOST_STACK) };
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thread_and_process_flags_are_disjoint_where_they_must_be() {
+        assert_eq!(PROCESS_FLAGS & bit(libc::CLONE_THREAD), 0);
+        assert_eq!(PROCESS_FLAGS & bit(libc::CLONE_SIGHAND), 0);
+        assert_eq!(THREAD_FLAGS & bit(libc::CLONE_VFORK), 0);
+        assert_eq!(bit(libc::CLONE_PIDFD), 0x1000);
+    }
+}

@@ -1,0 +1,168 @@
+//! A process of the program: what its threads share (the VM and its address
+//! space, the heap break, signal dispositions, the executable, counters)
+//! and how it ends.
+//!
+//! Each process of the program is one host process of the sandbox, with
+//! the program's real pid; each of its threads is a host thread running
+//! one vCPU of the process's VM ([`crate::task`]).
+
+use std::os::fd::RawFd;
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use vmm::Vm;
+use vmm::memory::MemoryStats;
+
+use crate::mm::Brk;
+use crate::signals::Signals;
+use crate::task::Outcome;
+
+/// What the sandbox was asked for that a fork or an exec passes on.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// `-v` count, for a re-executed sandbox.
+    pub verbose: u8,
+    /// Whether this process reports `--stats` when it ends: only the
+    /// initial process (and what it execs) does.
+    pub stats: bool,
+    /// The sandbox's own stderr (parked), kept across an exec.
+    pub report_fd: Option<RawFd>,
+}
+
+/// Ends the host process as the program's process ended (or the sandbox
+/// failed): provided by the binary, which owns the reporting.
+pub type Finish = fn(&Process, Result<Outcome, String>) -> !;
+
+/// Counts for `--stats`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Stats {
+    pub syscalls: u64,
+    pub exceptions: u64,
+    pub exits: u64,
+    pub other_ioctls: u64,
+    pub memory: MemoryStats,
+}
+
+#[derive(Debug, Default)]
+struct Live {
+    threads: usize,
+    /// The leader's status once it called exit(2) with others running.
+    leader_exit: Option<i32>,
+}
+
+pub struct Process {
+    pub vm: Arc<Vm>,
+    pub brk: Mutex<Brk>,
+    pub signals: Mutex<Signals>,
+    /// The program's executable (the ELF mapped, absolute): what
+    /// /proc/self/exe names for the program, rather than the sandbox.
+    pub exe: PathBuf,
+    pub options: Options,
+    syscalls: AtomicU64,
+    exceptions: AtomicU64,
+    /// Signals whose dropping was reported (bit n-1 for signal n).
+    dropped: AtomicU64,
+    live: Mutex<Live>,
+    alone: Condvar,
+    finish: Finish,
+}
+
+impl Process {
+    pub fn new(
+        vm: Arc<Vm>,
+        brk: Brk,
+        signals: Signals,
+        exe: PathBuf,
+        options: Options,
+        finish: Finish,
+    ) -> Process {
+        Process {
+            vm,
+            brk: Mutex::new(brk),
+            signals: Mutex::new(signals),
+            exe,
+            options,
+            syscalls: AtomicU64::new(0),
+            exceptions: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            live: Mutex::new(Live {
+                threads: 1,
+                leader_exit: None,
+            }),
+            alone: Condvar::new(),
+            finish,
+        }
+    }
+
+    /// The process of a child (fork, vfork) that starts with `signals`
+    /// and `brk`, read from this one: the same executable and options, over
+    /// `vm` (its own after a fork, this one's for vfork), one thread, no
+    /// `--stats`.
+    pub fn child(&self, vm: Arc<Vm>, brk: Brk, signals: Signals) -> Process {
+        let options = Options {
+            stats: false,
+            ..self.options.clone()
+        };
+        Process::new(vm, brk, signals, self.exe.clone(), options, self.finish)
+    }
+
+    pub fn count_syscall(&self) {
+        self.syscalls.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn count_exception(&self) {
+        self.exceptions.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Of the signals in `mask`, those dropped for the first time.
+    pub fn first_drops(&self, mask: u64) -> u64 {
+        mask & !self.dropped.fetch_or(mask, Ordering::Relaxed)
+    }
+
+    pub fn stats(&self) -> Stats {
+        let c = &self.vm.counters;
+        Stats {
+            syscalls: self.syscalls.load(Ordering::Relaxed),
+            exceptions: self.exceptions.load(Ordering::Relaxed),
+            exits: c.exits.load(Ordering::Relaxed),
+            other_ioctls: c.other_ioctls.load(Ordering::Relaxed),
+            // Another thread may be ending mid-update: then no memory counts.
+            memory: self.vm.memory.try_lock().map(|m| m.stats).unwrap_or_default(),
+        }
+    }
+
+    /// A thread was created.
+    pub fn thread_started(&self) {
+        self.live.lock().expect("threads").threads += 1;
+    }
+
+    /// A thread other than the leader ended.
+    pub fn thread_ended(&self) {
+        let mut live = self.live.lock().expect("threads");
+        live.threads -= 1;
+        if live.threads == 0 {
+            self.alone.notify_all();
+        }
+    }
+
+    /// The leader called exit(2): the process lives on until its last
+    /// thread ends, then exits with the leader's status, as Linux reports
+    /// a thread group whose leader exited first.
+    pub fn leader_exited(&self, code: i32) -> ! {
+        let mut live = self.live.lock().expect("threads");
+        live.leader_exit = Some(code);
+        live.threads -= 1;
+        while live.threads > 0 {
+            live = self.alone.wait(live).expect("threads");
+        }
+        drop(live);
+        self.end(Ok(Outcome::Exited(code)))
+    }
+
+    /// Ends the whole process (exit_group, a fatal signal, an internal
+    /// error), whichever thread asks.
+    pub fn end(&self, r: Result<Outcome, String>) -> ! {
+        (self.finish)(self, r)
+    }
+}

@@ -77,6 +77,36 @@ fn release(claimed: &[(u64, u64)]) {
     }
 }
 
+/// Takes [start, end) out of the guest's view before the host changes it:
+/// once this returns, no vCPU can reach those pages (KVM applied the flush
+/// to all), so a thread racing with the change faults as natively rather
+/// than reaching host pages in flux. Returns the pieces, to restore if
+/// the host call fails.
+fn withdraw(space: &mut AddressSpace, start: u64, end: u64) -> Result<Vec<(u64, u64, Prot)>, Errno> {
+    let old = space.program().overlapping(start, end);
+    for &(s, e, _) in &old {
+        space.unmap_program(s, e);
+    }
+    flush(space)?;
+    Ok(old)
+}
+
+/// Puts back what [`withdraw`] took, after the host call failed.
+fn restore(space: &mut AddressSpace, pieces: &[(u64, u64, Prot)]) {
+    for &(s, e, prot) in pieces {
+        if let Err(e) = space.map_program(s, e, prot) {
+            log::error!("guest mirror: {e}");
+        }
+    }
+}
+
+fn flush(space: &mut AddressSpace) -> Result<(), Errno> {
+    space.flush().map_err(|e| {
+        log::error!("flushing the guest's translations: {e}");
+        Errno(libc::ENOMEM)
+    })
+}
+
 /// mmap(2) for the program.
 pub fn mmap(
     space: &mut AddressSpace,
@@ -116,6 +146,7 @@ pub fn mmap(
     )?;
     // The placeholders stand where NOREPLACE would now refuse.
     let flags = (flags & !libc::MAP_FIXED_NOREPLACE) | libc::MAP_FIXED;
+    let replaced = withdraw(space, start, end)?;
     // SAFETY: the range holds only program mappings and the placeholders
     // just claimed.
     match unsafe { host::mmap(start, len, prot, flags, fd, off) } {
@@ -124,6 +155,7 @@ pub fn mmap(
             Ok(got)
         }
         Err(e) => {
+            restore(space, &replaced);
             release(&claimed);
             Err(e)
         }
@@ -156,10 +188,9 @@ pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
         return Err(Errno(libc::EINVAL));
     }
     let (start, end) = range(addr, len)?;
-    for (s, e, _) in space.program().overlapping(start, end) {
-        // SAFETY: a program mapping.
+    for (s, e, _) in withdraw(space, start, end)? {
+        // SAFETY: a program mapping, out of the guest's view.
         unsafe { host::munmap(s, e - s)? };
-        space.unmap_program(s, e);
     }
     Ok(0)
 }
@@ -176,9 +207,25 @@ pub fn mprotect(space: &mut AddressSpace, nr: u64, args: [u64; 6]) -> SysResult 
     if !owns(space, start, end) {
         return Err(Errno(libc::ENOMEM));
     }
+    // Rights taken away go first in the guest (see `withdraw`), rights
+    // given go after the host's.
+    let new = Prot::from_linux(args[2] as i32);
+    let old = space.program().overlapping(start, end);
+    if old.iter().any(|&(_, _, p)| p.0 & !new.0 != 0) {
+        for &(s, e, p) in &old {
+            if let Err(err) = space.map_program(s, e, Prot(p.0 & new.0)) {
+                log::error!("guest mirror: {err}");
+                return Err(Errno(libc::ENOMEM));
+            }
+        }
+        flush(space)?;
+    }
     // SAFETY: the range is program memory; protection changes there cannot
     // affect the sandbox.
-    unsafe { host::syscall(nr, args)? };
+    if let Err(e) = unsafe { host::syscall(nr, args) } {
+        restore(space, &old);
+        return Err(e);
+    }
     space_map(space, start, end - start, args[2] as i32)?;
     Ok(0)
 }
@@ -203,25 +250,38 @@ pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     } else {
         Vec::new()
     };
+    // The pages may move: out of the guest's view first (see `withdraw`).
+    let mut moved = withdraw(space, old_start, old_end)?;
+    if flags & libc::MREMAP_FIXED != 0 {
+        let (s, e) = range(new_addr, new_len)?;
+        moved.extend(withdraw(space, s, e)?);
+    }
     // SAFETY: the old range is program memory and a fixed target was
     // claimed above; otherwise the kernel picks free space.
     let got = match unsafe { host::syscall(libc::SYS_mremap as u64, args) } {
         Ok(got) => got,
         Err(e) => {
+            restore(space, &moved);
             release(&claimed);
             return Err(e);
         }
     };
     let prot_bits = prot.0 as i32;
-    if got == old_start {
-        if new_len < old_end - old_start {
-            space.unmap_program(old_start + new_len, old_end);
-        }
-    } else if flags & libc::MREMAP_DONTUNMAP == 0 {
-        space.unmap_program(old_start, old_end);
+    if got != old_start && flags & libc::MREMAP_DONTUNMAP != 0 {
+        // The old range stays mapped (now empty anonymous memory).
+        restore(space, &withdrawn_in(&moved, old_start, old_end));
     }
     space_map(space, got, new_len, prot_bits)?;
     Ok(got)
+}
+
+/// The pieces of `pieces` within [start, end).
+fn withdrawn_in(pieces: &[(u64, u64, Prot)], start: u64, end: u64) -> Vec<(u64, u64, Prot)> {
+    pieces
+        .iter()
+        .filter(|&&(s, e, _)| s < end && e > start)
+        .map(|&(s, e, p)| (s.max(start), e.min(end), p))
+        .collect()
 }
 
 /// madvise, mlock, munlock, msync, mincore: allowed on program memory only.

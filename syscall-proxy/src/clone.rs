@@ -303,13 +303,17 @@ fn thread(task: &mut Task, r: Request) -> Result<Action, Errno> {
             let _ = tx.send(unsafe { libc::gettid() });
             child.run();
         });
-    if let Err(e) = spawned {
-        // The closure, and the vCPU in it, are gone: KVM keeps the vCPU.
-        log::debug!("clone: no host thread: {e}");
-        task.process.thread_ended();
-        return Err(Errno(libc::EAGAIN));
-    }
+    let handle = match spawned {
+        Ok(h) => h,
+        Err(e) => {
+            // The closure, and the vCPU in it, are gone: KVM keeps the vCPU.
+            log::debug!("clone: no host thread: {e}");
+            task.process.thread_ending(0, 0);
+            return Err(Errno(libc::EAGAIN));
+        }
+    };
     let tid = rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
+    task.process.adopt_thread(tid, handle);
     Ok(Action::Return(tid as u64))
 }
 

@@ -6,10 +6,13 @@
 //! the program's real pid; each of its threads is a host thread running
 //! one vCPU of the process's VM ([`crate::task`]).
 
+use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex};
+use std::thread::JoinHandle;
 
 use vmm::Vm;
 use vmm::memory::MemoryStats;
@@ -65,7 +68,19 @@ pub struct Process {
     dropped: AtomicU64,
     live: Mutex<Live>,
     alone: Condvar,
+    reaper: Mutex<Reaper>,
+    /// A host thread was handed to the reaper.
+    adopted: Condvar,
     finish: Finish,
+}
+
+/// Waits for ended threads' host threads to be gone before their
+/// CLONE_CHILD_CLEARTID is cleared, as the kernel clears it at the very
+/// end of a thread: a joiner then finds the thread gone, as natively.
+#[derive(Default)]
+struct Reaper {
+    handles: HashMap<libc::pid_t, JoinHandle<()>>,
+    ended: Option<Sender<(libc::pid_t, u64)>>,
 }
 
 impl Process {
@@ -91,6 +106,8 @@ impl Process {
                 leader_exit: None,
             }),
             alone: Condvar::new(),
+            reaper: Mutex::default(),
+            adopted: Condvar::new(),
             finish,
         }
     }
@@ -137,8 +154,77 @@ impl Process {
         self.live.lock().expect("threads").threads += 1;
     }
 
-    /// A thread other than the leader ended.
-    pub fn thread_ended(&self) {
+    /// A thread's host thread `tid` was made: the reaper joins it once it
+    /// has ended.
+    pub fn adopt_thread(self: &Arc<Self>, tid: libc::pid_t, handle: JoinHandle<()>) {
+        let mut reaper = self.reaper.lock().expect("reaper");
+        reaper.handles.insert(tid, handle);
+        if reaper.ended.is_none() {
+            let (tx, rx) = mpsc::channel();
+            let me = self.clone();
+            let spawned = std::thread::Builder::new()
+                .name("reaper".into())
+                .stack_size(64 << 10)
+                .spawn(move || {
+                    for (tid, ctid) in rx {
+                        me.reap(tid, ctid);
+                    }
+                });
+            match spawned {
+                Ok(_) => reaper.ended = Some(tx),
+                Err(e) => log::error!("no reaper thread: {e}"),
+            }
+        }
+        self.adopted.notify_all();
+    }
+
+    /// A thread other than the leader ends (its host thread `tid` is about
+    /// to return), with `ctid` its CLONE_CHILD_CLEARTID address.
+    pub fn thread_ending(&self, tid: libc::pid_t, ctid: u64) {
+        let reaper = self.reaper.lock().expect("reaper");
+        match &reaper.ended {
+            Some(tx) => {
+                let _ = tx.send((tid, ctid));
+            }
+            None => {
+                drop(reaper);
+                self.clear_child_tid(ctid);
+                self.thread_ended();
+            }
+        }
+    }
+
+    fn reap(&self, tid: libc::pid_t, ctid: u64) {
+        let mut reaper = self.reaper.lock().expect("reaper");
+        let handle = loop {
+            if let Some(h) = reaper.handles.remove(&tid) {
+                break h;
+            }
+            // The thread ended before its creator handed it over.
+            reaper = self.adopted.wait(reaper).expect("reaper");
+        };
+        drop(reaper);
+        let _ = handle.join();
+        self.clear_child_tid(ctid);
+        self.thread_ended();
+    }
+
+    /// CLONE_CHILD_CLEARTID at a thread's end: what the kernel does in
+    /// mm_release, so that pthread_join wakes.
+    pub fn clear_child_tid(&self, ctid: u64) {
+        if ctid == 0 {
+            return;
+        }
+        let space = self.vm.memory.lock().expect("address space");
+        if crate::umem::write(&space, ctid, 0u32).is_ok() {
+            drop(space);
+            // SAFETY: FUTEX_WAKE on a program address checked writable
+            // above; shared waiters, as mm_release wakes.
+            unsafe { libc::syscall(libc::SYS_futex, ctid, libc::FUTEX_WAKE, 1) };
+        }
+    }
+
+    fn thread_ended(&self) {
         let mut live = self.live.lock().expect("threads");
         live.threads -= 1;
         if live.threads == 0 {

@@ -69,12 +69,13 @@ impl Task {
             Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
             Err(e) => process.end(Err(e.to_string())),
             Ok(Ended::Thread(code)) => {
-                self.clear_tid();
                 if self.leader {
+                    process.clear_child_tid(self.clear_child_tid);
                     process.leader_exited(code);
                 }
                 process.vm.release_vcpu(self.vcpu);
-                process.thread_ended();
+                // SAFETY: gettid has no preconditions.
+                process.thread_ending(unsafe { libc::gettid() }, self.clear_child_tid);
             }
         }
     }
@@ -84,28 +85,11 @@ impl Task {
     pub fn run_to_end(&mut self) -> ! {
         match self.run_until_end() {
             Ok(Ended::Thread(code)) => {
-                self.clear_tid();
+                self.process.clear_child_tid(self.clear_child_tid);
                 self.process.leader_exited(code)
             }
             Ok(Ended::Process(outcome)) => self.process.end(Ok(outcome)),
             Err(e) => self.process.end(Err(e.to_string())),
-        }
-    }
-
-    /// CLONE_CHILD_CLEARTID at the thread's exit: what the kernel does in
-    /// mm_release, so that pthread_join wakes.
-    fn clear_tid(&self) {
-        if self.clear_child_tid == 0 {
-            return;
-        }
-        let space = self.process.vm.memory.lock().expect("address space");
-        if crate::umem::write(&space, self.clear_child_tid, 0u32).is_ok() {
-            drop(space);
-            // SAFETY: FUTEX_WAKE on a program address checked writable
-            // above; the kernel wakes shared waiters, as mm_release does.
-            unsafe {
-                libc::syscall(libc::SYS_futex, self.clear_child_tid, libc::FUTEX_WAKE, 1)
-            };
         }
     }
 

@@ -42,8 +42,9 @@ pub fn adopt(fd: RawFd) {
     PARKED.lock().expect("fd registry").insert(fd);
 }
 
-/// How many descriptors the sandbox may park.
-const SPAN: RawFd = 256;
+/// How many descriptors the sandbox may park: one per vCPU, so one per
+/// thread alive at once, and a few more.
+const SPAN: RawFd = 1024;
 
 fn nofile() -> io::Result<libc::rlimit> {
     let mut r = libc::rlimit {
@@ -84,7 +85,8 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
             hard as RawFd
         } else {
             libc::setrlimit(libc::RLIMIT_NOFILE, &under);
-            (hard as RawFd - SPAN).max(0)
+            // Never into the lower half, where programs' numbers live.
+            (hard as RawFd - SPAN).max(hard as RawFd / 2)
         };
         let high = libc::fcntl(fd, libc::F_DUPFD_CLOEXEC, base);
         libc::setrlimit(libc::RLIMIT_NOFILE, &lim);

@@ -10,12 +10,16 @@
 mod common;
 
 use std::ffi::OsStr;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
 
 use common::*;
+
+const PYTHON: &str = "/usr/bin/python3";
 
 /// How long one run may take, natively or in the sandbox.
 const LIMIT: Duration = Duration::from_secs(120);
@@ -117,6 +121,20 @@ fn same<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], env: &[(&str, &str)]) -> 
     n
 }
 
+/// A fresh directory `name` under the scratch directory.
+fn fresh_dir(name: &str) -> PathBuf {
+    let d = scratch().join(name);
+    let _ = std::fs::remove_dir_all(&d);
+    std::fs::create_dir_all(&d).unwrap();
+    d
+}
+
+/// Writes `text` to `path` as an executable file.
+fn executable(path: &Path, text: &str) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
 #[test]
 fn pthreads_compute_synchronise_and_join_as_natively() {
     if !kvm() {
@@ -174,4 +192,242 @@ fn main_calling_pthread_exit_leaves_the_other_threads_running() {
         stdout(&n),
         "main calls pthread_exit\nthe last thread finishes\n"
     );
+}
+
+#[test]
+fn python_threading_with_a_hundred_workers() {
+    if !kvm() {
+        return;
+    }
+    let script = "import threading\n\
+        results = [0] * 100\n\
+        def work(i):\n    results[i] = sum(k * k for k in range(i * 1000, (i + 1) * 1000))\n\
+        workers = [threading.Thread(target=work, args=(i,)) for i in range(100)]\n\
+        for w in workers: w.start()\n\
+        for w in workers: w.join()\n\
+        print(len(results), results[0], results[99], sum(results))\n\
+        print('alive after join:', threading.active_count())\n";
+    let n = same(&[PYTHON, "-c", script], &[]);
+    assert_exit(&n, 0);
+    assert_eq!(
+        stdout(&n),
+        "100 332833500 9900233833500 333328333350000\nalive after join: 1\n"
+    );
+}
+
+#[test]
+fn a_shell_pipeline() {
+    if !kvm() {
+        return;
+    }
+    let n = same(&["/bin/sh", "-c", "echo a | tr a b"], &[]);
+    assert_eq!(stdout(&n), "b\n");
+}
+
+#[test]
+fn a_bash_script_with_subshells_substitutions_and_a_background_job() {
+    if !kvm() {
+        return;
+    }
+    let script = scratch().join("processes.bash");
+    executable(
+        &script,
+        r#"#!/bin/bash
+printf '%s\n' pear apple fig | sort | tr a-z A-Z
+( cd /; echo "subshell in $PWD"; exit 3 )
+echo "subshell status $?"
+[ "$PWD" != / ] && echo "the parent did not move"
+words=$(echo one two three | wc -w)
+echo "command substitution: $words words, $(echo "$(echo nested)")"
+( sleep 0.1; echo "background job done"; exit 4 ) &
+wait $!
+echo "wait status $?"
+exit 7
+"#,
+    );
+    let n = same(&[script.as_os_str()], &[]);
+    assert_exit(&n, 7);
+    assert_eq!(
+        stdout(&n),
+        "APPLE\nFIG\nPEAR\nsubshell in /\nsubshell status 3\nthe parent did not move\n\
+         command substitution: 3 words, nested\nbackground job done\nwait status 4\n"
+    );
+}
+
+const MAKEFILE: &str = "\
+report: a.txt b.txt c.txt
+\tcat a.txt b.txt c.txt
+a.txt:
+\techo alpha > a.txt
+b.txt:
+\techo beta > b.txt
+c.txt:
+\techo gamma > c.txt
+fail:
+\techo about to fail
+\texit 3
+";
+
+/// `make ARGS` in a directory of its own holding MAKEFILE, natively or in
+/// the sandbox, without the MAKEFLAGS of any make running the tests.
+fn make(sandboxed: bool, args: &[&str]) -> Output {
+    let dir = scratch().join(if sandboxed {
+        "make-sandbox"
+    } else {
+        "make-native"
+    });
+    if !dir.exists() {
+        std::fs::create_dir_all(&dir).unwrap();
+        std::fs::write(dir.join("Makefile"), MAKEFILE).unwrap();
+    }
+    let mut c = command(sandboxed, &[&["make"][..], args].concat());
+    c.current_dir(&dir);
+    for v in ["MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEFILES"] {
+        c.env_remove(v);
+    }
+    run_limited(c)
+}
+
+#[test]
+fn make_runs_recipes_in_parallel_and_reports_a_failing_one() {
+    if !kvm() {
+        return;
+    }
+    let sorted = |o: &Output| {
+        let mut lines: Vec<String> = stdout(o).lines().map(String::from).collect();
+        lines.sort();
+        lines
+    };
+    let (n, s) = (make(false, &["-j2"]), make(true, &["-j2"]));
+    assert_exit(&n, 0);
+    assert_eq!(status(&s), status(&n), "make -j2: status\n{}", both(&n, &s));
+    assert_eq!(sorted(&s), sorted(&n), "make -j2: stdout\n{}", both(&n, &s));
+    assert_eq!(stderr(&s), stderr(&n), "make -j2: stderr\n{}", both(&n, &s));
+    assert_eq!(
+        sorted(&n),
+        [
+            "alpha",
+            "beta",
+            "cat a.txt b.txt c.txt",
+            "echo alpha > a.txt",
+            "echo beta > b.txt",
+            "echo gamma > c.txt",
+            "gamma"
+        ]
+    );
+    let (n, s) = (make(false, &["fail"]), make(true, &["fail"]));
+    assert_exit(&n, 2);
+    assert!(stderr(&n).contains("fail] Error 3"), "{}", stderr(&n));
+    assert_same("make fail", &n, &s);
+}
+
+#[test]
+fn python_subprocess_and_a_multiprocessing_pool() {
+    if !kvm() {
+        return;
+    }
+    let script = scratch().join("processes-subprocess.py");
+    std::fs::write(
+        &script,
+        "import multiprocessing, subprocess\n\
+         \n\
+         def square(x):\n    return x * x\n\
+         \n\
+         if __name__ == '__main__':\n\
+         \x20   r = subprocess.run(['/bin/echo', 'hi'], capture_output=True)\n\
+         \x20   print(r.returncode, r.stdout)\n\
+         \x20   try:\n\
+         \x20       subprocess.run(['/nonexistent/program'])\n\
+         \x20   except FileNotFoundError as e:\n\
+         \x20       print('FileNotFoundError', e.errno, e.strerror, e.filename)\n\
+         \x20   with multiprocessing.Pool(2) as pool:\n\
+         \x20       print(pool.map(square, range(10)))\n",
+    )
+    .unwrap();
+    let n = same(&[OsStr::new(PYTHON), script.as_os_str()], &[]);
+    assert_exit(&n, 0);
+    assert_eq!(
+        stdout(&n),
+        "0 b'hi\\n'\n\
+         FileNotFoundError 2 No such file or directory /nonexistent/program\n\
+         [0, 1, 4, 9, 16, 25, 36, 49, 64, 81]\n"
+    );
+}
+
+#[test]
+fn gcc_compiles_and_links_and_its_program_runs() {
+    if !kvm() {
+        return;
+    }
+    let dir = fresh_dir("gcc");
+    std::fs::write(
+        dir.join("file.c"),
+        "#include <stdio.h>\n#include <stdlib.h>\n\
+         static int cmp(const void *a, const void *b) { return *(int *)a - *(int *)b; }\n\
+         int main(void) {\n\
+         \x20   int v[] = {5, 3, 9, 1, 7};\n\
+         \x20   qsort(v, 5, sizeof v[0], cmp);\n\
+         \x20   double x = 1;\n\
+         \x20   for (int i = 0; i < 10; i++) x *= 1.5;\n\
+         \x20   printf(\"%d %d %d %d %d %.3f\\n\", v[0], v[1], v[2], v[3], v[4], x);\n\
+         \x20   return 0;\n}\n",
+    )
+    .unwrap();
+    let compile = |sandboxed: bool, out: &str| {
+        let mut c = command(sandboxed, &["gcc", "-O1", "-o", out, "file.c"]);
+        c.current_dir(&dir);
+        run_limited(c)
+    };
+    let (n, s) = (compile(false, "native"), compile(true, "sandboxed"));
+    assert_exit(&n, 0);
+    assert_same("gcc -O1 -o OUT file.c", &n, &s);
+    let (n, s) = (
+        run_limited(command(false, &[dir.join("native")])),
+        run_limited(command(true, &[dir.join("sandboxed")])),
+    );
+    assert_exit(&n, 0);
+    assert_eq!(stdout(&n), "1 3 5 7 9 57.665\n");
+    assert_same("the program gcc built", &n, &s);
+    assert!(
+        std::fs::read(dir.join("sandboxed")).unwrap() == std::fs::read(dir.join("native")).unwrap(),
+        "gcc in the sandbox built a different binary from the same source"
+    );
+}
+
+#[test]
+fn python3_through_a_path_shim_that_forks() {
+    if !kvm() {
+        return;
+    }
+    // A shim that runs python as a child (the last line keeps bash from
+    // exec'ing it), first in PATH.
+    let dir = fresh_dir("shim");
+    executable(
+        &dir.join("python3"),
+        &format!("#!/bin/bash\necho via the shim >&2\n{PYTHON} \"$@\"\nexit $?\n"),
+    );
+    let path = std::env::var("PATH").unwrap_or_default();
+    let path = format!("{}:{path}", dir.display());
+    let n = same(&["python3", "-c", "print(6*7)"], &[("PATH", &path)]);
+    assert_exit(&n, 0);
+    assert_eq!(
+        (stdout(&n).as_str(), stderr(&n).as_str()),
+        ("42\n", "via the shim\n")
+    );
+    // This machine's own python3 in PATH, when it is a script (pyenv's shim).
+    let found = std::env::var_os("PATH")
+        .map(|p| {
+            std::env::split_paths(&p)
+                .map(|d| d.join("python3"))
+                .find(|f| f.is_file())
+        })
+        .unwrap_or_default();
+    match found {
+        Some(f) if std::fs::read(&f).unwrap().starts_with(b"#!") => {
+            let n = same(&["python3", "-c", "print(6*7)"], &[]);
+            assert_exit(&n, 0);
+            assert_eq!(stdout(&n), "42\n", "{}", f.display());
+        }
+        _ => eprintln!("python3 in PATH is not a script: tested the shim built here only"),
+    }
 }

@@ -355,6 +355,28 @@ fn python_subprocess_and_a_multiprocessing_pool() {
 }
 
 #[test]
+fn posix_spawn_vfork_fork_and_pipes_from_c() {
+    if !kvm() {
+        return;
+    }
+    let spawn = guest("spawn", &[]);
+    let n = same(&[spawn.as_os_str()], &[]);
+    assert_exit(&n, 0);
+    assert_eq!(
+        stdout(&n),
+        "posix_spawn missing: No such file or directory\n\
+         spawned echo\n\
+         posix_spawn echo: exited 0\n\
+         vfork: exited 5\n\
+         fork: exited 6\n\
+         fork+SIGTERM: killed by signal 15\n\
+         parent read: through the pipe: child_pid_differs=1 child_ppid_is_parent=1\n\
+         pipe writer: exited 0\n\
+         parent_pid_unchanged=1\n"
+    );
+}
+
+#[test]
 fn gcc_compiles_and_links_and_its_program_runs() {
     if !kvm() {
         return;

@@ -453,3 +453,41 @@ fn python3_through_a_path_shim_that_forks() {
         _ => eprintln!("python3 in PATH is not a script: tested the shim built here only"),
     }
 }
+
+/// No core file when a run dies by a signal.
+fn no_core_file() {
+    let zero = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: setrlimit reads a local; async-signal-safe.
+    unsafe { libc::setrlimit(libc::RLIMIT_CORE, &zero) };
+}
+
+#[test]
+fn a_thread_touching_a_page_taken_away_under_it_dies_by_sigsegv() {
+    if !kvm() {
+        return;
+    }
+    let race = guest("unmap-race", &["-pthread"]);
+    for (mode, what) in [
+        ("1", "munmap"),
+        ("2", "mprotect PROT_NONE"),
+        ("3", "mprotect PROT_READ"),
+    ] {
+        let [n, s] = [false, true].map(|sandboxed| {
+            run_limited(with_pre_exec(
+                command(sandboxed, &[race.as_os_str(), OsStr::new(mode)]),
+                no_core_file,
+            ))
+        });
+        eprintln!("{what}: native {:?}, sandbox {:?}", n.status, s.status);
+        assert_signal(&n, libc::SIGSEGV);
+        assert_signal(&s, libc::SIGSEGV);
+        assert_eq!(
+            stdout(&s),
+            "",
+            "{what}: the spinner survived in the sandbox"
+        );
+    }
+}

@@ -491,3 +491,58 @@ fn a_thread_touching_a_page_taken_away_under_it_dies_by_sigsegv() {
         );
     }
 }
+
+/// churn's key=value output, with the line for `key` parsed.
+fn number(kv: &std::collections::HashMap<String, String>, key: &str) -> i64 {
+    kv.get(key)
+        .unwrap_or_else(|| panic!("no {key} in {kv:?}"))
+        .parse()
+        .unwrap_or_else(|e| panic!("{key}: {e}"))
+}
+
+#[test]
+fn a_thousand_children_and_threads_leave_nothing_behind() {
+    if !kvm() {
+        return;
+    }
+    let churn = guest("churn", &["-pthread"]);
+    // Natively: the program itself finds no leak.
+    let n = run_limited(command(false, &[&churn]));
+    assert_exit(&n, 0);
+    let kv = keyvals(&stdout(&n));
+    for k in ["fds", "kvm_vms", "threads"] {
+        assert_eq!(
+            number(&kv, &format!("{k}_after")),
+            number(&kv, &format!("{k}_before")),
+            "natively, {k}:\n{}",
+            stdout(&n)
+        );
+    }
+    assert_eq!(kv["threads_256"], "ok", "natively");
+    // In the sandbox /proc/self is the sandbox: its descriptors, VMs,
+    // threads and memory must come back to where they were.
+    let s = run_limited(command(true, &[&churn]));
+    assert_exit(&s, 0);
+    let out = stdout(&s);
+    let kv = keyvals(&out);
+    eprintln!("in the sandbox:\n{out}");
+    for k in ["fds", "kvm_vms", "threads"] {
+        assert_eq!(
+            number(&kv, &format!("{k}_after")),
+            number(&kv, &format!("{k}_before")),
+            "{k} after 1000 forks and 1000 threads:\n{out}"
+        );
+    }
+    assert!(
+        number(&kv, "kvm_vms_before") >= 1,
+        "the sandbox's VM:\n{out}"
+    );
+    let (before, after) = (number(&kv, "rss_kb_before"), number(&kv, "rss_kb_after"));
+    assert!(
+        (after - before).abs() * 10 <= before,
+        "VmRSS {before} kB -> {after} kB: more than 10% apart\n{out}"
+    );
+    assert_eq!(kv["waitpid_any"], "-1", "a child left behind:\n{out}");
+    assert_eq!(kv["errno_echild"], "1", "{out}");
+    assert_eq!(kv["threads_256"], "ok", "{out}");
+}

@@ -14,6 +14,7 @@
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <time.h>
 #include <unistd.h>
@@ -46,8 +47,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	pthread_t t;
-	if (pthread_create(&t, NULL, spin, NULL) != 0) {
-		perror("pthread_create");
+	int e = pthread_create(&t, NULL, spin, NULL);
+	if (e) {
+		printf("pthread_create: %s\n", strerror(e));
 		return 1;
 	}
 	while (atomic_load(&spins) == 0)

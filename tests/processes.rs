@@ -522,10 +522,10 @@ fn a_thousand_children_and_threads_leave_nothing_behind() {
     // In the sandbox /proc/self is the sandbox: its descriptors, VMs,
     // threads and memory must come back to where they were.
     let s = run_limited(command(true, &[&churn]));
+    eprintln!("natively:\n{}in the sandbox:", stdout(&n));
     assert_exit(&s, 0);
     let out = stdout(&s);
     let kv = keyvals(&out);
-    eprintln!("in the sandbox:\n{out}");
     for k in ["fds", "kvm_vms", "threads"] {
         assert_eq!(
             number(&kv, &format!("{k}_after")),

@@ -183,3 +183,41 @@ fn check_says_enforced() {
     assert_exit(&o, 0);
     assert!(stdout(&o).ends_with("xcr0: enforced\n"), "{}", stdout(&o));
 }
+
+/// tests/guests/xcr0-inherit under `xcr0`, with `extra` arguments.
+fn inherit(xcr0: u64, extra: &[&str]) -> std::process::Output {
+    let prog = guest("xcr0-inherit", &["-pthread"]);
+    let mask = format!("{xcr0:#x}");
+    let mut args = vec!["--xcr0", &mask, "--", prog.to_str().unwrap()];
+    args.extend(extra);
+    sandbox(&args)
+}
+
+#[test]
+fn threads_and_forked_children_keep_the_requested_xcr0() {
+    if !ready() {
+        return;
+    }
+    let vals = values();
+    for x in [0x3, 0x7] {
+        assert!(vals.contains(&x), "{x:#x} not in {vals:#x?}");
+        let o = inherit(x, &[]);
+        assert_exit(&o, 0);
+        let kv = keyvals(&stdout(&o));
+        for k in ["main", "thread", "child"] {
+            assert_eq!(
+                kv.get(k),
+                Some(&format!("{x:#x}")),
+                "xgetbv in the {k} under {x:#x}:\n{}",
+                stdout(&o)
+            );
+        }
+    }
+    // A new thread has no YMM state under 0x3 either; under 0x7 it has.
+    let o = inherit(0x3, &["avx-thread"]);
+    assert_signal(&o, libc::SIGILL);
+    assert!(!stdout(&o).contains("avx_thread=ran"), "{}", stdout(&o));
+    let o = inherit(0x7, &["avx-thread"]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "avx_thread=ran\n");
+}

@@ -186,8 +186,10 @@ impl Task {
         true
     }
 
-    /// Warns once per signal number and process (a shell's SIGCHLD
-    /// handler would otherwise warn for every child); later ones are traced.
+    /// Warns once per signal number and process; later ones are traced, and
+    /// so are the signals whose default action is to be ignored (SIGCHLD,
+    /// SIGWINCH, SIGURG): shells and make handle SIGCHLD and reap their
+    /// children with wait anyway, and would warn at every child.
     fn report_dropped_signals(&self) {
         let caught = signals::take_caught();
         if caught == 0 {
@@ -198,7 +200,8 @@ impl Task {
             let text = format!(
                 "signal {sig} arrived for the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
             );
-            if first & (1 << (sig - 1)) != 0 {
+            let benign = matches!(sig, libc::SIGCHLD | libc::SIGWINCH | libc::SIGURG);
+            if first & (1 << (sig - 1)) != 0 && !benign {
                 log::warn!("{text}");
             } else {
                 log::debug!("{text}");

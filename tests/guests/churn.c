@@ -110,12 +110,26 @@ static void *meet(void *arg)
 	return arg;
 }
 
+/*
+ * A joined thread may still be listed in Threads: for a moment after
+ * pthread_join returns the kernel is releasing it (seen natively on a slow
+ * CPU). Waits until the count is at most `want`, for at most 2 s: a leak
+ * outlasts that.
+ */
+static void settle(long want)
+{
+	for (int i = 0; i < 200 && status_field("Threads") > want; i++)
+		usleep(10000);
+}
+
 int main(void)
 {
 	cycles(50);
+	usleep(100000);
 	measure();
 	struct usage before = measure();
 	cycles(1000);
+	settle(before.threads);
 	struct usage after = measure();
 	print("before", before);
 	print("after", after);

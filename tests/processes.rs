@@ -492,6 +492,22 @@ fn a_thread_touching_a_page_taken_away_under_it_dies_by_sigsegv() {
     }
 }
 
+#[test]
+fn unmapped_ranges_fault_for_blocked_calls_and_are_reused() {
+    if !kvm() {
+        return;
+    }
+    // A read blocked in one thread on a page another thread unmaps fails
+    // with EFAULT (the sandbox keeps unmapped ranges out of its own use),
+    // and 4000 mmap/munmap cycles do not grow the address space.
+    let reuse = guest("unmap-reuse", &["-pthread"]);
+    let out = same(&[&reuse], &[]);
+    assert_eq!(
+        stdout(&out),
+        "read=-1 errno=Bad address\nvm_growth_under_64MiB=1\n"
+    );
+}
+
 /// churn's key=value output, with the line for `key` parsed.
 fn number(kv: &std::collections::HashMap<String, String>, key: &str) -> i64 {
     kv.get(key)

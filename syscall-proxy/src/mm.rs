@@ -48,7 +48,13 @@ fn claim(
         return Err(Errno(libc::ENOMEM));
     }
     let mut claimed = Vec::new();
-    for (s, e) in space.program().gaps(start, end) {
+    // Retired ranges are the program's already (reserved by `retire`).
+    let free = space
+        .program()
+        .gaps(start, end)
+        .into_iter()
+        .flat_map(|(s, e)| space.retired().gaps(s, e));
+    for (s, e) in free.collect::<Vec<_>>() {
         let flags = libc::MAP_PRIVATE
             | libc::MAP_ANONYMOUS
             | libc::MAP_NORESERVE
@@ -121,7 +127,16 @@ pub fn mmap(
         return Err(Errno(libc::EINVAL));
     }
     let len = page_up(len).ok_or(Errno(libc::ENOMEM))?;
+    // Placement rules of their own (below 2 GiB, huge-page aligned, a
+    // stack guard) are the kernel's to follow.
+    let placed = libc::MAP_32BIT | libc::MAP_HUGETLB | libc::MAP_GROWSDOWN;
     if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) == 0 {
+        if let Some(at) = reuse(space, addr, len).filter(|_| flags & placed == 0) {
+            // SAFETY: a retired range, reserved for the program alone.
+            let got = unsafe { host::mmap(at, len, prot, flags | libc::MAP_FIXED, fd, off)? };
+            map_new(space, got, len, prot)?;
+            return Ok(got);
+        }
         // Without MAP_FIXED the kernel only picks free space: never the
         // sandbox's, never the program's.
         // SAFETY: without MAP_FIXED the kernel picks free space.
@@ -162,6 +177,27 @@ pub fn mmap(
     }
 }
 
+/// Where a mapping of `len` bytes without MAP_FIXED goes in the retired
+/// ranges, where the kernel would not put it: the hint if it fits there,
+/// else the top of the highest one that fits (the kernel allocates top
+/// down), so the program's address space does not grow with every
+/// munmap + mmap.
+fn reuse(space: &AddressSpace, hint: u64, len: u64) -> Option<u64> {
+    let retired = space.retired();
+    if hint != 0 && hint.is_multiple_of(PAGE) {
+        if let Some((_, e, ())) = retired.get(hint) {
+            if e - hint >= len {
+                return Some(hint);
+            }
+        }
+    }
+    retired
+        .iter()
+        .filter(|&(s, e, ())| e - s >= len)
+        .last()
+        .map(|(_, e, ())| e - len)
+}
+
 /// Records a mapping just made on the host; if the guest cannot mirror it
 /// (out of page-table or guest-physical space), it is undone: the call
 /// fails with ENOMEM and host and guest still agree.
@@ -189,10 +225,21 @@ pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
     }
     let (start, end) = range(addr, len)?;
     for (s, e, _) in withdraw(space, start, end)? {
-        // SAFETY: a program mapping, out of the guest's view.
-        unsafe { host::munmap(s, e - s)? };
+        retire(space, s, e)?;
     }
     Ok(0)
+}
+
+/// Unmaps a program range on the host and keeps it reserved (see
+/// AddressSpace::retired): a PROT_NONE mapping replaces the program's, so
+/// its pages and file go, and a system call another thread has blocked
+/// on the range gets EFAULT, as natively, never the sandbox's memory.
+fn retire(space: &mut AddressSpace, s: u64, e: u64) -> Result<(), Errno> {
+    let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED;
+    // SAFETY: a program range, out of the guest's view.
+    unsafe { host::mmap(s, e - s, libc::PROT_NONE, flags, -1, 0)? };
+    space.retire(s, e);
+    Ok(())
 }
 
 /// Whether the program owns every page of [start, end).
@@ -270,6 +317,26 @@ pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     if got != old_start && flags & libc::MREMAP_DONTUNMAP != 0 {
         // The old range stays mapped (now empty anonymous memory).
         restore(space, &withdrawn_in(&moved, old_start, old_end));
+    } else {
+        // What the kernel unmapped is reserved again at once; the
+        // NOREPLACE keeps anything allocated there meanwhile.
+        let gone = if got == old_start {
+            (old_start + new_len.min(old_end - old_start), old_end)
+        } else {
+            (old_start, old_end)
+        };
+        if gone.0 < gone.1 {
+            let flags = libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE;
+            // SAFETY: NOREPLACE never replaces anything.
+            if unsafe { host::mmap(gone.0, gone.1 - gone.0, libc::PROT_NONE, flags, -1, 0) }
+                == Ok(gone.0)
+            {
+                space.retire(gone.0, gone.1);
+            }
+        }
     }
     space_map(space, got, new_len, prot_bits)?;
     Ok(got)

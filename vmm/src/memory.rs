@@ -147,6 +147,11 @@ pub struct AddressSpace {
     pt: PageTables<Arena>,
     /// The program's mappings and their protections, page-granular.
     program: RangeMap<Prot>,
+    /// Host ranges the program unmapped, still reserved (PROT_NONE) by the
+    /// layer above so that nothing of the sandbox's is ever allocated where
+    /// a system call of another thread may still write; reused for the
+    /// program's next mappings.
+    retired: RangeMap<()>,
     /// Host chunk index -> guest-physical base of its window.
     chunks: HashMap<u64, u64>,
     next_slot: u32,
@@ -179,6 +184,7 @@ impl AddressSpace {
             vm,
             pt: PageTables::new(arena)?,
             program: RangeMap::new(),
+            retired: RangeMap::new(),
             chunks: HashMap::new(),
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
@@ -212,6 +218,7 @@ impl AddressSpace {
             vm,
             pt: self.pt.clone(),
             program: self.program.clone(),
+            retired: self.retired.clone(),
             chunks: self.chunks.clone(),
             next_slot: self.next_slot,
             phys_bits: self.phys_bits,
@@ -239,6 +246,23 @@ impl AddressSpace {
     /// The program's mappings.
     pub fn program(&self) -> &RangeMap<Prot> {
         &self.program
+    }
+
+    /// Ranges the program unmapped that stay reserved for it.
+    pub fn retired(&self) -> &RangeMap<()> {
+        &self.retired
+    }
+
+    /// Records that host [start, end), no longer a program mapping, is
+    /// reserved for the program.
+    pub fn retire(&mut self, start: u64, end: u64) {
+        self.retired.insert(start, end, ());
+    }
+
+    /// Records that [start, end) is no longer reserved (a mapping replaced
+    /// the reservation).
+    pub fn unretire(&mut self, start: u64, end: u64) {
+        self.retired.remove(start, end);
     }
 
     /// Makes sure every chunk of [start, end) has its memslot.
@@ -280,6 +304,7 @@ impl AddressSpace {
             return Ok(());
         }
         self.program.insert(start, end, prot);
+        self.retired.remove(start, end);
         let flush = match prot.access() {
             Some(access) if end - start <= EAGER_LIMIT => self.enter(start, end, access)?,
             _ => self.pt.unmap(start, end),

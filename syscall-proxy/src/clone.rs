@@ -10,20 +10,18 @@
 //!   this address space, and so this VM, until it executes a program (the
 //!   sandbox again, which gives it an address space of its own) or exits;
 //!   the kernel suspends the parent meanwhile, as natively.
+//!
+//! Here the child's vCPU and state are made ready; the task loop
+//! ([`crate::task`]) starts the host thread or process that runs it.
 
 use std::sync::Arc;
-use std::sync::mpsc;
 
 use vmm::{Forked, ThreadState, VcpuError};
 
 use crate::host::Errno;
 use crate::syscalls::Action;
-use crate::task::Task;
+use crate::thread::Thread;
 use crate::umem;
-
-/// Host stack of a thread or a vfork child: the run loop and the system
-/// call handlers, never the program.
-const HOST_STACK: usize = 256 << 10;
 
 /// What the program asked for, from any of the four calls.
 #[derive(Clone, Copy, Debug, Default)]
@@ -79,17 +77,17 @@ const PROCESS_FLAGS: u64 = bit(libc::CLONE_VM)
     | CLONE_CLEAR_SIGHAND;
 
 /// Handles clone, clone3, fork and vfork for `task`.
-pub fn clone(task: &mut Task, nr: i64, a: [u64; 6]) -> Action {
-    let r = match read_request(task, nr, a) {
+pub fn clone(thread: &mut Thread, nr: i64, a: [u64; 6]) -> Action {
+    let r = match read_request(thread, nr, a) {
         Ok(r) => r,
         Err(e) => return Action::Return(crate::host::encode(Err(e))),
     };
     let has = |f: libc::c_int| r.flags & bit(f) != 0;
     let result = if has(libc::CLONE_THREAD) {
-        supported(r, THREAD_FLAGS).and_then(|()| thread(task, r))
+        supported(r, THREAD_FLAGS).and_then(|()| new_thread(thread, r))
     } else if has(libc::CLONE_VM) {
         if has(libc::CLONE_VFORK) {
-            supported(r, PROCESS_FLAGS).and_then(|()| shared_vm_child(task, r))
+            supported(r, PROCESS_FLAGS).and_then(|()| shared_vm_child(thread, r))
         } else {
             // A process sharing memory that runs alongside its parent
             // (LinuxThreads): no program of today's libcs does this.
@@ -97,7 +95,7 @@ pub fn clone(task: &mut Task, nr: i64, a: [u64; 6]) -> Action {
             Err(Errno(libc::ENOSYS))
         }
     } else {
-        supported(r, PROCESS_FLAGS).and_then(|()| fork(task, r))
+        supported(r, PROCESS_FLAGS).and_then(|()| fork(thread, r))
     };
     match result {
         Ok(action) => action,
@@ -107,7 +105,7 @@ pub fn clone(task: &mut Task, nr: i64, a: [u64; 6]) -> Action {
 
 /// The request as the kernel would read it, with its consistency checks
 /// (kernel/fork.c: copy_process, clone3_args_valid).
-fn read_request(task: &Task, nr: i64, a: [u64; 6]) -> Result<Request, Errno> {
+fn read_request(thread: &Thread, nr: i64, a: [u64; 6]) -> Result<Request, Errno> {
     let r = match nr {
         libc::SYS_fork => Request {
             exit_signal: libc::SIGCHLD as u64,
@@ -136,7 +134,7 @@ fn read_request(task: &Task, nr: i64, a: [u64; 6]) -> Result<Request, Errno> {
                 tls: a[4],
             }
         }
-        _ => read_clone3(task, a[0], a[1])?,
+        _ => read_clone3(thread, a[0], a[1])?,
     };
     let has = |f: libc::c_int| r.flags & bit(f) != 0;
     if (has(libc::CLONE_THREAD) && !has(libc::CLONE_SIGHAND))
@@ -151,7 +149,7 @@ fn read_request(task: &Task, nr: i64, a: [u64; 6]) -> Result<Request, Errno> {
     Ok(r)
 }
 
-fn read_clone3(task: &Task, addr: u64, size: u64) -> Result<Request, Errno> {
+fn read_clone3(thread: &Thread, addr: u64, size: u64) -> Result<Request, Errno> {
     // CLONE_ARGS_SIZE_VER0: the first version's size.
     const VER0: u64 = 64;
     let known = size_of::<libc::clone_args>() as u64;
@@ -161,7 +159,7 @@ fn read_clone3(task: &Task, addr: u64, size: u64) -> Result<Request, Errno> {
     if size > mm_page() {
         return Err(Errno(libc::E2BIG));
     }
-    let space = task.process.vm.memory.lock().expect("address space");
+    let space = thread.process.vm.memory.lock().expect("address space");
     let mut bytes = vec![0u8; size as usize];
     umem::read_bytes(&space, addr, &mut bytes)?;
     drop(space);
@@ -232,8 +230,8 @@ fn kvm_failed(e: VcpuError) -> Errno {
 
 /// The state the new task starts from: its creator's, with rax = 0 and
 /// the stack and TLS it was given.
-fn child_state(task: &mut Task, r: Request) -> Result<ThreadState, Errno> {
-    let mut st = task.vcpu.thread_state().map_err(kvm_failed)?;
+fn child_state(thread: &mut Thread, r: Request) -> Result<ThreadState, Errno> {
+    let mut st = thread.vcpu.thread_state().map_err(kvm_failed)?;
     st.regs.rax = 0;
     if r.stack != 0 {
         st.regs.rsp = r.stack;
@@ -248,10 +246,10 @@ fn child_state(task: &mut Task, r: Request) -> Result<ThreadState, Errno> {
 /// (for threads and vfork children, which share memory with the parent),
 /// CLONE_CHILD_SETTID and CLONE_CHILD_CLEARTID. The kernel ignores faults
 /// on these addresses, and so does this.
-fn settid(task: &mut Task, r: Request, parent_too: bool) {
+fn settid(thread: &mut Thread, r: Request, parent_too: bool) {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() } as u32;
-    let space = task.process.vm.memory.lock().expect("address space");
+    let space = thread.process.vm.memory.lock().expect("address space");
     if parent_too && r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
         let _ = umem::write(&space, r.parent_tid, tid);
     }
@@ -259,7 +257,7 @@ fn settid(task: &mut Task, r: Request, parent_too: bool) {
         let _ = umem::write(&space, r.child_tid, tid);
     }
     drop(space);
-    task.clear_child_tid = if r.flags & bit(libc::CLONE_CHILD_CLEARTID) != 0 {
+    thread.clear_child_tid = if r.flags & bit(libc::CLONE_CHILD_CLEARTID) != 0 {
         r.child_tid
     } else {
         0
@@ -267,8 +265,8 @@ fn settid(task: &mut Task, r: Request, parent_too: bool) {
 }
 
 /// In the parent of a process: CLONE_PARENT_SETTID and CLONE_PIDFD.
-fn parent_side(task: &Task, r: Request, pid: libc::pid_t) -> Result<(), Errno> {
-    let space = task.process.vm.memory.lock().expect("address space");
+fn parent_side(thread: &Thread, r: Request, pid: libc::pid_t) -> Result<(), Errno> {
+    let space = thread.process.vm.memory.lock().expect("address space");
     if r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
         let _ = umem::write(&space, r.parent_tid, pid as u32);
     }
@@ -283,163 +281,112 @@ fn parent_side(task: &Task, r: Request, pid: libc::pid_t) -> Result<(), Errno> {
     Ok(())
 }
 
-/// A new thread: a host thread running a new vCPU of this VM.
-fn thread(task: &mut Task, r: Request) -> Result<Action, Errno> {
-    let st = child_state(task, r)?;
-    let vm = task.process.vm.clone();
-    let mut vcpu = vm.create_vcpu(task.vcpu.xcr0()).map_err(kvm_failed)?;
+/// A new thread: a new vCPU of this VM, for a host thread the task loop
+/// starts ([`Action::Spawn`]).
+fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
+    let st = child_state(thread, r)?;
+    let vm = thread.process.vm.clone();
+    let mut vcpu = vm.create_vcpu(thread.vcpu.xcr0()).map_err(kvm_failed)?;
     if let Err(e) = vcpu.start_thread(&st) {
         vm.release_vcpu(vcpu);
         return Err(kvm_failed(e));
     }
-    let mut child = Task::new(task.process.clone(), vcpu, false);
-    task.process.thread_started();
-    let (tx, rx) = mpsc::sync_channel(1);
-    let spawned = std::thread::Builder::new()
-        .stack_size(HOST_STACK)
-        .spawn(move || {
-            settid(&mut child, r, true);
-            // SAFETY: gettid has no preconditions.
-            let _ = tx.send(unsafe { libc::gettid() });
-            child.run();
-        });
-    let handle = match spawned {
-        Ok(h) => h,
-        Err(e) => {
-            // The closure, and the vCPU in it, are gone: KVM keeps the vCPU.
-            log::debug!("clone: no host thread: {e}");
-            task.process.thread_ending(0, 0);
-            return Err(Errno(libc::EAGAIN));
-        }
-    };
-    let tid = rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
-    task.process.adopt_thread(tid, handle);
-    Ok(Action::Return(tid as u64))
+    Ok(Action::Spawn(Box::new(Child {
+        thread: Thread::new(thread.process.clone(), vcpu, false),
+        ids: ChildIds(r),
+    })))
 }
 
 /// A new process by a host fork. The child continues here, in a VM of its
 /// own, as the only thread of a new [`Process`].
-fn fork(task: &mut Task, r: Request) -> Result<Action, Errno> {
-    let st = child_state(task, r)?;
+fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
+    let st = child_state(thread, r)?;
     // Read before the fork: no lock another thread might hold can be
     // taken in the child.
-    let signals = task.process.signals.lock().expect("signals").clone();
-    let brk = *task.process.brk.lock().expect("brk");
-    match task.process.vm.fork(&task.vcpu).map_err(kvm_failed)? {
+    let signals = thread.process.signals.lock().expect("signals").clone();
+    let brk = *thread.process.brk.lock().expect("brk");
+    match thread.process.vm.fork(&thread.vcpu).map_err(kvm_failed)? {
         Forked::Parent(pid) => {
-            parent_side(task, r, pid)?;
+            parent_side(thread, r, pid)?;
             Ok(Action::Return(pid as u64))
         }
         Forked::Child(vm, mut vcpu) => {
             if let Err(e) = vcpu.start_thread(&st) {
-                task.process.end(Err(format!("fork child: {e}")));
+                thread.process.end(Err(format!("fork child: {e}")));
             }
             let mut signals = signals;
             if r.flags & CLONE_CLEAR_SIGHAND != 0 {
                 signals.clear_handlers();
             }
-            let process = Arc::new(task.process.child(vm, brk, signals));
+            let process = Arc::new(thread.process.child(vm, brk, signals));
             // The parent's objects are left as they are (other threads'
             // stacks, gone in the child, still point at them); their
             // descriptors were closed by Vm::fork.
-            std::mem::forget(std::mem::replace(&mut task.vcpu, vcpu));
-            std::mem::forget(std::mem::replace(&mut task.process, process));
-            task.leader = true;
-            settid(task, r, false);
+            std::mem::forget(std::mem::replace(&mut thread.vcpu, vcpu));
+            std::mem::forget(std::mem::replace(&mut thread.process, process));
+            thread.leader = true;
+            settid(thread, r, false);
             Ok(Action::Started)
         }
     }
 }
 
-/// A vfork child: a host process sharing this address space (CLONE_VM),
-/// on a vCPU of this VM, while the kernel holds the parent until the
-/// child executes a program or exits (CLONE_VFORK).
-fn shared_vm_child(task: &mut Task, r: Request) -> Result<Action, Errno> {
-    let st = child_state(task, r)?;
-    let vm = task.process.vm.clone();
-    let mut vcpu = vm.create_vcpu(task.vcpu.xcr0()).map_err(kvm_failed)?;
+/// A vfork child: a new process over this address space (CLONE_VM) on a
+/// vCPU of this VM, for the host process the task loop starts
+/// ([`Action::Spawn`]).
+fn shared_vm_child(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
+    let st = child_state(thread, r)?;
+    let vm = thread.process.vm.clone();
+    let mut vcpu = vm.create_vcpu(thread.vcpu.xcr0()).map_err(kvm_failed)?;
     if let Err(e) = vcpu.start_thread(&st) {
         vm.release_vcpu(vcpu);
         return Err(kvm_failed(e));
     }
-    let mut signals = task.process.signals.lock().expect("signals").clone();
+    let mut signals = thread.process.signals.lock().expect("signals").clone();
     if r.flags & CLONE_CLEAR_SIGHAND != 0 {
         signals.clear_handlers();
     }
-    let brk = *task.process.brk.lock().expect("brk");
-    let process = Arc::new(task.process.child(vm.clone(), brk, signals));
-    let mut child = Box::new(Child {
-        task: Task::new(process, vcpu, true),
-        request: r,
-    });
-    child.task.altstack = task.altstack;
-    let stack = HostStack::new()?;
-    let flags = libc::CLONE_VM | libc::CLONE_VFORK | r.exit_signal as libc::c_int;
-    // SAFETY: the child runs `vfork_child` on its own stack with the Box,
-    // which outlives it: the kernel resumes this thread only once the child
-    // has executed a program or exited, and only then is the Box dropped.
-    let pid = unsafe {
-        libc::clone(
-            vfork_child,
-            stack.top(),
-            flags,
-            (&mut *child as *mut Child).cast(),
-        )
-    };
-    let errno = std::io::Error::last_os_error().raw_os_error();
-    vm.release_vcpu(child.task.vcpu);
-    if pid < 0 {
-        return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
-    }
-    parent_side(task, r, pid)?;
-    Ok(Action::Return(pid as u64))
+    let brk = *thread.process.brk.lock().expect("brk");
+    let process = Arc::new(thread.process.child(vm, brk, signals));
+    let mut child = Thread::new(process, vcpu, true);
+    child.altstack = thread.altstack;
+    Ok(Action::Spawn(Box::new(Child {
+        thread: child,
+        ids: ChildIds(r),
+    })))
 }
 
-/// What a vfork child borrows from its parent.
-struct Child {
-    task: Task,
-    request: Request,
+/// A thread or vfork child, ready to run, that needs a host thread or
+/// process.
+pub struct Child {
+    pub thread: Thread,
+    pub ids: ChildIds,
 }
 
-extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
-    // SAFETY: `arg` is the parent's Box<Child>, untouched by the parent
-    // until this process has executed a program or exited.
-    let child = unsafe { &mut *arg.cast::<Child>() };
-    settid(&mut child.task, child.request, true);
-    child.task.run_to_end()
-}
+/// What the child's creation asked for that is done as it starts.
+#[derive(Clone, Copy, Debug)]
+pub struct ChildIds(Request);
 
-/// A host stack for a vfork child, unmapped when the parent resumes.
-struct HostStack(*mut libc::c_void);
-
-impl HostStack {
-    fn new() -> Result<HostStack, Errno> {
-        // SAFETY: a fresh anonymous mapping.
-        let p = unsafe {
-            libc::mmap(
-                std::ptr::null_mut(),
-                HOST_STACK,
-                libc::PROT_READ | libc::PROT_WRITE,
-                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
-                -1,
-                0,
-            )
-        };
-        if p == libc::MAP_FAILED {
-            return Err(Errno(libc::EAGAIN));
-        }
-        Ok(HostStack(p))
+impl ChildIds {
+    /// A thread of the creating process (else a vfork child).
+    pub fn is_thread(self) -> bool {
+        self.0.flags & bit(libc::CLONE_THREAD) != 0
     }
 
-    fn top(&self) -> *mut libc::c_void {
-        self.0.wrapping_byte_add(HOST_STACK)
+    /// The host clone flags of a vfork child.
+    pub fn host_flags(self) -> libc::c_int {
+        libc::CLONE_VM | libc::CLONE_VFORK | self.0.exit_signal as libc::c_int
     }
-}
 
-impl Drop for HostStack {
-    fn drop(&mut self) {
-        // SAFETY: the mapping made in `new`, no longer used by the child.
-        unsafe { libc::munmap(self.0, HOST_STACK) };
+    /// In the child, before the program runs there: CLONE_PARENT_SETTID,
+    /// CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID (the memory is shared).
+    pub fn settid(self, child: &mut Thread) {
+        settid(child, self.0, true);
+    }
+
+    /// In the parent of a vfork child: CLONE_PARENT_SETTID and CLONE_PIDFD.
+    pub fn parent_side(self, parent: &Thread, pid: libc::pid_t) -> Result<(), Errno> {
+        parent_side(parent, self.0, pid)
     }
 }
 

@@ -1,7 +1,7 @@
 //! execve(2) and execveat(2) inside the sandbox. The new program needs
 //! a fresh address space, which only the kernel's own execve gives a
 //! process, so the sandbox executes itself again (/proc/self/exe) with the
-//! new program, the task's XCR0 and the options it runs with. The kernel
+//! new program, the thread's XCR0 and the options it runs with. The kernel
 //! does the rest as for any exec: the pid stays, other threads end,
 //! close-on-exec descriptors close (the sandbox's own among them), handlers
 //! revert to the default while ignored signals and the signal mask stay.
@@ -19,7 +19,7 @@ use crate::host::Errno;
 use crate::limits;
 use crate::loader::{elf, resolve};
 use crate::syscalls::procfs;
-use crate::task::Task;
+use crate::thread::Thread;
 use crate::umem;
 
 /// Longest argv + envp accepted (the kernel's limit is a quarter of the
@@ -133,11 +133,11 @@ fn fd_path(fd: i32) -> PathBuf {
     }
 }
 
-/// execve (nr SYS_execve) or execveat (SYS_execveat) for `task`: returns
+/// execve (nr SYS_execve) or execveat (SYS_execveat) for `thread`: returns
 /// only if it failed.
-pub fn execve(task: &mut Task, nr: i64, a: [u64; 6]) -> Errno {
-    match prepare(task, nr, a) {
-        Ok((path, argv, envp)) => reexec(task, path, argv, envp),
+pub fn execve(thread: &mut Thread, nr: i64, a: [u64; 6]) -> Errno {
+    match prepare(thread, nr, a) {
+        Ok((path, argv, envp)) => reexec(thread, path, argv, envp),
         Err(e) => e,
     }
 }
@@ -145,7 +145,7 @@ pub fn execve(task: &mut Task, nr: i64, a: [u64; 6]) -> Errno {
 /// Everything that can fail with an errno, before anything is torn down:
 /// the path to execute, argv and envp.
 fn prepare(
-    task: &Task,
+    thread: &Thread,
     nr: i64,
     a: [u64; 6],
 ) -> Result<(PathBuf, Vec<OsString>, Vec<OsString>), Errno> {
@@ -155,7 +155,7 @@ fn prepare(
         (libc::AT_FDCWD, a[0], a[1], a[2], 0)
     };
     let (path, argv, envp) = {
-        let space = task.process.vm.memory.lock().expect("address space");
+        let space = thread.process.vm.memory.lock().expect("address space");
         let mut budget = MAX_STRINGS;
         let path = read_cstr(&space, path_ptr, &mut budget)?;
         let argv = read_strings(&space, argv_ptr, &mut budget)?;
@@ -163,7 +163,7 @@ fn prepare(
         (path, argv, envp)
     };
     let path = if procfs::is_exe_alias(path.as_bytes()) {
-        task.process.exe.clone()
+        thread.process.exe.clone()
     } else {
         at_path(dirfd, path, flags)?
     };
@@ -181,8 +181,8 @@ fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
 }
 
 /// Executes the sandbox itself on `path` with `argv` and `envp`.
-fn reexec(task: &Task, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
-    let options = &task.process.options;
+fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
+    let options = &thread.process.options;
     let carried = Carried {
         report_fd: options.report_fd,
         core: limits::core_view().map(|r| (r.rlim_cur, r.rlim_max)),
@@ -191,7 +191,7 @@ fn reexec(task: &Task, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) 
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
         format!("--reexec={}", carried.to_arg()).into_bytes(),
-        format!("--xcr0={:#x}", task.vcpu.xcr0().bits()).into_bytes(),
+        format!("--xcr0={:#x}", thread.vcpu.xcr0().bits()).into_bytes(),
     ];
     if options.verbose > 0 {
         words.push(format!("-{}", "v".repeat(options.verbose.into())).into_bytes());

@@ -15,6 +15,7 @@ use crate::mm::Brk;
 use crate::process::{Finish, Options, Process};
 use crate::signals::Signals;
 use crate::task::Task;
+use crate::thread::Thread;
 
 /// HWCAP2_FSGSBASE (arch/x86/include/uapi/asm/hwcap2.h), which libc lacks.
 const HWCAP2_FSGSBASE: u64 = 1 << 1;
@@ -150,5 +151,5 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
         req.options,
         req.finish,
     );
-    Ok(Task::new(Arc::new(process), vcpu, true))
+    Ok(Task::new(Thread::new(Arc::new(process), vcpu, true)))
 }

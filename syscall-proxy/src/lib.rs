@@ -19,8 +19,9 @@ pub mod process;
 pub mod signals;
 pub mod syscalls;
 pub mod task;
+pub mod thread;
 pub mod umem;
 
 pub use launch::{LaunchError, Request, launch};
-pub use process::{Options, Process};
-pub use task::{Outcome, Task};
+pub use process::{Options, Outcome, Process};
+pub use task::Task;

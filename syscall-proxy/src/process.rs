@@ -19,7 +19,15 @@ use vmm::memory::MemoryStats;
 
 use crate::mm::Brk;
 use crate::signals::Signals;
-use crate::task::Outcome;
+
+/// How a process of the program ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Outcome {
+    /// exit/exit_group with this status (0..=255).
+    Exited(i32),
+    /// Killed by this signal.
+    Signaled(i32),
+}
 
 /// What the sandbox was asked for that a fork or an exec passes on.
 #[derive(Clone, Debug, Default)]

@@ -1,24 +1,23 @@
-//! A task: one thread of the program on its own vCPU (and its own host
-//! thread, which performs its system calls), and the loop that runs it
-//! until it ends.
+//! A task: one thread of the program running on its vCPU, on a host thread
+//! of its own that performs its system calls, and the loop that runs it
+//! until it ends. The loop also starts the host threads and processes of
+//! the threads and vfork children the program creates.
 
-use std::sync::Arc;
+use std::sync::mpsc;
 
 use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
-use vmm::{Exit, Vcpu, VcpuError, Vm};
+use vmm::{Exit, VcpuError};
 
-use crate::process::Process;
+use crate::clone::{Child, ChildIds};
+use crate::host::{Errno, SysResult, encode};
+use crate::process::Outcome;
 use crate::signals;
 use crate::syscalls::{self, Action};
+use crate::thread::Thread;
 
-/// How the program ended.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Outcome {
-    /// exit/exit_group with this status (0..=255).
-    Exited(i32),
-    /// Killed by this signal.
-    Signaled(i32),
-}
+/// Host stack of a thread or a vfork child: the run loop and the system
+/// call handlers, never the program.
+const HOST_STACK: usize = 256 << 10;
 
 /// How a task's run ended.
 enum Ended {
@@ -28,34 +27,18 @@ enum Ended {
     Process(Outcome),
 }
 
-/// Per-thread state; what threads share is in [`Process`].
 pub struct Task {
-    pub process: Arc<Process>,
-    pub vcpu: Vcpu,
-    /// Whether this is the thread group leader (the process's first thread).
-    pub leader: bool,
-    /// The program's sigaltstack (stack_t: sp, flags, size).
-    pub altstack: (u64, i32, u64),
-    /// set_tid_address / CLONE_CHILD_CLEARTID: cleared and woken at exit.
-    pub clear_child_tid: u64,
+    pub thread: Thread,
     /// The last page fault taken as possibly spurious (address, error code).
     last_fault: Option<(u64, u64)>,
 }
 
 impl Task {
-    pub fn new(process: Arc<Process>, vcpu: Vcpu, leader: bool) -> Task {
+    pub fn new(thread: Thread) -> Task {
         Task {
-            process,
-            vcpu,
-            leader,
-            altstack: (0, libc::SS_DISABLE, 0),
-            clear_child_tid: 0,
+            thread,
             last_fault: None,
         }
-    }
-
-    pub fn vm(&self) -> &Arc<Vm> {
-        &self.process.vm
     }
 
     /// Runs the thread until it ends. The process's end (exit_group, a
@@ -64,54 +47,60 @@ impl Task {
     /// the VM.
     pub fn run(mut self) {
         let ended = self.run_until_end();
-        let process = self.process.clone();
+        let t = self.thread;
+        let process = t.process.clone();
         match ended {
             Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
             Err(e) => process.end(Err(e.to_string())),
             Ok(Ended::Thread(code)) => {
-                if self.leader {
-                    process.clear_child_tid(self.clear_child_tid);
+                if t.leader {
+                    process.clear_child_tid(t.clear_child_tid);
                     process.leader_exited(code);
                 }
-                process.vm.release_vcpu(self.vcpu);
+                process.vm.release_vcpu(t.vcpu);
                 // SAFETY: gettid has no preconditions.
-                process.thread_ending(unsafe { libc::gettid() }, self.clear_child_tid);
+                process.thread_ending(unsafe { libc::gettid() }, t.clear_child_tid);
             }
         }
     }
 
     /// Runs the only task of a process to the process's end, in place (a
     /// vfork child borrows its task from its parent).
-    pub fn run_to_end(&mut self) -> ! {
+    fn run_to_end(&mut self) -> ! {
+        let process = self.thread.process.clone();
         match self.run_until_end() {
             Ok(Ended::Thread(code)) => {
-                self.process.clear_child_tid(self.clear_child_tid);
-                self.process.leader_exited(code)
+                process.clear_child_tid(self.thread.clear_child_tid);
+                process.leader_exited(code)
             }
-            Ok(Ended::Process(outcome)) => self.process.end(Ok(outcome)),
-            Err(e) => self.process.end(Err(e.to_string())),
+            Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
+            Err(e) => process.end(Err(e.to_string())),
         }
     }
 
     fn run_until_end(&mut self) -> Result<Ended, VcpuError> {
         loop {
-            let exit = self.vcpu.run(&self.process.vm.memory)?;
+            let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
             self.report_dropped_signals();
             match exit {
                 Exit::Syscall(sc) => {
-                    self.process.count_syscall();
+                    self.thread.process.count_syscall();
                     // Progress since the last fault: a later fault at the
                     // same place is a new one.
                     self.last_fault = None;
-                    match syscalls::handle(self, sc) {
-                        Action::Return(v) => self.vcpu.complete_syscall(v),
+                    match syscalls::handle(&mut self.thread, sc) {
+                        Action::Return(v) => self.thread.vcpu.complete_syscall(v),
+                        Action::Spawn(child) => {
+                            let r = self.spawn(child);
+                            self.thread.vcpu.complete_syscall(encode(r));
+                        }
                         Action::Started => {}
                         Action::ExitThread(code) => return Ok(Ended::Thread(code)),
                         Action::End(outcome) => return Ok(Ended::Process(outcome)),
                     }
                 }
                 Exit::Exception { frame, cr2 } => {
-                    self.process.count_exception();
+                    self.thread.process.count_exception();
                     if let Some(outcome) = self.exception(frame, cr2)? {
                         return Ok(Ended::Process(outcome));
                     }
@@ -124,6 +113,60 @@ impl Task {
                 Exit::HostFault => return Ok(Ended::Process(Outcome::Signaled(libc::SIGBUS))),
             }
         }
+    }
+
+    /// Starts `child` and returns its id: a new thread runs on a host
+    /// thread of this process, a vfork child in a host process sharing
+    /// this address space, which the kernel holds this thread for.
+    fn spawn(&mut self, child: Box<Child>) -> SysResult {
+        let process = self.thread.process.clone();
+        let Child { mut thread, ids } = *child;
+        if ids.is_thread() {
+            process.thread_started();
+            let (tx, rx) = mpsc::sync_channel(1);
+            let spawned = std::thread::Builder::new()
+                .stack_size(HOST_STACK)
+                .spawn(move || {
+                    ids.settid(&mut thread);
+                    // SAFETY: gettid has no preconditions.
+                    let _ = tx.send(unsafe { libc::gettid() });
+                    Task::new(thread).run();
+                });
+            let handle = match spawned {
+                Ok(h) => h,
+                Err(e) => {
+                    // The closure, and the vCPU in it, are gone: KVM
+                    // keeps the vCPU.
+                    log::debug!("clone: no host thread: {e}");
+                    process.thread_ending(0, 0);
+                    return Err(Errno(libc::EAGAIN));
+                }
+            };
+            let tid = rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
+            process.adopt_thread(tid, handle);
+            return Ok(tid as u64);
+        }
+        let stack = HostStack::new()?;
+        let mut task = Box::new(VforkChild(Task::new(thread), ids));
+        // SAFETY: the child runs `vfork_child` on its own stack with the
+        // Box, which outlives it: the kernel resumes this thread only once
+        // the child has executed a program or exited, and only then is the
+        // Box dropped.
+        let pid = unsafe {
+            libc::clone(
+                vfork_child,
+                stack.top(),
+                ids.host_flags(),
+                (&mut *task as *mut VforkChild).cast(),
+            )
+        };
+        let errno = std::io::Error::last_os_error().raw_os_error();
+        process.vm.release_vcpu(task.0.thread.vcpu);
+        if pid < 0 {
+            return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
+        }
+        ids.parent_side(&self.thread, pid)?;
+        Ok(pid as u64)
     }
 
     /// Decides what a CPU exception means: a retry (a stale translation
@@ -150,7 +193,7 @@ impl Task {
             return Ok(None);
         }
         let sig = signals::for_exception(v);
-        if self.process.signals.lock().expect("signals").handled(sig) {
+        if self.thread.process.signals.lock().expect("signals").handled(sig) {
             log::warn!(
                 "signal {sig} at {:#x}: the program's handler cannot run (signal delivery is not implemented yet)",
                 f.rip
@@ -169,7 +212,7 @@ impl Task {
             self.last_fault = None;
             return false;
         }
-        let mut space = self.process.vm.memory.lock().expect("address space");
+        let mut space = self.thread.process.vm.memory.lock().expect("address space");
         let allowed = space.program().get(addr).is_some_and(|(_, _, prot)| {
             prot.readable()
                 && (error & pf_error::WRITE == 0 || prot.writable())
@@ -195,7 +238,7 @@ impl Task {
         if caught == 0 {
             return;
         }
-        let first = self.process.first_drops(caught);
+        let first = self.thread.process.first_drops(caught);
         for sig in (1..=signals::NSIG as i32).filter(|s| caught & (1 << (s - 1)) != 0) {
             let text = format!(
                 "signal {sig} arrived for the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
@@ -207,5 +250,51 @@ impl Task {
                 log::debug!("{text}");
             }
         }
+    }
+}
+
+/// What a vfork child borrows from its parent: its task, and what it must
+/// do before the program runs.
+struct VforkChild(Task, ChildIds);
+
+extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
+    // SAFETY: `arg` is the parent's Box<VforkChild>, untouched by the
+    // parent until this process has executed a program or exited.
+    let child = unsafe { &mut *arg.cast::<VforkChild>() };
+    child.1.settid(&mut child.0.thread);
+    child.0.run_to_end()
+}
+
+/// A host stack for a vfork child, unmapped when the parent resumes.
+struct HostStack(*mut libc::c_void);
+
+impl HostStack {
+    fn new() -> Result<HostStack, Errno> {
+        // SAFETY: a fresh anonymous mapping.
+        let p = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                HOST_STACK,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_STACK,
+                -1,
+                0,
+            )
+        };
+        if p == libc::MAP_FAILED {
+            return Err(Errno(libc::EAGAIN));
+        }
+        Ok(HostStack(p))
+    }
+
+    fn top(&self) -> *mut libc::c_void {
+        self.0.wrapping_byte_add(HOST_STACK)
+    }
+}
+
+impl Drop for HostStack {
+    fn drop(&mut self) {
+        // SAFETY: the mapping made in `new`, no longer used by the child.
+        unsafe { libc::munmap(self.0, HOST_STACK) };
     }
 }

@@ -13,14 +13,17 @@ use crate::host::{self, Errno, SysResult, encode};
 use crate::limits;
 use crate::mm;
 use crate::signals::{self, KernelSigaction};
-use crate::task::{Outcome, Task};
+use crate::process::Outcome;
+use crate::thread::Thread;
 use crate::umem;
 
 /// What the task does after a system call.
-#[derive(Debug, PartialEq, Eq)]
 pub enum Action {
     /// Resume the program with this value in RAX.
     Return(u64),
+    /// Start a host thread or process for this new thread or vfork child,
+    /// and return its id.
+    Spawn(Box<clone::Child>),
     /// The vCPU was set up to continue elsewhere (a fork child's first
     /// instruction): leave its registers alone.
     Started,
@@ -34,8 +37,8 @@ fn ret(r: SysResult) -> Action {
     Action::Return(encode(r))
 }
 
-/// Handles one system call of `task`.
-pub fn handle(task: &mut Task, sc: Syscall) -> Action {
+/// Handles one system call of `thread`.
+pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
     let a = sc.args;
     let nr = sc.nr as i64;
     log::trace!("syscall {} ({}) {:x?}", name(nr), sc.nr, a);
@@ -43,14 +46,14 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         libc::SYS_exit => Action::ExitThread(a[0] as i32 & 0xff),
         libc::SYS_exit_group => Action::End(Outcome::Exited(a[0] as i32 & 0xff)),
         libc::SYS_brk => {
-            let mut space = task.process.vm.memory.lock().expect("address space");
-            let new = task.process.brk.lock().expect("brk").set(&mut space, a[0]);
+            let mut space = thread.process.vm.memory.lock().expect("address space");
+            let new = thread.process.brk.lock().expect("brk").set(&mut space, a[0]);
             Action::Return(new)
         }
         // Kept by the sandbox, which clears it when the thread exits: the
         // host thread's own belongs to its thread library.
         libc::SYS_set_tid_address => {
-            task.clear_child_tid = a[0];
+            thread.clear_child_tid = a[0];
             // SAFETY: gettid has no preconditions.
             Action::Return(unsafe { libc::gettid() } as u64)
         }
@@ -65,10 +68,10 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         | libc::SYS_mlock2
         | libc::SYS_munlock
         | libc::SYS_msync
-        | libc::SYS_mincore => ret(memory(task, nr, a)),
-        libc::SYS_arch_prctl => ret(arch_prctl(task, a)),
-        libc::SYS_rt_sigaction => ret(sigaction(task, a)),
-        libc::SYS_sigaltstack => ret(sigaltstack(task, a)),
+        | libc::SYS_mincore => ret(memory(thread, nr, a)),
+        libc::SYS_arch_prctl => ret(arch_prctl(thread, a)),
+        libc::SYS_rt_sigaction => ret(sigaction(thread, a)),
+        libc::SYS_sigaltstack => ret(sigaltstack(thread, a)),
         // No signal frame was ever pushed: natively this is a bad frame.
         libc::SYS_rt_sigreturn => Action::End(Outcome::Signaled(libc::SIGSEGV)),
         libc::SYS_close => ret(if fds::is_parked(a[0] as i32 as i64) {
@@ -79,29 +82,29 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         libc::SYS_dup2 | libc::SYS_dup3 => ret(dup(nr, a)),
         libc::SYS_close_range => ret(close_range(a)),
         libc::SYS_ioctl => ret(checked(
-            task,
+            thread,
             nr,
             a,
             &[args::Arg::Fd(0)],
             Some(args::ioctl_arg(a[1])),
         )),
         libc::SYS_fcntl => ret(checked(
-            task,
+            thread,
             nr,
             a,
             &[args::Arg::Fd(0)],
             args::fcntl_arg(a[1]),
         )),
-        libc::SYS_prctl => ret(prctl(task, a)),
+        libc::SYS_prctl => ret(prctl(thread, a)),
         // Filters would apply to the sandbox's own system calls (KVM_RUN).
         libc::SYS_seccomp => ret(Err(Errno(libc::EINVAL))),
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
         // Returns only if it failed.
-        libc::SYS_execve | libc::SYS_execveat => ret(Err(exec::execve(task, nr, a))),
+        libc::SYS_execve | libc::SYS_execveat => ret(Err(exec::execve(thread, nr, a))),
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
-            clone::clone(task, nr, a)
+            clone::clone(thread, nr, a)
         }
         // Namespaces are not proxied; io_uring and ptrace would act on the
         // host process behind the sandbox's back.
@@ -114,9 +117,9 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
             log::debug!("{} is not supported yet: ENOSYS", name(nr));
             ret(Err(Errno(libc::ENOSYS)))
         }
-        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(kill(task, nr, a)),
-        libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => ret(rlimit(task, nr, a)),
-        libc::SYS_futex => ret(checked(task, nr, a, args::futex_args(a[1]), None)),
+        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(kill(thread, nr, a)),
+        libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => ret(rlimit(thread, nr, a)),
+        libc::SYS_futex => ret(checked(thread, nr, a, args::futex_args(a[1]), None)),
         // Guest page-table entries carry no protection key: keys would
         // protect nothing, so none can be allocated (as on a CPU without PKU).
         libc::SYS_pkey_alloc => ret(Err(Errno(libc::ENOSPC))),
@@ -124,8 +127,8 @@ pub fn handle(task: &mut Task, sc: Syscall) -> Action {
         _ => match args::spec(nr) {
             Some(spec) => {
                 let r = match procfs::exe_path_arg(nr) {
-                    Some(i) => procfs::with_exe_alias(task, nr, a, i, spec),
-                    None => checked(task, nr, a, spec, None),
+                    Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
+                    None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {
                     libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
@@ -156,14 +159,14 @@ fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {
 
 /// Checks `spec` (and `extra`) against the program's memory, then forwards.
 pub(crate) fn checked(
-    task: &Task,
+    thread: &Thread,
     nr: i64,
     a: [u64; 6],
     spec: &[args::Arg],
     extra: Option<args::Arg>,
 ) -> SysResult {
     {
-        let space = task.process.vm.memory.lock().expect("address space");
+        let space = thread.process.vm.memory.lock().expect("address space");
         check::check_all(&space, &a, spec)?;
         if let Some(x) = extra {
             check::check(&space, &a, x)?;
@@ -174,12 +177,12 @@ pub(crate) fn checked(
 
 /// The memory calls; a mapping narrowed for one vCPU is flushed for all
 /// before the lock is released.
-fn memory(task: &mut Task, nr: i64, a: [u64; 6]) -> SysResult {
-    let mut space = task.process.vm.memory.lock().expect("address space");
+fn memory(thread: &mut Thread, nr: i64, a: [u64; 6]) -> SysResult {
+    let mut space = thread.process.vm.memory.lock().expect("address space");
     let r = memory_locked(&mut space, nr, a);
     if let Err(e) = space.flush() {
         log::error!("flushing the guest's translations: {e}");
-        task.process.end(Err(e.to_string()));
+        thread.process.end(Err(e.to_string()));
     }
     r
 }
@@ -214,7 +217,7 @@ fn memory_locked(space: &mut vmm::AddressSpace, nr: i64, a: [u64; 6]) -> SysResu
 
 /// arch_prctl(2): FS/GS bases live in the vCPU; XSAVE permissions follow
 /// the task's XCR0.
-fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
+fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     // arch/x86/include/uapi/asm/prctl.h: libc has none of these.
     const ARCH_SET_GS: u64 = 0x1001;
     const ARCH_SET_FS: u64 = 0x1002;
@@ -226,7 +229,7 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
     const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
-    let space = || task.process.vm.memory.lock().expect("address space");
+    let space = || thread.process.vm.memory.lock().expect("address space");
     // KVM failing on its own vCPU: reported, and EIO for the program.
     let kvm_failed = |e: vmm::VcpuError| {
         log::error!("arch_prctl: {e}");
@@ -237,25 +240,25 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
             if a[1] >= CANONICAL_TOP {
                 return Err(Errno(libc::EPERM));
             }
-            task.vcpu
+            thread.vcpu
                 .set_segment_base(a[0] == ARCH_SET_GS, a[1])
                 .map_err(kvm_failed)?;
             Ok(0)
         }
         ARCH_GET_FS => {
-            let base = task.vcpu.fs_base().map_err(kvm_failed)?;
+            let base = thread.vcpu.fs_base().map_err(kvm_failed)?;
             umem::write(&space(), a[1], base).map(|_| 0)
         }
         ARCH_GET_GS => {
-            let base = task.vcpu.gs_base().map_err(kvm_failed)?;
+            let base = thread.vcpu.gs_base().map_err(kvm_failed)?;
             umem::write(&space(), a[1], base).map(|_| 0)
         }
         ARCH_GET_CPUID => Ok(1),
         ARCH_GET_XCOMP_SUPP | ARCH_GET_XCOMP_PERM => {
-            umem::write(&space(), a[1], task.vcpu.xcr0().bits()).map(|_| 0)
+            umem::write(&space(), a[1], thread.vcpu.xcr0().bits()).map(|_| 0)
         }
         ARCH_REQ_XCOMP_PERM => {
-            if a[1] < 64 && task.vcpu.xcr0().bits() & (1 << a[1]) != 0 {
+            if a[1] < 64 && thread.vcpu.xcr0().bits() & (1 << a[1]) != 0 {
                 Ok(0)
             } else {
                 Err(Errno(libc::EINVAL))
@@ -265,12 +268,12 @@ fn arch_prctl(task: &mut Task, a: [u64; 6]) -> SysResult {
     }
 }
 
-fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
+fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     // sigsetsize must be the kernel's sigset_t: one bit per signal.
     if a[3] != (signals::NSIG / 8) as u64 {
         return Err(Errno(libc::EINVAL));
     }
-    let space = task.process.vm.memory.lock().expect("address space");
+    let space = thread.process.vm.memory.lock().expect("address space");
     let new = match a[1] {
         0 => None,
         p => Some(umem::read::<KernelSigaction>(&space, p)?),
@@ -278,7 +281,7 @@ fn sigaction(task: &mut Task, a: [u64; 6]) -> SysResult {
     if a[2] != 0 && !space.program_can_access(a[2], size_of::<KernelSigaction>() as u64, true) {
         return Err(Errno(libc::EFAULT));
     }
-    let old = task.process.signals.lock().expect("signals").set(a[0], new)?;
+    let old = thread.process.signals.lock().expect("signals").set(a[0], new)?;
     if a[2] != 0 {
         umem::write(&space, a[2], old)?;
     }
@@ -293,9 +296,9 @@ const SS_AUTODISARM: i32 = 1 << 31;
 const STACK_T: u64 = size_of::<libc::stack_t>() as u64;
 
 /// sigaltstack(2), recorded for the signal delivery to come.
-fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
-    let space = task.process.vm.memory.lock().expect("address space");
-    let old = task.altstack;
+fn sigaltstack(thread: &mut Thread, a: [u64; 6]) -> SysResult {
+    let space = thread.process.vm.memory.lock().expect("address space");
+    let old = thread.altstack;
     if a[1] != 0 && !space.program_can_access(a[1], STACK_T, true) {
         return Err(Errno(libc::EFAULT));
     }
@@ -305,7 +308,7 @@ fn sigaltstack(task: &mut Task, a: [u64; 6]) -> SysResult {
         if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
             return Err(Errno(libc::EINVAL));
         }
-        task.altstack = if flags & libc::SS_DISABLE != 0 {
+        thread.altstack = if flags & libc::SS_DISABLE != 0 {
             (0, libc::SS_DISABLE, 0)
         } else if size < libc::MINSIGSTKSZ as u64 {
             return Err(Errno(libc::ENOMEM));
@@ -347,7 +350,7 @@ fn close_range(a: [u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
+fn prctl(thread: &Thread, a: [u64; 6]) -> SysResult {
     use args::Arg::{Maybe, S, W};
     use args::Len::C;
     // include/uapi/linux/prctl.h; libc lacks it.
@@ -372,7 +375,7 @@ fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
         | libc::PR_GET_ENDIAN => &[W(1, C(INT))],
         libc::PR_GET_TID_ADDRESS => &[W(1, C(PTR))],
         libc::PR_SET_VMA => {
-            let space = task.process.vm.memory.lock().expect("address space");
+            let space = thread.process.vm.memory.lock().expect("address space");
             if !space.program_can_access(a[2], a[3], false) {
                 return Err(Errno(libc::EINVAL));
             }
@@ -381,12 +384,12 @@ fn prctl(task: &Task, a: [u64; 6]) -> SysResult {
         // Integer arguments elsewhere; a pointer into the sandbox is refused.
         _ => &[Maybe(1), Maybe(2), Maybe(3), Maybe(4)],
     };
-    checked(task, libc::SYS_prctl, a, spec, None)
+    checked(thread, libc::SYS_prctl, a, spec, None)
 }
 
 /// getrlimit, setrlimit, prlimit64: `limits` answers where the program's
 /// view differs from the host's.
-fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
+fn rlimit(thread: &Thread, nr: i64, a: [u64; 6]) -> SysResult {
     let (pid, resource, new, old) = match nr {
         libc::SYS_getrlimit => (0, a[0], 0, a[1]),
         libc::SYS_setrlimit => (0, a[0], a[1], 0),
@@ -395,9 +398,9 @@ fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     let spec = args::spec(libc::SYS_prlimit64).expect("prlimit64 is known");
     let p = [pid, resource, new, old, 0, 0];
     if !limits::emulated(pid, resource) {
-        return checked(task, libc::SYS_prlimit64, p, spec, None);
+        return checked(thread, libc::SYS_prlimit64, p, spec, None);
     }
-    let space = task.process.vm.memory.lock().expect("address space");
+    let space = thread.process.vm.memory.lock().expect("address space");
     check::check_all(&space, &p, spec)?;
     let new = if new != 0 {
         Some(umem::read::<[u64; 2]>(&space, new)?)
@@ -420,7 +423,7 @@ fn rlimit(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
 /// except for the signals whose host disposition the sandbox keeps
 /// (signals::host_owned): aimed at the program itself, those follow the
 /// program's recorded disposition.
-fn kill(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
+fn kill(thread: &Thread, nr: i64, a: [u64; 6]) -> SysResult {
     // SAFETY: getpid and gettid have no preconditions.
     let (pid, tid) = unsafe { (i64::from(libc::getpid()), i64::from(libc::gettid())) };
     let (me, sig) = match nr {
@@ -430,7 +433,7 @@ fn kill(task: &Task, nr: i64, a: [u64; 6]) -> SysResult {
     };
     if me && (1..=signals::NSIG as u64).contains(&sig) && signals::host_owned(sig as i32) {
         let sig = sig as i32;
-        let signals = task.process.signals.lock().expect("signals");
+        let signals = thread.process.signals.lock().expect("signals");
         if signals.ignored(sig) {
             return Ok(0);
         }

@@ -9,7 +9,7 @@ use std::os::unix::ffi::OsStrExt;
 use super::args::Arg;
 use super::{check, checked};
 use crate::host::{Errno, SysResult};
-use crate::task::Task;
+use crate::thread::Thread;
 use crate::umem;
 
 /// Whether `path` is one of the names of the running program's executable.
@@ -41,19 +41,19 @@ pub fn exe_path_arg(nr: i64) -> Option<usize> {
 }
 
 /// The NUL-terminated path at `addr`, if it is readable program memory.
-fn path_at(task: &Task, addr: u64) -> Option<Vec<u8>> {
-    let space = task.process.vm.memory.lock().expect("address space");
+fn path_at(thread: &Thread, addr: u64) -> Option<Vec<u8>> {
+    let space = thread.process.vm.memory.lock().expect("address space");
     umem::read_cstr(&space, addr, libc::PATH_MAX as u64).ok()
 }
 
 /// Performs `nr` with the program's executable in place of an alias at
 /// argument `i`; other calls go through unchanged.
-pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg]) -> SysResult {
-    let is_alias = path_at(task, a[i]).is_some_and(|p| is_exe_alias(&p));
+pub fn with_exe_alias(thread: &Thread, nr: i64, a: [u64; 6], i: usize, spec: &[Arg]) -> SysResult {
+    let is_alias = path_at(thread, a[i]).is_some_and(|p| is_exe_alias(&p));
     if !is_alias {
-        return checked(task, nr, a, spec, None);
+        return checked(thread, nr, a, spec, None);
     }
-    let exe = task.process.exe.as_os_str().as_bytes();
+    let exe = thread.process.exe.as_os_str().as_bytes();
     if nr == libc::SYS_readlink || nr == libc::SYS_readlinkat {
         let (buf, size) = (a[i + 1], a[i + 2]);
         if (size as i64) <= 0 {
@@ -61,7 +61,7 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
         }
         let n = exe.len().min(size as usize);
         {
-            let space = task.process.vm.memory.lock().expect("address space");
+            let space = thread.process.vm.memory.lock().expect("address space");
             check::check(
                 &space,
                 &[buf, n as u64, 0, 0, 0, 0],
@@ -75,7 +75,7 @@ pub fn with_exe_alias(task: &Task, nr: i64, a: [u64; 6], i: usize, spec: &[Arg])
     // Check the program's own arguments, then let the kernel read the
     // substitute path from the sandbox's memory.
     {
-        let space = task.process.vm.memory.lock().expect("address space");
+        let space = thread.process.vm.memory.lock().expect("address space");
         check::check_all(&space, &a, spec)?;
     }
     let path = CString::new(exe).map_err(|_| Errno(libc::ENOENT))?;

@@ -1,0 +1,34 @@
+//! A thread of the program as its system calls see it: its process, its
+//! vCPU, and what the kernel keeps per thread and the sandbox emulates
+//! (sigaltstack, the CLONE_CHILD_CLEARTID address). This is the context
+//! every system call handler receives; the loop that runs a thread is
+//! [`crate::task`].
+
+use std::sync::Arc;
+
+use vmm::Vcpu;
+
+use crate::process::Process;
+
+pub struct Thread {
+    pub process: Arc<Process>,
+    pub vcpu: Vcpu,
+    /// Whether this is the thread group leader (the process's first thread).
+    pub leader: bool,
+    /// The program's sigaltstack (stack_t: sp, flags, size).
+    pub altstack: (u64, i32, u64),
+    /// set_tid_address / CLONE_CHILD_CLEARTID: cleared and woken at exit.
+    pub clear_child_tid: u64,
+}
+
+impl Thread {
+    pub fn new(process: Arc<Process>, vcpu: Vcpu, leader: bool) -> Thread {
+        Thread {
+            process,
+            vcpu,
+            leader,
+            altstack: (0, libc::SS_DISABLE, 0),
+            clear_child_tid: 0,
+        }
+    }
+}

@@ -8,6 +8,7 @@ here=$(cd "$(dirname "$0")" && pwd)
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
+cc -O2 -pthread -o "$work/thread-cycle" "$here/thread-cycle.c"
 
 flags=()
 "$sandbox" --check >/dev/null 2>&1 || flags=(--allow-unenforced-xcr0)
@@ -21,6 +22,26 @@ mean_us() {
     for _ in $(seq "$n"); do "$@" >/dev/null; done
     t1=$(now)
     echo $(((t1 - t0) / n / 1000))
+}
+# median of the numbers in its arguments
+median() { printf '%s\n' "$@" | sort -g | awk '{v[NR] = $1} END {print v[int((NR + 1) / 2)]}'; }
+# sandbox / native, two decimals
+ratio() { awk -v n="$1" -v s="$2" 'BEGIN {printf "%.2f", (n > 0 ? s / n : 0)}'; }
+# native and boxed figures: the medians of reps runs of a command printing a
+# number, alternating native and sandbox runs so drift hits both alike
+reps=5
+native=
+boxed=
+native_and_boxed() {
+    local ns=() bs=() v
+    for _ in $(seq $reps); do
+        v=$("$@") || return 1
+        ns+=("$v")
+        v=$("$sandbox" "${flags[@]}" -- "$@") || return 1
+        bs+=("$v")
+    done
+    native=$(median "${ns[@]}")
+    boxed=$(median "${bs[@]}")
 }
 
 echo "kvm: $("$sandbox" --check 2>/dev/null | sed -n 's/^kvm: //p')"
@@ -36,3 +57,10 @@ echo "getppid: native ${native_sc} ns, sandbox ${boxed_sc} ns per call ($calls c
 
 stats=$("$sandbox" "${flags[@]}" --stats -- "$work/syscall-loop" $calls 2>&1 >/dev/null | grep 'stats:')
 echo "per forwarded syscall (syscall loop): ${stats##*per syscall: }"
+
+# Programs that time themselves, so process startup is left out. Each line
+# is the median of $reps runs natively and in the sandbox, and their ratio.
+cycles=2000
+native_and_boxed "$work/thread-cycle" $cycles
+echo "thread create+join: native ${native} ns, sandbox ${boxed} ns per cycle," \
+    "ratio $(ratio "$native" "$boxed") (median of $reps runs of $cycles cycles)"

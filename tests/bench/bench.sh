@@ -9,6 +9,7 @@ work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
 cc -O2 -pthread -o "$work/thread-cycle" "$here/thread-cycle.c"
+cc -O2 -o "$work/fork-cycle" "$here/fork-cycle.c"
 
 flags=()
 "$sandbox" --check >/dev/null 2>&1 || flags=(--allow-unenforced-xcr0)
@@ -64,3 +65,9 @@ cycles=2000
 native_and_boxed "$work/thread-cycle" $cycles
 echo "thread create+join: native ${native} ns, sandbox ${boxed} ns per cycle," \
     "ratio $(ratio "$native" "$boxed") (median of $reps runs of $cycles cycles)"
+
+# each fork in the sandbox builds a new KVM VM in the child: a few ms each
+forks=100
+native_and_boxed "$work/fork-cycle" $forks
+echo "fork+exit+wait: native ${native} us, sandbox ${boxed} us per cycle," \
+    "ratio $(ratio "$native" "$boxed") (median of $reps runs of $forks cycles)"

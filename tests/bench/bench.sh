@@ -71,3 +71,15 @@ forks=100
 native_and_boxed "$work/fork-cycle" $forks
 echo "fork+exit+wait: native ${native} us, sandbox ${boxed} us per cycle," \
     "ratio $(ratio "$native" "$boxed") (median of $reps runs of $forks cycles)"
+
+# A whole short-lived process, startup included: mean wall time of $runs
+# runs of sh -c true, $reps times each way, alternating
+sh_n=() sh_b=()
+for _ in $(seq $reps); do
+    sh_n+=("$(mean_us $runs sh -c true)")
+    sh_b+=("$(mean_us $runs "$sandbox" "${flags[@]}" -- sh -c true)")
+done
+native=$(median "${sh_n[@]}")
+boxed=$(median "${sh_b[@]}")
+echo "sh -c true: native ${native} us, sandbox ${boxed} us per run," \
+    "ratio $(ratio "$native" "$boxed") (median of $reps means of $runs runs)"

@@ -10,6 +10,7 @@ trap 'rm -rf "$work"' EXIT
 cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
 cc -O2 -pthread -o "$work/thread-cycle" "$here/thread-cycle.c"
 cc -O2 -o "$work/fork-cycle" "$here/fork-cycle.c"
+cc -O2 -pthread -o "$work/thread-rss" "$here/thread-rss.c"
 
 flags=()
 "$sandbox" --check >/dev/null 2>&1 || flags=(--allow-unenforced-xcr0)
@@ -83,3 +84,14 @@ native=$(median "${sh_n[@]}")
 boxed=$(median "${sh_b[@]}")
 echo "sh -c true: native ${native} us, sandbox ${boxed} us per run," \
     "ratio $(ratio "$native" "$boxed") (median of $reps means of $runs runs)"
+
+# Memory per extra thread: VmRSS growth over K threads parked on a barrier.
+# In the sandbox /proc/self is the sandbox process, so its figure holds the
+# guest's thread stacks and the sandbox's own cost per thread (host thread
+# stack, the vCPU's kvm_run page, ...); the difference is the latter.
+threads=64
+native_and_boxed "$work/thread-rss" $threads
+echo "memory per thread: native ${native} KiB, sandbox ${boxed} KiB," \
+    "ratio $(ratio "$native" "$boxed"), sandbox's own" \
+    "$(awk -v n="$native" -v s="$boxed" 'BEGIN {printf "%+.1f", s - n}') KiB" \
+    "per thread (VmRSS, median of $reps runs with $threads threads)"

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# bench.sh SANDBOX: what a forwarded system call and a whole run cost, in the
-# sandbox against natively. Numbers are wall time on this machine; compare
-# them only with numbers from the same machine.
+# bench.sh SANDBOX: what a forwarded system call, a whole run, a thread, a
+# fork and a thread's memory cost, in the sandbox against natively. Numbers
+# are wall time (or RSS) on this machine; compare them only with numbers from
+# the same machine.
 set -euo pipefail
 sandbox=${1:?usage: bench.sh path/to/xcr0-sandbox}
 here=$(cd "$(dirname "$0")" && pwd)

@@ -221,3 +221,26 @@ fn threads_and_forked_children_keep_the_requested_xcr0() {
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), "avx_thread=ran\n");
 }
+
+#[test]
+fn programs_a_shell_runs_and_execs_keep_the_requested_xcr0() {
+    if !ready() {
+        return;
+    }
+    // The shell forks a child that execs the report (a sandbox child
+    // re-executing the sandbox), then execs the report itself.
+    let rep = guest("xcr0-report", &[]);
+    let rep = rep.to_str().unwrap();
+    for x in [0x3, 0x7] {
+        let mask = format!("{x:#x}");
+        let script = format!("{rep}; exec {rep}");
+        let o = sandbox(&["--xcr0", &mask, "--", "/bin/sh", "-c", &script]);
+        assert_exit(&o, 0);
+        let out = stdout(&o);
+        let seen: Vec<&str> = out
+            .lines()
+            .filter_map(|l| l.strip_prefix("xgetbv="))
+            .collect();
+        assert_eq!(seen, [mask.as_str(); 2], "under {mask}:\n{out}");
+    }
+}

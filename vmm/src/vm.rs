@@ -182,8 +182,11 @@ impl Vm {
         pool.all.clear();
         drop(registry);
         drop(pool);
+        let t0 = std::time::Instant::now();
         let fd = create_vm_fd(&self.hv)?;
+        let t1 = std::time::Instant::now();
         let memory = space.clone_onto(fd.clone())?;
+        let t2 = std::time::Instant::now();
         drop(space);
         let vm = Arc::new(Vm {
             hv: self.hv.clone(),
@@ -201,6 +204,13 @@ impl Vm {
             ..forking.setup().clone()
         };
         let vcpu = vm.new_vcpu(setup)?;
+        log::debug!(
+            "fork child: VM {:?}, {} memslots {:?}, vCPU {:?}",
+            t1 - t0,
+            vm.memory.lock().expect("address space").stats.memslots,
+            t2 - t1,
+            t2.elapsed()
+        );
         Ok(Forked::Child(vm, vcpu))
     }
 }

@@ -4,7 +4,6 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
@@ -46,11 +45,6 @@ impl SignalNumber for std::process::ExitStatus {
 
 fn os(s: &str) -> &OsStr {
     OsStr::new(s)
-}
-
-fn executable(path: &Path, text: &[u8]) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]

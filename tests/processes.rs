@@ -10,9 +10,8 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::{CommandExt, ExitStatusExt};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 use std::sync::mpsc;
 use std::time::Duration;
@@ -127,12 +126,6 @@ fn fresh_dir(name: &str) -> PathBuf {
     let _ = std::fs::remove_dir_all(&d);
     std::fs::create_dir_all(&d).unwrap();
     d
-}
-
-/// Writes `text` to `path` as an executable file.
-fn executable(path: &Path, text: &str) {
-    std::fs::write(path, text).unwrap();
-    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 #[test]
@@ -426,7 +419,7 @@ fn python3_through_a_path_shim_that_forks() {
     let dir = fresh_dir("shim");
     executable(
         &dir.join("python3"),
-        &format!("#!/bin/bash\necho via the shim >&2\n{PYTHON} \"$@\"\nexit $?\n"),
+        format!("#!/bin/bash\necho via the shim >&2\n{PYTHON} \"$@\"\nexit $?\n"),
     );
     let path = std::env::var("PATH").unwrap_or_default();
     let path = format!("{}:{path}", dir.display());

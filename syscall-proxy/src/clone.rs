@@ -16,7 +16,7 @@
 
 use std::sync::Arc;
 
-use vmm::{Forked, ThreadState, VcpuError};
+use vmm::{Forked, ThreadState, Vcpu, VcpuError};
 
 use crate::host::Errno;
 use crate::syscalls::Action;
@@ -281,16 +281,23 @@ fn parent_side(thread: &Thread, r: Request, pid: libc::pid_t) -> Result<(), Errn
     Ok(())
 }
 
-/// A new thread: a new vCPU of this VM, for a host thread the task loop
-/// starts ([`Action::Spawn`]).
-fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
+/// A vCPU of this VM with the creator's XCR0, set to continue from the
+/// child's state.
+fn child_vcpu(thread: &mut Thread, r: Request) -> Result<Vcpu, Errno> {
     let st = child_state(thread, r)?;
-    let vm = thread.process.vm.clone();
+    let vm = &thread.process.vm;
     let mut vcpu = vm.create_vcpu(thread.vcpu.xcr0()).map_err(kvm_failed)?;
     if let Err(e) = vcpu.start_thread(&st) {
         vm.release_vcpu(vcpu);
         return Err(kvm_failed(e));
     }
+    Ok(vcpu)
+}
+
+/// A new thread: a new vCPU of this VM, for a host thread the task loop
+/// starts ([`Action::Spawn`]).
+fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
+    let vcpu = child_vcpu(thread, r)?;
     Ok(Action::Spawn(Box::new(Child {
         thread: Thread::new(thread.process.clone(), vcpu, false),
         ids: ChildIds(r),
@@ -335,13 +342,8 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
 /// vCPU of this VM, for the host process the task loop starts
 /// ([`Action::Spawn`]).
 fn shared_vm_child(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
-    let st = child_state(thread, r)?;
+    let vcpu = child_vcpu(thread, r)?;
     let vm = thread.process.vm.clone();
-    let mut vcpu = vm.create_vcpu(thread.vcpu.xcr0()).map_err(kvm_failed)?;
-    if let Err(e) = vcpu.start_thread(&st) {
-        vm.release_vcpu(vcpu);
-        return Err(kvm_failed(e));
-    }
     let mut signals = thread.process.signals.lock().expect("signals").clone();
     if r.flags & CLONE_CLEAR_SIGHAND != 0 {
         signals.clear_handlers();

@@ -204,7 +204,11 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
             .map_or_else(Vec::new, |a| a.as_bytes().to_vec()),
     );
     words.extend(argv.into_iter().skip(1).map(OsStringExt::into_vec));
-    let Ok(words) = words.into_iter().map(cstring).collect::<Result<Vec<_>, _>>() else {
+    let Ok(words) = words
+        .into_iter()
+        .map(cstring)
+        .collect::<Result<Vec<_>, _>>()
+    else {
         return Errno(libc::EINVAL);
     };
     let Ok(env) = envp

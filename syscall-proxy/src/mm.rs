@@ -88,7 +88,11 @@ fn release(claimed: &[(u64, u64)]) {
 /// to all), so a thread racing with the change faults as natively rather
 /// than reaching host pages in flux. Returns the pieces, to restore if
 /// the host call fails.
-fn withdraw(space: &mut AddressSpace, start: u64, end: u64) -> Result<Vec<(u64, u64, Prot)>, Errno> {
+fn withdraw(
+    space: &mut AddressSpace,
+    start: u64,
+    end: u64,
+) -> Result<Vec<(u64, u64, Prot)>, Errno> {
     let old = space.program().overlapping(start, end);
     for &(s, e, _) in &old {
         space.unmap_program(s, e);
@@ -184,12 +188,12 @@ pub fn mmap(
 /// munmap + mmap.
 fn reuse(space: &AddressSpace, hint: u64, len: u64) -> Option<u64> {
     let retired = space.retired();
-    if hint != 0 && hint.is_multiple_of(PAGE) {
-        if let Some((_, e, ())) = retired.get(hint) {
-            if e - hint >= len {
-                return Some(hint);
-            }
-        }
+    if hint != 0
+        && hint.is_multiple_of(PAGE)
+        && let Some((_, e, ())) = retired.get(hint)
+        && e - hint >= len
+    {
+        return Some(hint);
     }
     retired
         .iter()

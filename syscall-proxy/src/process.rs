@@ -153,7 +153,12 @@ impl Process {
             exits: c.exits.load(Ordering::Relaxed),
             other_ioctls: c.other_ioctls.load(Ordering::Relaxed),
             // Another thread may be ending mid-update: then no memory counts.
-            memory: self.vm.memory.try_lock().map(|m| m.stats).unwrap_or_default(),
+            memory: self
+                .vm
+                .memory
+                .try_lock()
+                .map(|m| m.stats)
+                .unwrap_or_default(),
         }
     }
 

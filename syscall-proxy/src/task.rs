@@ -193,7 +193,14 @@ impl Task {
             return Ok(None);
         }
         let sig = signals::for_exception(v);
-        if self.thread.process.signals.lock().expect("signals").handled(sig) {
+        if self
+            .thread
+            .process
+            .signals
+            .lock()
+            .expect("signals")
+            .handled(sig)
+        {
             log::warn!(
                 "signal {sig} at {:#x}: the program's handler cannot run (signal delivery is not implemented yet)",
                 f.rip

@@ -6,6 +6,7 @@
 use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
 use std::os::unix::process::ExitStatusExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
@@ -187,6 +188,12 @@ pub fn guest(name: &str, flags: &[&str]) -> PathBuf {
     );
     built.insert(key, out.clone());
     out
+}
+
+/// Writes `text` to `path` as an executable file.
+pub fn executable(path: &Path, text: impl AsRef<[u8]>) {
+    std::fs::write(path, text).unwrap();
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o755)).unwrap();
 }
 
 /// key=value lines as a map.

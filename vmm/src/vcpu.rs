@@ -566,7 +566,8 @@ impl Vcpu {
         match self.run(memory)? {
             Exit::Syscall(s)
                 if s.nr == abi::PROBE_SYSCALL_NR
-                    && (self.setup.runtime.user_page..self.setup.runtime.user_page + 4096).contains(&s.rip) =>
+                    && (self.setup.runtime.user_page..self.setup.runtime.user_page + 4096)
+                        .contains(&s.rip) =>
             {
                 Ok((s.args[0], s.args[1] as u32))
             }

@@ -122,11 +122,7 @@ impl Vm {
             self.fd.create_vcpu_from_rawfd(high)
         })?;
         let run = fd.get_kvm_run() as *mut _ as usize;
-        self.vcpus
-            .lock()
-            .expect("vcpu pool")
-            .all
-            .push((high, run));
+        self.vcpus.lock().expect("vcpu pool").all.push((high, run));
         for e in setup.cpuid.as_mut_slice() {
             match e.function {
                 // Initial APIC ID (CPUID.1:EBX[31:24]) and x2APIC ID.

@@ -12,8 +12,8 @@ use crate::exec;
 use crate::host::{self, Errno, SysResult, encode};
 use crate::limits;
 use crate::mm;
-use crate::signals::{self, KernelSigaction};
 use crate::process::Outcome;
+use crate::signals::{self, KernelSigaction};
 use crate::thread::Thread;
 use crate::umem;
 
@@ -47,7 +47,12 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_exit_group => Action::End(Outcome::Exited(a[0] as i32 & 0xff)),
         libc::SYS_brk => {
             let mut space = thread.process.vm.memory.lock().expect("address space");
-            let new = thread.process.brk.lock().expect("brk").set(&mut space, a[0]);
+            let new = thread
+                .process
+                .brk
+                .lock()
+                .expect("brk")
+                .set(&mut space, a[0]);
             Action::Return(new)
         }
         // Kept by the sandbox, which clears it when the thread exits: the
@@ -118,7 +123,9 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
             ret(Err(Errno(libc::ENOSYS)))
         }
         libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(kill(thread, nr, a)),
-        libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => ret(rlimit(thread, nr, a)),
+        libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => {
+            ret(rlimit(thread, nr, a))
+        }
         libc::SYS_futex => ret(checked(thread, nr, a, args::futex_args(a[1]), None)),
         // Guest page-table entries carry no protection key: keys would
         // protect nothing, so none can be allocated (as on a CPU without PKU).
@@ -240,7 +247,8 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             if a[1] >= CANONICAL_TOP {
                 return Err(Errno(libc::EPERM));
             }
-            thread.vcpu
+            thread
+                .vcpu
                 .set_segment_base(a[0] == ARCH_SET_GS, a[1])
                 .map_err(kvm_failed)?;
             Ok(0)
@@ -281,7 +289,12 @@ fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     if a[2] != 0 && !space.program_can_access(a[2], size_of::<KernelSigaction>() as u64, true) {
         return Err(Errno(libc::EFAULT));
     }
-    let old = thread.process.signals.lock().expect("signals").set(a[0], new)?;
+    let old = thread
+        .process
+        .signals
+        .lock()
+        .expect("signals")
+        .set(a[0], new)?;
     if a[2] != 0 {
         umem::write(&space, a[2], old)?;
     }

@@ -315,6 +315,58 @@ fn make_runs_recipes_in_parallel_and_reports_a_failing_one() {
 }
 
 #[test]
+fn sessions_and_process_groups_are_the_kernels() {
+    if !kvm() {
+        return;
+    }
+    // A forked child makes a session, another a process group; the parent
+    // sees their real pids as group and session ids.
+    let script = "import os\n\
+        pid = os.fork()\n\
+        if pid == 0:\n\
+        \x20   os.setsid()\n\
+        \x20   os._exit(10 + (os.getsid(0) == os.getpid()) + 2 * (os.getpgrp() == os.getpid()))\n\
+        print('session child', os.waitpid(pid, 0)[1] >> 8, os.getsid(0) != pid)\n\
+        pid = os.fork()\n\
+        if pid == 0:\n\
+        \x20   os.setpgid(0, 0)\n\
+        \x20   os._exit(20 + (os.getpgrp() == os.getpid()) + 2 * (os.getsid(0) != os.getpid()))\n\
+        print('group child', os.waitpid(pid, 0)[1] >> 8)\n";
+    let n = same(&[PYTHON, "-c", script], &[]);
+    assert_eq!(stdout(&n), "session child 13 True\ngroup child 23\n");
+}
+
+#[test]
+fn children_outliving_the_first_process_go_on_running() {
+    if !kvm() {
+        return;
+    }
+    // The shell exits at once; its background child writes after it,
+    // still in a sandbox of its own. (The sandbox's stderr is not captured:
+    // every sandbox process keeps a copy of it, see the README.)
+    let file = fresh_dir("orphan").join("late");
+    let script = format!(
+        "(sleep 0.5; echo late > {}) >/dev/null 2>&1 & echo early",
+        file.display()
+    );
+    let s = command(true, &["/bin/sh", "-c", &script])
+        .stdin(Stdio::null())
+        .stderr(Stdio::null())
+        .output()
+        .expect("run the sandbox");
+    assert_exit(&s, 0);
+    assert_eq!(stdout(&s), "early\n");
+    assert!(!file.exists(), "the sandbox waited for its child");
+    for _ in 0..100 {
+        if std::fs::read_to_string(&file).is_ok_and(|t| t == "late\n") {
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    panic!("the orphan never wrote {}", file.display());
+}
+
+#[test]
 fn python_subprocess_and_a_multiprocessing_pool() {
     if !kvm() {
         return;

@@ -55,6 +55,15 @@ pub struct Stats {
     pub memory: MemoryStats,
 }
 
+/// What `--stats` counts above the vCPUs, kept with the VM's own counters:
+/// a vfork child runs on this VM until it executes a program, and counts
+/// here as its VM exits do.
+#[derive(Debug, Default)]
+struct Counters {
+    syscalls: AtomicU64,
+    exceptions: AtomicU64,
+}
+
 #[derive(Debug, Default)]
 struct Live {
     threads: usize,
@@ -70,8 +79,7 @@ pub struct Process {
     /// /proc/self/exe names for the program, rather than the sandbox.
     pub exe: PathBuf,
     pub options: Options,
-    syscalls: AtomicU64,
-    exceptions: AtomicU64,
+    counters: Arc<Counters>,
     /// Signals whose dropping was reported (bit n-1 for signal n).
     dropped: AtomicU64,
     live: Mutex<Live>,
@@ -106,8 +114,7 @@ impl Process {
             signals: Mutex::new(signals),
             exe,
             options,
-            syscalls: AtomicU64::new(0),
-            exceptions: AtomicU64::new(0),
+            counters: Arc::default(),
             dropped: AtomicU64::new(0),
             live: Mutex::new(Live {
                 threads: 1,
@@ -129,15 +136,20 @@ impl Process {
             stats: false,
             ..self.options.clone()
         };
-        Process::new(vm, brk, signals, self.exe.clone(), options, self.finish)
+        let shared = Arc::ptr_eq(&vm, &self.vm);
+        let mut child = Process::new(vm, brk, signals, self.exe.clone(), options, self.finish);
+        if shared {
+            child.counters = self.counters.clone();
+        }
+        child
     }
 
     pub fn count_syscall(&self) {
-        self.syscalls.fetch_add(1, Ordering::Relaxed);
+        self.counters.syscalls.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn count_exception(&self) {
-        self.exceptions.fetch_add(1, Ordering::Relaxed);
+        self.counters.exceptions.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Of the signals in `mask`, those dropped for the first time.
@@ -148,8 +160,8 @@ impl Process {
     pub fn stats(&self) -> Stats {
         let c = &self.vm.counters;
         Stats {
-            syscalls: self.syscalls.load(Ordering::Relaxed),
-            exceptions: self.exceptions.load(Ordering::Relaxed),
+            syscalls: self.counters.syscalls.load(Ordering::Relaxed),
+            exceptions: self.counters.exceptions.load(Ordering::Relaxed),
             exits: c.exits.load(Ordering::Relaxed),
             other_ioctls: c.other_ioctls.load(Ordering::Relaxed),
             // Another thread may be ending mid-update: then no memory counts.
@@ -235,6 +247,11 @@ impl Process {
             // above; shared waiters, as mm_release wakes.
             unsafe { libc::syscall(libc::SYS_futex, ctid, libc::FUTEX_WAKE, 1) };
         }
+    }
+
+    /// A thread counted by `thread_started` could not be started.
+    pub fn thread_failed(&self) {
+        self.thread_ended();
     }
 
     fn thread_ended(&self) {

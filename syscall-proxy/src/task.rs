@@ -138,7 +138,7 @@ impl Task {
                     // The closure, and the vCPU in it, are gone: KVM
                     // keeps the vCPU.
                     log::debug!("clone: no host thread: {e}");
-                    process.thread_ending(0, 0);
+                    process.thread_failed();
                     return Err(Errno(libc::EAGAIN));
                 }
             };

@@ -67,6 +67,9 @@ fn nofile() -> io::Result<libc::rlimit> {
 /// it goes just under the hard limit, where a program whose soft limit
 /// equals its hard limit meets it.
 pub fn park(fd: RawFd) -> io::Result<RawFd> {
+    // Held throughout: two threads lifting and restoring the limit at once
+    // would leave it lifted.
+    let mut parked = PARKED.lock().expect("fd registry");
     let lim = nofile()?;
     let hard = lim.rlim_max.min(1 << 20);
     let above = libc::rlimit {
@@ -95,7 +98,7 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
     if high < 0 {
         return Err(io::Error::last_os_error());
     }
-    PARKED.lock().expect("fd registry").insert(high);
+    parked.insert(high);
     Ok(high)
 }
 

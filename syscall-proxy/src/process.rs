@@ -80,8 +80,6 @@ pub struct Process {
     pub exe: PathBuf,
     pub options: Options,
     counters: Arc<Counters>,
-    /// Signals whose dropping was reported (bit n-1 for signal n).
-    dropped: AtomicU64,
     live: Mutex<Live>,
     alone: Condvar,
     reaper: Mutex<Reaper>,
@@ -115,7 +113,6 @@ impl Process {
             exe,
             options,
             counters: Arc::default(),
-            dropped: AtomicU64::new(0),
             live: Mutex::new(Live {
                 threads: 1,
                 leader_exit: None,
@@ -150,11 +147,6 @@ impl Process {
 
     pub fn count_exception(&self) {
         self.counters.exceptions.fetch_add(1, Ordering::Relaxed);
-    }
-
-    /// Of the signals in `mask`, those dropped for the first time.
-    pub fn first_drops(&self, mask: u64) -> u64 {
-        mask & !self.dropped.fetch_or(mask, Ordering::Relaxed)
     }
 
     pub fn stats(&self) -> Stats {

@@ -11,7 +11,7 @@ use vmm::{Exit, VcpuError};
 use crate::clone::{Child, ChildIds};
 use crate::host::{Errno, SysResult, encode};
 use crate::process::Outcome;
-use crate::signals;
+use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
 
@@ -31,6 +31,9 @@ pub struct Task {
     pub thread: Thread,
     /// The last page fault taken as possibly spurious (address, error code).
     last_fault: Option<(u64, u64)>,
+    /// The system call that returned EINTR, for the signal that
+    /// interrupted it to restart it or not.
+    interrupted: Option<deliver::Interrupted>,
 }
 
 impl Task {
@@ -38,6 +41,7 @@ impl Task {
         Task {
             thread,
             last_fault: None,
+            interrupted: None,
         }
     }
 
@@ -79,9 +83,27 @@ impl Task {
     }
 
     fn run_until_end(&mut self) -> Result<Ended, VcpuError> {
+        arrival::set_kick(self.thread.vcpu.kick_flag());
         loop {
+            // Cleared before looking: a signal arriving after the look
+            // makes KVM_RUN return at once.
+            self.thread.vcpu.clear_kick();
+            if self.thread.vcpu.at_user_boundary() {
+                while let Some(a) = arrival::take() {
+                    let s = deliver::Signal {
+                        sig: a.sig,
+                        info: a.info,
+                        mask: a.mask,
+                    };
+                    if let Err(outcome) =
+                        deliver::deliver(&mut self.thread, s, self.interrupted.take())
+                    {
+                        return Ok(Ended::Process(outcome));
+                    }
+                }
+                self.interrupted = None;
+            }
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
-            self.report_dropped_signals();
             match exit {
                 Exit::Syscall(sc) => {
                     self.thread.process.count_syscall();
@@ -89,7 +111,15 @@ impl Task {
                     // same place is a new one.
                     self.last_fault = None;
                     match syscalls::handle(&mut self.thread, sc) {
-                        Action::Return(v) => self.thread.vcpu.complete_syscall(v),
+                        Action::Return(v) => {
+                            if v as i64 == -i64::from(libc::EINTR) {
+                                self.interrupted = Some(deliver::Interrupted {
+                                    nr: sc.nr,
+                                    args: sc.args,
+                                });
+                            }
+                            self.thread.vcpu.complete_syscall(v)
+                        }
                         Action::Spawn(child) => {
                             let r = self.spawn(child);
                             self.thread.vcpu.complete_syscall(encode(r));
@@ -192,21 +222,33 @@ impl Task {
         if v == vector::PAGE_FAULT && self.spurious(cr2, f.error_code) {
             return Ok(None);
         }
-        let sig = signals::for_exception(v);
-        if self
-            .thread
-            .process
-            .signals
-            .lock()
-            .expect("signals")
-            .handled(sig)
-        {
-            log::warn!(
-                "signal {sig} at {:#x}: the program's handler cannot run (signal delivery is not implemented yet)",
-                f.rip
-            );
-        }
-        Ok(Some(Outcome::Signaled(sig)))
+        let t = &mut self.thread;
+        let fault = {
+            let memory = &t.process.vm.memory;
+            let vcpu = &mut t.vcpu;
+            let mapped = |addr| {
+                let space = memory.lock().expect("address space");
+                space.program().get(addr).is_some()
+            };
+            // FCW, FSW and MXCSR from the FXSAVE layout.
+            let fp = || {
+                let x = vcpu.xsave().unwrap_or_default();
+                let word = |at: usize| {
+                    x.get(at..at + 2)
+                        .map_or(0, |b| u16::from_le_bytes([b[0], b[1]]))
+                };
+                let mxcsr = x
+                    .get(24..28)
+                    .map_or(0, |b| u32::from_le_bytes(b.try_into().expect("4 bytes")));
+                (word(0), word(2), mxcsr)
+            };
+            signals::faults::fault(&f, cr2, t.trap, mapped, fp)
+        };
+        let Some(fault) = fault else {
+            return Ok(None);
+        };
+        t.trap = fault.trap;
+        Ok(signals::deliver::force(t, fault.sig, fault.info, false).err())
     }
 
     /// Whether a #PF hit memory the program may access as it tried: then
@@ -234,29 +276,6 @@ impl Task {
         }
         self.last_fault = Some((addr, error));
         true
-    }
-
-    /// Warns once per signal number and process; later ones are traced, and
-    /// so are the signals whose default action is to be ignored (SIGCHLD,
-    /// SIGWINCH, SIGURG): shells and make handle SIGCHLD and reap their
-    /// children with wait anyway, and would warn at every child.
-    fn report_dropped_signals(&self) {
-        let caught = signals::take_caught();
-        if caught == 0 {
-            return;
-        }
-        let first = self.thread.process.first_drops(caught);
-        for sig in (1..=signals::NSIG as i32).filter(|s| caught & (1 << (s - 1)) != 0) {
-            let text = format!(
-                "signal {sig} arrived for the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
-            );
-            let benign = matches!(sig, libc::SIGCHLD | libc::SIGWINCH | libc::SIGURG);
-            if first & (1 << (sig - 1)) != 0 && !benign {
-                log::warn!("{text}");
-            } else {
-                log::debug!("{text}");
-            }
-        }
     }
 }
 

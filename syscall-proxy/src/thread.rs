@@ -9,6 +9,7 @@ use std::sync::Arc;
 use vmm::Vcpu;
 
 use crate::process::Process;
+use crate::signals::frame::Trap;
 
 pub struct Thread {
     pub process: Arc<Process>,
@@ -19,6 +20,9 @@ pub struct Thread {
     pub altstack: (u64, i32, u64),
     /// set_tid_address / CLONE_CHILD_CLEARTID: cleared and woken at exit.
     pub clear_child_tid: u64,
+    /// The last fault that raised a signal, which every later frame
+    /// repeats (sigcontext's err, trapno, cr2), as the kernel keeps it.
+    pub trap: Trap,
 }
 
 impl Thread {
@@ -29,6 +33,7 @@ impl Thread {
             leader,
             altstack: (0, libc::SS_DISABLE, 0),
             clear_child_tid: 0,
+            trap: Trap::default(),
         }
     }
 }

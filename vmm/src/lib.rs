@@ -18,6 +18,8 @@ pub mod vm;
 pub mod xcr0;
 
 pub use kvm::{Flavour, Hypervisor, KvmError};
+/// The general-purpose registers, as KVM and the layers above exchange them.
+pub use kvm_bindings::kvm_regs;
 pub use memory::{AddressSpace, Prot};
 pub use vcpu::{Exit, Syscall, ThreadState, Vcpu, VcpuError};
 pub use vm::{Forked, Vm};

@@ -123,6 +123,52 @@ pub enum ReturnPath {
     Vmm,
 }
 
+/// Where a vCPU stopped (see `Vcpu::stop`).
+enum Stop {
+    Syscall,
+    /// At the exception stub's `out`, its frame at this CPL0 RSP.
+    Exception(u64),
+    User,
+}
+
+/// The words of an [`ExceptionFrame`] on the CPL0 stack.
+const FRAME_RIP: u64 = 2;
+const FRAME_CS: u64 = 3;
+const FRAME_RFLAGS: u64 = 4;
+const FRAME_RSP: u64 = 5;
+const FRAME_SS: u64 = 6;
+
+fn read_frame(memory: &Mutex<AddressSpace>, at: u64) -> ExceptionFrame {
+    let mem = memory.lock().expect("address space");
+    let arena = mem.arena();
+    let gpa = arena.gpa_of_hva(at).expect("exception frame in the arena");
+    let w = |i: u64| arena.read_u64(gpa + 8 * i);
+    ExceptionFrame {
+        vector: w(0),
+        error_code: w(1),
+        rip: w(FRAME_RIP),
+        cs: w(FRAME_CS),
+        rflags: w(FRAME_RFLAGS),
+        rsp: w(FRAME_RSP),
+        ss: w(FRAME_SS),
+    }
+}
+
+fn write_frame(memory: &Mutex<AddressSpace>, at: u64, r: &kvm_regs) {
+    let mem = memory.lock().expect("address space");
+    let arena = mem.arena();
+    let gpa = arena.gpa_of_hva(at).expect("exception frame in the arena");
+    for (i, v) in [
+        (FRAME_RIP, r.rip),
+        (FRAME_CS, u64::from(selectors::USER_CS)),
+        (FRAME_RFLAGS, r.rflags),
+        (FRAME_RSP, r.rsp),
+        (FRAME_SS, u64::from(selectors::USER_DS)),
+    ] {
+        arena.write(gpa + 8 * i, &v.to_le_bytes());
+    }
+}
+
 /// Counters for `--stats`, shared by the vCPUs of a VM.
 #[derive(Debug, Default)]
 pub struct VcpuCounters {
@@ -155,6 +201,8 @@ pub struct Vcpu {
     return_path: Option<ReturnPath>,
     /// The sync area holds system registers to apply at the next KVM_RUN.
     sregs_staged: bool,
+    /// The last KVM_RUN returned for a host signal.
+    interrupted: bool,
     counters: Arc<VcpuCounters>,
 }
 
@@ -276,6 +324,7 @@ impl Vcpu {
             xcr0,
             return_path: None,
             sregs_staged: false,
+            interrupted: false,
             counters,
         };
         v.reset(xcr0)?;
@@ -376,6 +425,8 @@ impl Vcpu {
         self.counters.exits.fetch_add(1, Ordering::Relaxed);
         let result = self.fd.run();
         self.sregs_staged = false;
+        self.interrupted =
+            matches!(&result, Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN);
         let exit = match result {
             Ok(VcpuExit::IoOut(port, _)) => port,
             // Only the program can read a port (the stubs never do): on PVM
@@ -510,6 +561,144 @@ impl Vcpu {
             }
         }
         self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
+    /// Where the program stopped, from the vCPU's RIP: in the syscall
+    /// stub (a system call not yet returned from), in the exception stub
+    /// (a fault, frame at RSP), or at CPL3 (interrupted, or a system call
+    /// whose return the VMM already made).
+    fn stop(&self) -> Stop {
+        let r = &self.fd.sync_regs().regs;
+        let rt = &self.setup.runtime;
+        let at = |stub: u64| r.rip == stub || r.rip == stub + 2;
+        if at(rt.syscall_entry) {
+            Stop::Syscall
+        } else if at(rt.exception_common) {
+            Stop::Exception(r.rsp)
+        } else {
+            Stop::User
+        }
+    }
+
+    /// Whether the program can take a signal where the vCPU stopped: not
+    /// when KVM_RUN was interrupted while the guest ran a runtime stub (the
+    /// stub's exit comes next, and the signal then).
+    pub fn at_user_boundary(&self) -> bool {
+        let rip = self.fd.sync_regs().regs.rip;
+        let stubs = self.setup.runtime.enter_user;
+        !(self.interrupted && (stubs..stubs + 4096).contains(&rip))
+    }
+
+    /// The program's registers where it stopped, as the kernel sees them
+    /// at the same point: after a system call, RIP is its return address
+    /// (RCX) and RFLAGS the saved ones (R11); after a fault, RIP, RSP and
+    /// RFLAGS are the fault's.
+    pub fn user_regs(&self, memory: &Mutex<AddressSpace>) -> kvm_regs {
+        let mut r = self.fd.sync_regs().regs;
+        match self.stop() {
+            Stop::Syscall => {
+                r.rip = r.rcx;
+                r.rflags = r.r11;
+            }
+            Stop::Exception(frame) => {
+                let f = read_frame(memory, frame);
+                r.rip = f.rip;
+                r.rflags = f.rflags;
+                r.rsp = f.rsp;
+            }
+            Stop::User => {}
+        }
+        r
+    }
+
+    /// Resumes the program with exactly `regs` (every general-purpose
+    /// register, RIP, RSP, RFLAGS) at CPL3, however it stopped: what a
+    /// signal frame's setup and sigreturn need.
+    pub fn set_user_regs(
+        &mut self,
+        memory: &Mutex<AddressSpace>,
+        regs: &kvm_regs,
+    ) -> Result<(), VcpuError> {
+        match self.stop() {
+            Stop::Syscall if self.return_path == Some(ReturnPath::Sysret) => {
+                // The stub runs at CPL0 here: the VMM makes the return
+                // itself, as an IRET would, so RCX and R11 are kept too.
+                let mut sregs = self.sregs()?;
+                sregs.cs = segment(selectors::USER_CS, true);
+                sregs.ss = segment(selectors::USER_DS, false);
+                self.fd.sync_regs_mut().sregs = sregs;
+                self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+                self.sregs_staged = true;
+                self.fd.sync_regs_mut().regs = *regs;
+            }
+            Stop::Exception(frame) => {
+                // The stub's IRETQ returns through the frame on the CPL0
+                // stack: the program's RIP, RFLAGS and RSP go there.
+                write_frame(memory, frame, regs);
+                let r = &mut self.fd.sync_regs_mut().regs;
+                let (rip, rsp) = (r.rip, r.rsp);
+                *r = kvm_regs { rip, rsp, ..*regs };
+                r.rflags = RFLAGS_FIXED;
+            }
+            Stop::Syscall | Stop::User => self.fd.sync_regs_mut().regs = *regs,
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+        Ok(())
+    }
+
+    /// kvm_run's immediate_exit byte: set from a signal handler, it makes
+    /// the next KVM_RUN (or the one being entered) return at once with
+    /// EINTR, so that a signal arriving just before the guest runs is not
+    /// left until the next exit.
+    pub fn kick_flag(&mut self) -> *mut u8 {
+        &mut self.fd.get_kvm_run().immediate_exit
+    }
+
+    /// Clears the flag `kick_flag` points at, before pending signals are
+    /// looked at for the next KVM_RUN.
+    pub fn clear_kick(&mut self) {
+        let flag = self.kick_flag();
+        // SAFETY: kvm_run lives as long as the vCPU; a volatile write, as
+        // a signal handler may write the same byte.
+        unsafe { flag.write_volatile(0) };
+    }
+
+    /// The extended state (x87, SSE, AVX...) as the bytes of the standard
+    /// (non-compacted) XSAVE format, 4096 of them.
+    pub fn xsave(&mut self) -> Result<Vec<u8>, VcpuError> {
+        self.counters.other(1);
+        let x = ioctl("KVM_GET_XSAVE", self.fd.get_xsave())?;
+        Ok(x.region.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+
+    /// Loads extended state from standard XSAVE-format bytes (at most
+    /// 4096); KVM refuses what XRSTOR would fault on (reserved header or
+    /// MXCSR bits).
+    pub fn set_xsave(&mut self, bytes: &[u8]) -> Result<(), VcpuError> {
+        let mut x = kvm_xsave::default();
+        for (w, b) in x.region.iter_mut().zip(bytes.chunks(4)) {
+            let mut word = [0u8; 4];
+            word[..b.len()].copy_from_slice(b);
+            *w = u32::from_le_bytes(word);
+        }
+        self.set_xsave_raw(&x)
+    }
+
+    fn set_xsave_raw(&mut self, x: &kvm_xsave) -> Result<(), VcpuError> {
+        self.counters.other(1);
+        // SAFETY: a kvm_xsave in the legacy 4096-byte layout, which holds
+        // every component of the XCR0 values the sandbox accepts.
+        ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(x) })
+    }
+
+    /// The state a signal handler starts with: x87 and SSE in their
+    /// initial configuration (FCW 0x37f, MXCSR 0x1f80), the rest init.
+    pub fn reset_fpu(&mut self) -> Result<(), VcpuError> {
+        let mut x = kvm_xsave::default();
+        x.region[0] = 0x37f; // FCW (FXSAVE layout, SDM Vol. 1 10.5.1)
+        x.region[6] = 0x1f80; // MXCSR
+        x.region[128] = 0x3; // XSTATE_BV: x87 and SSE as above
+        self.set_xsave_raw(&x)
     }
 
     /// The system registers at the last exit: in the sync area until the

@@ -77,8 +77,10 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_arch_prctl => ret(arch_prctl(thread, a)),
         libc::SYS_rt_sigaction => ret(sigaction(thread, a)),
         libc::SYS_sigaltstack => ret(sigaltstack(thread, a)),
-        // No signal frame was ever pushed: natively this is a bad frame.
-        libc::SYS_rt_sigreturn => Action::End(Outcome::Signaled(libc::SIGSEGV)),
+        libc::SYS_rt_sigreturn => match signals::deliver::sigreturn(thread) {
+            Ok(()) => Action::Started,
+            Err(outcome) => Action::End(outcome),
+        },
         libc::SYS_close => ret(if fds::is_parked(a[0] as i32 as i64) {
             Err(Errno(libc::EBADF))
         } else {
@@ -122,7 +124,9 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
             log::debug!("{} is not supported yet: ENOSYS", name(nr));
             ret(Err(Errno(libc::ENOSYS)))
         }
-        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(kill(thread, nr, a)),
+        // The host kernel delivers them; a handler of the program's takes
+        // them on the host (signals::arrival).
+        libc::SYS_kill | libc::SYS_tkill | libc::SYS_tgkill => ret(forward_raw(nr, a)),
         libc::SYS_getrlimit | libc::SYS_setrlimit | libc::SYS_prlimit64 => {
             ret(rlimit(thread, nr, a))
         }
@@ -301,36 +305,40 @@ fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     Ok(0)
 }
 
-/// SS_AUTODISARM (include/uapi/linux/signal.h), which libc lacks.
-const SS_AUTODISARM: i32 = 1 << 31;
-
 /// stack_t is { void *ss_sp; int ss_flags; size_t ss_size; }: three
 /// 8-byte words.
 const STACK_T: u64 = size_of::<libc::stack_t>() as u64;
 
 /// sigaltstack(2), recorded for the signal delivery to come.
 fn sigaltstack(thread: &mut Thread, a: [u64; 6]) -> SysResult {
+    use signals::deliver::{SS_AUTODISARM, altstack_flags, on_altstack};
+    let sp = thread.vcpu.user_regs(&thread.process.vm.memory).rsp;
     let space = thread.process.vm.memory.lock().expect("address space");
     let old = thread.altstack;
+    let old_flags = altstack_flags(thread, sp) | (old.1 & SS_AUTODISARM);
     if a[1] != 0 && !space.program_can_access(a[1], STACK_T, true) {
         return Err(Errno(libc::EFAULT));
     }
     if a[0] != 0 {
-        let [sp, flags, size] = umem::read::<[u64; 3]>(&space, a[0])?;
+        let [ss_sp, flags, size] = umem::read::<[u64; 3]>(&space, a[0])?;
         let flags = flags as i32;
-        if flags & !(libc::SS_DISABLE | SS_AUTODISARM) != 0 {
+        if on_altstack(thread, sp) {
+            return Err(Errno(libc::EPERM));
+        }
+        let mode = flags & !SS_AUTODISARM;
+        if mode != libc::SS_DISABLE && mode != libc::SS_ONSTACK && mode != 0 {
             return Err(Errno(libc::EINVAL));
         }
-        thread.altstack = if flags & libc::SS_DISABLE != 0 {
-            (0, libc::SS_DISABLE, 0)
+        thread.altstack = if mode == libc::SS_DISABLE {
+            (0, flags, 0)
         } else if size < libc::MINSIGSTKSZ as u64 {
             return Err(Errno(libc::ENOMEM));
         } else {
-            (sp, flags, size)
+            (ss_sp, flags, size)
         };
     }
     if a[1] != 0 {
-        umem::write(&space, a[1], [old.0, old.1 as u32 as u64, old.2])?;
+        umem::write(&space, a[1], [old.0, old_flags as u32 as u64, old.2])?;
     }
     Ok(0)
 }
@@ -429,35 +437,6 @@ fn rlimit(thread: &Thread, nr: i64, a: [u64; 6]) -> SysResult {
         umem::write(&space, old, [prev.rlim_cur, prev.rlim_max])?;
     }
     Ok(0)
-}
-
-/// kill/tkill/tgkill. The host thread's dispositions mirror the program's,
-/// so a signal reaches the host and does there what it would natively;
-/// except for the signals whose host disposition the sandbox keeps
-/// (signals::host_owned): aimed at the program itself, those follow the
-/// program's recorded disposition.
-fn kill(thread: &Thread, nr: i64, a: [u64; 6]) -> SysResult {
-    // SAFETY: getpid and gettid have no preconditions.
-    let (pid, tid) = unsafe { (i64::from(libc::getpid()), i64::from(libc::gettid())) };
-    let (me, sig) = match nr {
-        libc::SYS_kill => (a[0] as i32 as i64 == pid, a[1]),
-        libc::SYS_tkill => (a[0] as i32 as i64 == tid, a[1]),
-        _ => (a[0] as i32 as i64 == pid && a[1] as i32 as i64 == tid, a[2]),
-    };
-    if me && (1..=signals::NSIG as u64).contains(&sig) && signals::host_owned(sig as i32) {
-        let sig = sig as i32;
-        let signals = thread.process.signals.lock().expect("signals");
-        if signals.ignored(sig) {
-            return Ok(0);
-        }
-        if signals.handled(sig) {
-            log::warn!(
-                "signal {sig} sent to the program's handler, which cannot run yet (signal delivery is not implemented): ignored"
-            );
-            return Ok(0);
-        }
-    }
-    forward_raw(nr, a)
 }
 
 /// A system call's name for the trace: the kernel's x86-64 table as the

@@ -1,0 +1,195 @@
+//! How a signal for the program arrives on the host.
+//!
+//! Each thread of the program is a host thread with the program's signal
+//! mask, so the kernel picks the thread a signal goes to, queues and merges
+//! signals, and runs the program's default actions itself (host SIG_DFL,
+//! SIG_IGN). For a signal the program handles, the host handler below
+//! records the siginfo and the mask it interrupted in the thread's slot,
+//! blocks every signal in the thread until the task loop has set up the
+//! program's frame (so the kernel keeps the next ones pending, as it does
+//! while a frame is set up), and makes a KVM_RUN being entered return at
+//! once. It is installed without SA_RESTART, so an interrupted host system
+//! call returns EINTR and the sandbox decides the restart as Linux would
+//! for the program's handler (`deliver`).
+
+use std::cell::UnsafeCell;
+use std::sync::atomic::{AtomicBool, AtomicPtr, Ordering};
+
+use crate::host::Errno;
+
+use super::{KernelSigaction, NSIG, SIG_DFL, SIG_IGN, host_owned};
+
+const SIGINFO_SIZE: usize = size_of::<libc::siginfo_t>();
+
+/// A signal the host handler took for the program.
+#[derive(Clone, Copy)]
+pub struct Arrival {
+    pub sig: i32,
+    pub info: [u8; SIGINFO_SIZE],
+    /// The thread's blocked mask when it arrived.
+    pub mask: u64,
+}
+
+/// The per-thread slot. One is enough: after an arrival every signal is
+/// blocked in the thread until the task loop has taken it.
+struct Slot {
+    full: AtomicBool,
+    arrival: UnsafeCell<Arrival>,
+    /// The immediate_exit byte of the vCPU this thread runs, if any.
+    kick: AtomicPtr<u8>,
+}
+
+thread_local! {
+    static SLOT: Slot = const {
+        Slot {
+            full: AtomicBool::new(false),
+            arrival: UnsafeCell::new(Arrival {
+                sig: 0,
+                info: [0; SIGINFO_SIZE],
+                mask: 0,
+            }),
+            kick: AtomicPtr::new(std::ptr::null_mut()),
+        }
+    };
+}
+
+/// The offset of the blocked mask in the ucontext the kernel passes a
+/// handler (struct ucontext: flags, link, stack, mcontext, sigmask).
+const UC_SIGMASK: usize = std::mem::offset_of!(libc::ucontext_t, uc_sigmask);
+
+extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
+    // SAFETY: the kernel passes a valid siginfo and ucontext.
+    let code = unsafe { (*info).si_code };
+    if host_owned(sig) && code > 0 {
+        // A fault of the sandbox's own (the program's reach it as guest
+        // exceptions): die of it, as without this handler.
+        // SAFETY: resets this signal's disposition; the faulting
+        // instruction runs again and the default action follows.
+        unsafe { libc::signal(sig, libc::SIG_DFL) };
+        return;
+    }
+    SLOT.with(|slot| {
+        let mut arrival = Arrival {
+            sig,
+            info: [0; SIGINFO_SIZE],
+            mask: 0,
+        };
+        // SAFETY: siginfo_t is SIGINFO_SIZE plain bytes; the mask is the
+        // first 8 bytes of the kernel's sigset in the ucontext, which the
+        // kernel restores when this handler returns.
+        unsafe {
+            std::ptr::copy_nonoverlapping(
+                info.cast::<u8>(),
+                arrival.info.as_mut_ptr(),
+                SIGINFO_SIZE,
+            );
+            let mask = ctx.cast::<u8>().add(UC_SIGMASK).cast::<u64>();
+            arrival.mask = mask.read_unaligned();
+            mask.write_unaligned(!0);
+            *slot.arrival.get() = arrival;
+        }
+        slot.full.store(true, Ordering::Release);
+        let kick = slot.kick.load(Ordering::Relaxed);
+        if !kick.is_null() {
+            // SAFETY: the kvm_run of the vCPU this thread runs, set by
+            // `set_kick` and valid while the task runs.
+            unsafe { kick.write_volatile(1) };
+        }
+    });
+}
+
+/// The signal that arrived for this thread, if any.
+pub fn take() -> Option<Arrival> {
+    SLOT.with(|slot| {
+        if !slot.full.load(Ordering::Acquire) {
+            return None;
+        }
+        // SAFETY: the handler has written the slot and every signal is
+        // blocked in this thread until the mask is set again, so no
+        // handler runs while it is read.
+        let a = unsafe { *slot.arrival.get() };
+        slot.full.store(false, Ordering::Release);
+        Some(a)
+    })
+}
+
+/// Points this thread's handler at the immediate_exit byte of the vCPU it
+/// runs (null: none).
+pub fn set_kick(flag: *mut u8) {
+    SLOT.with(|slot| slot.kick.store(flag, Ordering::Relaxed));
+}
+
+/// Sets this host thread's blocked mask (SIGKILL and SIGSTOP never are).
+pub fn set_mask(mask: u64) {
+    let mask = mask & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP));
+    // SAFETY: rt_sigprocmask with an 8-byte kernel sigset we own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &mask as *const u64,
+            std::ptr::null_mut::<u64>(),
+            8,
+        )
+    };
+}
+
+/// This host thread's blocked mask.
+pub fn mask() -> u64 {
+    let mut old = 0u64;
+    // SAFETY: rt_sigprocmask only writes the 8-byte kernel sigset we own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_BLOCK,
+            std::ptr::null::<u64>(),
+            &mut old as *mut u64,
+            8,
+        )
+    };
+    old
+}
+
+/// Signal `sig`'s bit in a kernel sigset.
+pub fn bit(sig: i32) -> u64 {
+    1 << (sig - 1)
+}
+
+/// Gives the host the disposition matching the program's `act`: its
+/// default or ignore as they are (so the kernel carries them out), the
+/// handler above for a handler. Signals the sandbox's own faults raise
+/// (see `host_owned`) are never ignored on the host: the handler takes
+/// the program's instead.
+pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
+    // SAFETY: an all-zero sigaction is a valid value to fill in.
+    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
+    sa.sa_sigaction = match act.handler {
+        SIG_DFL => libc::SIG_DFL,
+        SIG_IGN if !host_owned(sig) => libc::SIG_IGN,
+        // A handler, or an ignored signal the host must not ignore: a
+        // program's own arrives here (and is dropped at delivery).
+        _ => {
+            sa.sa_flags = libc::SA_SIGINFO;
+            on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                as usize
+        }
+    };
+    // SAFETY: sa_mask is a sigset_t we own: every signal is blocked while
+    // the handler runs.
+    unsafe { libc::sigfillset(&mut sa.sa_mask) };
+    // SAFETY: installs a disposition for this process; the handler only
+    // copies bytes to thread-local memory and stores to atomics.
+    if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+        return Err(Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EINVAL),
+        ));
+    }
+    Ok(())
+}
+
+/// Every signal number.
+pub fn all() -> impl Iterator<Item = i32> {
+    1..=NSIG as i32
+}

@@ -1,0 +1,369 @@
+//! Delivering a signal to the program's handler as Linux's handle_signal
+//! does (arch/x86/kernel/signal.c), forcing the signal of a fault, and
+//! rt_sigreturn.
+
+use vmm::kvm_regs;
+
+use super::arrival::{self, bit};
+use super::frame::{self, Saved};
+use super::{KernelSigaction, SIG_DFL, SIG_IGN};
+use crate::process::Outcome;
+use crate::thread::Thread;
+use crate::umem;
+
+const SIGINFO_SIZE: usize = size_of::<libc::siginfo_t>();
+
+/// A siginfo as bytes.
+pub type Info = [u8; SIGINFO_SIZE];
+
+// sa_flags (include/uapi/asm-generic/signal-defs.h); libc has them as
+// c_int, the kernel's sigaction holds an unsigned long.
+const SA_SIGINFO: u64 = libc::SA_SIGINFO as u64;
+const SA_ONSTACK: u64 = libc::SA_ONSTACK as u64;
+const SA_RESTART: u64 = libc::SA_RESTART as u64;
+const SA_NODEFER: u64 = libc::SA_NODEFER as u64;
+const SA_RESETHAND: u64 = libc::SA_RESETHAND as u64;
+/// SS_AUTODISARM (include/uapi/linux/signal.h), which libc lacks.
+pub const SS_AUTODISARM: i32 = 1 << 31;
+/// SI_KERNEL (include/uapi/asm-generic/siginfo.h).
+pub const SI_KERNEL: i32 = libc::SI_KERNEL;
+/// RFLAGS a handler starts without: DF, TF, RF.
+const HANDLER_CLEARS: u64 = 0x400 | 0x100 | 0x1_0000;
+
+/// The siginfo of a signal the kernel raises: signo, errno 0, code, and
+/// the address (si_addr, for faults).
+pub fn kernel_info(sig: i32, code: i32, addr: u64) -> Info {
+    let mut b = [0u8; SIGINFO_SIZE];
+    b[0..4].copy_from_slice(&sig.to_le_bytes());
+    b[8..12].copy_from_slice(&code.to_le_bytes());
+    b[16..24].copy_from_slice(&addr.to_le_bytes());
+    b
+}
+
+/// The system call a signal interrupted (it returned EINTR): what Linux
+/// would restart under SA_RESTART (signal(7)), when the handler asks.
+#[derive(Clone, Copy, Debug)]
+pub struct Interrupted {
+    pub nr: u64,
+    pub args: [u64; 6],
+}
+
+impl Interrupted {
+    /// Whether the kernel returns ERESTARTSYS here (restarted under
+    /// SA_RESTART) rather than ERESTARTNOHAND or ERESTART_RESTARTBLOCK
+    /// (EINTR whatever the flags: sleeps, poll, select, epoll, sigsuspend,
+    /// sigtimedwait, System V IPC, waits with a timeout).
+    fn restartable(&self) -> bool {
+        let nr = self.nr as i64;
+        match nr {
+            libc::SYS_futex => {
+                // A wait with a timeout sets a restart block instead.
+                let cmd = self.args[1] as i32 & libc::FUTEX_CMD_MASK;
+                !matches!(cmd, libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET) || self.args[3] == 0
+            }
+            libc::SYS_read
+            | libc::SYS_readv
+            | libc::SYS_write
+            | libc::SYS_writev
+            | libc::SYS_pread64
+            | libc::SYS_pwrite64
+            | libc::SYS_preadv
+            | libc::SYS_pwritev
+            | libc::SYS_preadv2
+            | libc::SYS_pwritev2
+            | libc::SYS_ioctl
+            | libc::SYS_open
+            | libc::SYS_openat
+            | libc::SYS_openat2
+            | libc::SYS_creat
+            | libc::SYS_wait4
+            | libc::SYS_waitid
+            | libc::SYS_accept
+            | libc::SYS_accept4
+            | libc::SYS_connect
+            | libc::SYS_recvfrom
+            | libc::SYS_recvmsg
+            | libc::SYS_recvmmsg
+            | libc::SYS_sendto
+            | libc::SYS_sendmsg
+            | libc::SYS_sendmmsg
+            | libc::SYS_flock
+            | libc::SYS_fcntl
+            | libc::SYS_mq_timedsend
+            | libc::SYS_mq_timedreceive
+            | libc::SYS_getrandom
+            | libc::SYS_splice
+            | libc::SYS_tee
+            | libc::SYS_vmsplice
+            | libc::SYS_sendfile
+            | libc::SYS_copy_file_range => true,
+            _ => false,
+        }
+    }
+}
+
+/// A signal to deliver to the thread now.
+pub struct Signal {
+    pub sig: i32,
+    pub info: Info,
+    /// The blocked mask to restore when the handler returns.
+    pub mask: u64,
+}
+
+/// Whether `sp` is on the thread's alternate stack (on_sig_stack: never
+/// with SS_AUTODISARM).
+pub fn on_altstack(t: &Thread, sp: u64) -> bool {
+    let (ss_sp, flags, size) = t.altstack;
+    flags & SS_AUTODISARM == 0 && sp > ss_sp && sp - ss_sp <= size
+}
+
+/// sas_ss_flags(sp): what uc_stack and sigaltstack report.
+pub fn altstack_flags(t: &Thread, sp: u64) -> i32 {
+    if t.altstack.2 == 0 {
+        libc::SS_DISABLE
+    } else if on_altstack(t, sp) {
+        libc::SS_ONSTACK
+    } else {
+        0
+    }
+}
+
+/// Delivers `s`: sets up the frame of the program's handler and points
+/// the thread at it, or carries out what the disposition says now (it may
+/// have changed since the signal arrived). `interrupted` is the system
+/// call the signal interrupted, if it did. An error is the end of the
+/// process.
+pub fn deliver(t: &mut Thread, s: Signal, interrupted: Option<Interrupted>) -> Result<(), Outcome> {
+    let act = t.process.signals.lock().expect("signals").action(s.sig);
+    let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
+    match act.handler {
+        SIG_IGN | SIG_DFL => {
+            // Gone since it arrived: the call restarts as without a
+            // handler, and a default action is the kernel's to carry out.
+            if let Some(i) = interrupted.filter(Interrupted::restartable) {
+                restart(&mut regs, i);
+                set_regs(t, &regs)?;
+            }
+            arrival::set_mask(s.mask);
+            if act.handler == SIG_DFL {
+                // SAFETY: re-raises the signal at this thread, whose host
+                // disposition is the default one.
+                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), s.sig) };
+            }
+            return Ok(());
+        }
+        _ => {}
+    }
+    if let Some(i) = interrupted
+        && act.flags & SA_RESTART != 0
+        && i.restartable()
+    {
+        restart(&mut regs, i);
+    }
+    setup_frame(t, &s, &act, &regs)
+}
+
+/// The system call runs again when the program resumes (at the handler's
+/// return), as with ERESTARTSYS: back over `syscall`, its number in RAX.
+fn restart(regs: &mut kvm_regs, i: Interrupted) {
+    regs.rax = i.nr;
+    regs.rip -= 2;
+}
+
+fn set_regs(t: &mut Thread, regs: &kvm_regs) -> Result<(), Outcome> {
+    t.vcpu
+        .set_user_regs(&t.process.vm.memory, regs)
+        .map_err(|e| internal(&e))
+}
+
+fn internal(e: &vmm::VcpuError) -> Outcome {
+    log::error!("signal delivery: {e}");
+    Outcome::Signaled(libc::SIGSEGV)
+}
+
+/// x64_setup_rt_frame and signal_setup_done.
+fn setup_frame(
+    t: &mut Thread,
+    s: &Signal,
+    act: &KernelSigaction,
+    regs: &kvm_regs,
+) -> Result<(), Outcome> {
+    let xcr0 = t.vcpu.xcr0();
+    let hv = t.process.vm.hv.clone();
+    let xstate_size = xcr0.xsave_size(|i| hv.xsave_component(i));
+    let nested = on_altstack(t, regs.rsp);
+    let mut top = regs.rsp - frame::RED_ZONE;
+    let mut entering = false;
+    if act.flags & SA_ONSTACK != 0 && altstack_flags(t, top) == 0 {
+        top = t.altstack.0 + t.altstack.2;
+        entering = true;
+    }
+    let at = frame::place(top, xstate_size);
+    let fits = !(nested || entering) || on_altstack_raw(t, at.frame);
+    let saved_stack = (
+        t.altstack.0,
+        altstack_flags(t, regs.rsp) | (t.altstack.1 & SS_AUTODISARM),
+        t.altstack.2,
+    );
+    let xsave = t.vcpu.xsave().map_err(|e| internal(&e))?;
+    let fp = frame::fpstate(&xsave, xstate_size, xcr0.bits());
+    let zeros = [0u8; SIGINFO_SIZE];
+    let bytes = frame::build(&Saved {
+        regs,
+        mask: s.mask,
+        restorer: act.restorer,
+        altstack: saved_stack,
+        trap: t.trap,
+        info: if act.flags & SA_SIGINFO != 0 {
+            &s.info
+        } else {
+            &zeros
+        },
+        fpstate: at.fpstate,
+    });
+    // Without SA_SIGINFO the kernel leaves the siginfo area as it was.
+    let len = if act.flags & SA_SIGINFO != 0 {
+        bytes.len()
+    } else {
+        frame::INFO as usize
+    };
+    let written = fits && {
+        let space = t.process.vm.memory.lock().expect("address space");
+        umem::write_bytes(&space, at.fpstate, &fp).is_ok()
+            && umem::write_bytes(&space, at.frame, &bytes[..len]).is_ok()
+    };
+    if !written {
+        // force_sigsegv: the frame could not be written.
+        return force(
+            t,
+            libc::SIGSEGV,
+            kernel_info(libc::SIGSEGV, SI_KERNEL, 0),
+            s.sig == libc::SIGSEGV,
+        );
+    }
+    if act.flags & SA_RESETHAND != 0 {
+        t.process.signals.lock().expect("signals").reset(s.sig);
+    }
+    if entering && t.altstack.1 & SS_AUTODISARM != 0 {
+        t.altstack = (0, libc::SS_DISABLE, 0);
+    }
+    let mut handler = *regs;
+    handler.rdi = s.sig as u64;
+    handler.rsi = at.frame + frame::INFO;
+    handler.rdx = at.frame + frame::UC;
+    handler.rax = 0;
+    handler.rip = act.handler;
+    handler.rsp = at.frame;
+    handler.rflags &= !HANDLER_CLEARS;
+    t.vcpu.reset_fpu().map_err(|e| internal(&e))?;
+    set_regs(t, &handler)?;
+    let mut blocked = s.mask | act.mask;
+    if act.flags & SA_NODEFER == 0 {
+        blocked |= bit(s.sig);
+    }
+    arrival::set_mask(blocked);
+    Ok(())
+}
+
+/// __on_sig_stack: within the altstack whatever its flags.
+fn on_altstack_raw(t: &Thread, sp: u64) -> bool {
+    let (ss_sp, _, size) = t.altstack;
+    sp > ss_sp && sp - ss_sp <= size
+}
+
+/// Forces `sig` on the thread, as the kernel does for a fault: delivered
+/// to the program's handler if it has one and does not block the signal,
+/// the process killed otherwise. `reset` first puts the default action
+/// back (a SIGSEGV whose own frame could not be written).
+pub fn force(t: &mut Thread, sig: i32, info: Info, reset: bool) -> Result<(), Outcome> {
+    if reset {
+        t.process.signals.lock().expect("signals").reset(sig);
+    }
+    let mask = arrival::mask();
+    let act = t.process.signals.lock().expect("signals").action(sig);
+    if mask & bit(sig) != 0 || matches!(act.handler, SIG_DFL | SIG_IGN) {
+        return Err(Outcome::Signaled(sig));
+    }
+    let regs = t.vcpu.user_regs(&t.process.vm.memory);
+    setup_frame(t, &Signal { sig, info, mask }, &act, &regs)
+}
+
+/// rt_sigreturn: the frame below the program's RSP (the handler's `ret`
+/// popped pretcode) gives back every register, the extended state, the
+/// mask and the altstack. A frame that cannot be read or loaded is a
+/// SIGSEGV, as natively.
+pub fn sigreturn(t: &mut Thread) -> Result<(), Outcome> {
+    let now = t.vcpu.user_regs(&t.process.vm.memory);
+    let at = now.rsp.wrapping_sub(8);
+    let mut bytes = vec![0u8; frame::FRAME_SIZE as usize];
+    let read = {
+        let space = t.process.vm.memory.lock().expect("address space");
+        umem::read_bytes(&space, at, &mut bytes).is_ok()
+    };
+    if !read {
+        return bad_frame(t);
+    }
+    let r = frame::parse(&bytes);
+    arrival::set_mask(r.mask);
+    if r.cs | 3 != guest_runtime::abi::selectors::USER_CS {
+        return bad_frame(t);
+    }
+    let mut regs = r.regs;
+    regs.rflags = (now.rflags & !frame::FIX_EFLAGS) | (r.regs.rflags & frame::FIX_EFLAGS);
+    if r.fpstate == 0 {
+        t.vcpu.reset_fpu().map_err(|e| internal(&e))?;
+    } else {
+        let xcr0 = t.vcpu.xcr0();
+        let hv = t.process.vm.hv.clone();
+        let size = xcr0.xsave_size(|i| hv.xsave_component(i));
+        let mut area = vec![0u8; size as usize + 4];
+        let read = {
+            let space = t.process.vm.memory.lock().expect("address space");
+            umem::read_bytes(&space, r.fpstate, &mut area).is_ok()
+        };
+        let image = frame::restore_image(&area, size, xcr0.bits());
+        if !read || t.vcpu.set_xsave(&image).is_err() {
+            return bad_frame(t);
+        }
+    }
+    // restore_altstack: squashed unless the thread is off its altstack.
+    let (sp, flags, size) = r.altstack;
+    if !on_altstack(t, regs.rsp) && flags & !(libc::SS_DISABLE | SS_AUTODISARM) == 0 {
+        if flags & libc::SS_DISABLE != 0 {
+            t.altstack = (0, libc::SS_DISABLE, 0);
+        } else if size >= libc::MINSIGSTKSZ as u64 {
+            t.altstack = (sp, flags, size);
+        }
+    }
+    set_regs(t, &regs)
+}
+
+fn bad_frame(t: &mut Thread) -> Result<(), Outcome> {
+    force(
+        t,
+        libc::SIGSEGV,
+        kernel_info(libc::SIGSEGV, SI_KERNEL, 0),
+        false,
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn blocking_calls_restart_as_signal_7_lists() {
+        let call = |nr: i64, args: [u64; 6]| Interrupted {
+            nr: nr as u64,
+            args,
+        };
+        assert!(call(libc::SYS_read, [0; 6]).restartable());
+        assert!(call(libc::SYS_wait4, [0; 6]).restartable());
+        assert!(!call(libc::SYS_nanosleep, [0; 6]).restartable());
+        assert!(!call(libc::SYS_epoll_wait, [0; 6]).restartable());
+        assert!(!call(libc::SYS_rt_sigsuspend, [0; 6]).restartable());
+        let wait = libc::FUTEX_WAIT as u64;
+        assert!(call(libc::SYS_futex, [0, wait, 0, 0, 0, 0]).restartable());
+        assert!(!call(libc::SYS_futex, [0, wait, 0, 0x1000, 0, 0]).restartable());
+    }
+}

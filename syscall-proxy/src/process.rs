@@ -179,6 +179,10 @@ impl Process {
         if reaper.ended.is_none() {
             let (tx, rx) = mpsc::channel();
             let me = self.clone();
+            // Created with every signal blocked: they are the program's
+            // threads' to take.
+            let mask = crate::signals::arrival::mask();
+            crate::signals::arrival::set_mask(!0);
             let spawned = std::thread::Builder::new()
                 .name("reaper".into())
                 .stack_size(64 << 10)
@@ -187,6 +191,7 @@ impl Process {
                         me.reap(tid, ctid);
                     }
                 });
+            crate::signals::arrival::set_mask(mask);
             match spawned {
                 Ok(_) => reaper.ended = Some(tx),
                 Err(e) => log::error!("no reaper thread: {e}"),

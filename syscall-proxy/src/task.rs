@@ -57,6 +57,7 @@ impl Task {
             Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
             Err(e) => process.end(Err(e.to_string())),
             Ok(Ended::Thread(code)) => {
+                signals::arrival::stop_taking();
                 if t.leader {
                     process.clear_child_tid(t.clear_child_tid);
                     process.leader_exited(code);
@@ -191,6 +192,9 @@ impl Task {
             )
         };
         let errno = std::io::Error::last_os_error().raw_os_error();
+        // The child ran on this thread's thread-local state: the kick is
+        // this thread's vCPU's again.
+        arrival::set_kick(self.thread.vcpu.kick_flag());
         process.vm.release_vcpu(task.0.thread.vcpu);
         if pid < 0 {
             return Err(Errno(errno.unwrap_or(libc::EAGAIN)));

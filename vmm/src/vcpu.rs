@@ -125,9 +125,15 @@ pub enum ReturnPath {
 
 /// Where a vCPU stopped (see `Vcpu::stop`).
 enum Stop {
+    /// Past the syscall stub's `out`: a system call reported, its return
+    /// to come (SYSRET with RCX and R11, or the VMM's own on PVM).
     Syscall,
-    /// At the exception stub's `out`, its frame at this CPL0 RSP.
+    /// Past the exception stub's `out`, its frame at this CPL0 RSP.
     Exception(u64),
+    /// At the entry stub's SYSRET (a new thread, a fork child).
+    Entry,
+    /// Elsewhere in the stubs: interrupted before reporting.
+    InStub,
     User,
 }
 
@@ -201,8 +207,6 @@ pub struct Vcpu {
     return_path: Option<ReturnPath>,
     /// The sync area holds system registers to apply at the next KVM_RUN.
     sregs_staged: bool,
-    /// The last KVM_RUN returned for a host signal.
-    interrupted: bool,
     counters: Arc<VcpuCounters>,
 }
 
@@ -324,7 +328,6 @@ impl Vcpu {
             xcr0,
             return_path: None,
             sregs_staged: false,
-            interrupted: false,
             counters,
         };
         v.reset(xcr0)?;
@@ -425,8 +428,6 @@ impl Vcpu {
         self.counters.exits.fetch_add(1, Ordering::Relaxed);
         let result = self.fd.run();
         self.sregs_staged = false;
-        self.interrupted =
-            matches!(&result, Err(e) if e.errno() == libc::EINTR || e.errno() == libc::EAGAIN);
         let exit = match result {
             Ok(VcpuExit::IoOut(port, _)) => port,
             // Only the program can read a port (the stubs never do): on PVM
@@ -458,8 +459,19 @@ impl Vcpu {
             r.rsp
         );
         // Genuine runtime exits stop at a stub's `out`: after it on PVM
-        // (emulated), on it on hardware KVM (which skips it on re-entry).
+        // (emulated), on it on hardware KVM (which would skip it on
+        // re-entry). The VMM moves past it itself, so that RIP on the `out`
+        // always means a stub interrupted before reporting (see `stop`);
+        // KVM skips nothing once RIP has changed.
         let at = |stub: u64| r.rip == stub || r.rip == stub + 2;
+        let rt = self.setup.runtime;
+        if (exit == abi::PORT_SYSCALL && r.rip == rt.syscall_entry)
+            || (exit == abi::PORT_EXCEPTION && r.rip == rt.exception_common)
+        {
+            self.fd.sync_regs_mut().regs.rip = r.rip + 2;
+            self.fd.set_sync_dirty_reg(SyncReg::Register);
+        }
+        let sync = self.fd.sync_regs();
         match exit {
             abi::PORT_SYSCALL if at(self.setup.runtime.syscall_entry) => {
                 if self.return_path.is_none() {
@@ -570,23 +582,24 @@ impl Vcpu {
     fn stop(&self) -> Stop {
         let r = &self.fd.sync_regs().regs;
         let rt = &self.setup.runtime;
-        let at = |stub: u64| r.rip == stub || r.rip == stub + 2;
-        if at(rt.syscall_entry) {
+        if r.rip == rt.syscall_entry + 2 {
             Stop::Syscall
-        } else if at(rt.exception_common) {
+        } else if r.rip == rt.exception_common + 2 {
             Stop::Exception(r.rsp)
+        } else if r.rip == rt.enter_user {
+            Stop::Entry
+        } else if (rt.enter_user..rt.enter_user + 4096).contains(&r.rip) {
+            Stop::InStub
         } else {
             Stop::User
         }
     }
 
     /// Whether the program can take a signal where the vCPU stopped: not
-    /// when KVM_RUN was interrupted while the guest ran a runtime stub (the
-    /// stub's exit comes next, and the signal then).
+    /// when KVM_RUN was interrupted while the guest ran a runtime stub
+    /// before its `out` (the stub's exit comes next, and the signal then).
     pub fn at_user_boundary(&self) -> bool {
-        let rip = self.fd.sync_regs().regs.rip;
-        let stubs = self.setup.runtime.enter_user;
-        !(self.interrupted && (stubs..stubs + 4096).contains(&rip))
+        !matches!(self.stop(), Stop::InStub)
     }
 
     /// The program's registers where it stopped, as the kernel sees them
@@ -596,7 +609,7 @@ impl Vcpu {
     pub fn user_regs(&self, memory: &Mutex<AddressSpace>) -> kvm_regs {
         let mut r = self.fd.sync_regs().regs;
         match self.stop() {
-            Stop::Syscall => {
+            Stop::Syscall | Stop::Entry => {
                 r.rip = r.rcx;
                 r.rflags = r.r11;
             }
@@ -606,7 +619,7 @@ impl Vcpu {
                 r.rflags = f.rflags;
                 r.rsp = f.rsp;
             }
-            Stop::User => {}
+            Stop::User | Stop::InStub => {}
         }
         r
     }
@@ -640,7 +653,19 @@ impl Vcpu {
                 *r = kvm_regs { rip, rsp, ..*regs };
                 r.rflags = RFLAGS_FIXED;
             }
-            Stop::Syscall | Stop::User => self.fd.sync_regs_mut().regs = *regs,
+            Stop::Entry => {
+                // The entry stub's SYSRET takes RIP and RFLAGS from RCX
+                // and R11, at the CPL0 it starts at.
+                let entry = self.setup.runtime.enter_user;
+                self.fd.sync_regs_mut().regs = kvm_regs {
+                    rip: entry,
+                    rflags: RFLAGS_FIXED,
+                    rcx: regs.rip,
+                    r11: regs.rflags,
+                    ..*regs
+                };
+            }
+            Stop::Syscall | Stop::User | Stop::InStub => self.fd.sync_regs_mut().regs = *regs,
         }
         self.fd.set_sync_dirty_reg(SyncReg::Register);
         Ok(())

@@ -113,6 +113,19 @@ pub fn take() -> Option<Arrival> {
     })
 }
 
+/// For a thread that will run no more program code (an ended thread, the
+/// reaper): blocks every signal, so the kernel sends the process's to
+/// another thread, and passes one that arrived meanwhile back to the
+/// process.
+pub fn stop_taking() {
+    set_mask(!0);
+    set_kick(std::ptr::null_mut());
+    if let Some(a) = take() {
+        // SAFETY: kill on this process with a valid signal number.
+        unsafe { libc::kill(libc::getpid(), a.sig) };
+    }
+}
+
 /// Points this thread's handler at the immediate_exit byte of the vCPU it
 /// runs (null: none).
 pub fn set_kick(flag: *mut u8) {

@@ -200,11 +200,8 @@ fn setup_frame(
     }
     let at = frame::place(top, xstate_size);
     let fits = !(nested || entering) || on_altstack_raw(t, at.frame);
-    let saved_stack = (
-        t.altstack.0,
-        altstack_flags(t, regs.rsp) | (t.altstack.1 & SS_AUTODISARM),
-        t.altstack.2,
-    );
+    // uc_stack holds the altstack as recorded (unsafe_save_altstack).
+    let saved_stack = t.altstack;
     let xsave = t.vcpu.xsave().map_err(|e| internal(&e))?;
     let fp = frame::fpstate(&xsave, xstate_size, xcr0.bits());
     let zeros = [0u8; SIGINFO_SIZE];

@@ -32,6 +32,10 @@ struct Cli {
     /// Print VM exit, ioctl and syscall counts on stderr at the end
     #[arg(long)]
     stats: bool,
+    /// arch_prctl 0x1021 is ARCH_SET_XCR0, as in the unmerged kernel patch
+    /// (what rr forks probe), instead of ARCH_GET_XCOMP_SUPP.
+    #[arg(long)]
+    arch_prctl_compat: bool,
     /// Trace every VM exit and system call on stderr (RUST_LOG=debug for decisions only)
     #[arg(short, long, action = clap::ArgAction::Count)]
     verbose: u8,
@@ -72,6 +76,7 @@ pub struct Args {
     pub xcr0: Option<String>,
     pub allow_unenforced: bool,
     pub stats: bool,
+    pub arch_prctl_compat: bool,
     pub verbose: u8,
 }
 
@@ -132,6 +137,7 @@ pub fn parse() -> Result<Args, ExitCode> {
         xcr0: cli.xcr0,
         allow_unenforced: cli.allow_unenforced_xcr0,
         stats: cli.stats,
+        arch_prctl_compat: cli.arch_prctl_compat,
         verbose: cli.verbose,
     })
 }

@@ -65,14 +65,14 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String>
 }
 
 fn run(args: Args) -> ExitCode {
-    let (program, prog_args, exec_argv0, stats) = match args.command {
-        Command::Run { program, args: a } => (program, a, None, args.stats),
+    let (program, prog_args, exec_argv0, carried) = match args.command {
+        Command::Run { program, args: a } => (program, a, None, None),
         Command::Exec {
             path,
             argv0,
             args: a,
             carried,
-        } => (path, a, Some(argv0), carried.stats),
+        } => (path, a, Some(argv0), Some(carried)),
         Command::Check => unreachable!(),
     };
     let hv = match open_kvm() {
@@ -99,8 +99,10 @@ fn run(args: Args) -> ExitCode {
         exec_argv0,
         options: syscall_proxy::Options {
             verbose: args.verbose,
-            stats,
+            stats: carried.map_or(args.stats, |c| c.stats),
             report_fd: report::fd(),
+            default_xcr0: carried.map_or(xcr0.bits(), |c| c.default_xcr0),
+            arch_prctl_compat: carried.map_or(args.arch_prctl_compat, |c| c.arch_prctl_compat),
         },
         finish: exit::finish,
     };

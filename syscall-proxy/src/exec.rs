@@ -28,12 +28,15 @@ const MAX_STRINGS: u64 = 2 << 20;
 
 /// What a re-executed sandbox carries over from the one that executed it,
 /// as one command-line word (`--reexec=`): the sandbox's stderr, the
-/// RLIMIT_CORE the program sees, and whether to report `--stats`.
+/// RLIMIT_CORE the program sees, whether to report `--stats`, the
+/// program's default XCR0 and whether arch_prctl follows the patch.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Carried {
     pub report_fd: Option<i32>,
     pub core: Option<(u64, u64)>,
     pub stats: bool,
+    pub default_xcr0: u64,
+    pub arch_prctl_compat: bool,
 }
 
 impl Carried {
@@ -42,7 +45,12 @@ impl Carried {
         let core = self
             .core
             .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
-        format!("{fd},{core},{}", u8::from(self.stats))
+        format!(
+            "{fd},{core},{},{:x},{}",
+            u8::from(self.stats),
+            self.default_xcr0,
+            u8::from(self.arch_prctl_compat)
+        )
     }
 
     pub fn parse(s: &str) -> Option<Carried> {
@@ -61,15 +69,20 @@ impl Carried {
                 ))
             }
         };
-        let stats = match it.next()? {
-            "0" => false,
-            "1" => true,
-            _ => return None,
+        let flag = |w: &str| match w {
+            "0" => Some(false),
+            "1" => Some(true),
+            _ => None,
         };
+        let stats = flag(it.next()?)?;
+        let default_xcr0 = u64::from_str_radix(it.next()?, 16).ok()?;
+        let arch_prctl_compat = flag(it.next()?)?;
         it.next().is_none().then_some(Carried {
             report_fd: fd,
             core,
             stats,
+            default_xcr0,
+            arch_prctl_compat,
         })
     }
 }
@@ -187,6 +200,8 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         report_fd: options.report_fd,
         core: limits::core_view().map(|r| (r.rlim_cur, r.rlim_max)),
         stats: options.stats,
+        default_xcr0: options.default_xcr0,
+        arch_prctl_compat: options.arch_prctl_compat,
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),

@@ -39,6 +39,12 @@ pub struct Options {
     pub stats: bool,
     /// The sandbox's own stderr (parked), kept across an exec.
     pub report_fd: Option<RawFd>,
+    /// The XCR0 the program was started with, which ARCH_SET_XCR0 with
+    /// every bit set restores.
+    pub default_xcr0: u64,
+    /// `--arch-prctl-compat`: arch_prctl 0x1021 is ARCH_SET_XCR0, as in the
+    /// unmerged patch, rather than mainline's ARCH_GET_XCOMP_SUPP.
+    pub arch_prctl_compat: bool,
 }
 
 /// Ends the host process as the program's process ended (or the sandbox

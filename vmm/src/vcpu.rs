@@ -368,6 +368,41 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Changes this vCPU's XCR0 (ARCH_SET_XCR0): one KVM_SET_XCRS, and the
+    /// system registers only when CR4.PKE must follow PKRU. KVM refuses a
+    /// value the guest's CPUID does not allow.
+    pub fn set_xcr0(&mut self, xcr0: Xcr0) -> Result<(), VcpuError> {
+        let pke = |x: Xcr0| self.setup.pku && x.bits() & crate::xcr0::PKRU != 0;
+        if pke(xcr0) != pke(self.xcr0) {
+            let mut sregs = self.sregs()?;
+            sregs.cr4 = initial_sregs(
+                sregs,
+                &CpuSetup {
+                    xcr0,
+                    ..self.setup.clone()
+                },
+            )
+            .cr4;
+            self.fd.sync_regs_mut().sregs = sregs;
+            self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+            self.sregs_staged = true;
+        }
+        let mut xcrs = kvm_xcrs {
+            nr_xcrs: 1,
+            ..Default::default()
+        };
+        xcrs.xcrs[0] = kvm_xcr {
+            xcr: 0,
+            value: xcr0.bits(),
+            ..Default::default()
+        };
+        self.counters.other(1);
+        ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
+        self.xcr0 = xcr0;
+        self.setup.xcr0 = xcr0;
+        Ok(())
+    }
+
     /// The setup this vCPU was made with (its descriptor tables and CPL0
     /// stack in the arena): what a forked child's vCPU reuses.
     pub fn setup(&self) -> &CpuSetup {

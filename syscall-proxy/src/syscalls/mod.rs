@@ -238,6 +238,12 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
     const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
     const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
+    // The sandbox's own codes for the unmerged patch's calls (0x1031 and
+    // 0x1032 are unused by mainline); the patch's ARCH_SET_XCR0 was 0x1021,
+    // which mainline gave ARCH_GET_XCOMP_SUPP (see --arch-prctl-compat).
+    const ARCH_SET_XCR0: u64 = 0x1031;
+    const ARCH_GET_XCR0: u64 = 0x1032;
+    const PATCH_SET_XCR0: u64 = 0x1021;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || thread.process.vm.memory.lock().expect("address space");
@@ -246,7 +252,14 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         log::error!("arch_prctl: {e}");
         Errno(libc::EIO)
     };
-    match a[0] {
+    let code = if a[0] == PATCH_SET_XCR0 && thread.process.options.arch_prctl_compat {
+        ARCH_SET_XCR0
+    } else {
+        a[0]
+    };
+    match code {
+        ARCH_SET_XCR0 => set_xcr0(thread, a[1]),
+        ARCH_GET_XCR0 => umem::write(&space(), a[1], thread.vcpu.xcr0().bits()).map(|_| 0),
         ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= CANONICAL_TOP {
                 return Err(Errno(libc::EPERM));
@@ -278,6 +291,40 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         }
         _ => Err(Errno(libc::EINVAL)),
     }
+}
+
+/// ARCH_SET_XCR0 as the patch defines it, for the calling thread only:
+/// EINVAL for a value that breaks the architecture's rules, ENODEV for
+/// components this KVM lacks, EPERM if a component being disabled is not
+/// in its initial state; every bit set restores the program's default.
+fn set_xcr0(thread: &mut Thread, value: u64) -> SysResult {
+    let value = if value == u64::MAX {
+        thread.process.options.default_xcr0
+    } else {
+        value
+    };
+    let new = vmm::Xcr0::new(value).map_err(|_| Errno(libc::EINVAL))?;
+    if new.unsupported(thread.process.vm.hv.supported_xcr0()) != 0 {
+        return Err(Errno(libc::ENODEV));
+    }
+    let old = thread.vcpu.xcr0();
+    let disabled = old.bits() & !new.bits();
+    if disabled != 0 {
+        let xsave = thread.vcpu.xsave().map_err(|_| Errno(libc::EIO))?;
+        // XSTATE_BV: the components not in their initial state.
+        let in_use = u64::from_le_bytes(xsave[512..520].try_into().expect("8 bytes"));
+        if in_use & disabled != 0 {
+            return Err(Errno(libc::EPERM));
+        }
+    }
+    thread.vcpu.set_xcr0(new).map_err(|e| {
+        log::debug!("ARCH_SET_XCR0 {new}: {e}");
+        Errno(libc::EINVAL)
+    })?;
+    // SAFETY: gettid has no preconditions.
+    let tid = unsafe { libc::gettid() };
+    log::info!("thread {tid}: XCR0 {old} -> {new}");
+    Ok(0)
 }
 
 fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {

@@ -31,7 +31,10 @@ impl Thread {
             process,
             vcpu,
             leader,
-            altstack: (0, libc::SS_DISABLE, 0),
+            // A process starts with its altstack's flags 0 (size 0 says it
+            // is disabled); a thread's are reset to SS_DISABLE
+            // (sas_ss_reset). uc_stack shows the difference.
+            altstack: (0, if leader { 0 } else { libc::SS_DISABLE }, 0),
             clear_child_tid: 0,
             trap: Trap::default(),
         }

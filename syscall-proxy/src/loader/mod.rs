@@ -41,6 +41,9 @@ pub struct CpuFacts {
 /// is a fixed mapping here (it does not grow on faults as Linux's does).
 const STACK_MAX: u64 = 1 << 30;
 
+/// The gap Linux keeps below a stack (stack_guard_gap: 256 pages).
+const STACK_GUARD_GAP: u64 = 256 * mm::PAGE;
+
 /// Maps `exe` (and its interpreter) and builds its stack.
 pub fn load(
     space: &mut AddressSpace,
@@ -71,8 +74,14 @@ pub fn load(
     if main.exec_stack {
         rw |= libc::PROT_EXEC;
     }
-    let stack = mm::mmap(space, 0, stack_size, rw, flags, -1, 0)
+    let guarded = mm::mmap(space, 0, STACK_GUARD_GAP + stack_size, rw, flags, -1, 0)
         .map_err(|e| fail(format!("cannot map a {stack_size}-byte stack: {e:?}")))?;
+    // The gap below stays the sandbox's, unmapped for the program: an
+    // overflow faults there with SEGV_MAPERR, as below Linux's stack.
+    mm::munmap(space, guarded, STACK_GUARD_GAP)
+        .map_err(|e| fail(format!("the stack's guard gap: {e:?}")))?;
+    space.unretire(guarded, guarded + STACK_GUARD_GAP);
+    let stack = guarded + STACK_GUARD_GAP;
     let top = stack + stack_size;
 
     // SAFETY: getuid and friends cannot fail.

@@ -64,7 +64,12 @@ pub fn fault(
         PAGE_FAULT => {
             let mut error = f.error_code | pf_error::USER;
             if cr2 >= TASK_SIZE_MAX {
-                error |= pf_error::PRESENT;
+                // set_signal_archinfo: kernel addresses look like
+                // protection faults. The bits describe the access alone
+                // (the guest's tables for that half are not the host's).
+                error = (error & (pf_error::WRITE | pf_error::INSTRUCTION_FETCH))
+                    | pf_error::USER
+                    | pf_error::PRESENT;
             }
             let code = if mapped(cr2) {
                 SEGV_ACCERR

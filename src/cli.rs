@@ -5,7 +5,7 @@ use std::process::ExitCode;
 
 use clap::Parser;
 
-const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]...\n       xcr0-sandbox --check";
+const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MASK] [--] PROG [ARGS]...]...\n       xcr0-sandbox --check";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -57,9 +57,9 @@ struct Cli {
 
 pub enum Command {
     Check,
+    /// One program, or several (`:::`, `:|:`, see tasks.rs).
     Run {
-        program: OsString,
-        args: Vec<OsString>,
+        programs: Vec<crate::tasks::Spec>,
     },
     /// The program's execve: the path, its argv[0] apart, and what the
     /// executing sandbox carried over.
@@ -125,11 +125,15 @@ pub fn parse() -> Result<Args, ExitCode> {
             carried,
         }
     } else {
-        let mut words = cli.command.into_iter();
-        let program = words.next().expect("clap requires PROG");
-        Command::Run {
-            program,
-            args: words.collect(),
+        match crate::tasks::split(cli.command) {
+            Ok(programs) => Command::Run { programs },
+            Err(e) => {
+                crate::report::line(format_args!(
+                    "{e}; usage: {} (see --help)",
+                    USAGE.lines().next().unwrap_or_default()
+                ));
+                return Err(ExitCode::from(2));
+            }
         }
     };
     Ok(Args {

@@ -5,7 +5,9 @@ mod cli;
 mod exit;
 mod inherited;
 mod report;
+mod tasks;
 
+use std::ffi::OsString;
 use std::process::ExitCode;
 use std::sync::Arc;
 
@@ -65,24 +67,108 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String>
 }
 
 fn run(args: Args) -> ExitCode {
-    let (program, prog_args, exec_argv0, carried) = match args.command {
-        Command::Run { program, args: a } => (program, a, None, None),
+    let hv = match open_kvm() {
+        Ok(hv) => hv,
+        Err(e) => return fail(e, 125),
+    };
+    let programs = match &args.command {
         Command::Exec {
             path,
             argv0,
             args: a,
             carried,
-        } => (path, a, Some(argv0), Some(carried)),
+        } => {
+            let xcr0 = match choose_xcr0(&hv, args.xcr0.as_deref()) {
+                Ok(x) => x,
+                Err(e) => return fail(e, 2),
+            };
+            let code = run_one(
+                &args,
+                hv,
+                xcr0,
+                path.clone(),
+                a.clone(),
+                Some(argv0.clone()),
+                Some(*carried),
+            );
+            return ExitCode::from(code);
+        }
+        Command::Run { programs } => programs,
         Command::Check => unreachable!(),
     };
-    let hv = match open_kvm() {
-        Ok(hv) => hv,
-        Err(e) => return fail(e, 125),
+    // Every XCR0 is checked before anything starts.
+    let mut masks = Vec::new();
+    for (i, p) in programs.iter().enumerate() {
+        match choose_xcr0(&hv, p.xcr0.as_deref().or(args.xcr0.as_deref())) {
+            Ok(x) => masks.push(x),
+            Err(e) if programs.len() == 1 => return fail(e, 2),
+            Err(e) => return fail(format_args!("program {}: {e}", i + 1), 2),
+        }
+    }
+    if let [p] = programs.as_slice() {
+        let code = run_one(
+            &args,
+            hv,
+            masks[0],
+            p.program.clone(),
+            p.args.clone(),
+            None,
+            None,
+        );
+        return ExitCode::from(code);
+    }
+    let ended = tasks::start_all(
+        programs.len(),
+        |i| programs[i].piped_in,
+        |i| {
+            report::set_label(format!("program {}", i + 1));
+            let p = &programs[i];
+            run_one(
+                &args,
+                hv.clone(),
+                masks[i],
+                p.program.clone(),
+                p.args.clone(),
+                None,
+                None,
+            )
+        },
+    );
+    let ended = match ended {
+        Ok(e) => e,
+        Err(e) => return fail(format_args!("starting the programs: {e}"), 125),
     };
-    let xcr0 = match choose_xcr0(&hv, args.xcr0.as_deref()) {
-        Ok(x) => x,
-        Err(e) => return fail(e, 2),
-    };
+    for (i, e) in ended.iter().enumerate() {
+        let line = format!(
+            "program {} ({}, xcr0 {}): {}",
+            i + 1,
+            programs[i].program.to_string_lossy(),
+            masks[i],
+            e.describe()
+        );
+        if args.stats || args.verbose > 0 {
+            report::line(line);
+        }
+    }
+    let status = ended
+        .iter()
+        .map(tasks::Ended::shell_status)
+        .find(|&s| s != 0)
+        .unwrap_or(0);
+    ExitCode::from(status as u8)
+}
+
+/// Runs one program to its end (the process ends with it); returns only
+/// when it could not start, with the sandbox's exit status.
+fn run_one(
+    args: &Args,
+    hv: Arc<Hypervisor>,
+    xcr0: Xcr0,
+    program: OsString,
+    prog_args: Vec<OsString>,
+    exec_argv0: Option<OsString>,
+    carried: Option<syscall_proxy::exec::Carried>,
+) -> u8 {
     let request = syscall_proxy::Request {
         program,
         args: prog_args,
@@ -113,8 +199,8 @@ fn run(args: Args) -> ExitCode {
                 report::line(format_args!("{e} (Linux kills the process: signal {sig})"));
                 exit::mirror(syscall_proxy::Outcome::Signaled(sig));
             }
-            let code = e.exit_status() as u8;
-            return fail(e, code);
+            report::line(&e);
+            return e.exit_status() as u8;
         }
     };
     // The leader's run ends the process; it does not return.

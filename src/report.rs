@@ -52,8 +52,20 @@ pub fn write(text: &[u8]) {
 }
 
 /// "xcr0-sandbox: MSG" as one line.
+/// Which program of a several-program command this process runs.
+static LABEL: OnceLock<String> = OnceLock::new();
+
+/// Names this process's program in its messages ("program 2: ...").
+pub fn set_label(label: String) {
+    let _ = LABEL.set(label);
+}
+
 pub fn line(msg: impl Display) {
-    write(format!("xcr0-sandbox: {msg}\n").as_bytes());
+    let text = match LABEL.get() {
+        Some(l) => format!("xcr0-sandbox: {l}: {msg}\n"),
+        None => format!("xcr0-sandbox: {msg}\n"),
+    };
+    write(text.as_bytes());
 }
 
 /// Sets up `log` on the parked stderr: warnings and errors by default, every

@@ -65,7 +65,8 @@ pub fn print_stats(process: &Process) {
         }
     };
     crate::report::line(format_args!(
-        "stats: syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
+        "stats: xcr0 {:#x} syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
+        process.options.default_xcr0,
         s.syscalls,
         s.exceptions,
         s.exits,

@@ -175,7 +175,7 @@ fn the_sandbox_messages_never_reach_the_programs_files() {
     assert_exit(&o, 0);
     assert_eq!(stdout(&o), "out\n");
     assert!(
-        stderr(&o).contains("xcr0-sandbox: stats: syscalls"),
+        stderr(&o).contains("xcr0-sandbox: stats: xcr0 0x"),
         "{}",
         stderr(&o)
     );
@@ -186,7 +186,7 @@ fn the_sandbox_messages_never_reach_the_programs_files() {
     assert_exit(&o, 0);
     assert_eq!(std::fs::read_to_string(&f).unwrap(), "mine\n");
     assert!(
-        stderr(&o).contains("xcr0-sandbox: stats: syscalls"),
+        stderr(&o).contains("xcr0-sandbox: stats: xcr0 0x"),
         "{}",
         stderr(&o)
     );

@@ -33,17 +33,7 @@ fn ready() -> bool {
 
 /// CPUID.(EAX=0DH,ECX=0):EDX:EAX as the sandbox sees it: what KVM supports.
 fn supported() -> u64 {
-    let o = Command::new(SANDBOX).arg("--check").output().unwrap();
-    let out = stdout(&o);
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("supported xcr0: "))
-        .expect("supported line");
-    let hex = line["supported xcr0: 0x".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap();
-    u64::from_str_radix(hex, 16).unwrap()
+    check_mask("supported xcr0")
 }
 
 /// The XCR0 values exercised: 0x1, 0x3, 0x7, and with PKRU and AVX-512

@@ -220,6 +220,12 @@ pub fn check_mask(label: &str) -> u64 {
     u64::from_str_radix(hex, 16).unwrap()
 }
 
+/// The XCR0 a program gets without --xcr0: the host's, less what this KVM
+/// does not support (the lane's TCG CPU has MPX, its kvm_amd not).
+pub fn default_xcr0() -> u64 {
+    check_mask("host xcr0") & check_mask("supported xcr0")
+}
+
 /// `key`'s value in `kv`, a hex number (0x...).
 pub fn hex(kv: &HashMap<String, String>, key: &str) -> u64 {
     let v = kv

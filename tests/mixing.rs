@@ -134,3 +134,92 @@ fn bad_mixes_are_one_line_and_status_2() {
         );
     }
 }
+
+/// xcr0-set MODE ARGS under `opts` (sandbox options), as key=value lines;
+/// asserts exit 0.
+fn xcr0_set_run(opts: &[&str], mode: &[&str]) -> std::collections::HashMap<String, String> {
+    let prog = xcr0_set();
+    let mut args: Vec<&str> = opts.to_vec();
+    args.push("--");
+    args.push(prog.to_str().unwrap());
+    args.extend(mode);
+    let o = sandbox(&args);
+    assert_exit(&o, 0);
+    keyvals(&stdout(&o))
+}
+
+#[test]
+fn arch_set_xcr0_refuses_bad_values_and_all_ones_restores_the_default() {
+    if !kvm() {
+        return;
+    }
+    let supported = check_mask("supported xcr0");
+    for (opts, default) in [(&[][..], default_xcr0()), (&["--xcr0=0x3"][..], 0x3)] {
+        let kv = xcr0_set_run(opts, &["errnos"]);
+        assert_eq!(hex(&kv, "default"), default, "ARCH_GET_XCR0 under {opts:?}");
+        assert_eq!(hex(&kv, "supported"), supported, "CPUID 0xD.0");
+        // Not the rules: x87 clear, AVX without SSE.
+        assert_eq!(kv["set_0x2"], "EINVAL");
+        assert_eq!(kv["set_0x5"], "EINVAL");
+        // Valid, but with a component this KVM lacks.
+        assert_ne!(hex(&kv, "enodev_value") & !supported, 0);
+        assert_eq!(kv["set_enodev"], "ENODEV", "{kv:#?}");
+        assert_eq!(kv["set_all_ones"], "0");
+        assert_eq!(hex(&kv, "get_restored"), default, "after ~0 under {opts:?}");
+    }
+}
+
+#[test]
+fn arch_get_xcr0_follows_arch_set_xcr0_until_all_ones() {
+    if !kvm() {
+        return;
+    }
+    let kv = xcr0_set_run(&["--xcr0=0x3"], &["get-set-get", "0x7"]);
+    assert_eq!(hex(&kv, "get0"), 0x3);
+    assert_eq!(kv["set"], "0");
+    assert_eq!(hex(&kv, "get1"), 0x7);
+    // ~0: back to --xcr0, which disables AVX: refused while the CPU keeps
+    // YMM state in use even after VZEROUPPER.
+    if in_use(&kv, "xinuse", 0x4) {
+        eprintln!("AVX still in use after VZEROUPPER: restoring is refused");
+        assert_eq!((kv["restore"].as_str(), hex(&kv, "get2")), ("EPERM", 0x7));
+    } else {
+        assert_eq!((kv["restore"].as_str(), hex(&kv, "get2")), ("0", 0x3));
+    }
+}
+
+#[test]
+fn each_thread_and_a_child_forked_after_a_change_get_their_own_xcr0() {
+    if !kvm() {
+        return;
+    }
+    // Only enabling (nothing in use to refuse): main keeps 0x3, thread a
+    // sets 0x7, thread b everything of x87|SSE|AVX|AVX-512|PKRU supported.
+    let full = check_mask("supported xcr0") & 0x2e7;
+    let b = format!("{full:#x}");
+    let kv = xcr0_set_run(&["--xcr0=0x3"], &["threads", "0x7", &b]);
+    for (key, want) in [
+        ("a_get", 0x7),
+        ("b_get", full),
+        ("child_get", full),
+        ("main_get", 0x3),
+    ] {
+        assert_eq!(hex(&kv, key), want, "{key}: {kv:#?}");
+    }
+    assert_eq!((kv["a_set"].as_str(), kv["b_set"].as_str()), ("0", "0"));
+}
+
+#[test]
+fn arch_prctl_0x1021_sets_xcr0_only_with_arch_prctl_compat() {
+    if !kvm() {
+        return;
+    }
+    // Mainline's ARCH_GET_XCOMP_SUPP: 0x7 is no address it can write to.
+    let kv = xcr0_set_run(&["--xcr0=0x3"], &["compat", "0x7"]);
+    assert_eq!(kv["set"], "EFAULT");
+    assert_eq!(hex(&kv, "get_set"), 0x3);
+    // The patch's ARCH_SET_XCR0.
+    let kv = xcr0_set_run(&["--xcr0=0x3", "--arch-prctl-compat"], &["compat", "0x7"]);
+    assert_eq!(kv["set"], "0");
+    assert_eq!(hex(&kv, "get_set"), 0x7);
+}

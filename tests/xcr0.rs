@@ -33,17 +33,7 @@ fn ready() -> bool {
 
 /// CPUID.(EAX=0DH,ECX=0):EDX:EAX as the sandbox sees it: what KVM supports.
 fn supported() -> u64 {
-    let o = Command::new(SANDBOX).arg("--check").output().unwrap();
-    let out = stdout(&o);
-    let line = out
-        .lines()
-        .find(|l| l.starts_with("supported xcr0: "))
-        .expect("supported line");
-    let hex = line["supported xcr0: 0x".len()..]
-        .split_whitespace()
-        .next()
-        .unwrap();
-    u64::from_str_radix(hex, 16).unwrap()
+    check_mask("supported xcr0")
 }
 
 /// The XCR0 values exercised: 0x1, 0x3, 0x7, and with PKRU and AVX-512
@@ -243,4 +233,311 @@ fn programs_a_shell_runs_and_execs_keep_the_requested_xcr0() {
             .collect();
         assert_eq!(seen, [mask.as_str(); 2], "under {mask}:\n{out}");
     }
+}
+
+/// tests/guests/xcr0-set under `opts` (sandbox options) with `mode`.
+fn xcr0_set_run(opts: &[&str], mode: &[&str]) -> std::process::Output {
+    let prog = xcr0_set();
+    let mut args: Vec<&str> = opts.to_vec();
+    args.push("--");
+    args.push(prog.to_str().unwrap());
+    args.extend(mode);
+    sandbox(&args)
+}
+
+/// Where the CPU reported components in use that a call disables (QEMU's
+/// TCG, which runs the lane, tracks no XINUSE: every enabled component is
+/// in use), EPERM is the answer whatever the program did.
+fn note_in_use(what: &str, kv: &std::collections::HashMap<String, String>, key: &str) {
+    eprintln!(
+        "{what}: the CPU reports XINUSE {} after VZEROUPPER: refused with EPERM",
+        kv[key]
+    );
+}
+
+#[test]
+fn arch_set_xcr0_errors_and_successes_under_the_default_xcr0() {
+    if !ready() {
+        return;
+    }
+    let o = xcr0_set_run(&[], &["errnos"]);
+    assert_exit(&o, 0);
+    let kv = keyvals(&stdout(&o));
+    let default = default_xcr0();
+    assert_eq!(hex(&kv, "default"), default, "ARCH_GET_XCR0");
+    assert_eq!(hex(&kv, "xgetbv"), default);
+    assert_eq!(hex(&kv, "supported"), supported());
+    assert_eq!(kv["set_0x2"], "EINVAL");
+    assert_eq!(kv["set_0x5"], "EINVAL");
+    assert_ne!(hex(&kv, "enodev_value") & !supported(), 0);
+    assert_eq!(kv["set_enodev"], "ENODEV");
+    // Disabling AVX (and AVX-512): refused with YMM0's upper half live,
+    // accepted once VZEROUPPER has put it back in its initial state.
+    assert_ne!(default & 0x4, 0, "AVX in the default {default:#x}");
+    let target = hex(&kv, "target");
+    assert_eq!(target, default & !0xe4);
+    assert_eq!(kv["set_live_avx"], "EPERM");
+    assert_eq!(hex(&kv, "xgetbv_after_eperm"), default);
+    let now = if in_use(&kv, "xinuse", default & !target) {
+        note_in_use("disabling AVX", &kv, "xinuse");
+        assert_eq!(kv["set_after_vzeroupper"], "EPERM");
+        default
+    } else {
+        assert_eq!(kv["set_after_vzeroupper"], "0");
+        target
+    };
+    assert_eq!(hex(&kv, "xgetbv_after_set"), now);
+    assert_eq!(hex(&kv, "get_after_set"), now);
+    // ~0: the default again (enabling: never refused).
+    assert_eq!(kv["set_all_ones"], "0");
+    assert_eq!(hex(&kv, "xgetbv_restored"), default);
+    assert_eq!(hex(&kv, "get_restored"), default);
+}
+
+#[test]
+fn arch_set_xcr0_changes_xgetbv_and_all_ones_restores_the_sandbox_xcr0() {
+    if !ready() {
+        return;
+    }
+    let o = xcr0_set_run(&["--xcr0=0x3"], &["get-set-get", "0x7"]);
+    assert_exit(&o, 0);
+    let kv = keyvals(&stdout(&o));
+    assert_eq!(hex(&kv, "get0"), 0x3);
+    assert_eq!(kv["set"], "0");
+    assert_eq!((hex(&kv, "get1"), hex(&kv, "xgetbv1")), (0x7, 0x7));
+    let now = if in_use(&kv, "xinuse", 0x4) {
+        note_in_use("~0 back to 0x3", &kv, "xinuse");
+        assert_eq!(kv["restore"], "EPERM");
+        0x7
+    } else {
+        assert_eq!(kv["restore"], "0");
+        0x3
+    };
+    assert_eq!((hex(&kv, "get2"), hex(&kv, "xgetbv2")), (now, now));
+}
+
+#[test]
+fn each_thread_sees_only_its_own_xcr0_and_a_child_forked_after_a_change_inherits_it() {
+    if !ready() {
+        return;
+    }
+    // Enabling: main keeps 0x3, thread a sets 0x7, thread b the largest
+    // value exercised (0x207 in the lane), forks, and the child execs the
+    // report.
+    let full = *values().last().unwrap();
+    let b = format!("{full:#x}");
+    let rep = guest("xcr0-report", &[]);
+    let o = xcr0_set_run(
+        &["--xcr0=0x3"],
+        &["threads", "0x7", &b, rep.to_str().unwrap()],
+    );
+    assert_exit(&o, 0);
+    let kv = keyvals(&stdout(&o));
+    for (key, want) in [
+        ("main", 0x3),
+        ("a", 0x7),
+        ("a_get", 0x7),
+        ("b", full),
+        ("b_get", full),
+        ("child", full),
+        ("child_get", full),
+        ("a_after", 0x7),
+        ("b_after", full),
+        ("main_after", 0x3),
+        ("main_get", 0x3),
+        // The report the child executed.
+        ("xgetbv", full),
+    ] {
+        assert_eq!(hex(&kv, key), want, "{key}:\n{}", stdout(&o));
+    }
+    assert_eq!((kv["a_set"].as_str(), kv["b_set"].as_str()), ("0", "0"));
+    let ebx: u64 = kv["cpuid_0xd_ebx"].parse().unwrap();
+    assert_eq!(ebx, expected_size(full, &kv), "CPUID.0xD.EBX after execve");
+    assert_eq!(kv["glibc_avx_active"], "1");
+
+    // Disabling, under the default: thread a sets 0x3, thread b 0x7.
+    let default = default_xcr0();
+    let o = xcr0_set_run(&[], &["threads", "0x3", "0x7"]);
+    assert_exit(&o, 0);
+    let kv = keyvals(&stdout(&o));
+    let seen = |t: &str, want: u64| {
+        if in_use(&kv, &format!("{t}_xinuse"), default & !want) {
+            note_in_use(
+                &format!("thread {t} setting {want:#x}"),
+                &kv,
+                &format!("{t}_xinuse"),
+            );
+            assert_eq!(kv[&format!("{t}_set")], "EPERM");
+            default
+        } else {
+            assert_eq!(kv[&format!("{t}_set")], "0");
+            want
+        }
+    };
+    let (a, b) = (seen("a", 0x3), seen("b", 0x7));
+    for (key, want) in [
+        ("main", default),
+        ("a", a),
+        ("b", b),
+        ("child", b),
+        ("a_after", a),
+        ("b_after", b),
+        ("main_after", default),
+    ] {
+        assert_eq!(hex(&kv, key), want, "{key}:\n{}", stdout(&o));
+    }
+}
+
+#[test]
+fn arch_prctl_compat_makes_0x1021_the_patch_set_xcr0() {
+    if !ready() {
+        return;
+    }
+    // rr's check: set 0x7, XGETBV, set the original back, XGETBV; from 0x3
+    // (enabling first) and from the default.
+    for opts in [&["--xcr0=0x3"][..], &[]] {
+        let mut args = vec!["--arch-prctl-compat"];
+        args.extend(opts);
+        let o = xcr0_set_run(&args, &["compat", "0x7"]);
+        assert_exit(&o, 0);
+        let kv = keyvals(&stdout(&o));
+        let orig = hex(&kv, "orig");
+        let set = if in_use(&kv, "xinuse_set", orig & !0x7) {
+            note_in_use("0x1021 to 0x7", &kv, "xinuse_set");
+            assert_eq!(kv["set"], "EPERM");
+            orig
+        } else {
+            assert_eq!(kv["set"], "0");
+            0x7
+        };
+        assert_eq!(hex(&kv, "xgetbv_set"), set, "{opts:?}");
+        assert_eq!(hex(&kv, "get_set"), set, "{opts:?}");
+        let back = if in_use(&kv, "xinuse", set & !orig) {
+            note_in_use("0x1021 back", &kv, "xinuse");
+            assert_eq!(kv["restore"], "EPERM");
+            set
+        } else {
+            assert_eq!(kv["restore"], "0");
+            orig
+        };
+        assert_eq!(hex(&kv, "xgetbv_restored"), back, "{opts:?}");
+    }
+    // Without the option, 0x1021 is ARCH_GET_XCOMP_SUPP.
+    let o = xcr0_set_run(&["--xcr0=0x3"], &["compat", "0x7"]);
+    assert_exit(&o, 0);
+    let kv = keyvals(&stdout(&o));
+    assert_eq!(kv["set"], "EFAULT");
+    assert_eq!(hex(&kv, "xgetbv_set"), 0x3);
+}
+
+#[test]
+fn avx_after_arch_set_xcr0_takes_it_away_raises_sigill() {
+    if !ready() {
+        return;
+    }
+    // The thread that enabled AVX runs it; main, still at 0x3, dies.
+    let o = xcr0_set_run(&["--xcr0=0x3"], &["avx-per-thread", "0x7"]);
+    assert_signal(&o, libc::SIGILL);
+    let kv = keyvals(&stdout(&o));
+    assert_eq!(kv["thread_set"], "0");
+    assert_eq!(hex(&kv, "thread"), 0x7);
+    assert_eq!(kv["thread_avx"], "ran");
+    assert_eq!(hex(&kv, "main"), 0x3);
+    assert!(!kv.contains_key("main_avx"), "{}", stdout(&o));
+
+    // Disabling AVX in the running thread.
+    let o = xcr0_set_run(&["--xcr0=0x7"], &["avx-after", "0x3"]);
+    let kv = keyvals(&stdout(&o));
+    if in_use(&kv, "xinuse", 0x4) {
+        note_in_use("0x7 to 0x3", &kv, "xinuse");
+        assert_exit(&o, 1);
+        assert_eq!((kv["set"].as_str(), hex(&kv, "xgetbv")), ("EPERM", 0x7));
+    } else {
+        assert_signal(&o, libc::SIGILL);
+        assert_eq!((kv["set"].as_str(), hex(&kv, "xgetbv")), ("0", 0x3));
+        assert!(!kv.contains_key("avx"), "{}", stdout(&o));
+    }
+}
+
+#[test]
+fn two_programs_in_one_command_run_together_each_with_its_own_xcr0() {
+    if !ready() {
+        return;
+    }
+    let dir = scratch().join("xcr0-together");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).unwrap();
+    let rep = guest("xcr0-report", &[]);
+    // Each execs the report once the other is alive too (a minute at most:
+    // under TCG a sandbox takes seconds to start).
+    let script = |me: &str, other: &str| {
+        format!(
+            "touch {d}/{me}; for i in $(seq 300); do [ -e {d}/{other} ] && exec {r} > {d}/{me}.out; sleep 0.2; done; exit 1",
+            d = dir.display(),
+            r = rep.display()
+        )
+    };
+    let (a, b) = (script("a", "b"), script("b", "a"));
+    let o = sandbox(&[
+        "--stats",
+        "--xcr0=0x7",
+        "--",
+        "/bin/sh",
+        "-c",
+        &a,
+        ":::",
+        "--xcr0=0x3",
+        "--",
+        "/bin/sh",
+        "-c",
+        &b,
+    ]);
+    assert_exit(&o, 0);
+    let err = stderr(&o);
+    assert!(
+        err.contains("program 1 (/bin/sh, xcr0 0x7): exited 0"),
+        "{err}"
+    );
+    assert!(
+        err.contains("program 2 (/bin/sh, xcr0 0x3): exited 0"),
+        "{err}"
+    );
+    for (me, x, avx) in [("a", 0x7, "1"), ("b", 0x3, "0")] {
+        let out = std::fs::read_to_string(dir.join(format!("{me}.out"))).unwrap();
+        let kv = keyvals(&out);
+        assert_eq!(hex(&kv, "xgetbv"), x, "{me}:\n{out}");
+        let ebx: u64 = kv["cpuid_0xd_ebx"].parse().unwrap();
+        assert_eq!(ebx, expected_size(x, &kv), "{me}: CPUID.0xD.EBX");
+        assert_eq!(kv["glibc_avx_active"], avx, "{me}:\n{out}");
+    }
+}
+
+#[test]
+fn a_pipe_carries_100_mb_from_an_sse_program_to_an_avx_one() {
+    if !ready() {
+        return;
+    }
+    let prog = guest("xcr0-stream", &[]);
+    let prog = prog.to_str().unwrap();
+    let n = "100000000";
+    let start = std::time::Instant::now();
+    let o = sandbox(&[
+        "--xcr0=0x3",
+        "--",
+        prog,
+        "produce",
+        n,
+        "::pipe::",
+        "--xcr0=0x7",
+        "--",
+        prog,
+        "consume",
+        n,
+    ]);
+    eprintln!("100 MB through the pipe in {:.1?}", start.elapsed());
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), format!("ok {n}\n"));
+    let err = stderr(&o);
+    assert!(err.contains("producer xgetbv=0x3\n"), "{err}");
+    assert!(err.contains("consumer xgetbv=0x7\n"), "{err}");
 }

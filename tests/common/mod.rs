@@ -203,3 +203,54 @@ pub fn keyvals(s: &str) -> HashMap<String, String> {
         .map(|(k, v)| (k.to_string(), v.to_string()))
         .collect()
 }
+
+/// The mask on `LABEL: 0x...` in `xcr0-sandbox --check`'s output
+/// ("supported xcr0", "host xcr0").
+pub fn check_mask(label: &str) -> u64 {
+    let o = Command::new(SANDBOX).arg("--check").output().unwrap();
+    let out = stdout(&o);
+    let prefix = format!("{label}: 0x");
+    let hex = out
+        .lines()
+        .find_map(|l| l.strip_prefix(prefix.as_str()))
+        .unwrap_or_else(|| panic!("no '{label}' line in --check:\n{out}"))
+        .split_whitespace()
+        .next()
+        .unwrap();
+    u64::from_str_radix(hex, 16).unwrap()
+}
+
+/// The XCR0 a program gets without --xcr0: the host's, less what this KVM
+/// does not support (the lane's TCG CPU has MPX, its kvm_amd not).
+pub fn default_xcr0() -> u64 {
+    check_mask("host xcr0") & check_mask("supported xcr0")
+}
+
+/// `key`'s value in `kv`, a hex number (0x...).
+pub fn hex(kv: &HashMap<String, String>, key: &str) -> u64 {
+    let v = kv
+        .get(key)
+        .unwrap_or_else(|| panic!("no {key}= in {kv:#?}"));
+    u64::from_str_radix(v.trim_start_matches("0x"), 16)
+        .unwrap_or_else(|_| panic!("{key}={v} is not hex"))
+}
+
+/// Whether the XINUSE `xcr0-set` printed under `key` (absent where the CPU
+/// has no XGETBV 1) shows any of `bits` in use: disabling them then fails
+/// with EPERM, however the program left them.
+pub fn in_use(kv: &HashMap<String, String>, key: &str, bits: u64) -> bool {
+    kv.contains_key(key) && hex(kv, key) & bits != 0
+}
+
+/// tests/guests/xcr0-set, built as its header asks: no compiler-made
+/// memset/memcpy calls, every symbol bound at startup.
+pub fn xcr0_set() -> PathBuf {
+    guest(
+        "xcr0-set",
+        &[
+            "-pthread",
+            "-Wl,-z,now",
+            "-fno-tree-loop-distribute-patterns",
+        ],
+    )
+}

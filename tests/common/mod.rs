@@ -235,13 +235,6 @@ pub fn hex(kv: &HashMap<String, String>, key: &str) -> u64 {
         .unwrap_or_else(|_| panic!("{key}={v} is not hex"))
 }
 
-/// Whether the XINUSE `xcr0-set` printed under `key` (absent where the CPU
-/// has no XGETBV 1) shows any of `bits` in use: disabling them then fails
-/// with EPERM, however the program left them.
-pub fn in_use(kv: &HashMap<String, String>, key: &str, bits: u64) -> bool {
-    kv.contains_key(key) && hex(kv, key) & bits != 0
-}
-
 /// tests/guests/xcr0-set, built as its header asks: no compiler-made
 /// memset/memcpy calls, every symbol bound at startup.
 pub fn xcr0_set() -> PathBuf {

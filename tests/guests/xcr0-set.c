@@ -2,10 +2,10 @@
  * xcr0-set: the per-thread XCR0 calls, ARCH_SET_XCR0 (arch_prctl 0x1031)
  * and ARCH_GET_XCR0 (0x1032), as a program uses them. Prints "key=value"
  * lines: numbers in hex, call results as 0 or the errno's name. Before a
- * call that disables components it executes VZEROUPPER and prints XINUSE
- * (XGETBV 1, *xinuse=) where the CPU has it: the sandbox refuses (EPERM)
- * to disable a component the vCPU's XSAVE shows in use, and a CPU that
- * does not track XINUSE (QEMU's TCG) shows every enabled one in use.
+ * call that disables components it executes VZEROUPPER, so the upper YMM
+ * halves are in their initial state, and prints XINUSE (XGETBV 1,
+ * *xinuse=) where the CPU has it, for the record: the sandbox judges by
+ * the saved state, not by XINUSE (which QEMU's TCG does not track).
  *
  *   xcr0-set errnos          default= (ARCH_GET_XCR0), xgetbv=,
  *                            supported= (CPUID 0xD.0 EDX:EAX); set_0x2=
@@ -188,10 +188,8 @@ static int has_xgetbv1(void)
 }
 
 /* Before disabling components: VZEROUPPER (AVX state back to its initial
- * configuration), then XINUSE as the CPU reports it (xinuse=), if it can:
- * the sandbox refuses (EPERM) to disable a component its XSAVE shows in
- * use, and a CPU that does not track XINUSE (QEMU's TCG) shows every
- * enabled one in use. */
+ * configuration), then XINUSE as the CPU reports it (xinuse=), if it can,
+ * for the record. */
 static void before_disabling(const char *key)
 {
 	if (xgetbv(0) & XCR0_AVX)

@@ -311,9 +311,9 @@ fn set_xcr0(thread: &mut Thread, value: u64) -> SysResult {
     let disabled = old.bits() & !new.bits();
     if disabled != 0 {
         let xsave = thread.vcpu.xsave().map_err(|_| Errno(libc::EIO))?;
-        // XSTATE_BV: the components not in their initial state.
-        let in_use = u64::from_le_bytes(xsave[512..520].try_into().expect("8 bytes"));
-        if in_use & disabled != 0 {
+        if in_use(&xsave, disabled, |i| {
+            thread.process.vm.hv.xsave_component(i)
+        }) {
             return Err(Errno(libc::EPERM));
         }
     }
@@ -325,6 +325,22 @@ fn set_xcr0(thread: &mut Thread, value: u64) -> SysResult {
     let tid = unsafe { libc::gettid() };
     log::info!("thread {tid}: XCR0 {old} -> {new}");
     Ok(0)
+}
+
+/// Whether any of the components `bits` (2 and up) is out of its initial
+/// configuration in `xsave` (standard format): its XSTATE_BV bit set and
+/// its bytes not all zero, the initial value of every such component. The
+/// data, not XSTATE_BV alone: CPUs that do not track XINUSE (QEMU's TCG)
+/// mark every enabled component in use; after VZEROUPPER the upper YMM
+/// halves are zero either way.
+fn in_use(xsave: &[u8], bits: u64, component: impl Fn(u32) -> (u32, u32)) -> bool {
+    let bv = u64::from_le_bytes(xsave[512..520].try_into().expect("8 bytes"));
+    (2..64).filter(|i| bits & bv & (1 << i) != 0).any(|i| {
+        let (size, offset) = component(i);
+        xsave
+            .get(offset as usize..(offset + size) as usize)
+            .is_none_or(|b| b.iter().any(|&x| x != 0))
+    })
 }
 
 fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {

@@ -169,7 +169,15 @@ fn default_runs() -> &'static (Output, Output) {
 const GROUPS: &[(&str, &[&str])] = &[
     (
         "senders",
-        &["raise:", "kill:", "tgkill:", "sigqueue:", "plain:"],
+        &[
+            "raise:",
+            "kill:",
+            "tgkill:",
+            "sigqueue:",
+            "rt_tgsigqueueinfo:",
+            "kill SIGSEGV",
+            "plain:",
+        ],
     ),
     ("frame", &["frame:"]),
     ("registers", &["registers:", "edit:"]),
@@ -294,6 +302,9 @@ fn siginfo_from_raise_kill_tgkill_sigqueue_and_handlers_without_sa_siginfo() {
             "kill: sig=10 signo=10 code=0 errno=0 pid_self=1",
             "sigqueue: sig=10 signo=10 code=-1",
             "sigqueue: value_ok=1",
+            "rt_tgsigqueueinfo: ret=0 code=-42 pid=12345 uid=678 value=99 calls=1",
+            "kill SIGSEGV: sig=11 signo=11 code=0 errno=0 pid_self=1 uid_self=1 calls=1",
+            "kill SIGSEGV, raise SIGILL, both ignored: survived=1",
             "plain: sig=12 calls=1 uc_flags=0x7 info_minus_uc=304",
         ],
     );
@@ -453,6 +464,40 @@ fn a_main_thread_stack_overflow_is_caught_on_the_altstack() {
 }
 
 #[test]
+fn a_thread_stack_overflow_is_caught_on_the_altstack() {
+    if !kvm() {
+        return;
+    }
+    let prog = signals();
+    let (n, s) = both_runs(
+        &[prog.as_os_str(), OsStr::new("overflow-thread")],
+        no_core_file,
+    );
+    assert_exit(&n, 0);
+    assert!(
+        stdout(&n).starts_with("overflow: sig=11 code=2 on_altstack=1 addr_near_deepest_frame=1"),
+        "natively: {}",
+        stdout(&n)
+    );
+    assert_same("overflow-thread", &n, &s, false);
+}
+
+#[test]
+fn fault_siginfos_a_program_sends_itself_reach_its_handlers() {
+    if !kvm() {
+        return;
+    }
+    let prog = signals();
+    let (n, s) = both_runs(&[prog.as_os_str(), OsStr::new("forged")], no_core_file);
+    assert_exit(&n, 0);
+    let round = "forged SIGSEGV: ret=0 signo=11 code=1 addr=0x1234 calls=1\n\
+                 forged SIGILL: ret=0 signo=4 code=1 addr=0x1234 calls=1\n\
+                 then kill SIGSEGV: sig=11 signo=11 code=0 errno=0 pid_self=1 uid_self=1 calls=1\n";
+    assert_eq!(stdout(&n), round.repeat(2), "natively");
+    assert_same("forged", &n, &s, false);
+}
+
+#[test]
 fn a_handler_returning_through_a_corrupt_frame_dies_by_sigsegv() {
     if !kvm() {
         return;
@@ -581,11 +626,15 @@ fn a_shell_kills_its_background_job_and_runs_its_traps() {
     );
     assert_exit(&n, 3);
     assert_eq!(stdout(&n), "trapped TERM\n");
-    let n = same(
-        &["/bin/sh", "-c", "kill -USR1 $$; echo not reached"],
-        nothing,
-    );
-    assert_signal(&n, libc::SIGUSR1);
+    for (name, sig) in [
+        ("USR1", libc::SIGUSR1),
+        ("SEGV", libc::SIGSEGV),
+        ("ILL", libc::SIGILL),
+    ] {
+        let script = format!("kill -{name} $$; echo not reached");
+        let n = same(&["/bin/sh", "-c", &script], no_core_file);
+        assert_signal(&n, sig);
+    }
 }
 
 /// An interactive bash on a pseudo-terminal: what it has printed so far,

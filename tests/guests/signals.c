@@ -5,6 +5,8 @@
  *
  *   signals            every check below, in order
  *   signals overflow   main-thread stack overflow caught on a sigaltstack
+ *   signals overflow-thread   the same in a thread
+ *   signals forged     fault siginfos the program sends itself
  *   signals badframe   a handler points its uc's fpregs at address 8 and
  *                      returns: sigreturn fails, the process dies (SIGSEGV)
  *   signals badcs      the same with garbage in REG_CSGSFS
@@ -201,6 +203,32 @@ static void check_senders(void)
 	sigqueue(getpid(), SIGUSR1, (union sigval){.sival_ptr = (void *)0x1122334455667788});
 	print_info("sigqueue");
 	printf("sigqueue: value_ok=%d\n", seen.si_value.sival_ptr == (void *)0x1122334455667788);
+
+	/* A siginfo of the program's own making reaches the handler whole. */
+	siginfo_t mine;
+	memset(&mine, 0, sizeof mine);
+	mine.si_signo = SIGUSR1;
+	mine.si_code = -42;
+	mine.si_pid = 12345;
+	mine.si_uid = 678;
+	mine.si_value.sival_int = 99;
+	calls = 0;
+	long r = syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), SIGUSR1, &mine);
+	printf("rt_tgsigqueueinfo: ret=%ld code=%d pid=%d uid=%d value=%d calls=%d\n", r,
+	       seen.si_code, seen.si_pid, seen.si_uid, seen.si_value.sival_int, calls);
+
+	/* SIGSEGV and SIGILL sent by kill: to the handler, or ignored. */
+	act(SIGSEGV, on_info, 1, 0, 0);
+	calls = 0;
+	kill(getpid(), SIGSEGV);
+	print_info("kill SIGSEGV");
+	signal(SIGSEGV, SIG_IGN);
+	signal(SIGILL, SIG_IGN);
+	kill(getpid(), SIGSEGV);
+	raise(SIGILL);
+	printf("kill SIGSEGV, raise SIGILL, both ignored: survived=1\n");
+	signal(SIGSEGV, SIG_DFL);
+	signal(SIGILL, SIG_DFL);
 }
 
 /* ---- a handler without SA_SIGINFO ---- */
@@ -601,6 +629,17 @@ static void on_alarm(int sig)
 	alarms++;
 }
 
+static int release_fd = -1;
+
+/* Counts the alarm and lets the child waiting on release_fd exit. */
+static void on_alarm_releases(int sig)
+{
+	(void)sig;
+	alarms++;
+	ssize_t w = write(release_fd, "x", 1);
+	(void)w;
+}
+
 static void check_restart(void)
 {
 	char c = 0;
@@ -634,14 +673,22 @@ static void check_restart(void)
 	n = poll(&p, 1, 5000);
 	printf("poll SA_RESTART: ret=%d errno=%s alarms=%d\n", n, errname(errno), alarms);
 
-	/* wait4 restarts under SA_RESTART and is interrupted without it. */
+	/* wait4 restarts under SA_RESTART and is interrupted without it; the
+	 * child exits once the alarm's handler has run. */
 	for (int restart = 1; restart >= 0; restart--) {
-		act(SIGALRM, on_alarm, 0, restart ? SA_RESTART : 0, 0);
+		int rel[2];
+		if (pipe(rel)) {
+			perror("pipe");
+			exit(1);
+		}
+		act(SIGALRM, on_alarm_releases, 0, restart ? SA_RESTART : 0, 0);
 		pid_t pid = fork();
 		if (pid == 0) {
-			usleep(150000);
-			_exit(5);
+			close(rel[1]);
+			_exit(read(rel[0], &c, 1) == 1 ? 5 : 6);
 		}
+		close(rel[0]);
+		release_fd = rel[1];
 		alarms = 0;
 		itimer(20, 0);
 		int status = 0;
@@ -652,6 +699,8 @@ static void check_restart(void)
 		printf("waitpid %s: got_child=%d errno=%s status=%d alarms=%d\n",
 		       restart ? "SA_RESTART" : "no SA_RESTART", w == pid, w < 0 ? errname(e) : "0",
 		       WEXITSTATUS(status), alarms);
+		close(rel[1]);
+		release_fd = -1;
 	}
 	close(pipefd[0]);
 	close(pipefd[1]);
@@ -1276,6 +1325,57 @@ static int overflow(void)
 	return recurse(0);
 }
 
+static void *overflow_thread(void *arg)
+{
+	(void)arg;
+	stack_t ss = {.ss_sp = alt, .ss_size = ALT_SIZE, .ss_flags = 0};
+	sigaltstack(&ss, NULL);
+	recurse(0);
+	return NULL;
+}
+
+/* The same in a thread, whose stack glibc guards with a PROT_NONE page. */
+static int overflow_in_thread(void)
+{
+	alt = mmap(NULL, ALT_SIZE, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	act(SIGSEGV, on_overflow, 1, SA_ONSTACK, 0);
+	pthread_attr_t a;
+	pthread_attr_init(&a);
+	pthread_attr_setstacksize(&a, 1 << 20);
+	pthread_t t;
+	pthread_create(&t, &a, overflow_thread, NULL);
+	pthread_join(t, NULL);
+	return 1;
+}
+
+/* Siginfos of the program's own making with a fault's si_code, sent to
+ * itself (Linux lets a process do that): SIGSEGV and SIGILL reach their
+ * handlers as sent, and later ones still do. */
+static int forged(void)
+{
+	act(SIGSEGV, on_info, 1, 0, 0);
+	act(SIGILL, on_info, 1, 0, 0);
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 2; i++) {
+			int sig = i ? SIGILL : SIGSEGV;
+			siginfo_t mine;
+			memset(&mine, 0, sizeof mine);
+			mine.si_signo = sig;
+			mine.si_code = 1; /* SEGV_MAPERR, ILL_ILLOPC */
+			mine.si_addr = (void *)0x1234;
+			calls = 0;
+			long r = syscall(SYS_rt_tgsigqueueinfo, getpid(), gettid(), sig, &mine);
+			printf("forged %s: ret=%ld signo=%d code=%d addr=%p calls=%d\n",
+			       i ? "SIGILL" : "SIGSEGV", r, seen.si_signo, seen.si_code,
+			       seen.si_addr, calls);
+		}
+		calls = 0;
+		kill(getpid(), SIGSEGV);
+		print_info("then kill SIGSEGV");
+	}
+	return 0;
+}
+
 static int bad_mode;
 
 static void on_bad(int sig, siginfo_t *si, void *ucv)
@@ -1435,6 +1535,10 @@ int main(int argc, char **argv)
 	const char *mode = argc > 1 ? argv[1] : "";
 	if (!strcmp(mode, "overflow"))
 		return overflow();
+	if (!strcmp(mode, "overflow-thread"))
+		return overflow_in_thread();
+	if (!strcmp(mode, "forged"))
+		return forged();
 	if (!strcmp(mode, "badframe"))
 		return badframe(0);
 	if (!strcmp(mode, "badcs"))

@@ -487,3 +487,84 @@ fn a_pipe_carries_100_mb_from_an_sse_program_to_an_avx_one() {
     assert!(err.contains("producer xgetbv=0x3\n"), "{err}");
     assert!(err.contains("consumer xgetbv=0x7\n"), "{err}");
 }
+
+/// tests/guests/xcr0-frame under `xcr0`, with `extra` arguments.
+fn frame(xcr0: u64, extra: &[&str]) -> std::process::Output {
+    let prog = guest("xcr0-frame", &[]);
+    let mask = format!("{xcr0:#x}");
+    let mut args = vec!["--xcr0", &mask, "--", prog.to_str().unwrap()];
+    args.extend(extra);
+    sandbox(&args)
+}
+
+/// A "0x..." value as a number.
+fn parse_hex(v: &str) -> u64 {
+    u64::from_str_radix(v.trim_start_matches("0x"), 16).unwrap_or_else(|e| panic!("{v}: {e}"))
+}
+
+#[test]
+fn signal_frames_hold_the_xsave_area_of_the_requested_xcr0() {
+    if !ready() {
+        return;
+    }
+    let vals = values();
+    let exercised: Vec<u64> = [0x3, 0x7, 0x207]
+        .into_iter()
+        .filter(|x| vals.contains(x))
+        .collect();
+    eprintln!("frames under {exercised:#x?}");
+    assert!(exercised.contains(&0x3) && exercised.contains(&0x7));
+    for x in exercised {
+        let o = frame(x, &[]);
+        assert_exit(&o, 0);
+        let out = stdout(&o);
+        let kv = keyvals(&out);
+        assert_eq!(kv["xgetbv"], format!("{x:#x}"), "xgetbv:\n{out}");
+        // The frame's XSAVE area is CPUID.(0xD,0).EBX bytes, as the
+        // program sees CPUID under this XCR0.
+        let ebx: u64 = kv["cpuid_0xd_ebx"].parse().unwrap();
+        assert_eq!(
+            kv["frame_xstate_size"],
+            ebx.to_string(),
+            "under {x:#x}:\n{out}"
+        );
+        assert_eq!(
+            kv["frame_extended_size"],
+            (ebx + 4).to_string(),
+            "under {x:#x}"
+        );
+        assert_eq!(
+            parse_hex(&kv["frame_xfeatures"]),
+            x,
+            "xfeatures under {x:#x}"
+        );
+        let bv = parse_hex(&kv["frame_xstate_bv"]);
+        assert!(
+            bv & !x == 0 && bv & 0x3 == 0x3,
+            "XSTATE_BV {bv:#x} under {x:#x}"
+        );
+        assert_eq!(kv["frame_magic_ok"], "1", "magic under {x:#x}");
+        let min: u64 = kv["minsigstksz"].parse().unwrap();
+        assert_eq!(
+            kv["altstack_size"],
+            min.max(2048).to_string(),
+            "under {x:#x}"
+        );
+        for key in ["altstack_aligned", "altstack_misaligned"] {
+            assert_eq!(kv[key], "ran", "{key} under {x:#x}:\n{out}");
+            assert_eq!(
+                kv[&format!("{key}_frame_inside")],
+                "1",
+                "{key} under {x:#x}:\n{out}"
+            );
+        }
+    }
+    // Without YMM state, vpxor ymm0 is #UD: SIGILL reaches the handler.
+    let o = frame(0x3, &["avx"]);
+    assert_exit(&o, 0);
+    assert!(
+        stdout(&o).ends_with("sigill_code=2 sigill_addr_ok=1\nok\n"),
+        "{}",
+        stdout(&o)
+    );
+}

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # bench.sh SANDBOX: what a forwarded system call, a whole run, a thread, a
-# fork and a thread's memory cost, in the sandbox against natively. Numbers
+# fork, a signal round trip and a thread's memory cost, in the sandbox
+# against natively. Numbers
 # are wall time (or RSS) on this machine; compare them only with numbers from
 # the same machine.
 set -euo pipefail
@@ -12,6 +13,7 @@ cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
 cc -O2 -pthread -o "$work/thread-cycle" "$here/thread-cycle.c"
 cc -O2 -o "$work/fork-cycle" "$here/fork-cycle.c"
 cc -O2 -pthread -o "$work/thread-rss" "$here/thread-rss.c"
+cc -O2 -o "$work/signal-cycle" "$here/signal-cycle.c"
 
 flags=()
 "$sandbox" --check >/dev/null 2>&1 || flags=(--allow-unenforced-xcr0)
@@ -73,6 +75,13 @@ forks=100
 native_and_boxed "$work/fork-cycle" $forks
 echo "fork+exit+wait: native ${native} us, sandbox ${boxed} us per cycle," \
     "ratio $(ratio "$native" "$boxed") (median of $reps runs of $forks cycles)"
+
+# kill(getpid(), SIGUSR1), the handler, rt_sigreturn: in the sandbox two
+# forwarded system calls plus building and reading back the frame
+signals=10000
+native_and_boxed "$work/signal-cycle" $signals
+echo "signal round trip: native ${native} ns, sandbox ${boxed} ns per round trip," \
+    "ratio $(ratio "$native" "$boxed") (median of $reps runs of $signals signals)"
 
 # A whole short-lived process, startup included: mean wall time of $runs
 # runs of sh -c true, $reps times each way, alternating

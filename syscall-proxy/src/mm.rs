@@ -367,6 +367,45 @@ pub fn ranged(space: &AddressSpace, nr: u64, args: [u64; 6]) -> SysResult {
     unsafe { host::syscall(nr, args) }
 }
 
+/// The program's file-mapped pages that lie past the end of their file
+/// (an access there is SIGBUS natively), from /proc/self/maps and the
+/// files' sizes now.
+pub fn past_end_of_file(space: &AddressSpace) -> Vec<(u64, u64)> {
+    let Ok(maps) = std::fs::read_to_string("/proc/self/maps") else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for line in maps.lines() {
+        // start-end perms offset dev inode path
+        let f: Vec<&str> = line.split_whitespace().collect();
+        let (Some(range), Some(offset), Some(inode)) = (f.first(), f.get(2), f.get(4)) else {
+            continue;
+        };
+        let Some((s, e)) = range.split_once('-') else {
+            continue;
+        };
+        let (Ok(s), Ok(e), Ok(offset)) = (
+            u64::from_str_radix(s, 16),
+            u64::from_str_radix(e, 16),
+            u64::from_str_radix(offset, 16),
+        ) else {
+            continue;
+        };
+        if *inode == "0" || space.program().overlapping(s, e).is_empty() {
+            continue;
+        }
+        // The mapping's own link: the file even if renamed or deleted.
+        let Ok(meta) = std::fs::metadata(format!("/proc/self/map_files/{range}")) else {
+            continue;
+        };
+        let backed = page_up(meta.len().saturating_sub(offset)).unwrap_or(u64::MAX);
+        if backed < e - s {
+            out.push((s + backed, e));
+        }
+    }
+    out
+}
+
 /// The program's heap (brk), emulated with anonymous mappings: the host's
 /// own brk belongs to the sandbox's allocator.
 #[derive(Clone, Copy, Debug)]

@@ -141,7 +141,11 @@ impl Task {
                     log::debug!("port I/O by the program at {rip:#x}: SIGSEGV");
                     return Ok(Ended::Process(Outcome::Signaled(libc::SIGSEGV)));
                 }
-                Exit::HostFault => return Ok(Ended::Process(Outcome::Signaled(libc::SIGBUS))),
+                Exit::HostFault { gpa } => {
+                    if let Err(outcome) = self.host_fault(gpa) {
+                        return Ok(Ended::Process(outcome));
+                    }
+                }
             }
         }
     }
@@ -223,8 +227,13 @@ impl Task {
             f.rip,
             cr2
         );
-        if v == vector::PAGE_FAULT && self.spurious(cr2, f.error_code) {
-            return Ok(None);
+        if v == vector::PAGE_FAULT {
+            if let Some(outcome) = self.unbacked(cr2, f.error_code) {
+                return Ok(outcome);
+            }
+            if self.spurious(cr2, f.error_code) {
+                return Ok(None);
+            }
         }
         let t = &mut self.thread;
         let fault = {
@@ -255,6 +264,56 @@ impl Task {
         Ok(signals::deliver::force(t, fault.sig, fault.info, false).err())
     }
 
+    /// A fault on a page `host_fault` took out: SIGBUS at its address if
+    /// the file still ends before it, else the page goes back (the file
+    /// grew) and the access is retried. None: not such a page.
+    fn unbacked(&mut self, addr: u64, error: u64) -> Option<Option<Outcome>> {
+        let t = &mut self.thread;
+        let mut space = t.process.vm.memory.lock().expect("address space");
+        if !space.is_poisoned(addr) {
+            return None;
+        }
+        let mut byte = [0u8];
+        if crate::umem::read_bytes(&space, addr, &mut byte).is_ok() {
+            space.unpoison(addr);
+            let ok = space.populate(addr).and_then(|()| space.flush()).is_ok();
+            return ok.then_some(None);
+        }
+        drop(space);
+        Some(bus_error(t, addr, error | guest_runtime::abi::pf_error::USER).err())
+    }
+
+    /// A guest access the host could not back (a shared file mapping past
+    /// the end of its file): SIGBUS BUS_ADRERR at the address, as
+    /// Linux's do_sigbus sends, where KVM tells the address.
+    fn host_fault(&mut self, gpa: Option<u64>) -> Result<(), Outcome> {
+        let t = &mut self.thread;
+        let addr = {
+            let mut space = t.process.vm.memory.lock().expect("address space");
+            match gpa.and_then(|g| space.hva_of_gpa(g)) {
+                Some(addr) => addr,
+                None => {
+                    // KVM does not say where: the pages past the end of
+                    // their files leave the guest's tables, and the access,
+                    // retried, faults there with its address (`exception`).
+                    let pages = crate::mm::past_end_of_file(&space);
+                    let new: Vec<_> = pages
+                        .into_iter()
+                        .filter(|&(s, _)| !space.is_poisoned(s))
+                        .collect();
+                    for &(s, e) in &new {
+                        space.poison(s, e);
+                    }
+                    if !new.is_empty() && space.flush().is_ok() {
+                        return Ok(());
+                    }
+                    0
+                }
+            }
+        };
+        bus_error(t, addr, guest_runtime::abi::pf_error::USER)
+    }
+
     /// Whether a #PF hit memory the program may access as it tried: then
     /// either the page was not entered in the guest page tables yet (large
     /// mappings are entered lazily) or a TLB entry predates a widening of
@@ -281,6 +340,21 @@ impl Task {
         self.last_fault = Some((addr, error));
         true
     }
+}
+
+/// SIGBUS BUS_ADRERR at `addr`, as Linux's do_sigbus sends it for a page
+/// a file does not back.
+fn bus_error(t: &mut Thread, addr: u64, error_code: u64) -> Result<(), Outcome> {
+    // BUS_ADRERR (include/uapi/asm-generic/siginfo.h).
+    const BUS_ADRERR: i32 = 2;
+    log::debug!("no host page at {addr:#x}: SIGBUS");
+    t.trap = signals::frame::Trap {
+        error_code,
+        trapno: u64::from(vector::PAGE_FAULT),
+        cr2: addr,
+    };
+    let info = deliver::kernel_info(libc::SIGBUS, BUS_ADRERR, addr);
+    deliver::force(t, libc::SIGBUS, info, false)
 }
 
 /// What a vfork child borrows from its parent: its task, and what it must

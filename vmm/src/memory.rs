@@ -152,6 +152,10 @@ pub struct AddressSpace {
     /// a system call of another thread may still write; reused for the
     /// program's next mappings.
     retired: RangeMap<()>,
+    /// Program pages the host cannot back (a file mapping past the end of
+    /// its file), kept out of the guest page tables so that an access
+    /// faults in the guest with its address, which KVM does not report.
+    poisoned: RangeMap<()>,
     /// Host chunk index -> guest-physical base of its window.
     chunks: HashMap<u64, u64>,
     next_slot: u32,
@@ -185,6 +189,7 @@ impl AddressSpace {
             pt: PageTables::new(arena)?,
             program: RangeMap::new(),
             retired: RangeMap::new(),
+            poisoned: RangeMap::new(),
             chunks: HashMap::new(),
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
@@ -219,6 +224,7 @@ impl AddressSpace {
             pt: self.pt.clone(),
             program: self.program.clone(),
             retired: self.retired.clone(),
+            poisoned: self.poisoned.clone(),
             chunks: self.chunks.clone(),
             next_slot: self.next_slot,
             phys_bits: self.phys_bits,
@@ -305,6 +311,7 @@ impl AddressSpace {
         }
         self.program.insert(start, end, prot);
         self.retired.remove(start, end);
+        self.poisoned.remove(start, end);
         let flush = match prot.access() {
             Some(access) if end - start <= EAGER_LIMIT => self.enter(start, end, access)?,
             _ => self.pt.unmap(start, end),
@@ -329,7 +336,10 @@ impl AddressSpace {
     pub fn populate(&mut self, addr: u64) -> Result<(), MemoryError> {
         let block = addr & !(LAZY_BLOCK - 1);
         for (s, e, prot) in self.program.overlapping(block, block + LAZY_BLOCK) {
-            if let Some(access) = prot.access() {
+            let Some(access) = prot.access() else {
+                continue;
+            };
+            for (s, e) in self.poisoned.gaps(s, e) {
                 let f = self.enter(s, e, access)?;
                 self.note(f);
             }
@@ -337,9 +347,29 @@ impl AddressSpace {
         Ok(())
     }
 
+    /// Takes program pages [start, end), which the host cannot back, out of
+    /// the guest page tables (see `poisoned`); flushed by the caller.
+    pub fn poison(&mut self, start: u64, end: u64) {
+        self.poisoned.insert(start, end, ());
+        let f = self.pt.unmap(start, end);
+        self.note(f);
+    }
+
+    /// Whether `addr` is on a page taken out by `poison`.
+    pub fn is_poisoned(&self, addr: u64) -> bool {
+        self.poisoned.get(addr).is_some()
+    }
+
+    /// The page of `addr` can be backed again (the file grew).
+    pub fn unpoison(&mut self, addr: u64) {
+        let page = addr & !(PAGE_SIZE - 1);
+        self.poisoned.remove(page, page + PAGE_SIZE);
+    }
+
     /// Records that host [start, end) holds no program mapping any more.
     pub fn unmap_program(&mut self, start: u64, end: u64) {
         self.program.remove(start, end);
+        self.poisoned.remove(start, end);
         let f = self.pt.unmap(start, end);
         self.note(f);
     }
@@ -350,6 +380,15 @@ impl AddressSpace {
         let f = self.pt.map(hva, hva + len, access, |va| va - hva + gpa)?;
         self.note(f);
         Ok(())
+    }
+
+    /// The host (= guest-virtual) address behind guest-physical `gpa` of a
+    /// chunk window.
+    pub fn hva_of_gpa(&self, gpa: u64) -> Option<u64> {
+        self.chunks
+            .iter()
+            .find(|&(_, &base)| (base..base + CHUNK_SIZE).contains(&gpa))
+            .map(|(&chunk, &base)| (chunk << CHUNK_SHIFT) + (gpa - base))
     }
 
     /// Whether every byte of [addr, addr + len) is program memory the program

@@ -109,8 +109,12 @@ pub enum Exit {
         rip: u64,
     },
     /// KVM could not access the host page behind a guest access (KVM_RUN
-    /// EFAULT: e.g. a shared file mapping beyond the end of its file).
-    HostFault,
+    /// EFAULT: e.g. a shared file mapping beyond the end of its file), at
+    /// this guest-physical address where KVM says
+    /// (KVM_EXIT_MEMORY_FAULT).
+    HostFault {
+        gpa: Option<u64>,
+    },
 }
 
 /// How a system call returns to the program: decided by what KVM reports
@@ -480,7 +484,11 @@ impl Vcpu {
             }
             Err(e) if e.errno() == libc::EFAULT || e.errno() == libc::EHWPOISON => {
                 log::debug!("KVM_RUN: {e}: a guest access to host memory failed");
-                return Ok(Exit::HostFault);
+                let run = self.fd.get_kvm_run();
+                let gpa = (run.exit_reason == kvm_bindings::KVM_EXIT_MEMORY_FAULT)
+                    // SAFETY: the union member KVM fills for this exit reason.
+                    .then(|| unsafe { run.__bindgen_anon_1.memory_fault.gpa });
+                return Ok(Exit::HostFault { gpa });
             }
             Err(err) => return Err(VcpuError::Ioctl { op: "KVM_RUN", err }),
         };

@@ -53,6 +53,23 @@ thread_local! {
     };
 }
 
+/// Whether the interrupted host code had just made a system call (the two
+/// bytes before its RIP are `syscall`): then a signal with a fault's
+/// si_code was sent (rt_sigqueueinfo may forge one), as a fault of the
+/// sandbox's own stops at the faulting instruction instead.
+fn in_syscall(ctx: *mut libc::c_void) -> bool {
+    const RIP: usize =
+        std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + 8 * libc::REG_RIP as usize;
+    // SAFETY: the ucontext the kernel passed; RIP is in the sandbox's
+    // code, whose bytes are readable, and a syscall instruction before it
+    // was executed from there.
+    unsafe {
+        let rip = ctx.cast::<u8>().add(RIP).cast::<usize>().read_unaligned();
+        let before = (rip - 2) as *const [u8; 2];
+        before.read_unaligned() == [0x0f, 0x05]
+    }
+}
+
 /// The offset of the blocked mask in the ucontext the kernel passes a
 /// handler (struct ucontext: flags, link, stack, mcontext, sigmask).
 const UC_SIGMASK: usize = std::mem::offset_of!(libc::ucontext_t, uc_sigmask);
@@ -60,7 +77,7 @@ const UC_SIGMASK: usize = std::mem::offset_of!(libc::ucontext_t, uc_sigmask);
 extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut libc::c_void) {
     // SAFETY: the kernel passes a valid siginfo and ucontext.
     let code = unsafe { (*info).si_code };
-    if host_owned(sig) && code > 0 {
+    if host_owned(sig) && code > 0 && !in_syscall(ctx) {
         // A fault of the sandbox's own (the program's reach it as guest
         // exceptions): die of it, as without this handler.
         // SAFETY: resets this signal's disposition; the faulting

@@ -485,9 +485,10 @@ impl Vcpu {
             Err(e) if e.errno() == libc::EFAULT || e.errno() == libc::EHWPOISON => {
                 log::debug!("KVM_RUN: {e}: a guest access to host memory failed");
                 let run = self.fd.get_kvm_run();
-                let gpa = (run.exit_reason == kvm_bindings::KVM_EXIT_MEMORY_FAULT)
-                    // SAFETY: the union member KVM fills for this exit reason.
-                    .then(|| unsafe { run.__bindgen_anon_1.memory_fault.gpa });
+                // SAFETY: plain integers in a union KVM owns; the value
+                // means something only for this exit reason.
+                let gpa = unsafe { run.__bindgen_anon_1.memory_fault.gpa };
+                let gpa = (run.exit_reason == kvm_bindings::KVM_EXIT_MEMORY_FAULT).then_some(gpa);
                 return Ok(Exit::HostFault { gpa });
             }
             Err(err) => return Err(VcpuError::Ioctl { op: "KVM_RUN", err }),

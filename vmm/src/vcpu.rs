@@ -346,7 +346,7 @@ impl Vcpu {
         self.setup.xcr0 = xcr0;
         self.xcr0 = xcr0;
         let sregs = initial_sregs(ioctl("KVM_GET_SREGS", self.fd.get_sregs())?, &self.setup);
-        ioctl("KVM_SET_SREGS", self.fd.set_sregs(&sregs))?;
+        self.load_sregs(&sregs)?;
         let mut xcrs = kvm_xcrs {
             nr_xcrs: 1,
             ..Default::default()
@@ -363,12 +363,29 @@ impl Vcpu {
             rsp: self.setup.kernel_stack_top,
             ..Default::default()
         };
-        ioctl("KVM_SET_REGS", self.fd.set_regs(&regs))?;
+        self.load_regs(&regs)?;
         // System registers come through the sync area until the return
         // path is known again (see `run`).
         self.return_path = None;
         self.sregs_staged = false;
         self.fd.set_sync_valid_reg(SyncReg::SystemRegister);
+        Ok(())
+    }
+
+    /// Loads registers by ioctl, and into the sync area too: registers
+    /// marked dirty there by the vCPU's last user (an exit of a thread that
+    /// has ended) would otherwise overwrite these at the next KVM_RUN.
+    fn load_regs(&mut self, regs: &kvm_regs) -> Result<(), VcpuError> {
+        ioctl("KVM_SET_REGS", self.fd.set_regs(regs))?;
+        self.fd.sync_regs_mut().regs = *regs;
+        Ok(())
+    }
+
+    /// As `load_regs`, for the system registers.
+    fn load_sregs(&mut self, sregs: &kvm_sregs) -> Result<(), VcpuError> {
+        ioctl("KVM_SET_SREGS", self.fd.set_sregs(sregs))?;
+        self.fd.sync_regs_mut().sregs = *sregs;
+        self.sregs_staged = false;
         Ok(())
     }
 
@@ -439,13 +456,13 @@ impl Vcpu {
         let mut sregs = ioctl("KVM_GET_SREGS", self.fd.get_sregs())?;
         sregs.fs.base = st.fs_base;
         sregs.gs.base = st.gs_base;
-        ioctl("KVM_SET_SREGS", self.fd.set_sregs(&sregs))?;
+        self.load_sregs(&sregs)?;
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
             ..st.regs
         };
-        ioctl("KVM_SET_REGS", self.fd.set_regs(&regs))?;
+        self.load_regs(&regs)?;
         self.counters.other(4);
         Ok(())
     }

@@ -150,7 +150,22 @@ pub fn set_kick(flag: *mut u8) {
 }
 
 /// Sets this host thread's blocked mask (SIGKILL and SIGSTOP never are).
+/// While a signal waits in the slot everything stays blocked (a second
+/// arrival would overwrite it): the mask becomes the one the waiting
+/// signal's frame will restore.
 pub fn set_mask(mask: u64) {
+    let waiting = SLOT.with(|slot| {
+        let full = slot.full.load(Ordering::Acquire);
+        if full {
+            // SAFETY: every signal is blocked while the slot is full, so
+            // no handler writes it meanwhile.
+            unsafe { (*slot.arrival.get()).mask = mask };
+        }
+        full
+    });
+    if waiting {
+        return;
+    }
     let mask = mask & !(bit(libc::SIGKILL) | bit(libc::SIGSTOP));
     // SAFETY: rt_sigprocmask with an 8-byte kernel sigset we own.
     unsafe {
@@ -164,8 +179,18 @@ pub fn set_mask(mask: u64) {
     };
 }
 
-/// This host thread's blocked mask.
+/// This host thread's blocked mask (the program's, while a signal waits
+/// in the slot with everything blocked).
 pub fn mask() -> u64 {
+    let waiting = SLOT.with(|slot| {
+        slot.full
+            .load(Ordering::Acquire)
+            // SAFETY: as in set_mask.
+            .then(|| unsafe { (*slot.arrival.get()).mask })
+    });
+    if let Some(m) = waiting {
+        return m;
+    }
     let mut old = 0u64;
     // SAFETY: rt_sigprocmask only writes the 8-byte kernel sigset we own.
     unsafe {

@@ -176,7 +176,9 @@ pub fn fpstate(xsave: &[u8], xstate_size: u32, xcr0: u64) -> Vec<u8> {
     b[SW_RESERVED + 4..SW_RESERVED + 8].copy_from_slice(&(xstate_size + 4).to_le_bytes());
     b[SW_RESERVED + 8..SW_RESERVED + 16].copy_from_slice(&xcr0.to_le_bytes());
     b[SW_RESERVED + 16..SW_RESERVED + 20].copy_from_slice(&xstate_size.to_le_bytes());
-    let bv = get(&b, XSTATE_BV as u64) | 0x3;
+    // KVM may report components outside the vCPU's XCR0 (hardware KVM
+    // reports the host's PKRU); XSAVE under that XCR0 never would.
+    let bv = (get(&b, XSTATE_BV as u64) & xcr0) | 0x3;
     put(&mut b, XSTATE_BV as u64, bv);
     b
 }

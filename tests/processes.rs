@@ -10,103 +10,12 @@
 mod common;
 
 use std::ffi::OsStr;
-use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::PathBuf;
-use std::process::{Command, Output, Stdio};
-use std::sync::mpsc;
-use std::time::Duration;
+use std::process::{Output, Stdio};
 
 use common::*;
 
 const PYTHON: &str = "/usr/bin/python3";
-
-/// How long one run may take, natively or in the sandbox.
-const LIMIT: Duration = Duration::from_secs(120);
-
-/// `args` (program first), natively or in the sandbox.
-fn command<S: AsRef<OsStr>>(sandboxed: bool, args: &[S]) -> Command {
-    let mut c = if sandboxed {
-        let mut c = sandbox_cmd();
-        c.arg(&args[0]);
-        c
-    } else {
-        Command::new(&args[0])
-    };
-    c.args(&args[1..]);
-    c
-}
-
-/// Runs `c` with stdin empty in a process group of its own and collects
-/// its output; fails, with the output so far, if it is still running
-/// after `LIMIT` (then the whole group is killed).
-fn run_limited(mut c: Command) -> Output {
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .process_group(0);
-    let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
-    let group = child.id() as i32;
-    let (done, finished) = mpsc::channel::<()>();
-    let watchdog = std::thread::spawn(move || {
-        let late = finished.recv_timeout(LIMIT) == Err(mpsc::RecvTimeoutError::Timeout);
-        if late {
-            // SAFETY: signals the process group this test started.
-            unsafe { libc::kill(-group, libc::SIGKILL) };
-        }
-        late
-    });
-    let o = child.wait_with_output().expect("wait");
-    drop(done);
-    let late = watchdog.join().unwrap();
-    assert!(
-        !late,
-        "{c:?}: still running after {LIMIT:?}, killed\nstdout:\n{}\nstderr:\n{}",
-        stdout(&o),
-        stderr(&o)
-    );
-    o
-}
-
-/// Exit code or signal, for comparing two runs.
-fn status(o: &Output) -> (Option<i32>, Option<i32>) {
-    (o.status.code(), o.status.signal())
-}
-
-/// Both runs in full, for failure messages.
-fn both(n: &Output, s: &Output) -> String {
-    format!(
-        "native {:?}\n  stdout:\n{}\n  stderr:\n{}\nsandbox {:?}\n  stdout:\n{}\n  stderr:\n{}",
-        n.status,
-        stdout(n),
-        stderr(n),
-        s.status,
-        stdout(s),
-        stderr(s)
-    )
-}
-
-/// Asserts that the sandbox's run `s` of `what` has the status, stdout and
-/// stderr of the native run `n`.
-fn assert_same(what: &str, n: &Output, s: &Output) {
-    assert_eq!(
-        status(s),
-        status(n),
-        "{what}: status differs\n{}",
-        both(n, s)
-    );
-    assert_eq!(
-        stdout(s),
-        stdout(n),
-        "{what}: stdout differs\n{}",
-        both(n, s)
-    );
-    assert_eq!(
-        stderr(s),
-        stderr(n),
-        "{what}: stderr differs\n{}",
-        both(n, s)
-    );
-}
 
 /// Runs `args` with `env` added natively, then in the sandbox; asserts the
 /// two agree and returns the native run.
@@ -116,7 +25,7 @@ fn same<S: AsRef<OsStr> + std::fmt::Debug>(args: &[S], env: &[(&str, &str)]) -> 
         c.envs(env.iter().copied());
         run_limited(c)
     });
-    assert_same(&format!("{args:?}"), &n, &s);
+    assert_same(&format!("{args:?}"), &n, &s, true);
     n
 }
 
@@ -311,7 +220,7 @@ fn make_runs_recipes_in_parallel_and_reports_a_failing_one() {
     let (n, s) = (make(false, &["fail"]), make(true, &["fail"]));
     assert_exit(&n, 2);
     assert!(stderr(&n).contains("fail] Error 3"), "{}", stderr(&n));
-    assert_same("make fail", &n, &s);
+    assert_same("make fail", &n, &s, true);
 }
 
 #[test]
@@ -447,14 +356,14 @@ fn gcc_compiles_and_links_and_its_program_runs() {
     };
     let (n, s) = (compile(false, "native"), compile(true, "sandboxed"));
     assert_exit(&n, 0);
-    assert_same("gcc -O1 -o OUT file.c", &n, &s);
+    assert_same("gcc -O1 -o OUT file.c", &n, &s, true);
     let (n, s) = (
         run_limited(command(false, &[dir.join("native")])),
         run_limited(command(true, &[dir.join("sandboxed")])),
     );
     assert_exit(&n, 0);
     assert_eq!(stdout(&n), "1 3 5 7 9 57.665\n");
-    assert_same("the program gcc built", &n, &s);
+    assert_same("the program gcc built", &n, &s, true);
     assert!(
         std::fs::read(dir.join("sandboxed")).unwrap() == std::fs::read(dir.join("native")).unwrap(),
         "gcc in the sandbox built a different binary from the same source"

@@ -7,10 +7,11 @@ use std::collections::HashMap;
 use std::ffi::OsStr;
 use std::io::Write;
 use std::os::unix::fs::PermissionsExt;
-use std::os::unix::process::ExitStatusExt;
+use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
-use std::sync::{Mutex, OnceLock};
+use std::sync::{Mutex, OnceLock, mpsc};
+use std::time::Duration;
 
 pub const SANDBOX: &str = env!("CARGO_BIN_EXE_xcr0-sandbox");
 
@@ -246,4 +247,94 @@ pub fn xcr0_set() -> PathBuf {
             "-fno-tree-loop-distribute-patterns",
         ],
     )
+}
+
+/// How long one run may take, natively or in the sandbox.
+pub const LIMIT: Duration = Duration::from_secs(120);
+
+/// `args` (program first), natively or in the sandbox.
+pub fn command<S: AsRef<OsStr>>(sandboxed: bool, args: &[S]) -> Command {
+    let mut c = if sandboxed {
+        let mut c = sandbox_cmd();
+        c.arg(&args[0]);
+        c
+    } else {
+        Command::new(&args[0])
+    };
+    c.args(&args[1..]);
+    c
+}
+
+/// Runs `c` with stdin empty in a process group of its own and collects
+/// its output; fails, with the output so far, if it is still running
+/// after `LIMIT` (then the whole group is killed).
+pub fn run_limited(mut c: Command) -> Output {
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0);
+    let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+    let group = child.id() as i32;
+    let (done, finished) = mpsc::channel::<()>();
+    let watchdog = std::thread::spawn(move || {
+        let late = finished.recv_timeout(LIMIT) == Err(mpsc::RecvTimeoutError::Timeout);
+        if late {
+            // SAFETY: signals the process group this test started.
+            unsafe { libc::kill(-group, libc::SIGKILL) };
+        }
+        late
+    });
+    let o = child.wait_with_output().expect("wait");
+    drop(done);
+    let late = watchdog.join().unwrap();
+    assert!(
+        !late,
+        "{c:?}: still running after {LIMIT:?}, killed\nstdout:\n{}\nstderr:\n{}",
+        stdout(&o),
+        stderr(&o)
+    );
+    o
+}
+
+/// Exit code or signal, for comparing two runs.
+pub fn status(o: &Output) -> (Option<i32>, Option<i32>) {
+    (o.status.code(), o.status.signal())
+}
+
+/// Both runs in full, for failure messages.
+pub fn both(n: &Output, s: &Output) -> String {
+    format!(
+        "native {:?}\n  stdout:\n{}\n  stderr:\n{}\nsandbox {:?}\n  stdout:\n{}\n  stderr:\n{}",
+        n.status,
+        stdout(n),
+        stderr(n),
+        s.status,
+        stdout(s),
+        stderr(s)
+    )
+}
+
+/// Asserts that the sandbox's run `s` of `what` has the status and stdout
+/// of the native run `n` (and its stderr, if `with_stderr`).
+pub fn assert_same(what: &str, n: &Output, s: &Output, with_stderr: bool) {
+    assert_eq!(
+        status(s),
+        status(n),
+        "{what}: status differs\n{}",
+        both(n, s)
+    );
+    assert_eq!(
+        stdout(s),
+        stdout(n),
+        "{what}: stdout differs\n{}",
+        both(n, s)
+    );
+    if with_stderr {
+        assert_eq!(
+            stderr(s),
+            stderr(n),
+            "{what}: stderr differs\n{}",
+            both(n, s)
+        );
+    }
 }

@@ -232,6 +232,20 @@ fn segment(selector: u16, code: bool) -> kvm_segment {
     }
 }
 
+/// XCR0 as KVM_SET_XCRS takes it.
+fn xcrs(xcr0: Xcr0) -> kvm_xcrs {
+    let mut xcrs = kvm_xcrs {
+        nr_xcrs: 1,
+        ..Default::default()
+    };
+    xcrs.xcrs[0] = kvm_xcr {
+        xcr: 0,
+        value: xcr0.bits(),
+        ..Default::default()
+    };
+    xcrs
+}
+
 /// CPL0 64-bit state: paging on, the runtime's GDT/IDT/TSS loaded.
 pub fn initial_sregs(mut s: kvm_sregs, c: &CpuSetup) -> kvm_sregs {
     use x86_64::registers::control::{Cr0Flags, Cr4Flags};
@@ -347,15 +361,7 @@ impl Vcpu {
         self.xcr0 = xcr0;
         let sregs = initial_sregs(ioctl("KVM_GET_SREGS", self.fd.get_sregs())?, &self.setup);
         self.load_sregs(&sregs)?;
-        let mut xcrs = kvm_xcrs {
-            nr_xcrs: 1,
-            ..Default::default()
-        };
-        xcrs.xcrs[0] = kvm_xcr {
-            xcr: 0,
-            value: xcr0.bits(),
-            ..Default::default()
-        };
+        let xcrs = xcrs(xcr0);
         ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
@@ -408,15 +414,7 @@ impl Vcpu {
             self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
             self.sregs_staged = true;
         }
-        let mut xcrs = kvm_xcrs {
-            nr_xcrs: 1,
-            ..Default::default()
-        };
-        xcrs.xcrs[0] = kvm_xcr {
-            xcr: 0,
-            value: xcr0.bits(),
-            ..Default::default()
-        };
+        let xcrs = xcrs(xcr0);
         self.counters.other(1);
         ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
         self.xcr0 = xcr0;

@@ -516,3 +516,16 @@ fn a_thousand_children_and_threads_leave_nothing_behind() {
     assert_eq!(kv["errno_echild"], "1", "{out}");
     assert_eq!(kv["threads_256"], "ok", "{out}");
 }
+
+#[test]
+fn clone3_clear_sighand_resets_the_childs_handlers_only() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("clear-sighand", &[]);
+    let n = same(&[&prog], &[]);
+    assert_eq!(
+        stdout(&n),
+        "child: SIGUSR1 default=1\nparent handled SIGUSR1\nchild killed by signal 10\n"
+    );
+}

@@ -19,6 +19,8 @@ use std::sync::Arc;
 use vmm::{Forked, ThreadState, Vcpu, VcpuError};
 
 use crate::host::Errno;
+use crate::mm::Brk;
+use crate::signals::Signals;
 use crate::syscalls::Action;
 use crate::thread::Thread;
 use crate::umem;
@@ -300,7 +302,7 @@ fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let vcpu = child_vcpu(thread, r)?;
     Ok(Action::Spawn(Box::new(Child {
         thread: Thread::new(thread.process.clone(), vcpu, false),
-        ids: ChildIds(r),
+        ids: ChildIds(r, 0),
     })))
 }
 
@@ -310,8 +312,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let st = child_state(thread, r)?;
     // Read before the fork: no lock another thread might hold can be
     // taken in the child.
-    let signals = thread.process.signals.lock().expect("signals").clone();
-    let brk = *thread.process.brk.lock().expect("brk");
+    let (signals, cleared, brk) = inherited(thread, r);
     match thread.process.vm.fork(&thread.vcpu).map_err(kvm_failed)? {
         Forked::Parent(pid) => {
             parent_side(thread, r, pid)?;
@@ -321,10 +322,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             if let Err(e) = vcpu.start_thread(&st) {
                 thread.process.end(Err(format!("fork child: {e}")));
             }
-            let mut signals = signals;
-            if r.flags & CLONE_CLEAR_SIGHAND != 0 {
-                signals.clear_handlers();
-            }
+            Signals::install_cleared(cleared);
             let process = Arc::new(thread.process.child(vm, brk, signals));
             // The parent's objects are left as they are (other threads'
             // stacks, gone in the child, still point at them); their
@@ -338,23 +336,32 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     }
 }
 
+/// What a child process starts with: its parent's dispositions (with
+/// handlers cleared under CLONE_CLEAR_SIGHAND: the cleared signals are
+/// returned, for the child to reset on its host) and heap break.
+fn inherited(thread: &Thread, r: Request) -> (Signals, u64, Brk) {
+    let mut signals = thread.process.signals.lock().expect("signals").clone();
+    let cleared = if r.flags & CLONE_CLEAR_SIGHAND != 0 {
+        signals.clear_handlers()
+    } else {
+        0
+    };
+    (signals, cleared, *thread.process.brk.lock().expect("brk"))
+}
+
 /// A vfork child: a new process over this address space (CLONE_VM) on a
 /// vCPU of this VM, for the host process the task loop starts
 /// ([`Action::Spawn`]).
 fn shared_vm_child(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let vcpu = child_vcpu(thread, r)?;
     let vm = thread.process.vm.clone();
-    let mut signals = thread.process.signals.lock().expect("signals").clone();
-    if r.flags & CLONE_CLEAR_SIGHAND != 0 {
-        signals.clear_handlers();
-    }
-    let brk = *thread.process.brk.lock().expect("brk");
+    let (signals, cleared, brk) = inherited(thread, r);
     let process = Arc::new(thread.process.child(vm, brk, signals));
     let mut child = Thread::new(process, vcpu, true);
     child.altstack = thread.altstack;
     Ok(Action::Spawn(Box::new(Child {
         thread: child,
-        ids: ChildIds(r),
+        ids: ChildIds(r, cleared),
     })))
 }
 
@@ -365,9 +372,11 @@ pub struct Child {
     pub ids: ChildIds,
 }
 
-/// What the child's creation asked for that is done as it starts.
+/// What the child's creation asked for that is done as it starts: the
+/// request, and the signals CLONE_CLEAR_SIGHAND cleared (a vfork child
+/// resets them on its host).
 #[derive(Clone, Copy, Debug)]
-pub struct ChildIds(Request);
+pub struct ChildIds(Request, u64);
 
 impl ChildIds {
     /// A thread of the creating process (else a vfork child).
@@ -381,9 +390,12 @@ impl ChildIds {
     }
 
     /// In the child, before the program runs there: CLONE_PARENT_SETTID,
-    /// CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID (the memory is shared).
+    /// CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID (the memory is shared),
+    /// and, in a vfork child's own process, the host side of
+    /// CLONE_CLEAR_SIGHAND.
     pub fn settid(self, child: &mut Thread) {
         settid(child, self.0, true);
+        Signals::install_cleared(self.1);
     }
 
     /// In the parent of a vfork child: CLONE_PARENT_SETTID and CLONE_PIDFD.

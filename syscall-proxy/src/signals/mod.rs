@@ -79,13 +79,26 @@ impl Signals {
         !matches!(self.action(sig).handler, SIG_DFL | SIG_IGN)
     }
 
-    /// CLONE_CLEAR_SIGHAND: handled signals back to their default action
-    /// in a child (whose host dispositions are the parent's copy).
-    pub fn clear_handlers(&mut self) {
+    /// CLONE_CLEAR_SIGHAND: handled signals back to their default action,
+    /// in the record only; which host they are the child's to carry out
+    /// (`install_cleared`, in the child's process), never the parent's.
+    /// Returns the signals cleared.
+    pub fn clear_handlers(&mut self) -> u64 {
+        let mut cleared = 0;
         for sig in 1..=NSIG as i32 {
             if self.handled(sig) {
-                self.reset(sig);
+                self.actions[(sig - 1) as usize] = KernelSigaction::default();
+                cleared |= arrival::bit(sig);
             }
+        }
+        cleared
+    }
+
+    /// In the child's process: the host dispositions of the signals
+    /// `clear_handlers` cleared, back to the default.
+    pub fn install_cleared(cleared: u64) {
+        for sig in (1..=NSIG as i32).filter(|&s| cleared & arrival::bit(s) != 0) {
+            let _ = arrival::install(sig, &KernelSigaction::default());
         }
     }
 

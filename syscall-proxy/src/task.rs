@@ -51,36 +51,45 @@ impl Task {
     /// the VM.
     pub fn run(mut self) {
         let ended = self.run_until_end();
+        let code = self.thread_exit_code(ended);
+        if self.thread.leader {
+            // (A fork child's thread became its process's leader.)
+            self.leader_exit(code);
+        }
+        signals::arrival::stop_taking();
         let t = self.thread;
         let process = t.process.clone();
-        match ended {
-            Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
-            Err(e) => process.end(Err(e.to_string())),
-            Ok(Ended::Thread(code)) => {
-                signals::arrival::stop_taking();
-                if t.leader {
-                    process.clear_child_tid(t.clear_child_tid);
-                    process.leader_exited(code);
-                }
-                process.vm.release_vcpu(t.vcpu);
-                // SAFETY: gettid has no preconditions.
-                process.thread_ending(unsafe { libc::gettid() }, t.clear_child_tid);
-            }
-        }
+        process.vm.release_vcpu(t.vcpu);
+        // SAFETY: gettid has no preconditions.
+        process.thread_ending(unsafe { libc::gettid() }, t.clear_child_tid);
     }
 
     /// Runs the only task of a process to the process's end, in place (a
     /// vfork child borrows its task from its parent).
     fn run_to_end(&mut self) -> ! {
-        let process = self.thread.process.clone();
-        match self.run_until_end() {
-            Ok(Ended::Thread(code)) => {
-                process.clear_child_tid(self.thread.clear_child_tid);
-                process.leader_exited(code)
-            }
+        let ended = self.run_until_end();
+        let code = self.thread_exit_code(ended);
+        self.leader_exit(code)
+    }
+
+    /// The status of the thread's own exit(2); anything else ends the
+    /// process (exit_group, a fatal signal, an internal error).
+    fn thread_exit_code(&self, ended: Result<Ended, VcpuError>) -> i32 {
+        let process = &self.thread.process;
+        match ended {
+            Ok(Ended::Thread(code)) => code,
             Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
             Err(e) => process.end(Err(e.to_string())),
         }
+    }
+
+    /// The leader called exit(2): the process ends with its status once
+    /// every other thread has.
+    fn leader_exit(&mut self, code: i32) -> ! {
+        signals::arrival::stop_taking();
+        let process = self.thread.process.clone();
+        process.clear_child_tid(self.thread.clear_child_tid);
+        process.leader_exited(code)
     }
 
     fn run_until_end(&mut self) -> Result<Ended, VcpuError> {

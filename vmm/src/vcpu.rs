@@ -469,10 +469,6 @@ impl Vcpu {
         self.xcr0
     }
 
-    pub fn return_path(&self) -> Option<ReturnPath> {
-        self.return_path
-    }
-
     /// Runs until the next exit the layer above must handle.
     ///
     /// No lock is taken on the way: whoever narrows a mapping flushes
@@ -590,11 +586,6 @@ impl Vcpu {
     fn unexpected(&mut self, what: String) -> VcpuError {
         let regs = self.fd.sync_regs().regs;
         VcpuError::Unexpected(format!("{what}; rip {:#x} rsp {:#x}", regs.rip, regs.rsp))
-    }
-
-    /// Current general-purpose registers (from the last exit).
-    pub fn regs(&self) -> kvm_regs {
-        self.fd.sync_regs().regs
     }
 
     /// Finishes the system call of the last exit with `ret` in RAX.

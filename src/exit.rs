@@ -65,7 +65,7 @@ pub fn print_stats(process: &Process) {
         }
     };
     crate::report::line(format_args!(
-        "stats: xcr0 {:#x} syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}); per syscall: {:.2} exits, {:.2} ioctls",
+        "stats: xcr0 {:#x} syscalls {} exceptions {} vm-exits {} kvm-ioctls {} (KVM_RUN {}, other vCPU {}, memslots {}, flushes {}, flushes left to the host {}); per syscall: {:.2} exits, {:.2} ioctls",
         process.options.default_xcr0,
         s.syscalls,
         s.exceptions,
@@ -75,6 +75,7 @@ pub fn print_stats(process: &Process) {
         s.other_ioctls,
         m.memslots,
         m.flushes,
+        m.flushes_elided,
         per(s.exits),
         per(ioctls),
     ));

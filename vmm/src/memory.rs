@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
@@ -68,6 +68,9 @@ impl Prot {
 #[derive(Clone)]
 pub struct Arena {
     mem: GuestMemoryMmap,
+    /// Host address of ARENA_GPA: page-table entries are reached by
+    /// arithmetic, as every mapping of a program walks them page by page.
+    base: u64,
     next: u64,
 }
 
@@ -75,8 +78,12 @@ impl Arena {
     fn new() -> Result<Arena, MemoryError> {
         let mem = GuestMemoryMmap::from_ranges(&[(GuestAddress(ARENA_GPA), ARENA_SIZE as usize)])
             .map_err(|e| MemoryError::Arena(e.to_string()))?;
+        let base = mem
+            .get_host_address(GuestAddress(ARENA_GPA))
+            .map_err(|e| MemoryError::Arena(e.to_string()))? as u64;
         Ok(Arena {
             mem,
+            base,
             next: ARENA_GPA,
         })
     }
@@ -93,16 +100,17 @@ impl Arena {
 
     /// Host (= guest-virtual) address of arena guest-physical `gpa`.
     pub fn hva(&self, gpa: u64) -> u64 {
-        self.mem
-            .get_host_address(GuestAddress(gpa))
-            .expect("address inside the arena") as u64
+        assert!(
+            (ARENA_GPA..ARENA_GPA + ARENA_SIZE).contains(&gpa),
+            "address inside the arena"
+        );
+        self.base + (gpa - ARENA_GPA)
     }
 
     pub fn gpa_of_hva(&self, hva: u64) -> Option<u64> {
-        let base = self.hva(ARENA_GPA);
-        (base..base + ARENA_SIZE)
+        (self.base..self.base + ARENA_SIZE)
             .contains(&hva)
-            .then(|| hva - base + ARENA_GPA)
+            .then(|| hva - self.base + ARENA_GPA)
     }
 
     pub fn write(&self, gpa: u64, bytes: &[u8]) {
@@ -111,10 +119,19 @@ impl Arena {
             .expect("write inside the arena");
     }
 
+    /// The aligned word at `gpa`, which vCPUs may be writing (accessed and
+    /// dirty bits) or reading concurrently.
+    fn word(&self, gpa: u64) -> &AtomicU64 {
+        assert!(gpa.is_multiple_of(8), "an aligned word");
+        let hva = self.hva(gpa);
+        // SAFETY: an 8-byte-aligned word inside the arena mapping, which
+        // lives as long as `self`; guest MMUs and other threads touch it
+        // only with atomic accesses.
+        unsafe { AtomicU64::from_ptr(hva as *mut u64) }
+    }
+
     pub fn read_u64(&self, gpa: u64) -> u64 {
-        self.mem
-            .read_obj(GuestAddress(gpa))
-            .expect("read inside the arena")
+        self.word(gpa).load(Ordering::Acquire)
     }
 }
 
@@ -124,11 +141,8 @@ impl FrameStore for Arena {
     }
     /// One atomic store: other vCPUs may be walking the tables.
     fn write(&mut self, table: u64, index: usize, value: u64) {
-        let hva = self.hva(table + 8 * index as u64);
-        // SAFETY: an 8-byte-aligned entry inside the arena, which lives as
-        // long as `self`; the guest's MMU reads it concurrently, which is
-        // what the atomic store is for.
-        unsafe { AtomicU64::from_ptr(hva as *mut u64) }.store(value, Ordering::Release);
+        self.word(table + 8 * index as u64)
+            .store(value, Ordering::Release);
     }
     fn alloc(&mut self) -> Option<u64> {
         self.alloc_pages(1).ok()
@@ -140,6 +154,8 @@ impl FrameStore for Arena {
 pub struct MemoryStats {
     pub memslots: u64,
     pub flushes: u64,
+    /// Flushes left to the host's own invalidation (see `flush`).
+    pub flushes_elided: u64,
 }
 
 pub struct AddressSpace {
@@ -161,6 +177,12 @@ pub struct AddressSpace {
     next_slot: u32,
     phys_bits: u32,
     flush_pending: bool,
+    /// A narrowing no host change follows (`poison`): flushed even with
+    /// one vCPU.
+    flush_forced: bool,
+    /// vCPUs of this VM handed out to threads and not given back: the
+    /// `Vm` counts them, `flush` reads them.
+    live_vcpus: Arc<AtomicUsize>,
     pub stats: MemoryStats,
 }
 
@@ -194,9 +216,11 @@ impl AddressSpace {
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
             flush_pending: false,
+            flush_forced: false,
+            live_vcpus: Arc::default(),
             stats: MemoryStats {
                 memslots: 1,
-                flushes: 0,
+                ..Default::default()
             },
         })
     }
@@ -229,9 +253,11 @@ impl AddressSpace {
             next_slot: self.next_slot,
             phys_bits: self.phys_bits,
             flush_pending: false,
+            flush_forced: false,
+            live_vcpus: Arc::default(),
             stats: MemoryStats {
                 memslots: 1 + self.chunks.len() as u64,
-                flushes: 0,
+                ..Default::default()
             },
         })
     }
@@ -242,6 +268,11 @@ impl AddressSpace {
 
     pub fn arena_mut(&mut self) -> &mut Arena {
         self.pt.store_mut()
+    }
+
+    /// The count of this VM's vCPUs that may run, kept by the `Vm`.
+    pub(crate) fn live_vcpus(&self) -> Arc<AtomicUsize> {
+        self.live_vcpus.clone()
     }
 
     /// The value for the guest's CR3.
@@ -324,10 +355,19 @@ impl AddressSpace {
     /// its chunk window's guest-physical alias, with the chunks' memslots.
     fn enter(&mut self, start: u64, end: u64, access: Access) -> Result<NeedsFlush, MemoryError> {
         self.cover(start, end)?;
-        let chunks = &self.chunks;
-        Ok(self.pt.map(start, end, access, |va| {
-            chunks[&chunk_of(va)] + (va & (CHUNK_SIZE - 1))
-        })?)
+        let mut flush = NeedsFlush(false);
+        let mut at = start;
+        while at < end {
+            let chunk = chunk_of(at);
+            let piece_end = end.min((chunk + 1) << CHUNK_SHIFT);
+            let (window, hva) = (self.chunks[&chunk], chunk << CHUNK_SHIFT);
+            flush.0 |= self
+                .pt
+                .map(at, piece_end, access, |va| window + (va - hva))?
+                .0;
+            at = piece_end;
+        }
+        Ok(flush)
     }
 
     /// Enters the program's pages of the 2 MiB block around `addr` in the
@@ -352,6 +392,7 @@ impl AddressSpace {
     pub fn poison(&mut self, start: u64, end: u64) {
         self.poisoned.insert(start, end, ());
         let f = self.pt.unmap(start, end);
+        self.flush_forced |= f.0;
         self.note(f);
     }
 
@@ -421,8 +462,21 @@ impl AddressSpace {
     /// page table and flushes the guest's TLB when the roots are reloaded;
     /// this is the one ioctl-level way to do so on both KVMs. It is needed
     /// only when a present entry lost rights (munmap, mprotect down).
+    ///
+    /// With one vCPU (the caller's, stopped in the VMM) it is left out:
+    /// every narrowing is followed by the host's own change of the same
+    /// range (mprotect, munmap's reservation, MAP_FIXED, mremap), whose MMU
+    /// notifier makes KVM zap the translations of those pages and flush
+    /// every vCPU's TLB before any runs again. The memslot round trip is
+    /// for other vCPUs, which could run in between; and for `poison`,
+    /// which no host change follows.
     pub fn flush(&mut self) -> Result<(), MemoryError> {
         if !self.flush_pending {
+            return Ok(());
+        }
+        if !self.flush_forced && self.live_vcpus.load(Ordering::Acquire) <= 1 {
+            self.flush_pending = false;
+            self.stats.flushes_elided += 1;
             return Ok(());
         }
         let mut region = kvm_userspace_memory_region {
@@ -436,6 +490,7 @@ impl AddressSpace {
         region.memory_size = 0;
         set_memslot(&self.vm, region)?;
         self.flush_pending = false;
+        self.flush_forced = false;
         self.stats.flushes += 1;
         Ok(())
     }

@@ -2,6 +2,7 @@
 //! runtime installed, and the vCPUs that run tasks in it.
 
 use std::os::fd::{AsRawFd, RawFd};
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 
 use guest_runtime::Stubs;
@@ -24,6 +25,9 @@ pub struct Vm {
     pub memory: Mutex<AddressSpace>,
     runtime: RuntimeAddrs,
     vcpus: Mutex<VcpuPool>,
+    /// vCPUs handed out and not released: whether a narrowed mapping must
+    /// be flushed for others (`AddressSpace::flush`).
+    live_vcpus: Arc<AtomicUsize>,
     pub counters: Arc<VcpuCounters>,
 }
 
@@ -51,12 +55,14 @@ impl Vm {
         let fd = create_vm_fd(&hv)?;
         let mut memory = AddressSpace::new(fd.clone(), hv.phys_bits())?;
         let runtime = install_runtime(&mut memory)?;
+        let live_vcpus = memory.live_vcpus();
         Ok(Vm {
             hv,
             fd,
             memory: Mutex::new(memory),
             runtime,
             vcpus: Mutex::default(),
+            live_vcpus,
             counters: Arc::default(),
         })
     }
@@ -70,7 +76,11 @@ impl Vm {
     pub fn create_vcpu(&self, xcr0: Xcr0) -> Result<Vcpu, VcpuError> {
         let idle = self.vcpus.lock().expect("vcpu pool").idle.pop();
         if let Some(mut v) = idle {
-            v.reset(xcr0)?;
+            if let Err(e) = v.reset(xcr0) {
+                self.vcpus.lock().expect("vcpu pool").idle.push(v);
+                return Err(e);
+            }
+            self.live_vcpus.fetch_add(1, Ordering::AcqRel);
             return Ok(v);
         }
         let id = {
@@ -131,12 +141,15 @@ impl Vm {
                 _ => {}
             }
         }
-        Vcpu::new(fd, setup, self.counters.clone())
+        let vcpu = Vcpu::new(fd, setup, self.counters.clone())?;
+        self.live_vcpus.fetch_add(1, Ordering::AcqRel);
+        Ok(vcpu)
     }
 
     /// Takes back the vCPU of an ended thread.
     pub fn release_vcpu(&self, vcpu: Vcpu) {
         self.vcpus.lock().expect("vcpu pool").idle.push(vcpu);
+        self.live_vcpus.fetch_sub(1, Ordering::AcqRel);
     }
 
     /// Forks the host process for a program fork: `forking` is the vCPU of
@@ -184,9 +197,11 @@ impl Vm {
         let memory = space.clone_onto(fd.clone())?;
         let t2 = std::time::Instant::now();
         drop(space);
+        let live_vcpus = memory.live_vcpus();
         let vm = Arc::new(Vm {
             hv: self.hv.clone(),
             fd,
+            live_vcpus,
             memory: Mutex::new(memory),
             runtime: self.runtime,
             vcpus: Mutex::new(VcpuPool {

@@ -16,6 +16,11 @@ fn vm() -> Option<Vm> {
     }
 }
 
+/// An XCR0 every x86-64 KVM supports.
+fn x87_sse() -> vmm::Xcr0 {
+    vmm::Xcr0::new(vmm::xcr0::X87 | vmm::xcr0::SSE).expect("x87|sse")
+}
+
 const RW: Prot = Prot(Prot::READ | Prot::WRITE);
 const R: Prot = Prot(Prot::READ);
 
@@ -36,9 +41,17 @@ fn host_pages(len: usize) -> u64 {
     p as u64
 }
 
+/// Flushes made and flushes left to the host's invalidation.
+fn flush_counts(m: &vmm::AddressSpace) -> (u64, u64) {
+    (m.stats.flushes, m.stats.flushes_elided)
+}
+
 #[test]
 fn protections_follow_the_program_mappings() {
     let Some(vm) = vm() else { return };
+    // Two vCPUs that could run: a narrowing is flushed for the other.
+    let a = vm.create_vcpu(x87_sse()).expect("vCPU");
+    let b = vm.create_vcpu(x87_sse()).expect("vCPU");
     let mut m = vm.memory.lock().unwrap();
     let base = host_pages(1 << 20);
     m.map_program(base, base + 0x4000, RW).unwrap();
@@ -49,12 +62,16 @@ fn protections_follow_the_program_mappings() {
         "one byte past the mapping"
     );
 
-    let flushes = m.stats.flushes;
+    let (flushes, elided) = flush_counts(&m);
     m.map_program(base, base + 0x1000, R).unwrap();
     assert!(m.translate_user(base, false).is_some());
     assert!(m.translate_user(base, true).is_none(), "read-only now");
     m.flush().unwrap();
-    assert_eq!(m.stats.flushes, flushes + 1, "narrowing is flushed");
+    assert_eq!(
+        flush_counts(&m),
+        (flushes + 1, elided),
+        "narrowing is flushed"
+    );
 
     m.unmap_program(base + 0x1000, base + 0x2000);
     assert!(m.translate_user(base + 0x1000, false).is_none());
@@ -63,10 +80,30 @@ fn protections_follow_the_program_mappings() {
 
     // Widening needs no flush.
     m.flush().unwrap();
-    let flushes = m.stats.flushes;
+    let counts = flush_counts(&m);
     m.map_program(base, base + 0x1000, RW).unwrap();
     m.flush().unwrap();
-    assert_eq!(m.stats.flushes, flushes);
+    assert_eq!(flush_counts(&m), counts);
+
+    // With one vCPU left, the host's own change of the range does it.
+    drop(m);
+    vm.release_vcpu(b);
+    let mut m = vm.memory.lock().unwrap();
+    let (flushes, elided) = flush_counts(&m);
+    m.unmap_program(base, base + 0x1000);
+    m.flush().unwrap();
+    assert_eq!(flush_counts(&m), (flushes, elided + 1), "left to the host");
+
+    // Unless no host change follows (pages the host cannot back).
+    m.poison(base + 0x2000, base + 0x3000);
+    m.flush().unwrap();
+    assert_eq!(
+        flush_counts(&m),
+        (flushes + 1, elided + 1),
+        "poison is flushed"
+    );
+    drop(m);
+    vm.release_vcpu(a);
 }
 
 #[test]

@@ -33,8 +33,15 @@ fn buffer(space: &AddressSpace, addr: u64, len: u64, write: bool) -> Result<(), 
     }
 }
 
+/// The most the kernel reads of a string argument: a path (getname stops
+/// at PATH_MAX bytes); the names (xattr, memfd, prctl's) are shorter.
+const KERNEL_STRING_MAX: u64 = libc::PATH_MAX as u64;
+
+/// A string the kernel will read must lie in program memory. Where the
+/// next KERNEL_STRING_MAX bytes all do, the kernel stops before leaving
+/// them, wherever the NUL is: the mappings answer without reading it.
 fn string(space: &AddressSpace, addr: u64) -> Result<(), Errno> {
-    if addr == 0 {
+    if addr == 0 || space.program_can_access(addr, KERNEL_STRING_MAX, false) {
         return Ok(());
     }
     umem::read_cstr(space, addr, MAX_STRING).map(|_| ())

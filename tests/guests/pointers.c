@@ -9,6 +9,7 @@
  *   pointers children   the same reads in fork and vfork children
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <limits.h>
 #include <spawn.h>
 #include <stdio.h>
@@ -100,6 +101,20 @@ static void edges(void)
 	       err(writev(1, iov + 1, 8)));
 	iov[0].iov_base = pg + page;
 	printf("an iovec's buffer unmapped: %s\n", err(writev(1, iov, 8)));
+	/* More than the sandbox reads at once. */
+	static struct iovec many[300];
+	static char bytes[300];
+	for (int i = 0; i < 300; i++) {
+		many[i].iov_base = bytes + i;
+		many[i].iov_len = 1;
+	}
+	int fd = open("/dev/zero", O_RDONLY);
+	memset(bytes, 1, sizeof(bytes));
+	ssize_t n = readv(fd, many, 300);
+	printf("300 iovecs read: %zd, zeroed: %d\n", n,
+	       memchr(bytes, 1, sizeof(bytes)) == NULL);
+	many[0].iov_base = pg + page;
+	printf("the first of 300 unmapped: %s\n", err(readv(fd, many, 300)));
 }
 
 /* In a child: the reads name the child's memory. `iov` was left with an

@@ -401,9 +401,8 @@ impl AddressSpace {
             return true;
         }
         let start = addr & !(PAGE_SIZE - 1);
-        let pieces = self.program.overlapping(start, end);
         let mut at = start;
-        for (s, e, prot) in pieces {
+        for (s, e, prot) in self.program.pieces(start, end) {
             if s != at || !prot.readable() || (write && !prot.writable()) {
                 return false;
             }

@@ -15,29 +15,31 @@ impl<V: Copy + PartialEq> RangeMap<V> {
         }
     }
 
-    /// The pieces of [start, end) that are in the map, clipped to it.
-    pub fn overlapping(&self, start: u64, end: u64) -> Vec<(u64, u64, V)> {
-        let mut out = Vec::new();
+    /// The pieces of [start, end) that are in the map, clipped to it, in
+    /// order: walked without allocating, for the checks of every call.
+    pub fn pieces(&self, start: u64, end: u64) -> impl Iterator<Item = (u64, u64, V)> + '_ {
         // The range starting at or before `start` may reach into it.
         let first = self
             .map
             .range(..=start)
             .next_back()
-            .map(|(&s, _)| s)
-            .unwrap_or(start);
-        for (&s, &(e, v)) in self.map.range(first..end) {
-            if e > start {
-                out.push((s.max(start), e.min(end), v));
-            }
-        }
-        out
+            .map_or(start, |(&s, _)| s);
+        self.map
+            .range(first..end)
+            .filter(move |&(_, &(e, _))| e > start)
+            .map(move |(&s, &(e, v))| (s.max(start), e.min(end), v))
+    }
+
+    /// The pieces of [start, end) that are in the map, clipped to it.
+    pub fn overlapping(&self, start: u64, end: u64) -> Vec<(u64, u64, V)> {
+        self.pieces(start, end).collect()
     }
 
     /// The pieces of [start, end) that are not in the map.
     pub fn gaps(&self, start: u64, end: u64) -> Vec<(u64, u64)> {
         let mut out = Vec::new();
         let mut at = start;
-        for (s, e, _) in self.overlapping(start, end) {
+        for (s, e, _) in self.pieces(start, end) {
             if s > at {
                 out.push((at, s));
             }
@@ -159,5 +161,9 @@ mod tests {
             m.overlapping(0x2000, 0x5000),
             vec![(0x2000, 0x3000, 1), (0x4000, 0x5000, 2)]
         );
+        let pieces: Vec<_> = m.pieces(0x2fff, 0x4001).collect();
+        assert_eq!(pieces, vec![(0x2fff, 0x3000, 1), (0x4000, 0x4001, 2)]);
+        assert_eq!(m.pieces(0x3000, 0x4000).next(), None, "the gap between");
+        assert_eq!(m.pieces(0, 0x1000).next(), None, "before the first");
     }
 }

@@ -142,9 +142,14 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
                     None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {
-                    libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
+                    libc::SYS_open if procfs::may_open_mem(a[1]) => {
                         r.and_then(procfs::refuse_own_mem)
                     }
+                    libc::SYS_openat if procfs::may_open_mem(a[2]) => {
+                        r.and_then(procfs::refuse_own_mem)
+                    }
+                    // openat2's flags are behind a pointer: always looked at.
+                    libc::SYS_openat2 | libc::SYS_creat => r.and_then(procfs::refuse_own_mem),
                     _ => r,
                 })
             }

@@ -110,6 +110,14 @@ pub fn with_exe_alias(thread: &Thread, nr: i64, a: [u64; 6], i: usize, spec: &[A
     unsafe { crate::host::syscall(nr as u64, b) }
 }
 
+/// Whether an open with `flags` can give a descriptor that reads or writes
+/// a mem file. O_DIRECTORY fails on one; an O_PATH descriptor reads and
+/// writes nothing, and reopening it goes through /proc/self/fd, an open
+/// looked at in turn. Such opens (most of a directory walk's) need no look.
+pub fn may_open_mem(flags: u64) -> bool {
+    flags as i32 & (libc::O_DIRECTORY | libc::O_PATH) == 0
+}
+
 /// After an open: the program's own /proc/<pid>/mem would reach the whole
 /// host process, the sandbox and the guest page tables included. Natively
 /// it reaches only the program; here it is refused.

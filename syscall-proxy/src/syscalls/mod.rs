@@ -137,7 +137,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_pkey_free => ret(Err(Errno(libc::EINVAL))),
         _ => match args::spec(nr) {
             Some(spec) => {
-                let r = match procfs::exe_path_arg(nr) {
+                let r = match procfs::exe_path_arg(nr, &a) {
                     Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
                     None => checked(thread, nr, a, spec, None),
                 };

@@ -30,20 +30,20 @@ pub fn is_exe_alias(path: &[u8]) -> bool {
     pid == unsafe { libc::getpid() }.to_string().as_bytes()
 }
 
-/// The argument that is a path, for the calls that honour the alias.
-pub fn exe_path_arg(nr: i64) -> Option<usize> {
+/// The argument that is a path, for the calls that honour the alias: those
+/// that follow a final symlink. The others (lstat, O_NOFOLLOW,
+/// AT_SYMLINK_NOFOLLOW) act on /proc/self/exe itself, which natively too is
+/// a symlink, and go through as they are; readlink reads it.
+pub fn exe_path_arg(nr: i64, a: &[u64; 6]) -> Option<usize> {
+    let follows = |flags: u64| flags as i32 & libc::AT_SYMLINK_NOFOLLOW == 0;
+    let opens_target = |flags: u64| flags as i32 & libc::O_NOFOLLOW == 0;
     match nr {
-        libc::SYS_readlink
-        | libc::SYS_open
-        | libc::SYS_stat
-        | libc::SYS_lstat
-        | libc::SYS_access => Some(0),
-        libc::SYS_readlinkat
-        | libc::SYS_openat
-        | libc::SYS_newfstatat
-        | libc::SYS_statx
-        | libc::SYS_faccessat
-        | libc::SYS_faccessat2 => Some(1),
+        libc::SYS_readlink | libc::SYS_stat | libc::SYS_access => Some(0),
+        libc::SYS_open if opens_target(a[1]) => Some(0),
+        libc::SYS_readlinkat | libc::SYS_faccessat => Some(1),
+        libc::SYS_openat if opens_target(a[2]) => Some(1),
+        libc::SYS_newfstatat | libc::SYS_faccessat2 if follows(a[3]) => Some(1),
+        libc::SYS_statx if follows(a[2]) => Some(1),
         _ => None,
     }
 }

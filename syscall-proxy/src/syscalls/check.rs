@@ -132,14 +132,20 @@ fn no_parked_rights(space: &AddressSpace, control: u64, len: u64) -> Result<(), 
     Ok(())
 }
 
+/// Argument `i`, a descriptor, must not be one of the sandbox's: natively
+/// it does not exist.
+pub fn fd(args: &[u64; 6], i: usize) -> Result<(), Errno> {
+    if fds::is_parked(args[i] as i32 as i64) {
+        Err(Errno(libc::EBADF))
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks one argument.
 pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errno> {
     match arg {
-        Arg::Fd(i) => {
-            if fds::is_parked(args[i] as i32 as i64) {
-                return Err(Errno(libc::EBADF));
-            }
-        }
+        Arg::Fd(i) => fd(args, i)?,
         Arg::R(i, len) => buffer(space, args[i], length(space, args, len)?, false)?,
         Arg::W(i, len) => buffer(space, args[i], length(space, args, len)?, true)?,
         Arg::S(i) => string(space, args[i])?,

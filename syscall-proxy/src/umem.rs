@@ -157,14 +157,16 @@ pub fn read_cstr(space: &AddressSpace, addr: u64, max: u64) -> Result<Vec<u8>, E
     let mut out = Vec::new();
     let mut at = addr;
     loop {
+        // A page at a time: the string may end just before memory that
+        // cannot be read. Read straight into `out`'s tail.
         let page_end = (at | 0xfff).checked_add(1).ok_or_else(efault)?;
-        let mut chunk = vec![0u8; (page_end - at) as usize];
-        read_bytes(space, at, &mut chunk)?;
-        if let Some(n) = chunk.iter().position(|&b| b == 0) {
-            out.extend_from_slice(&chunk[..n]);
+        let old = out.len();
+        out.resize(old + (page_end - at) as usize, 0);
+        read_bytes(space, at, &mut out[old..])?;
+        if let Some(n) = out[old..].iter().position(|&b| b == 0) {
+            out.truncate(old + n);
             return Ok(out);
         }
-        out.extend_from_slice(&chunk);
         if out.len() as u64 > max {
             return Err(Errno(libc::ENAMETOOLONG));
         }

@@ -15,6 +15,7 @@
 //! (and thread-local storage) but is another task.
 
 use std::cell::Cell;
+use std::collections::BTreeMap;
 use std::io::{IoSlice, IoSliceMut};
 use std::sync::Once;
 
@@ -22,6 +23,8 @@ use vm_memory::ByteValued;
 use vmm::AddressSpace;
 
 use crate::host::Errno;
+
+const PAGE: u64 = crate::mm::PAGE;
 
 fn efault() -> Errno {
     Errno(libc::EFAULT)
@@ -174,6 +177,76 @@ pub fn read_cstr(space: &AddressSpace, addr: u64, max: u64) -> Result<Vec<u8>, E
     }
 }
 
+/// Reads many small things from program memory a whole page at a time,
+/// each page once: execve's argv and environment are hundreds of pointers
+/// and strings on a few pages, one host system call each if read one by
+/// one. A page that cannot be read whole (the program's part of it ends
+/// inside, or it is not backed) is read as `read`/`read_cstr` would.
+pub struct PageReader<'a> {
+    space: &'a AddressSpace,
+    pages: BTreeMap<u64, Option<Box<[u8]>>>,
+}
+
+impl<'a> PageReader<'a> {
+    pub fn new(space: &'a AddressSpace) -> PageReader<'a> {
+        PageReader {
+            space,
+            pages: BTreeMap::new(),
+        }
+    }
+
+    /// The page at `page`, read once; None if it cannot be read whole.
+    fn page(&mut self, page: u64) -> Option<&[u8]> {
+        let space = self.space;
+        self.pages
+            .entry(page)
+            .or_insert_with(|| {
+                let mut buf = vec![0u8; PAGE as usize].into_boxed_slice();
+                read_bytes(space, page, &mut buf).ok().map(|()| buf)
+            })
+            .as_deref()
+    }
+
+    /// The byte at `addr`, if its page could be read whole.
+    fn byte(&mut self, addr: u64) -> Option<u8> {
+        let page = self.page(addr & !(PAGE - 1))?;
+        Some(page[(addr & (PAGE - 1)) as usize])
+    }
+
+    /// The u64 at `addr`.
+    pub fn read_u64(&mut self, addr: u64) -> Result<u64, Errno> {
+        let mut bytes = [0u8; 8];
+        for (i, b) in bytes.iter_mut().enumerate() {
+            match addr.checked_add(i as u64).and_then(|a| self.byte(a)) {
+                Some(v) => *b = v,
+                None => return read(self.space, addr),
+            }
+        }
+        Ok(u64::from_ne_bytes(bytes))
+    }
+
+    /// The NUL-terminated string at `addr`, as [`read_cstr`] reads it.
+    pub fn read_cstr(&mut self, addr: u64, max: u64) -> Result<Vec<u8>, Errno> {
+        let mut out = Vec::new();
+        let mut at = addr;
+        loop {
+            let Some(page) = self.page(at & !(PAGE - 1)) else {
+                return read_cstr(self.space, addr, max);
+            };
+            let tail = &page[(at & (PAGE - 1)) as usize..];
+            if let Some(n) = tail.iter().position(|&b| b == 0) {
+                out.extend_from_slice(&tail[..n]);
+                return Ok(out);
+            }
+            out.extend_from_slice(tail);
+            if out.len() as u64 > max {
+                return Err(Errno(libc::ENAMETOOLONG));
+            }
+            at = at.checked_add(tail.len() as u64).ok_or_else(efault)?;
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -182,6 +255,49 @@ mod tests {
     fn fresh_id() -> libc::pid_t {
         forget_own_id();
         own_id()
+    }
+
+    #[test]
+    fn a_page_reader_reads_what_plain_reads_do() {
+        let Ok(hv) = vmm::Hypervisor::open() else {
+            eprintln!("skipped: no KVM");
+            return;
+        };
+        let vm = vmm::Vm::new(std::sync::Arc::new(hv)).expect("VM");
+        let mut space = vm.memory.lock().unwrap();
+        // Three pages of which the program has the first one and a half.
+        let mut mem = vec![b'a'; 4 * PAGE as usize];
+        let base = (mem.as_mut_ptr() as u64 + PAGE - 1) & !(PAGE - 1);
+        let rw = vmm::Prot(vmm::Prot::READ | vmm::Prot::WRITE);
+        space.map_program(base, base + PAGE + PAGE / 2, rw).unwrap();
+        let put = |at: u64, b: u8| {
+            // SAFETY: within `mem`, through its mutable pointer; no
+            // reference to it is in use.
+            unsafe { *(at as *mut u8) = b };
+        };
+        put(base + 10, 0);
+        put(base + PAGE + 5, 0);
+        let mut reader = PageReader::new(&space);
+        for addr in [base, base + 3, base + 11, base + PAGE - 2, base + PAGE + 6] {
+            for max in [4096, 2] {
+                assert_eq!(
+                    reader.read_cstr(addr, max),
+                    read_cstr(&space, addr, max),
+                    "{:#x} max {max}",
+                    addr - base
+                );
+            }
+        }
+        for addr in [
+            base,
+            base + PAGE - 4,
+            base + PAGE + PAGE / 2 - 8,
+            base + 2 * PAGE,
+        ] {
+            assert_eq!(reader.read_u64(addr), read::<u64>(&space, addr));
+        }
+        assert_eq!(reader.read_cstr(base, 64), Ok(vec![b'a'; 10]));
+        assert_eq!(reader.read_cstr(base + PAGE + 6, 64), Err(efault()));
     }
 
     #[test]

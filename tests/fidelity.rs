@@ -281,6 +281,18 @@ fn path_errors_carry_the_kernels_errno() {
 }
 
 #[test]
+fn strings_and_iovecs_at_the_end_of_a_mapping() {
+    if !kvm() {
+        return;
+    }
+    // The sandbox bounds a string by the mappings, reads the
+    // /proc/self/exe candidates and iovec arrays itself: each case ends
+    // where a mapping does, or crosses a page.
+    let p = guest("pointers", &[]);
+    same(&[p.as_os_str(), os("edges")], &[]);
+}
+
+#[test]
 fn a_segment_larger_on_file_than_in_memory_kills_as_natively() {
     if !kvm() {
         return;
@@ -467,16 +479,4 @@ fn traces_name_every_system_call() {
         "{}",
         stderr(&o)
     );
-}
-
-#[test]
-fn strings_and_iovecs_at_the_end_of_a_mapping() {
-    if !kvm() {
-        return;
-    }
-    // The sandbox bounds a string by the mappings, reads the
-    // /proc/self/exe candidates and iovec arrays itself: each case ends
-    // where a mapping does, or crosses a page.
-    let p = guest("pointers", &[]);
-    same(&[p.as_os_str(), os("edges")], &[]);
 }

@@ -281,6 +281,18 @@ fn path_errors_carry_the_kernels_errno() {
 }
 
 #[test]
+fn strings_and_iovecs_at_the_end_of_a_mapping() {
+    if !kvm() {
+        return;
+    }
+    // The sandbox bounds a string by the mappings, reads the
+    // /proc/self/exe candidates and iovec arrays itself: each case ends
+    // where a mapping does, or crosses a page.
+    let p = guest("pointers", &[]);
+    same(&[p.as_os_str(), os("edges")], &[]);
+}
+
+#[test]
 fn a_segment_larger_on_file_than_in_memory_kills_as_natively() {
     if !kvm() {
         return;
@@ -360,6 +372,17 @@ fn proc_self_describes_the_program() {
     executable(&sh, b"#!/bin/sh\nread name < /proc/self/comm; echo $name\n");
     let s = same(&[sh.as_os_str()], &[]);
     assert_eq!(stdout(&s), "named-script\n");
+    // /proc/self/exe itself, not followed, is a symlink as natively.
+    let s = same(&[os("stat"), os("-c"), os("%F"), os("/proc/self/exe")], &[]);
+    assert_eq!(stdout(&s), "symbolic link\n");
+    let script = "import os\n\
+        try:\n\
+        \x20   os.open('/proc/self/exe', os.O_RDONLY | os.O_NOFOLLOW)\n\
+        except OSError as e:\n\
+        \x20   print(e.strerror)\n\
+        print(os.stat('/proc/self/exe', follow_symlinks=False).st_size)\n";
+    let s = same(&[os(PYTHON), os("-c"), os(script)], &[]);
+    assert_eq!(stdout(&s), "Too many levels of symbolic links\n0\n");
 }
 
 /// Descriptors python opens before EMFILE with RLIMIT_NOFILE (soft, hard).

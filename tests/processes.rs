@@ -331,6 +331,23 @@ fn posix_spawn_vfork_fork_and_pipes_from_c() {
 }
 
 #[test]
+fn fork_and_vfork_children_read_their_own_memory() {
+    if !kvm() {
+        return;
+    }
+    // A fork child's iovecs and paths differ from its parent's copy; a
+    // vfork child shares them, and its parent reads on after it is gone.
+    let p = guest("pointers", &[]);
+    let n = same(&[p.as_os_str(), "children".as_ref()], &[]);
+    assert_exit(&n, 0);
+    assert!(
+        stdout(&n).contains("fork child: status 0\n"),
+        "{}",
+        stdout(&n)
+    );
+}
+
+#[test]
 fn gcc_compiles_and_links_and_its_program_runs() {
     if !kvm() {
         return;

@@ -411,6 +411,19 @@ fn the_sandbox_descriptors_and_memory_cannot_be_reached_indirectly() {
     let o = sandbox(&["dd", "if=/proc/self/mem", "of=/dev/null", "count=1"]);
     assert_exit(&o, 1);
     assert!(stderr(&o).contains("Permission denied"), "{}", stderr(&o));
+    // Nor by reopening an O_PATH descriptor, which is let through, or a
+    // thread's mem file.
+    let script = "import os\n\
+        fd = os.open('/proc/self/mem', os.O_PATH)\n\
+        for p in (f'/proc/self/fd/{fd}', f'/proc/self/task/{os.getpid()}/mem'):\n\
+        \x20   try:\n\
+        \x20       os.open(p, os.O_RDONLY)\n\
+        \x20       print('opened')\n\
+        \x20   except PermissionError:\n\
+        \x20       print('refused')\n";
+    let o = sandbox(&["/usr/bin/python3", "-c", script]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "refused\nrefused\n");
 }
 
 #[test]

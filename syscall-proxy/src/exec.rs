@@ -13,14 +13,14 @@ use std::ffi::{CString, OsStr, OsString};
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
-use vmm::{AddressSpace, fds};
+use vmm::fds;
 
 use crate::host::Errno;
 use crate::limits;
 use crate::loader::{elf, resolve};
 use crate::syscalls::procfs;
 use crate::thread::Thread;
-use crate::umem;
+use crate::umem::PageReader;
 
 /// Longest argv + envp accepted (the kernel's limit is a quarter of the
 /// stack rlimit; the loader checks that too).
@@ -87,8 +87,8 @@ impl Carried {
     }
 }
 
-fn read_cstr(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<OsString, Errno> {
-    let s = umem::read_cstr(space, addr, *budget).map_err(|e| match e.0 {
+fn read_cstr(mem: &mut PageReader, addr: u64, budget: &mut u64) -> Result<OsString, Errno> {
+    let s = mem.read_cstr(addr, *budget).map_err(|e| match e.0 {
         libc::ENAMETOOLONG => Errno(libc::E2BIG),
         _ => e,
     })?;
@@ -99,18 +99,18 @@ fn read_cstr(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<OsStri
 }
 
 /// A NULL-terminated array of string pointers (argv, envp); NULL is empty.
-fn read_strings(space: &AddressSpace, addr: u64, budget: &mut u64) -> Result<Vec<OsString>, Errno> {
+fn read_strings(mem: &mut PageReader, addr: u64, budget: &mut u64) -> Result<Vec<OsString>, Errno> {
     let mut v = Vec::new();
     if addr == 0 {
         return Ok(v);
     }
     for i in 0.. {
-        let p = umem::read::<u64>(space, addr + 8 * i)?;
+        let p = mem.read_u64(addr + 8 * i)?;
         if p == 0 {
             break;
         }
         *budget = budget.checked_sub(8).ok_or(Errno(libc::E2BIG))?;
-        v.push(read_cstr(space, p, budget)?);
+        v.push(read_cstr(mem, p, budget)?);
     }
     Ok(v)
 }
@@ -169,10 +169,12 @@ fn prepare(
     };
     let (path, argv, envp) = {
         let space = thread.process.vm.memory.lock().expect("address space");
+        // A page at a time: argv and the environment are mostly on a few.
+        let mem = &mut PageReader::new(&space);
         let mut budget = MAX_STRINGS;
-        let path = read_cstr(&space, path_ptr, &mut budget)?;
-        let argv = read_strings(&space, argv_ptr, &mut budget)?;
-        let envp = read_strings(&space, envp_ptr, &mut budget)?;
+        let path = read_cstr(mem, path_ptr, &mut budget)?;
+        let argv = read_strings(mem, argv_ptr, &mut budget)?;
+        let envp = read_strings(mem, envp_ptr, &mut budget)?;
         (path, argv, envp)
     };
     let path = if procfs::is_exe_alias(path.as_bytes()) {

@@ -206,8 +206,10 @@ impl Task {
         };
         let errno = std::io::Error::last_os_error().raw_os_error();
         // The child ran on this thread's thread-local state: the kick is
-        // this thread's vCPU's again.
+        // this thread's vCPU's again, and the id umem names this process
+        // by is read again.
         arrival::set_kick(self.thread.vcpu.kick_flag());
+        crate::umem::forget_own_id();
         process.vm.release_vcpu(task.0.thread.vcpu);
         if pid < 0 {
             return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
@@ -374,6 +376,8 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // SAFETY: `arg` is the parent's Box<VforkChild>, untouched by the
     // parent until this process has executed a program or exited.
     let child = unsafe { &mut *arg.cast::<VforkChild>() };
+    // The parent's id is in the thread-local storage this child shares.
+    crate::umem::forget_own_id();
     child.1.settid(&mut child.0.thread);
     child.0.run_to_end()
 }

@@ -9,17 +9,19 @@
 use std::collections::BTreeSet;
 use std::io;
 use std::os::fd::RawFd;
-use std::sync::{Mutex, MutexGuard};
+use std::sync::{RwLock, RwLockWriteGuard};
 
-static PARKED: Mutex<BTreeSet<RawFd>> = Mutex::new(BTreeSet::new());
+/// Read by every call that takes a descriptor, from every thread at once;
+/// written only as the sandbox parks one.
+static PARKED: RwLock<BTreeSet<RawFd>> = RwLock::new(BTreeSet::new());
 
 /// The registry held across a host fork, so that no other thread holds
 /// it in the child.
-pub struct Registry(MutexGuard<'static, BTreeSet<RawFd>>);
+pub struct Registry(RwLockWriteGuard<'static, BTreeSet<RawFd>>);
 
 /// Takes the registry for a fork.
 pub fn lock() -> Registry {
-    Registry(PARKED.lock().expect("fd registry"))
+    Registry(PARKED.write().expect("fd registry"))
 }
 
 impl Registry {
@@ -39,7 +41,7 @@ impl Registry {
 /// Records `fd`, inherited already parked (the sandbox's stderr across a
 /// re-exec), as the sandbox's.
 pub fn adopt(fd: RawFd) {
-    PARKED.lock().expect("fd registry").insert(fd);
+    PARKED.write().expect("fd registry").insert(fd);
 }
 
 /// How many descriptors the sandbox may park: one per vCPU, so one per
@@ -69,7 +71,7 @@ fn nofile() -> io::Result<libc::rlimit> {
 pub fn park(fd: RawFd) -> io::Result<RawFd> {
     // Held throughout: two threads lifting and restoring the limit at once
     // would leave it lifted.
-    let mut parked = PARKED.lock().expect("fd registry");
+    let mut parked = PARKED.write().expect("fd registry");
     let lim = nofile()?;
     let hard = lim.rlim_max.min(1 << 20);
     let above = libc::rlimit {
@@ -104,13 +106,13 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
 
 /// Whether `fd` is one of the sandbox's own descriptors.
 pub fn is_parked(fd: i64) -> bool {
-    RawFd::try_from(fd).is_ok_and(|fd| PARKED.lock().expect("fd registry").contains(&fd))
+    RawFd::try_from(fd).is_ok_and(|fd| PARKED.read().expect("fd registry").contains(&fd))
 }
 
 /// The parked descriptors within [first, last], in order.
 pub fn parked_in(first: u64, last: u64) -> Vec<RawFd> {
     PARKED
-        .lock()
+        .read()
         .expect("fd registry")
         .iter()
         .copied()

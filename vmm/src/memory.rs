@@ -442,9 +442,11 @@ impl AddressSpace {
             return true;
         }
         let start = addr & !(PAGE_SIZE - 1);
-        let pieces = self.program.overlapping(start, end);
+        if let Some((_, _, prot)) = self.program.covering(start, end) {
+            return prot.readable() && (!write || prot.writable());
+        }
         let mut at = start;
-        for (s, e, prot) in pieces {
+        for (s, e, prot) in self.program.pieces(start, end) {
             if s != at || !prot.readable() || (write && !prot.writable()) {
                 return false;
             }

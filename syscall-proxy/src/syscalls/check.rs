@@ -1,6 +1,7 @@
 //! Checking a system call's arguments against the program's memory and the
 //! sandbox's descriptors (see args.rs).
 
+use vmm::layout::HOST_USER_TOP;
 use vmm::{AddressSpace, fds};
 
 use super::args::{Arg, Len};
@@ -20,6 +21,7 @@ const CAP_DATA: u64 = 12;
 /// SCHED_ATTR_SIZE_VER0 (include/uapi/linux/sched/types.h): what size 0
 /// means. libc::sched_attr may grow with later versions.
 const SCHED_ATTR_SIZE_VER0: u64 = 48;
+const PAGE: u64 = crate::mm::PAGE;
 
 fn efault() -> Errno {
     Errno(libc::EFAULT)
@@ -33,21 +35,39 @@ fn buffer(space: &AddressSpace, addr: u64, len: u64, write: bool) -> Result<(), 
     }
 }
 
+/// The most the kernel reads of a string argument: a path (getname stops
+/// at PATH_MAX bytes); the names (xattr, memfd, prctl's) are shorter.
+const KERNEL_STRING_MAX: u64 = libc::PATH_MAX as u64;
+
+/// A string the kernel will read must lie in program memory. Where the
+/// next KERNEL_STRING_MAX bytes all do, the kernel stops before leaving
+/// them, wherever the NUL is: the mappings answer without reading it.
 fn string(space: &AddressSpace, addr: u64) -> Result<(), Errno> {
-    if addr == 0 {
+    if addr == 0 || space.program_can_access(addr, KERNEL_STRING_MAX, false) {
         return Ok(());
     }
     umem::read_cstr(space, addr, MAX_STRING).map(|_| ())
 }
 
+/// iovecs read at once, in one host system call: more than programs
+/// pass in one call but for a rare long batch.
+const IOV_BATCH: u64 = 64;
+
 fn iovecs(space: &AddressSpace, addr: u64, count: u64, write: bool) -> Result<(), Errno> {
+    const BASE: usize = std::mem::offset_of!(libc::iovec, iov_base);
+    const LEN: usize = std::mem::offset_of!(libc::iovec, iov_len);
     if count > MAX_IOV {
         return Err(Errno(libc::EINVAL));
     }
     buffer(space, addr, count * IOVEC, false)?;
-    for i in 0..count {
-        let [base, len] = umem::read::<[u64; 2]>(space, addr + IOVEC * i)?;
-        buffer(space, base, len, write)?;
+    let mut raw = [0u8; (IOV_BATCH * IOVEC) as usize];
+    for first in (0..count).step_by(IOV_BATCH as usize) {
+        let batch = &mut raw[..((count - first).min(IOV_BATCH) * IOVEC) as usize];
+        umem::read_bytes(space, addr + first * IOVEC, batch)?;
+        for iov in batch.chunks_exact(IOVEC as usize) {
+            let word = |at: usize| u64::from_ne_bytes(iov[at..at + 8].try_into().expect("8 bytes"));
+            buffer(space, word(BASE), word(LEN), write)?;
+        }
     }
     Ok(())
 }
@@ -64,14 +84,18 @@ fn length(space: &AddressSpace, args: &[u64; 6], len: Len) -> Result<u64, Errno>
 }
 
 /// Whether `addr` is host memory that is not the program's: the sandbox's.
+/// The mappings record the program's memory only, so the rest is asked of
+/// the kernel, but for values no sandbox memory can be at (small integers
+/// on page zero, which nothing maps unasked; values past the user address
+/// space, such as negative ones), which most such arguments are.
 fn sandbox_memory(space: &AddressSpace, addr: u64) -> bool {
-    if addr == 0 || space.program().get(addr).is_some() {
+    if !(PAGE..HOST_USER_TOP).contains(&addr) || space.program().get(addr).is_some() {
         return false;
     }
-    let page = addr & !0xfff;
+    let page = addr & !(PAGE - 1);
     // SAFETY: msync with flags 0 only asks whether the page is mapped
     // (ENOMEM if not); it changes nothing.
-    unsafe { libc::msync(page as *mut libc::c_void, 4096, 0) == 0 }
+    unsafe { libc::msync(page as *mut libc::c_void, PAGE as usize, 0) == 0 }
 }
 
 /// sendmsg control data must not pass the sandbox's descriptors on
@@ -108,14 +132,20 @@ fn no_parked_rights(space: &AddressSpace, control: u64, len: u64) -> Result<(), 
     Ok(())
 }
 
+/// Argument `i`, a descriptor, must not be one of the sandbox's: natively
+/// it does not exist.
+pub fn fd(args: &[u64; 6], i: usize) -> Result<(), Errno> {
+    if fds::is_parked(args[i] as i32 as i64) {
+        Err(Errno(libc::EBADF))
+    } else {
+        Ok(())
+    }
+}
+
 /// Checks one argument.
 pub fn check(space: &AddressSpace, args: &[u64; 6], arg: Arg) -> Result<(), Errno> {
     match arg {
-        Arg::Fd(i) => {
-            if fds::is_parked(args[i] as i32 as i64) {
-                return Err(Errno(libc::EBADF));
-            }
-        }
+        Arg::Fd(i) => fd(args, i)?,
         Arg::R(i, len) => buffer(space, args[i], length(space, args, len)?, false)?,
         Arg::W(i, len) => buffer(space, args[i], length(space, args, len)?, true)?,
         Arg::S(i) => string(space, args[i])?,

@@ -137,14 +137,19 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_pkey_free => ret(Err(Errno(libc::EINVAL))),
         _ => match args::spec(nr) {
             Some(spec) => {
-                let r = match procfs::exe_path_arg(nr) {
+                let r = match procfs::exe_path_arg(nr, &a) {
                     Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
                     None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {
-                    libc::SYS_open | libc::SYS_openat | libc::SYS_openat2 | libc::SYS_creat => {
+                    libc::SYS_open if procfs::may_open_mem(a[1]) => {
                         r.and_then(procfs::refuse_own_mem)
                     }
+                    libc::SYS_openat if procfs::may_open_mem(a[2]) => {
+                        r.and_then(procfs::refuse_own_mem)
+                    }
+                    // openat2's flags are behind a pointer: always looked at.
+                    libc::SYS_openat2 | libc::SYS_creat => r.and_then(procfs::refuse_own_mem),
                     _ => r,
                 })
             }
@@ -176,12 +181,21 @@ pub(crate) fn checked(
     spec: &[args::Arg],
     extra: Option<args::Arg>,
 ) -> SysResult {
+    let mut specs = spec.iter().chain(extra.as_ref()).copied();
+    if spec
+        .iter()
+        .chain(extra.as_ref())
+        .all(|s| matches!(s, args::Arg::Fd(_)))
     {
+        // Descriptors or nothing: no need of the address-space lock, which
+        // other threads' calls and memory changes take.
+        specs.try_for_each(|s| match s {
+            args::Arg::Fd(i) => check::fd(&a, i),
+            _ => Ok(()),
+        })?;
+    } else {
         let space = thread.process.vm.memory.lock().expect("address space");
-        check::check_all(&space, &a, spec)?;
-        if let Some(x) = extra {
-            check::check(&space, &a, x)?;
-        }
+        specs.try_for_each(|s| check::check(&space, &a, s))?;
     }
     forward_raw(nr, a)
 }

@@ -207,7 +207,7 @@ micro_benchmarks() {
     selftimed mmap op ns "mmap 16 pages + write 1 byte + munmap" -- "$work/mmap-loop" 2000
     selftimed thread op ns "thread create + join" -- "$work/thread-cycle" 2000
     # each fork in the sandbox builds a new KVM VM in the child: ms each
-    selftimed fork op us "fork + exit + wait" -- "$work/fork-cycle" 100
+    selftimed fork op µs "fork + exit + wait" -- "$work/fork-cycle" 100
     # kill(getpid(), SIGUSR1), the handler, rt_sigreturn
     selftimed signal op ns "signal round trip (kill self, handler, sigreturn)" -- "$work/signal-cycle" 10000
     # VmRSS growth over 64 threads parked on a barrier: in the sandbox
@@ -267,6 +267,11 @@ count() {
     else
         : >"$base.callgrind"
     fi
+    # A whole run also names its calls (-v traces each; RUST_LOG would
+    # override -v), so that its extra host calls can be told apart by name.
+    if [ "$n" = 0 ]; then
+        env -u RUST_LOG "$sandbox" "${sflags[@]}" -v -- "$@" >/dev/null 2>"$base.trace" || die "$run: -v run failed"
+    fi
     printf '%s\t%s\t%s\t%s\t%s\t%s\n' "$run" "$label" "$n" "$base.stats" "$base.strace" "$base.callgrind" \
         >>"$raw/counters.tsv"
 }
@@ -291,6 +296,9 @@ counters() {
     progress "counters: read of 1 byte, $n and $((2 * n)) calls"
     count read1 "read of 1 byte (a pointer)" "$n" -- "$work/read-loop" "$n" 1
     count read1 "read of 1 byte (a pointer)" "$((2 * n))" -- "$work/read-loop" "$((2 * n))" 1
+    # startup alone: the VM, memslots, the XCR0 probe, the loader
+    progress "counters: /bin/true"
+    count true "/bin/true" 0 -- /bin/true
     progress "counters: python3 -c pass"
     count python "python3 -c pass" 0 -- "$py" -c pass
 }

@@ -44,6 +44,8 @@ def fmt(v):
     """A figure with the precision its size deserves."""
     if v is None:
         return "n/a"
+    if isinstance(v, int):
+        return f"{v:,}"
     v = v + 0.0  # no "-0.00"
     if abs(v) < 0.005:
         v = 0.0
@@ -139,16 +141,45 @@ def parse_strace(path):
     """strace -c's table: total host system calls and the ioctl row."""
     if not os.path.exists(path):
         return None
-    total = ioctl = None
+    total = None
+    by_name = {}
     for line in open(path, errors="replace"):
         tok = line.split()
         if len(tok) < 5 or not re.fullmatch(r"[\d.]+", tok[0]):
             continue
         if tok[-1] == "total":
             total = int(tok[3])
-        elif tok[-1] == "ioctl":
-            ioctl = int(tok[3])
-    return {"host_syscalls": total, "ioctl": ioctl} if total is not None else None
+        else:
+            by_name[tok[-1]] = int(tok[3])
+    if total is None:
+        return None
+    return {"host_syscalls": total, "ioctl": by_name.get("ioctl"), "by_name": by_name}
+
+
+def parse_trace(path):
+    """The program's own system calls by name, from the sandbox's -v trace."""
+    if not os.path.exists(path):
+        return None
+    calls = {}
+    for m in re.finditer(r"trace: syscall (\w+) \(", open(path, errors="replace").read()):
+        calls[m.group(1)] = calls.get(m.group(1), 0) + 1
+    return calls
+
+
+def extra_by_name(run):
+    """Host system calls the sandbox made beyond the program's own, by name
+    (ioctl less KVM_RUN); the largest first."""
+    host = (run.get("strace") or {}).get("by_name")
+    prog = run.get("program_calls")
+    kvm_run = (run.get("strace_stats") or {}).get("kvm_run")
+    if not host or prog is None or kvm_run is None:
+        return None
+    extra = {}
+    for name, n in host.items():
+        more = n - prog.get(name, 0) - (kvm_run if name == "ioctl" else 0)
+        if more > 0:
+            extra[name] = more
+    return dict(sorted(extra.items(), key=lambda kv: -kv[1]))
 
 
 def parse_callgrind(path):
@@ -162,7 +193,9 @@ def parse_callgrind(path):
 def measure_run(run, label, n, stats_file, strace_file, callgrind_file):
     strace_stats = parse_stats(strace_file + "-stats")
     ir, cg_stats = parse_callgrind(callgrind_file)
+    trace = stats_file[: -len(".stats")] + ".trace" if stats_file.endswith(".stats") else None
     return {"run": run, "label": label, "n": int(n), "stats": parse_stats(stats_file),
+            "program_calls": parse_trace(trace) if trace else None,
             "strace": parse_strace(strace_file), "strace_stats": strace_stats,
             "instructions": ir, "callgrind_stats": cg_stats}
 
@@ -192,6 +225,9 @@ def per_syscall(a, b=None):
     s_fwd, s_run = delta("strace_stats", "syscalls"), delta("strace_stats", "kvm_run")
     extra = None if None in (host, s_fwd, s_run) else host - s_fwd - s_run
     return {
+        "vm_exits": delta("stats", "exits"),
+        "kvm_ioctls": delta("stats", "ioctls"),
+        "instructions": ir,
         "forwarded_syscalls": fwd,
         "vm_exits_per_syscall": div(delta("stats", "exits"), fwd),
         "kvm_ioctls_per_syscall": div(delta("stats", "ioctls"), fwd),
@@ -220,6 +256,8 @@ def load_counters(raw):
         else:
             row = {"key": key, "marginal": False,
                    "name": f"{rs[0]['label']}, whole run (startup included)", **per_syscall(rs[0])}
+        if not row["marginal"]:
+            row["extra_host_syscalls_by_name"] = extra_by_name(rs[0])
         row["target"] = counter_target(row)
         rows.append(row)
     return rows, runs
@@ -327,15 +365,26 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
                 "forwarded calls themselves − KVM_RUN); " + insn_note + ". "
                 "Targets (issue): 1 exit and 1 ioctl per call, no extra host syscall for a call without "
                 "pointers, under 2,000 instructions.", "",
-                "| run | forwarded syscalls | VM exits | KVM ioctls | KVM_RUN | extra host syscalls (in all) "
+                "Each cell is per forwarded call; in parentheses, the run's total.", "",
+                "| run | forwarded syscalls | VM exits | KVM ioctls | KVM_RUN | extra host syscalls "
                 "| sandbox instructions | target |", "| --- | --- | --- | --- | --- | --- | --- | --- |"]
         for c in counters:
-            extra = c["extra_host_syscalls"]
-            out.append(f"| {c['name']} | {fmt(c['forwarded_syscalls'])} | {fmt(c['vm_exits_per_syscall'])} | "
-                       f"{fmt(c['kvm_ioctls_per_syscall'])} | {fmt(c['kvm_run_per_syscall'])} | "
-                       f"{fmt(c['extra_host_syscalls_per_syscall'])} ({'n/a' if extra is None else extra}) | "
-                       f"{fmt(c['instructions_per_syscall'])} | {counter_target(c)} |")
+            def both(per, total):
+                # a whole run's totals matter too (startup's cost)
+                t = c[total]
+                shown = "n/a" if t is None else f"{t:,}"
+                return fmt(c[per]) + ("" if c["marginal"] and total != "extra_host_syscalls" else f" ({shown})")
+            out.append(f"| {c['name']} | {fmt(c['forwarded_syscalls'])} | "
+                       f"{both('vm_exits_per_syscall', 'vm_exits')} | {both('kvm_ioctls_per_syscall', 'kvm_ioctls')} | "
+                       f"{fmt(c['kvm_run_per_syscall'])} | {both('extra_host_syscalls_per_syscall', 'extra_host_syscalls')} | "
+                       f"{both('instructions_per_syscall', 'instructions')} | {counter_target(c)} |")
         out.append("")
+        for c in counters:
+            by = c.get("extra_host_syscalls_by_name")
+            if by:
+                top = ", ".join(f"{name} {n}" for name, n in list(by.items())[:8])
+                out += [f"{c['name']}: the extra host system calls by name (strace's count less the "
+                        f"program's own calls of that name from `-v`, ioctl less KVM_RUN): {top}.", ""]
 
     if vm_rows:
         out += [f"## Full VM comparison point: QEMU {vm_accel}, boot + command", "",

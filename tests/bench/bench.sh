@@ -367,6 +367,10 @@ machine_meta() {
     meta sandbox_flags "${sflags[*]}"
     meta reps "$reps"
     meta load_start "$(cut -d' ' -f1-3 /proc/loadavg)"
+    # Not a reason to stop (a shared CI machine is never idle), but say so.
+    if awk -v c="$(nproc)" '{ exit !($1 > c / 2) }' /proc/loadavg; then
+        progress "warning: load average $(cut -d' ' -f1 /proc/loadavg) on $(nproc) cores: other work will show in the figures"
+    fi
     meta hyperfine "$(hyperfine --version)"
 }
 

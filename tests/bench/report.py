@@ -324,6 +324,8 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
     out.append("")
 
     def table(rows, title, note):
+        if not rows:
+            return
         out.extend([f"## {title}", "", note, "",
                     "| workload | unit | native | sandbox | ratio | difference | reps | target |",
                     "| --- | --- | --- | --- | --- | --- | --- | --- |"])

@@ -289,6 +289,12 @@ counters() {
         progress "callgrind cannot run the sandbox (see $raw/counters/valgrind-probe.log): no instruction counts"
     fi
     meta callgrind "$callgrind"
+    # perf would be the cheaper counter, where the (virtual) PMU offers it
+    if command -v perf >/dev/null && perf stat -x, -e instructions:u true 2>&1 >/dev/null | grep -q '^[0-9]'; then
+        meta perf_instructions available
+    else
+        meta perf_instructions "not supported"
+    fi
     progress "counters: getppid loop of $n and $((2 * n)) calls (--stats, strace -c, callgrind)"
     count getppid "getppid (no pointer)" "$n" -- "$work/syscall-loop" "$n"
     count getppid "getppid (no pointer)" "$((2 * n))" -- "$work/syscall-loop" "$((2 * n))"

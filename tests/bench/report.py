@@ -361,6 +361,8 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
         insn_note = ("callgrind (`valgrind --tool=callgrind`): the sandbox's own user-space instructions; "
                      "the guest runs inside KVM_RUN and is not counted") if meta.get("callgrind") == "yes" else \
             "instructions: callgrind could not run the sandbox here (n/a)"
+        if meta.get("perf_instructions"):
+            insn_note += f" (`perf stat -e instructions:u`: {meta['perf_instructions']} here)"
         out += ["## Counters per forwarded system call", "",
                 "Counts, not times: they do not move with the machine's load. VM exits, KVM ioctls and "
                 "KVM_RUN from `--stats`; host system calls from `strace -f -c` (extra = all − the "

@@ -14,8 +14,7 @@ import re
 import statistics
 import sys
 
-# The issue's targets. A function of the row (and the metadata) gives
-# (target text, met?) or None where the target does not apply.
+# The issue's targets on a ratio, by workload; target_of() has the others.
 RATIO_TARGETS = {"spin": 1.02, "clock": 1.2}
 
 
@@ -104,6 +103,8 @@ def load_workloads(raw):
 
 
 def target_of(row, meta):
+    """(target text, met?) for a workload, met? None where this platform
+    cannot tell; None where the issue sets no target."""
     key, ratio = row["key"], row["ratio"]
     if key in RATIO_TARGETS and ratio is not None:
         t = RATIO_TARGETS[key]

@@ -9,7 +9,7 @@
 # instructions per forwarded system call), and a full VM booted in QEMU as a
 # comparison point. Progress goes to stderr. See README.md next to this file.
 #
-# Knobs: BENCH_REPS (repetitions of the self-timed programs, default 5),
+# Knobs: BENCH_REPS (repetitions of the self-timed programs, default 7),
 # BENCH_VM=0 (skip the full VM), BENCH_VM_CPU (its masked CPU model),
 # BENCH_VM_RUNS (boots per command, default 3), BENCH_PARTS (which parts
 # run, default all: "whole micro touch counters vm").
@@ -23,7 +23,7 @@ repo=$(cd "$here/../.." && pwd)
 sandbox=$(realpath "$1")
 out=${2:-$repo/target/bench}
 raw=$out/raw
-reps=${BENCH_REPS:-5}
+reps=${BENCH_REPS:-7}
 vm_runs=${BENCH_VM_RUNS:-3}
 # x87 and SSE only, as a replay of a trace from a machine without AVX needs.
 vm_cpu=${BENCH_VM_CPU:-max,-avx,-avx2,-fma,-f16c,-avx-vnni,-pku}

@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """report.py RAW OUTDIR: the benchmark table, from the raw figures bench.sh
-collected in RAW, as OUTDIR/results.md (also printed) and OUTDIR/results.json.
+collected in RAW, as OUTDIR/results.md (also printed) and OUTDIR/results.json,
+and the short form the top-level README carries as OUTDIR/readme-table.md.
 
 The one place that turns figures into medians, spreads, ratios, counters per
 forwarded system call and target checks; bench.sh only measures. RAW holds
@@ -418,6 +419,33 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
     return "\n".join(out)
 
 
+def readme_table(meta, workloads, counters, vm_rows, vm_accel):
+    """The short table the top-level README carries: medians only, with the
+    machine it came from."""
+    out = [f"From {meta.get('date', '?')}: {meta.get('cpu', '?')}, {meta.get('cores', '?')} cores, "
+           f"Linux {meta.get('kernel', '?')}, KVM {meta.get('kvm', '?').split(' (')[0]}, "
+           f"load average {meta.get('load_start', '?').split()[0]} at the start. Medians.", "",
+           "| workload | native | sandbox | ratio |", "| --- | --- | --- | --- |"]
+    for w in workloads:
+        if w["section"] == "only":
+            continue
+        n = "—" if not w["native"] else f"{fmt(w['native']['median'])} {w['unit']}"
+        b = "—" if not w["sandbox"] else f"{fmt(w['sandbox']['median'])} {w['unit']}"
+        out.append(f"| {w['name']} | {n} | {b} | {fmt_ratio(w['ratio'])} |")
+    for w in workloads:
+        if w["section"] == "only" and w["sandbox"]:
+            out.append(f"| {w['name']} | (none) | {fmt(w['sandbox']['median'])} {w['unit']} | |")
+    for c in counters:
+        if c["marginal"]:
+            out.append(f"| {c['name']}: exits / ioctls / extra host syscalls / sandbox instructions per call "
+                       f"| | {fmt(c['vm_exits_per_syscall'])} / {fmt(c['kvm_ioctls_per_syscall'])} / "
+                       f"{fmt(c['extra_host_syscalls_per_syscall'])} / {fmt(c['instructions_per_syscall'])} | |")
+    for r in vm_rows:
+        out.append(f"| full VM (QEMU {vm_accel}, boot + command): {r['command']} "
+                   f"| | {fmt(r['full_vm_s']['median'])} s | sandbox {fmt_ratio(r['sandbox_faster_by'])}× faster |")
+    return "\n".join(out)
+
+
 def main():
     if len(sys.argv) != 3:
         sys.exit("usage: report.py RAW OUTDIR")
@@ -430,6 +458,8 @@ def main():
     os.makedirs(outdir, exist_ok=True)
     with open(os.path.join(outdir, "results.md"), "w") as f:
         f.write(md + "\n")
+    with open(os.path.join(outdir, "readme-table.md"), "w") as f:
+        f.write(readme_table(meta, workloads, counters, vm_rows, vm_accel) + "\n")
     for w in workloads:
         t = target_of(w, meta)
         w["target"] = None if t is None else {"text": t[0], "met": t[1]}

@@ -319,8 +319,11 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
         "- figures: median (min–max); ratio = sandbox / native; difference = sandbox − native",
     ]
     if meta.get("kvm", "").startswith("PVM"):
+        getppid = next((w for w in workloads if w["key"] == "getppid" and w["difference"] is not None), None)
+        here = f" (here {fmt(getppid['difference'] / 1e3)} µs: a forwarded getppid less a native one)" \
+            if getppid else ""
         out.append("- platform artefact: on PVM every exit to user space (each forwarded system call, "
-                   "each ARCH_SET_XCR0) costs about 27–35 µs; on hardware KVM about 1–3 µs. The "
+                   f"each ARCH_SET_XCR0) costs tens of µs{here}; on hardware KVM about 1–3 µs. The "
                    "per-operation ratios below are mostly that cost, not the sandbox's own work "
                    "(see the counters)")
     out.append("")

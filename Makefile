@@ -48,6 +48,9 @@ demo: build
 		$(LANE) --timeout 600 -- tests/demo.sh $(CURDIR)/$(SANDBOX); \
 	fi
 
+# The benchmark suite: each workload natively and in the sandbox, counters
+# per forwarded syscall, a full VM for comparison; target/bench/results.md
+# and .json. Measurements only: nothing here is a test (tests/bench/README.md).
 bench: build
 	tests/bench/bench.sh $(SANDBOX)
 

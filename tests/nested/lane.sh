@@ -31,6 +31,13 @@ case $timeout in '' | *[!0-9]*) echo "lane: --timeout wants whole seconds" >&2; 
 mem=${LANE_MEM:-2048}
 smp=${LANE_SMP:-1}
 debug=${LANE_DEBUG:-0}
+# Knobs for the benchmark's full-VM comparison point (tests/bench/): QEMU's
+# accelerator and CPU model (a masked one, e.g. max,-avx,-avx2), and
+# LANE_NEED_KVM=0 to boot without loading KVM inside, which a guest on
+# another accelerator or CPU may not offer. The defaults are the lane's.
+accel=${LANE_ACCEL:-tcg}
+cpu=${LANE_CPU:-max}
+need_kvm=${LANE_NEED_KVM:-1}
 
 log() { echo "lane: $*" >&2; }
 
@@ -250,6 +257,7 @@ q() { local s=${1//\'/\'\\\'\'}; printf "'%s'" "$s"; }
 workdir=${PWD:-$(pwd)}
 {
     echo "LANE_DEBUG=$(q "$debug")"
+    echo "LANE_NEED_KVM=$(q "$need_kvm")"
     echo "LANE_WORKDIR=$(q "$workdir")"
     printf 'lane_run() {\n    chroot /host /usr/bin/env -i'
     for kv in PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp TMPDIR=/tmp; do
@@ -296,7 +304,7 @@ left=$((timeout - SECONDS))
 start=$SECONDS
 set +e
 timeout -k 5 "$left" qemu-system-x86_64 \
-    -accel tcg -cpu max -smp "$smp" -m "$mem" \
+    -accel "$accel" -cpu "$cpu" -smp "$smp" -m "$mem" \
     -nodefaults -no-user-config -display none -monitor none -no-reboot \
     -kernel "$kernel" -initrd "$run/initrd.gz" -append "$append" \
     -chardev file,id=con,path="$run/console.fifo" -device isa-serial,chardev=con \

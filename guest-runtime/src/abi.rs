@@ -17,7 +17,8 @@ pub const PORT_SYSCALL: u16 = 0x10;
 pub const PORT_EXCEPTION: u16 = 0x11;
 
 /// The system call number the CPL3 probe uses to report what it measured:
-/// RDI = `xgetbv(0)`, RSI = CPUID.(EAX=0xD,ECX=0).EBX. Out of Linux's range,
+/// RDI = `xgetbv(0)`, RSI = CPUID.(EAX=0xD,ECX=0).EBX, RDX = `rdtsc` at
+/// CPL3 (whether the guest's TSC is the host's). Out of Linux's range,
 /// so no program can reach the probe handler by accident (the VMM also checks
 /// that RCX lies in the probe page).
 pub const PROBE_SYSCALL_NR: u64 = 0x7f58_6372;

@@ -31,11 +31,11 @@ impl ProbeReport {
 pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError> {
     let vm = Vm::new(hv.clone())?;
     let mut vcpu = vm.create_vcpu(xcr0)?;
-    let (xgetbv, xsave_size) = vcpu.probe(&vm.memory, 0)?;
+    let p = vcpu.probe(&vm.memory, 0)?;
     Ok(ProbeReport {
         requested: xcr0,
-        xgetbv,
-        xsave_size,
+        xgetbv: p.xgetbv,
+        xsave_size: p.xsave_size,
     })
 }
 

@@ -135,6 +135,15 @@ impl FrameStore for Arena {
     }
 }
 
+/// A host mapping lent to the guest (see `AddressSpace::lend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lent {
+    pub prot: Prot,
+    /// Where the whole mapping starts: neighbours stay apart in the map,
+    /// as the kernel keeps them (it refuses to split them).
+    pub start: u64,
+}
+
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemoryStats {
@@ -156,6 +165,10 @@ pub struct AddressSpace {
     /// its file), kept out of the guest page tables so that an access
     /// faults in the guest with its address, which KVM does not report.
     poisoned: RangeMap<()>,
+    /// Host pages lent to the guest that are not the program's (the host's
+    /// vDSO, see vdso.rs): in the guest page tables, never changed on the
+    /// host for the program.
+    lent: RangeMap<Lent>,
     /// Host chunk index -> guest-physical base of its window.
     chunks: HashMap<u64, u64>,
     next_slot: u32,
@@ -190,6 +203,7 @@ impl AddressSpace {
             program: RangeMap::new(),
             retired: RangeMap::new(),
             poisoned: RangeMap::new(),
+            lent: RangeMap::new(),
             chunks: HashMap::new(),
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
@@ -225,6 +239,7 @@ impl AddressSpace {
             program: self.program.clone(),
             retired: self.retired.clone(),
             poisoned: self.poisoned.clone(),
+            lent: self.lent.clone(),
             chunks: self.chunks.clone(),
             next_slot: self.next_slot,
             phys_bits: self.phys_bits,
@@ -372,6 +387,37 @@ impl AddressSpace {
         self.poisoned.remove(start, end);
         let f = self.pt.unmap(start, end);
         self.note(f);
+    }
+
+    /// Enters host pages [start, end), which stay the sandbox's, in the
+    /// guest page tables with `prot` for user access: the host's vDSO
+    /// lent to the program.
+    pub fn lend(&mut self, start: u64, end: u64, prot: Prot) -> Result<(), MemoryError> {
+        let Some(access) = prot.access() else {
+            return Ok(());
+        };
+        let f = self.enter(start, end, access)?;
+        self.note(f);
+        self.lent.insert(start, end, Lent { prot, start });
+        Ok(())
+    }
+
+    /// Host pages lent to the guest (see `lend`).
+    pub fn lent(&self) -> &RangeMap<Lent> {
+        &self.lent
+    }
+
+    /// Takes the lent pages of [start, end) out of the guest's view (the
+    /// program unmapped its vDSO); the host keeps them. Flushed by the
+    /// caller.
+    pub fn withdraw_lent(&mut self, start: u64, end: u64) {
+        for (s, e, _) in self.lent.overlapping(start, end) {
+            self.lent.remove(s, e);
+            // Through `poison`: its flush is the one kind no host change
+            // of the same pages follows (nothing changes on the host here).
+            self.poison(s, e);
+            self.poisoned.remove(s, e);
+        }
     }
 
     /// Maps arena pages at their host address for the guest runtime.

@@ -114,6 +114,7 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
         requested: req.xcr0,
         xgetbv,
         xsave_size: probed.xsave_size,
+        tsc: probed.tsc,
     };
     if !report.enforced() && !reexec {
         if !req.allow_unenforced {

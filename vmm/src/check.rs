@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::kvm::Hypervisor;
+use crate::tsc::TscSample;
 use crate::vcpu::VcpuError;
 use crate::vm::Vm;
 use crate::xcr0::{self, Xcr0};
@@ -19,6 +20,9 @@ pub struct ProbeReport {
     pub xgetbv: u64,
     /// CPUID.(EAX=0DH,ECX=0):EBX at CPL3.
     pub xsave_size: u32,
+    /// `rdtsc` at CPL3 and the host's around it: whether the program can
+    /// have the host's vDSO (see tsc.rs).
+    pub tsc: TscSample,
 }
 
 impl ProbeReport {
@@ -36,6 +40,7 @@ pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError>
         requested: xcr0,
         xgetbv: p.xgetbv,
         xsave_size: p.xsave_size,
+        tsc: p.tsc,
     })
 }
 

@@ -460,7 +460,8 @@ fn traces_name_every_system_call() {
 
 /// The clock through the vDSO, as natively: every clock's reading lies
 /// between two of the kernel's own (forwarded system calls), in a new
-/// thread and a forked child too, and getcpu names a CPU of this machine.
+/// thread and a forked child too, and getcpu names a CPU of this machine;
+/// also in a program started by execve (the sandbox executed again).
 #[test]
 fn the_clock_reads_as_natively_through_the_vdso() {
     if !kvm() {
@@ -468,6 +469,9 @@ fn the_clock_reads_as_natively_through_the_vdso() {
     }
     let clock = guest("clock", &["-pthread"]);
     let o = same(&[clock.as_os_str(), os("check")], &[]);
+    assert_eq!(stdout(&o), "vdso 1\ncheck ok\ncpu ok\n");
+    let script = format!("{} check", clock.display());
+    let o = same(&[os("/bin/sh"), os("-c"), os(&script)], &[]);
     assert_eq!(stdout(&o), "vdso 1\ncheck ok\ncpu ok\n");
 }
 

@@ -515,3 +515,18 @@ fn unmapping_the_vdso_is_as_native() {
     let clock = guest("clock", &["-pthread"]);
     same(&[clock.as_os_str(), os("unmap")], &[]);
 }
+
+/// The vDSO is read-only for the program: a write there is SIGSEGV with
+/// SEGV_ACCERR at its address, as natively.
+#[test]
+fn writing_into_the_vdso_faults_as_natively() {
+    if !kvm() {
+        return;
+    }
+    let clock = guest("clock", &["-pthread"]);
+    let o = same(&[clock.as_os_str(), os("write")], &[]);
+    assert_eq!(
+        stdout(&o),
+        "elf magic ELF\nsignal 11 code 2 at the vdso 1\n"
+    );
+}

@@ -7,10 +7,12 @@
 //   clock loop N     N clock_gettime calls (for --stats), prints "loop ok"
 //   clock bench N    prints the cost of clock_gettime in ns per call
 //   clock unmap      unmaps the vDSO, forks, then reads where it was
+//   clock write      writes into the vDSO: SIGSEGV, reported by a handler
 #define _GNU_SOURCE
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -184,6 +186,26 @@ static int unmap(void) {
     return *(volatile unsigned char *)base; // SIGSEGV
 }
 
+static void on_segv(int sig, siginfo_t *si, void *uc) {
+    (void)uc;
+    printf("signal %d code %d at the vdso %d\n", sig, si->si_code,
+           si->si_addr == (void *)getauxval(AT_SYSINFO_EHDR));
+    _exit(0);
+}
+
+// The vDSO is read-only: a write is SIGSEGV SEGV_ACCERR at its address.
+static int write_vdso(void) {
+    struct sigaction sa;
+    memset(&sa, 0, sizeof sa);
+    sa.sa_sigaction = on_segv;
+    sa.sa_flags = SA_SIGINFO;
+    sigaction(SIGSEGV, &sa, NULL);
+    volatile char *p = (char *)getauxval(AT_SYSINFO_EHDR);
+    printf("elf magic %c%c%c\n", p[1], p[2], p[3]);
+    p[0] = 0;
+    return 1;
+}
+
 int main(int argc, char **argv) {
     setvbuf(stdout, NULL, _IOLBF, 0);
     const char *mode = argc > 1 ? argv[1] : "check";
@@ -196,5 +218,7 @@ int main(int argc, char **argv) {
         return bench(n);
     if (!strcmp(mode, "unmap"))
         return unmap();
+    if (!strcmp(mode, "write"))
+        return write_vdso();
     return 2;
 }

@@ -150,6 +150,9 @@ pub fn mmap(
     }
     let (start, end) = range(addr, len)?;
     let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
+    if !noreplace {
+        lent_refusal(space, start, end)?;
+    }
     if noreplace && !space.program().overlapping(start, end).is_empty() {
         return Err(Errno(libc::EEXIST));
     }

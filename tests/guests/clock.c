@@ -10,6 +10,7 @@
 //   clock write      writes into the vDSO: SIGSEGV, reported by a handler
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -202,6 +203,9 @@ static int write_vdso(void) {
     sigaction(SIGSEGV, &sa, NULL);
     volatile char *p = (char *)getauxval(AT_SYSINFO_EHDR);
     printf("elf magic %c%c%c\n", p[1], p[2], p[3]);
+    // The kernel reads it for the program too.
+    int null = open("/dev/null", O_WRONLY);
+    printf("write from it %zd\n", write(null, (const void *)p, 4096));
     p[0] = 0;
     return 1;
 }

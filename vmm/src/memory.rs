@@ -447,7 +447,16 @@ impl AddressSpace {
             return true;
         }
         let start = addr & !(PAGE_SIZE - 1);
-        let pieces = self.program.overlapping(start, end);
+        let mut pieces = self.program.overlapping(start, end);
+        if !write {
+            // The vDSO lent to the program: readable for it, so for the
+            // kernel on its behalf (never writable).
+            let lent = self.lent.overlapping(start, end);
+            if !lent.is_empty() {
+                pieces.extend(lent.into_iter().map(|(s, e, l)| (s, e, l.prot)));
+                pieces.sort_unstable_by_key(|&(s, _, _)| s);
+            }
+        }
         let mut at = start;
         for (s, e, prot) in pieces {
             if s != at || !prot.readable() || (write && !prot.writable()) {

@@ -223,9 +223,11 @@ fn run_check() -> ExitCode {
     );
     println!("host xcr0: {:#x}", kvm::host_xcr0());
     let mut enforced = true;
+    let mut tsc = None;
     for x in check::check_values(supported) {
         match check::probe(&hv, x) {
             Ok(r) => {
+                tsc.get_or_insert(r.tsc);
                 println!(
                     "probe: requested {} -> xgetbv {:#x}, cpuid(0xd,0).ebx {}: {}",
                     x,
@@ -244,6 +246,16 @@ fn run_check() -> ExitCode {
                 enforced = false;
             }
         }
+    }
+    if let Some(t) = tsc {
+        println!(
+            "vdso: {}",
+            if t.is_host() {
+                "lent to programs (the guest's TSC is the host's)"
+            } else {
+                "not offered (the guest's TSC is not the host's: the clock is forwarded)"
+            }
+        );
     }
     for (name, value) in hv.capabilities() {
         println!("capability: {name} = {value}");

@@ -480,3 +480,77 @@ fn traces_name_every_system_call() {
         stderr(&o)
     );
 }
+
+/// The clock through the vDSO, as natively: every clock's reading lies
+/// between two of the kernel's own (forwarded system calls), in a new
+/// thread and a forked child too, and getcpu names a CPU of this machine;
+/// also in a program started by execve (the sandbox executed again).
+#[test]
+fn the_clock_reads_as_natively_through_the_vdso() {
+    if !kvm() {
+        return;
+    }
+    let clock = guest("clock", &["-pthread"]);
+    let o = same(&[clock.as_os_str(), os("check")], &[]);
+    assert_eq!(stdout(&o), "vdso 1\ncheck ok\ncpu ok\n");
+    let script = format!("{} check", clock.display());
+    let o = same(&[os("/bin/sh"), os("-c"), os(&script)], &[]);
+    assert_eq!(stdout(&o), "vdso 1\ncheck ok\ncpu ok\n");
+}
+
+/// The system calls `--stats` counts for `clock loop n`.
+fn forwarded_by_clock_loop(clock: &Path, n: &str) -> u64 {
+    let o = sandbox(&[os("--stats"), clock.as_os_str(), os("loop"), os(n)]);
+    assert_exit(&o, 0);
+    assert_eq!(stdout(&o), "loop ok\n");
+    let e = stderr(&o);
+    let count = e
+        .split_once(" syscalls ")
+        .and_then(|(_, rest)| rest.split_whitespace().next())
+        .and_then(|n| n.parse().ok());
+    count.unwrap_or_else(|| panic!("no syscall count in:\n{e}"))
+}
+
+/// clock_gettime costs no exit: a thousand calls add no forwarded system
+/// call to --stats.
+#[test]
+fn the_clock_makes_no_system_call() {
+    if !kvm() {
+        return;
+    }
+    let clock = guest("clock", &["-pthread"]);
+    let one = forwarded_by_clock_loop(&clock, "1");
+    let many = forwarded_by_clock_loop(&clock, "1000");
+    assert_eq!(
+        many, one,
+        "1000 clock_gettime calls forwarded {many} syscalls, 1 call {one}"
+    );
+}
+
+/// A program may unmap its vDSO natively, whole (not a part of it): it
+/// leaves the program's view, the sandbox keeps its own (a fork after it
+/// works), and reading it then is SIGSEGV.
+#[test]
+fn unmapping_the_vdso_is_as_native() {
+    if !kvm() {
+        return;
+    }
+    let clock = guest("clock", &["-pthread"]);
+    same(&[clock.as_os_str(), os("unmap")], &[]);
+}
+
+/// The vDSO is read-only for the program: a system call may read it,
+/// and a write there is SIGSEGV with SEGV_ACCERR at its address, as
+/// natively.
+#[test]
+fn the_vdso_is_read_only_as_natively() {
+    if !kvm() {
+        return;
+    }
+    let clock = guest("clock", &["-pthread"]);
+    let o = same(&[clock.as_os_str(), os("write")], &[]);
+    assert_eq!(
+        stdout(&o),
+        "elf magic ELF\nwrite from it 4096\nsignal 11 code 2 at the vdso 1\n"
+    );
+}

@@ -17,7 +17,8 @@ pub const PORT_SYSCALL: u16 = 0x10;
 pub const PORT_EXCEPTION: u16 = 0x11;
 
 /// The system call number the CPL3 probe uses to report what it measured:
-/// RDI = `xgetbv(0)`, RSI = CPUID.(EAX=0xD,ECX=0).EBX. Out of Linux's range,
+/// RDI = `xgetbv(0)`, RSI = CPUID.(EAX=0xD,ECX=0).EBX, RDX = `rdtsc` at
+/// CPL3 (whether the guest's TSC is the host's). Out of Linux's range,
 /// so no program can reach the probe handler by accident (the VMM also checks
 /// that RCX lies in the probe page).
 pub const PROBE_SYSCALL_NR: u64 = 0x7f58_6372;
@@ -33,8 +34,12 @@ pub mod selectors {
     pub const USER_CS: u16 = 0x33;
     /// 16-byte system descriptor occupying GDT slots 7 and 8.
     pub const TSS: u16 = 0x38;
-    /// Number of 8-byte GDT slots in use.
-    pub const GDT_ENTRIES: usize = 9;
+    /// Linux's GDT_ENTRY_CPUNODE (slot 15, RPL 3): a data segment whose
+    /// limit is the CPU and node number, which the vDSO's getcpu reads
+    /// with `lsl` on CPUs without RDPID.
+    pub const CPUNODE: u16 = 0x7b;
+    /// Number of 8-byte GDT slots (the last is CPUNODE's).
+    pub const GDT_ENTRIES: usize = 16;
 }
 
 /// What the exception stub leaves on the CPL0 stack at the `out`.

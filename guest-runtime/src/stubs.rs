@@ -93,7 +93,8 @@ xcr0_guest_vectors:
 xcr0_guest_kernel_end:
 
     // CPL3 probe: report XCR0 and the XSAVE size as the program will see
-    // them, through the ordinary syscall path.
+    // them, and the TSC the program's vDSO would read, through the
+    // ordinary syscall path.
     .globl xcr0_guest_probe
 xcr0_guest_probe:
     xor ecx, ecx
@@ -105,6 +106,9 @@ xcr0_guest_probe:
     xor ecx, ecx
     cpuid
     mov esi, ebx
+    rdtsc
+    shl rdx, 32
+    or rdx, rax
     mov rax, 0x7f586372             // abi::PROBE_SYSCALL_NR
     syscall
     ud2

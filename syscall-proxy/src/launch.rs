@@ -108,11 +108,13 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
 
     let vm = Arc::new(Vm::new(hv.clone())?);
     let mut vcpu = vm.create_vcpu(req.xcr0)?;
-    let (xgetbv, xsave_size) = vcpu.probe(&vm.memory, 0)?;
+    let probed = vcpu.probe(&vm.memory, 0)?;
+    let xgetbv = probed.xgetbv;
     let report = ProbeReport {
         requested: req.xcr0,
         xgetbv,
-        xsave_size,
+        xsave_size: probed.xsave_size,
+        tsc: probed.tsc,
     };
     if !report.enforced() && !reexec {
         if !req.allow_unenforced {
@@ -132,7 +134,8 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
     let cpu = cpu_facts(&hv, req.xcr0);
     let image = {
         let mut space = vm.memory.lock().expect("address space");
-        loader::load(&mut space, &exe, req.env, cpu)?
+        let vdso = vmm::vdso::offer(&mut space, &probed.tsc);
+        loader::load(&mut space, &exe, req.env, cpu, vdso)?
     };
     vcpu.start_user(image.entry, image.sp);
     crate::identity::present(exe.execfn.as_os_str(), &image);

@@ -150,6 +150,9 @@ pub fn mmap(
     }
     let (start, end) = range(addr, len)?;
     let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
+    if !noreplace {
+        lent_refusal(space, start, end)?;
+    }
     if noreplace && !space.program().overlapping(start, end).is_empty() {
         return Err(Errno(libc::EEXIST));
     }
@@ -228,10 +231,38 @@ pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
         return Err(Errno(libc::EINVAL));
     }
     let (start, end) = range(addr, len)?;
+    lent_refusal(space, start, end)?;
+    // The program's vDSO leaves its view only; it stays the sandbox's on
+    // the host (flushed with the rest by `withdraw`).
+    space.withdraw_lent(start, end);
     for (s, e, _) in withdraw(space, start, end)? {
         retire(space, s, e)?;
     }
     Ok(0)
+}
+
+/// What munmap, mprotect or mremap of [start, end) fails with natively
+/// where it reaches the host's vDSO pages lent to the program: EPERM if
+/// they are sealed (Linux 6.15's CONFIG_MSEAL_SYSTEM_MAPPINGS), EINVAL if
+/// one of them would be split (the kernel refuses to split special
+/// mappings).
+fn lent_refusal(space: &AddressSpace, start: u64, end: u64) -> Result<(), Errno> {
+    let lent = space.lent();
+    for (s, e, _) in lent.overlapping(start, end) {
+        let (_, me, l) = lent.get(s).expect("an overlapping piece");
+        // An mprotect to the protection the whole mapping has changes
+        // nothing, and fails only where it is sealed.
+        let args = [l.start, me - l.start, l.prot.0.into(), 0, 0, 0];
+        // SAFETY: the sandbox's own vDSO pages, given the protection they
+        // have: nothing changes.
+        if unsafe { host::syscall(libc::SYS_mprotect as u64, args) } == Err(Errno(libc::EPERM)) {
+            return Err(Errno(libc::EPERM));
+        }
+        if s > l.start || e < me {
+            return Err(Errno(libc::EINVAL));
+        }
+    }
+    Ok(())
 }
 
 /// Unmaps a program range on the host and keeps it reserved (see
@@ -255,6 +286,7 @@ fn owns(space: &AddressSpace, start: u64, end: u64) -> bool {
 /// whole range, as for an unmapped hole.
 pub fn mprotect(space: &mut AddressSpace, nr: u64, args: [u64; 6]) -> SysResult {
     let (start, end) = range(args[0], args[1])?;
+    lent_refusal(space, start, end)?;
     if !owns(space, start, end) {
         return Err(Errno(libc::ENOMEM));
     }
@@ -286,6 +318,7 @@ pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     let [old, old_len, new_len, flags, new_addr, _] = args;
     let flags = flags as i32;
     let (old_start, old_end) = range(old, old_len)?;
+    lent_refusal(space, old_start, old_end)?;
     let Some((_, _, prot)) = space.program().get(old_start) else {
         return Err(Errno(libc::EFAULT));
     };

@@ -250,9 +250,11 @@ impl Task {
         let fault = {
             let memory = &t.process.vm.memory;
             let vcpu = &mut t.vcpu;
+            // The vDSO lent to the program is mapped for it too (a write
+            // there is ACCERR, as natively).
             let mapped = |addr| {
                 let space = memory.lock().expect("address space");
-                space.program().get(addr).is_some()
+                space.program().get(addr).is_some() || space.lent().get(addr).is_some()
             };
             // FCW, FSW and MXCSR from the FXSAVE layout.
             let fp = || {

@@ -7,6 +7,7 @@
 use std::sync::Arc;
 
 use crate::kvm::Hypervisor;
+use crate::tsc::TscSample;
 use crate::vcpu::VcpuError;
 use crate::vm::Vm;
 use crate::xcr0::{self, Xcr0};
@@ -19,6 +20,9 @@ pub struct ProbeReport {
     pub xgetbv: u64,
     /// CPUID.(EAX=0DH,ECX=0):EBX at CPL3.
     pub xsave_size: u32,
+    /// `rdtsc` at CPL3 and the host's around it: whether the program can
+    /// have the host's vDSO (see tsc.rs).
+    pub tsc: TscSample,
 }
 
 impl ProbeReport {
@@ -31,11 +35,12 @@ impl ProbeReport {
 pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError> {
     let vm = Vm::new(hv.clone())?;
     let mut vcpu = vm.create_vcpu(xcr0)?;
-    let (xgetbv, xsave_size) = vcpu.probe(&vm.memory, 0)?;
+    let p = vcpu.probe(&vm.memory, 0)?;
     Ok(ProbeReport {
         requested: xcr0,
-        xgetbv,
-        xsave_size,
+        xgetbv: p.xgetbv,
+        xsave_size: p.xsave_size,
+        tsc: p.tsc,
     })
 }
 

@@ -13,14 +13,16 @@ pub mod memory;
 pub mod paging;
 pub mod ranges;
 pub mod tables;
+pub mod tsc;
 pub mod vcpu;
+pub mod vdso;
 pub mod vm;
 pub mod xcr0;
 
 pub use kvm::{Flavour, Hypervisor, KvmError};
 /// The general-purpose registers, as KVM and the layers above exchange them.
 pub use kvm_bindings::kvm_regs;
-pub use memory::{AddressSpace, Prot};
-pub use vcpu::{Exit, Syscall, ThreadState, Vcpu, VcpuError};
+pub use memory::{AddressSpace, Lent, Prot};
+pub use vcpu::{Exit, Probed, Syscall, ThreadState, Vcpu, VcpuError};
 pub use vm::{Forked, Vm};
 pub use xcr0::Xcr0;

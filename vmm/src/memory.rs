@@ -149,6 +149,15 @@ impl FrameStore for Arena {
     }
 }
 
+/// A host mapping lent to the guest (see `AddressSpace::lend`).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Lent {
+    pub prot: Prot,
+    /// Where the whole mapping starts: neighbours stay apart in the map,
+    /// as the kernel keeps them (it refuses to split them).
+    pub start: u64,
+}
+
 /// Counters for `--stats`.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct MemoryStats {
@@ -172,13 +181,17 @@ pub struct AddressSpace {
     /// its file), kept out of the guest page tables so that an access
     /// faults in the guest with its address, which KVM does not report.
     poisoned: RangeMap<()>,
+    /// Host pages lent to the guest that are not the program's (the host's
+    /// vDSO, see vdso.rs): in the guest page tables, never changed on the
+    /// host for the program.
+    lent: RangeMap<Lent>,
     /// Host chunk index -> guest-physical base of its window.
     chunks: HashMap<u64, u64>,
     next_slot: u32,
     phys_bits: u32,
     flush_pending: bool,
-    /// A narrowing no host change follows (`poison`): flushed even with
-    /// one vCPU.
+    /// A narrowing no host change follows (`unmap_unfollowed`): flushed
+    /// even with one vCPU.
     flush_forced: bool,
     /// vCPUs of this VM handed out to threads and not given back: the
     /// `Vm` counts them, `flush` reads them.
@@ -212,6 +225,7 @@ impl AddressSpace {
             program: RangeMap::new(),
             retired: RangeMap::new(),
             poisoned: RangeMap::new(),
+            lent: RangeMap::new(),
             chunks: HashMap::new(),
             next_slot: FIRST_CHUNK_SLOT,
             phys_bits,
@@ -249,6 +263,7 @@ impl AddressSpace {
             program: self.program.clone(),
             retired: self.retired.clone(),
             poisoned: self.poisoned.clone(),
+            lent: self.lent.clone(),
             chunks: self.chunks.clone(),
             next_slot: self.next_slot,
             phys_bits: self.phys_bits,
@@ -391,6 +406,13 @@ impl AddressSpace {
     /// the guest page tables (see `poisoned`); flushed by the caller.
     pub fn poison(&mut self, start: u64, end: u64) {
         self.poisoned.insert(start, end, ());
+        self.unmap_unfollowed(start, end);
+    }
+
+    /// Takes [start, end) out of the guest page tables where no host change
+    /// of the same pages follows, so that `flush` cannot leave the flush to
+    /// the host's invalidation.
+    fn unmap_unfollowed(&mut self, start: u64, end: u64) {
         let f = self.pt.unmap(start, end);
         self.flush_forced |= f.0;
         self.note(f);
@@ -413,6 +435,35 @@ impl AddressSpace {
         self.poisoned.remove(start, end);
         let f = self.pt.unmap(start, end);
         self.note(f);
+    }
+
+    /// Enters host pages [start, end), which stay the sandbox's, in the
+    /// guest page tables with `prot` for user access: the host's vDSO
+    /// lent to the program.
+    pub fn lend(&mut self, start: u64, end: u64, prot: Prot) -> Result<(), MemoryError> {
+        let Some(access) = prot.access() else {
+            return Ok(());
+        };
+        let f = self.enter(start, end, access)?;
+        self.note(f);
+        self.lent.insert(start, end, Lent { prot, start });
+        Ok(())
+    }
+
+    /// Host pages lent to the guest (see `lend`).
+    pub fn lent(&self) -> &RangeMap<Lent> {
+        &self.lent
+    }
+
+    /// Takes the lent pages of [start, end) out of the guest's view (the
+    /// program unmapped its vDSO); the host keeps them. Flushed by the
+    /// caller.
+    pub fn withdraw_lent(&mut self, start: u64, end: u64) {
+        for (s, e, _) in self.lent.overlapping(start, end) {
+            self.lent.remove(s, e);
+            // Nothing changes on the host here.
+            self.unmap_unfollowed(s, e);
+        }
     }
 
     /// Maps arena pages at their host address for the guest runtime.
@@ -445,12 +496,30 @@ impl AddressSpace {
         if let Some((_, _, prot)) = self.program.covering(start, end) {
             return prot.readable() && (!write || prot.writable());
         }
+        // The vDSO lent to the program: readable for it, so for the kernel
+        // on its behalf (never writable).
+        let lent = if write {
+            Vec::new()
+        } else {
+            self.lent.overlapping(start, end)
+        };
         let mut at = start;
-        for (s, e, prot) in self.program.pieces(start, end) {
-            if s != at || !prot.readable() || (write && !prot.writable()) {
+        let mut check = |(s, e, prot): (u64, u64, Prot)| {
+            let ok = s == at && prot.readable() && (!write || prot.writable());
+            at = e;
+            ok
+        };
+        if lent.is_empty() {
+            if !self.program.pieces(start, end).all(&mut check) {
                 return false;
             }
-            at = e;
+        } else {
+            let mut pieces = self.program.overlapping(start, end);
+            pieces.extend(lent.into_iter().map(|(s, e, l)| (s, e, l.prot)));
+            pieces.sort_unstable_by_key(|&(s, _, _)| s);
+            if !pieces.into_iter().all(&mut check) {
+                return false;
+            }
         }
         at >= end
     }
@@ -466,12 +535,12 @@ impl AddressSpace {
     /// only when a present entry lost rights (munmap, mprotect down).
     ///
     /// With one vCPU (the caller's, stopped in the VMM) it is left out:
-    /// every narrowing is followed by the host's own change of the same
+    /// every other narrowing is followed by the host's own change of the same
     /// range (mprotect, munmap's reservation, MAP_FIXED, mremap), whose MMU
     /// notifier makes KVM zap the translations of those pages and flush
     /// every vCPU's TLB before any runs again. The memslot round trip is
-    /// for other vCPUs, which could run in between; and for `poison`,
-    /// which no host change follows.
+    /// for other vCPUs, which could run in between; and for pages the
+    /// host does not change (`poison`, a vDSO the program unmaps).
     pub fn flush(&mut self) -> Result<(), MemoryError> {
         if !self.flush_pending {
             return Ok(());

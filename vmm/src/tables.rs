@@ -17,7 +17,8 @@ const IOMAP_FIELD: usize = std::mem::offset_of!(TaskStateSegment, iomap_base);
 /// terminating 0xff byte the CPU may read (SDM Vol. 1 19.5.2).
 pub const TSS_SIZE: usize = IOMAP_BASE + 4;
 
-/// GDT with Linux's layout (abi::selectors), the TSS in slots 7-8.
+/// GDT with Linux's layout (abi::selectors), the TSS in slots 7-8,
+/// the CPU number for getcpu in slot 15.
 pub fn gdt(tss_base: u64) -> [u64; selectors::GDT_ENTRIES] {
     let mut g = [0u64; selectors::GDT_ENTRIES];
     g[(selectors::KERNEL_CS >> 3) as usize] = D::KERNEL_CODE64.bits();
@@ -35,6 +36,17 @@ pub fn gdt(tss_base: u64) -> [u64; selectors::GDT_ENTRIES] {
     let t = (selectors::TSS >> 3) as usize;
     g[t] = low;
     g[t + 1] = tss_base >> 32;
+    // Limit 0: CPU 0, node 0, what the vDSO's getcpu reports in the guest
+    // where it uses `lsl` (without it, `lsl` fails and getcpu returns
+    // garbage). Linux's setup_getcpu: read-only, expand-down, accessed,
+    // 32-bit, DPL 3.
+    g[(selectors::CPUNODE >> 3) as usize] = (D::ACCESSED
+        | D::CONFORMING
+        | D::USER_SEGMENT
+        | D::DPL_RING_3
+        | D::PRESENT
+        | D::DEFAULT_SIZE)
+        .bits();
     g
 }
 
@@ -96,6 +108,8 @@ mod tests {
         assert_eq!(g[6], 0x00af_fb00_0000_ffff, "user CS");
         assert_eq!(g[7], 0x5500_8b66_7000_006b, "TSS low");
         assert_eq!(g[8], 0x1122_3344, "TSS high");
+        assert_eq!(g[15], 0x0040_f500_0000_0000, "CPU 0 node 0 for getcpu");
+        assert_eq!(size_of_val(&g), 128, "ends where the TSS starts");
     }
 
     #[test]

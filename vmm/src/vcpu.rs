@@ -16,6 +16,7 @@ use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use x86_64::registers::rflags::RFlags;
 
 use crate::memory::AddressSpace;
+use crate::tsc::{self, TscSample};
 use crate::xcr0::Xcr0;
 
 #[derive(Debug, thiserror::Error)]
@@ -82,6 +83,17 @@ pub struct CpuSetup {
     pub fsgsbase: bool,
     pub pku: bool,
     pub runtime: RuntimeAddrs,
+}
+
+/// What the CPL3 probe measured, as the program will see it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Probed {
+    /// `xgetbv(0)`.
+    pub xgetbv: u64,
+    /// CPUID.(EAX=0DH,ECX=0):EBX.
+    pub xsave_size: u32,
+    /// Its `rdtsc`, bracketed by the host's.
+    pub tsc: TscSample,
 }
 
 /// A program system call as the `syscall` instruction left it.
@@ -810,13 +822,13 @@ impl Vcpu {
     }
 
     /// Runs the CPL3 probe (guest_runtime's user page) and returns what it
-    /// measured: (xgetbv(0), CPUID.(EAX=0DH,ECX=0):EBX). The vCPU is left at
-    /// the probe's syscall exit, ready for [`Vcpu::start_user`].
+    /// measured. The vCPU is left at the probe's syscall exit, ready for
+    /// [`Vcpu::start_user`].
     pub fn probe(
         &mut self,
         memory: &Mutex<AddressSpace>,
         user_stack: u64,
-    ) -> Result<(u64, u32), VcpuError> {
+    ) -> Result<Probed, VcpuError> {
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
@@ -827,13 +839,24 @@ impl Vcpu {
         };
         self.fd.sync_regs_mut().regs = regs;
         self.fd.set_sync_dirty_reg(SyncReg::Register);
-        match self.run(memory)? {
+        let before = tsc::host_now();
+        let exit = self.run(memory)?;
+        let after = tsc::host_now();
+        match exit {
             Exit::Syscall(s)
                 if s.nr == abi::PROBE_SYSCALL_NR
                     && (self.setup.runtime.user_page..self.setup.runtime.user_page + 4096)
                         .contains(&s.rip) =>
             {
-                Ok((s.args[0], s.args[1] as u32))
+                Ok(Probed {
+                    xgetbv: s.args[0],
+                    xsave_size: s.args[1] as u32,
+                    tsc: TscSample {
+                        before,
+                        guest: s.args[2],
+                        after,
+                    },
+                })
             }
             other => Err(VcpuError::Probe(format!("{other:x?}"))),
         }

@@ -131,6 +131,12 @@ impl Vm {
         let mut fd = ioctl("KVM_CREATE_VCPU", unsafe {
             self.fd.create_vcpu_from_rawfd(high)
         })?;
+        // Before the vCPU first runs, so that its TSC never differs from
+        // the host's (the probe checks it; where it fails, the program
+        // gets no vDSO).
+        if let Err(e) = crate::tsc::zero_offset(&fd) {
+            log::debug!("vCPU {}: KVM_VCPU_TSC_OFFSET: {e}", setup.id);
+        }
         let run = fd.get_kvm_run() as *mut _ as usize;
         self.vcpus.lock().expect("vcpu pool").all.push((high, run));
         for e in setup.cpuid.as_mut_slice() {

@@ -51,3 +51,28 @@ fn xcr0_reduced_below_the_host_is_only_enforced_on_hardware_kvm() {
         ),
     }
 }
+
+/// Both KVMs this project meets give the guest the host's TSC (hardware
+/// KVM once the offset is 0, PVM by running CPL3 on the host's), so the
+/// vDSO is lent: its pages translate for a user read, and only where the
+/// TSC check passed.
+#[test]
+fn the_guest_reads_the_hosts_tsc_and_gets_the_vdso() {
+    let Some(hv) = hypervisor() else { return };
+    let vm = vmm::Vm::new(hv.clone()).expect("VM");
+    let mut vcpu = vm.create_vcpu(Xcr0::new(0x3).unwrap()).expect("vCPU");
+    let p = vcpu.probe(&vm.memory, 0).expect("probe runs");
+    assert!(p.tsc.is_host(), "{:?}: guest TSC {:x?}", hv.flavour, p.tsc);
+    let mut space = vm.memory.lock().unwrap();
+    let off = vmm::tsc::TscSample {
+        guest: p.tsc.after + 1,
+        ..p.tsc
+    };
+    assert_eq!(vmm::vdso::offer(&mut space, &off), None);
+    assert!(space.lent().is_empty(), "nothing lent without the TSC");
+    let base = vmm::vdso::offer(&mut space, &p.tsc).expect("a vDSO");
+    // SAFETY: getauxval reads this process's auxiliary vector.
+    assert_eq!(base, unsafe { libc::getauxval(libc::AT_SYSINFO_EHDR) });
+    assert!(space.translate_user(base, false).is_some());
+    assert!(space.translate_user(base, true).is_none(), "read-only");
+}

@@ -44,12 +44,14 @@ const STACK_MAX: u64 = 1 << 30;
 /// The gap Linux keeps below a stack (stack_guard_gap: 256 pages).
 const STACK_GUARD_GAP: u64 = 256 * mm::PAGE;
 
-/// Maps `exe` (and its interpreter) and builds its stack.
+/// Maps `exe` (and its interpreter) and builds its stack; `vdso` is the
+/// address of the vDSO lent to the program, if any (AT_SYSINFO_EHDR).
 pub fn load(
     space: &mut AddressSpace,
     exe: &Executable,
     envp: Vec<OsString>,
     cpu: CpuFacts,
+    vdso: Option<u64>,
 ) -> Result<Image, elf::LoadError> {
     let fail = |why: String| elf::LoadError {
         path: exe.path.display().to_string(),
@@ -98,30 +100,35 @@ pub fn load(
     let mut random = [0u8; 16];
     // SAFETY: writes at most 16 bytes into `random`.
     unsafe { libc::getrandom(random.as_mut_ptr().cast(), 16, 0) };
+    // First, as Linux's ARCH_DLINFO puts it.
+    let vdso_entry = vdso.map(|base| (at::SYSINFO_EHDR, base));
     let data = StackData {
         argv: exe.argv.clone(),
         envp,
         execfn: exe.execfn.as_os_str().to_owned(),
         platform: "x86_64",
         random,
-        auxv: vec![
-            (at::MINSIGSTKSZ, cpu.minsigstksz),
-            (at::HWCAP, cpu.hwcap),
-            (at::PAGESZ, mm::PAGE),
-            (at::CLKTCK, clktck),
-            (at::PHDR, main.phdr),
-            (at::PHENT, size_of::<libc::Elf64_Phdr>() as u64),
-            (at::PHNUM, main.phnum),
-            (at::BASE, base),
-            (at::FLAGS, 0),
-            (at::ENTRY, main.entry),
-            (at::UID, uid.into()),
-            (at::EUID, euid.into()),
-            (at::GID, gid.into()),
-            (at::EGID, egid.into()),
-            (at::SECURE, 0),
-            (at::HWCAP2, cpu.hwcap2),
-        ],
+        auxv: vdso_entry
+            .into_iter()
+            .chain([
+                (at::MINSIGSTKSZ, cpu.minsigstksz),
+                (at::HWCAP, cpu.hwcap),
+                (at::PAGESZ, mm::PAGE),
+                (at::CLKTCK, clktck),
+                (at::PHDR, main.phdr),
+                (at::PHENT, size_of::<libc::Elf64_Phdr>() as u64),
+                (at::PHNUM, main.phnum),
+                (at::BASE, base),
+                (at::FLAGS, 0),
+                (at::ENTRY, main.entry),
+                (at::UID, uid.into()),
+                (at::EUID, euid.into()),
+                (at::GID, gid.into()),
+                (at::EGID, egid.into()),
+                (at::SECURE, 0),
+                (at::HWCAP2, cpu.hwcap2),
+            ])
+            .collect(),
     };
     let built = stack::build(top, &data);
     if built.bytes.len() as u64 > stack_size / 4 {

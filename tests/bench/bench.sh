@@ -83,27 +83,18 @@ boxed() { "$sandbox" "${sflags[@]}" -- "$@"; }
 # figure, so process startup is left out. Native and sandbox runs alternate,
 # so a neighbour's burst of work hits both alike.
 
-# selftimed KEY SECTION UNIT NAME -- CMD...
+# selftimed KEY SECTION UNIT NAME -- CMD...: section "only" runs the
+# sandbox alone (no native counterpart).
 selftimed() {
     local key=$1 section=$2 unit=$3 name=$4 i v
     shift 5
     progress "$name"
     workload "$key" "$section" "$unit" "$name" "$reps"
     for ((i = 0; i < reps; i++)); do
-        v=$("$@" 2>>"$raw/stderr.log") || die "$name: native run failed"
-        sample "$key" native "$v"
-        v=$(boxed "$@" 2>>"$raw/stderr.log") || die "$name: sandbox run failed"
-        sample "$key" sandbox "$v"
-    done
-}
-
-# sandbox_only KEY SECTION UNIT NAME -- CMD...: no native counterpart.
-sandbox_only() {
-    local key=$1 section=$2 unit=$3 name=$4 i v
-    shift 5
-    progress "$name"
-    workload "$key" "$section" "$unit" "$name" "$reps"
-    for ((i = 0; i < reps; i++)); do
+        if [ "$section" != only ]; then
+            v=$("$@" 2>>"$raw/stderr.log") || die "$name: native run failed"
+            sample "$key" native "$v"
+        fi
         v=$(boxed "$@" 2>>"$raw/stderr.log") || die "$name: sandbox run failed"
         sample "$key" sandbox "$v"
     done
@@ -214,7 +205,7 @@ micro_benchmarks() {
     # /proc/self is the sandbox process, so it adds the sandbox's own cost
     selftimed thread-rss op KiB "memory per extra thread (VmRSS)" -- "$work/thread-rss" 64
     # ARCH_SET_XCR0 has no native counterpart: shown beside getppid
-    sandbox_only xcr0 only ns "ARCH_SET_XCR0 call (arch_prctl 0x1031 to 0x3 and back, per call)" -- "$work/xcr0-cycle" 500
+    selftimed xcr0 only ns "ARCH_SET_XCR0 call (arch_prctl 0x1031 to 0x3 and back, per call)" -- "$work/xcr0-cycle" 500
 }
 
 # 1 GiB touched once per page: three runs each way are enough for a run of

@@ -235,8 +235,14 @@ pub fn munmap(space: &mut AddressSpace, addr: u64, len: u64) -> SysResult {
     // The program's vDSO leaves its view only; it stays the sandbox's on
     // the host (flushed with the rest by `withdraw`).
     space.withdraw_lent(start, end);
-    for (s, e, _) in withdraw(space, start, end)? {
-        retire(space, s, e)?;
+    let pieces = withdraw(space, start, end)?;
+    for (i, &(s, e, _)) in pieces.iter().enumerate() {
+        if let Err(err) = retire(space, s, e) {
+            // Still the program's on the host: back in the guest's view
+            // too (no host change will invalidate what was withdrawn).
+            restore(space, &pieces[i..]);
+            return Err(err);
+        }
     }
     Ok(0)
 }
@@ -329,6 +335,7 @@ pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     let new_len = page_up(new_len).ok_or(Errno(libc::ENOMEM))?;
     let claimed = if flags & libc::MREMAP_FIXED != 0 {
         let (s, e) = range(new_addr, new_len)?;
+        lent_refusal(space, s, e)?;
         // The target may overlap the old range, which the program owns.
         claim(space, s, e, libc::ENOMEM)?
     } else {

@@ -6,7 +6,8 @@
 //                    forked child; prints "vdso 1|0", "check ok", "cpu ok"
 //   clock loop N     N clock_gettime calls (for --stats), prints "loop ok"
 //   clock bench N    prints the cost of clock_gettime in ns per call
-//   clock unmap      unmaps the vDSO, forks, then reads where it was
+//   clock unmap      moves a page onto part of the vDSO, unmaps it, forks,
+//                    then reads where it was
 //   clock write      writes into the vDSO: SIGSEGV, reported by a handler
 #define _GNU_SOURCE
 #include <errno.h>
@@ -174,6 +175,11 @@ static int unmap(void) {
         return 1;
     }
     printf("munmap part %d\n", munmap((void *)base, 4096) == 0 ? 0 : -1);
+    // A mapping moved over part of it: the target is unmapped first,
+    // which a special mapping refuses.
+    void *page = mmap(NULL, 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    void *moved = mremap(page, 4096, 4096, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)base);
+    printf("mremap onto part %s\n", moved == MAP_FAILED ? strerror(errno) : "ok");
     int r = munmap((void *)base, end - base);
     printf("munmap %s\n", r == 0 ? "ok" : strerror(errno));
     fflush(stdout);

@@ -250,10 +250,12 @@ fn run_check() -> ExitCode {
     if let Some(t) = tsc {
         println!(
             "vdso: {}",
-            if t.is_host() {
-                "lent to programs (the guest's TSC is the host's)"
-            } else {
+            if !t.is_host() {
                 "not offered (the guest's TSC is not the host's: the clock is forwarded)"
+            } else if vmm::vdso::host().is_none() {
+                "not offered (the host gave the sandbox none: the clock is forwarded)"
+            } else {
+                "lent to programs (the guest's TSC is the host's)"
             }
         );
     }

@@ -46,15 +46,6 @@ thread_local! {
     static OWN_ID: Cell<libc::pid_t> = const { Cell::new(0) };
 }
 
-unsafe extern "C" {
-    /// POSIX; the libc crate does not declare it for Linux.
-    fn pthread_atfork(
-        prepare: Option<unsafe extern "C" fn()>,
-        parent: Option<unsafe extern "C" fn()>,
-        child: Option<unsafe extern "C" fn()>,
-    ) -> libc::c_int;
-}
-
 /// Runs in the child of every fork(3) of the sandbox: the forking thread's
 /// copy of `OWN_ID` names its parent.
 unsafe extern "C" fn forget_in_fork_child() {
@@ -78,7 +69,7 @@ fn own_id() -> libc::pid_t {
     AT_FORK.call_once(|| {
         // SAFETY: registers a handler that only writes this thread's
         // thread-local, which is async-signal-safe.
-        let r = unsafe { pthread_atfork(None, None, Some(forget_in_fork_child)) };
+        let r = unsafe { libc::pthread_atfork(None, None, Some(forget_in_fork_child)) };
         assert_eq!(r, 0, "pthread_atfork");
     });
     // SAFETY: gettid has no preconditions.

@@ -17,6 +17,9 @@ const IOMAP_FIELD: usize = std::mem::offset_of!(TaskStateSegment, iomap_base);
 /// terminating 0xff byte the CPU may read (SDM Vol. 1 19.5.2).
 pub const TSS_SIZE: usize = IOMAP_BASE + 4;
 
+/// The GDT's size in bytes: the TSS follows it on the same page.
+pub const GDT_BYTES: u64 = (selectors::GDT_ENTRIES * 8) as u64;
+
 /// GDT with Linux's layout (abi::selectors), the TSS in slots 7-8,
 /// the CPU number for getcpu in slot 15.
 pub fn gdt(tss_base: u64) -> [u64; selectors::GDT_ENTRIES] {

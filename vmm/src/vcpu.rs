@@ -295,7 +295,7 @@ pub fn initial_sregs(mut s: kvm_sregs, c: &CpuSetup) -> kvm_sregs {
         ..s.tr
     };
     s.gdt.base = c.gdt;
-    s.gdt.limit = (selectors::GDT_ENTRIES * 8 - 1) as u16;
+    s.gdt.limit = (crate::tables::GDT_BYTES - 1) as u16;
     s.idt.base = c.runtime.idt;
     s.idt.limit = 4095;
     s.cr0 = (Cr0Flags::PROTECTED_MODE_ENABLE

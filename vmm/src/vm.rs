@@ -95,7 +95,7 @@ impl Vm {
         mem.map_runtime(page, PAGE_SIZE, Access::KERNEL_RW)?;
         mem.map_runtime(stack, KERNEL_STACK_SIZE, Access::KERNEL_RW)?;
         let gdt = mem.arena().hva(page);
-        let tss = gdt + 128;
+        let tss = gdt + tables::GDT_BYTES;
         let stack_top = mem.arena().hva(stack) + KERNEL_STACK_SIZE;
         let gdt_bytes: Vec<u8> = tables::gdt(tss)
             .iter()
@@ -103,7 +103,7 @@ impl Vm {
             .collect();
         mem.arena().write(page, &gdt_bytes);
         mem.arena().write(
-            page + 128,
+            page + tables::GDT_BYTES,
             &tables::tss(stack_top, self.hv.flavour == crate::kvm::Flavour::Pvm),
         );
         let cr3 = mem.cr3();
@@ -135,7 +135,16 @@ impl Vm {
         // the host's (the probe checks it; where it fails, the program
         // gets no vDSO).
         if let Err(e) = crate::tsc::zero_offset(&fd) {
-            log::debug!("vCPU {}: KVM_VCPU_TSC_OFFSET: {e}", setup.id);
+            // Before the vDSO is lent (the probe's vCPU), the probe's check
+            // decides; after, this thread would read a clock that is off.
+            if self.memory.lock().expect("address space").lent().is_empty() {
+                log::debug!("vCPU {}: KVM_VCPU_TSC_OFFSET: {e}", setup.id);
+            } else {
+                log::warn!(
+                    "vCPU {}: KVM_VCPU_TSC_OFFSET: {e}: this thread's clock through the vDSO may be off",
+                    setup.id
+                );
+            }
         }
         let run = fd.get_kvm_run() as *mut _ as usize;
         self.vcpus.lock().expect("vcpu pool").all.push((high, run));

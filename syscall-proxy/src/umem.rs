@@ -148,15 +148,22 @@ pub fn write<T: ByteValued>(space: &AddressSpace, addr: u64, value: T) -> Result
 /// Reads the NUL-terminated string at `addr` (without its NUL), at most
 /// `max` bytes long: ENAMETOOLONG beyond.
 pub fn read_cstr(space: &AddressSpace, addr: u64, max: u64) -> Result<Vec<u8>, Errno> {
+    cstr_by_pages(addr, max, |at, out| append_page_tail(space, at, out))
+}
+
+/// A NUL-terminated string at `addr`, at most `max` bytes, read a page at
+/// a time (it may end just before memory that cannot be read):
+/// `append(at, out)` appends the bytes from `at` to the end of its page.
+fn cstr_by_pages(
+    addr: u64,
+    max: u64,
+    mut append: impl FnMut(u64, &mut Vec<u8>) -> Result<(), Errno>,
+) -> Result<Vec<u8>, Errno> {
     let mut out = Vec::new();
     let mut at = addr;
     loop {
-        // A page at a time: the string may end just before memory that
-        // cannot be read. Read straight into `out`'s tail.
-        let page_end = (at | 0xfff).checked_add(1).ok_or_else(efault)?;
         let old = out.len();
-        out.resize(old + (page_end - at) as usize, 0);
-        read_bytes(space, at, &mut out[old..])?;
+        append(at, &mut out)?;
         if let Some(n) = out[old..].iter().position(|&b| b == 0) {
             out.truncate(old + n);
             return Ok(out);
@@ -164,8 +171,19 @@ pub fn read_cstr(space: &AddressSpace, addr: u64, max: u64) -> Result<Vec<u8>, E
         if out.len() as u64 > max {
             return Err(Errno(libc::ENAMETOOLONG));
         }
-        at = page_end;
+        at = at
+            .checked_add((out.len() - old) as u64)
+            .ok_or_else(efault)?;
     }
+}
+
+/// Appends program memory from `at` to the end of its page to `out`, read
+/// straight into `out`'s tail.
+fn append_page_tail(space: &AddressSpace, at: u64, out: &mut Vec<u8>) -> Result<(), Errno> {
+    let page_end = (at | (PAGE - 1)).checked_add(1).ok_or_else(efault)?;
+    let old = out.len();
+    out.resize(old + (page_end - at) as usize, 0);
+    read_bytes(space, at, &mut out[old..])
 }
 
 /// Reads many small things from program memory a whole page at a time,
@@ -218,23 +236,14 @@ impl<'a> PageReader<'a> {
 
     /// The NUL-terminated string at `addr`, as [`read_cstr`] reads it.
     pub fn read_cstr(&mut self, addr: u64, max: u64) -> Result<Vec<u8>, Errno> {
-        let mut out = Vec::new();
-        let mut at = addr;
-        loop {
-            let Some(page) = self.page(at & !(PAGE - 1)) else {
-                return read_cstr(self.space, addr, max);
-            };
-            let tail = &page[(at & (PAGE - 1)) as usize..];
-            if let Some(n) = tail.iter().position(|&b| b == 0) {
-                out.extend_from_slice(&tail[..n]);
-                return Ok(out);
+        let space = self.space;
+        cstr_by_pages(addr, max, |at, out| match self.page(at & !(PAGE - 1)) {
+            Some(page) => {
+                out.extend_from_slice(&page[(at & (PAGE - 1)) as usize..]);
+                Ok(())
             }
-            out.extend_from_slice(tail);
-            if out.len() as u64 > max {
-                return Err(Errno(libc::ENAMETOOLONG));
-            }
-            at = at.checked_add(tail.len() as u64).ok_or_else(efault)?;
-        }
+            None => append_page_tail(space, at, out),
+        })
     }
 }
 

@@ -227,12 +227,12 @@ fn run_check() -> ExitCode {
     for x in check::check_values(supported) {
         match check::probe(&hv, x) {
             Ok(r) => {
-                tsc.get_or_insert(r.tsc);
+                tsc.get_or_insert(r.seen.tsc);
                 println!(
                     "probe: requested {} -> xgetbv {:#x}, cpuid(0xd,0).ebx {}: {}",
                     x,
-                    r.xgetbv,
-                    r.xsave_size,
+                    r.seen.xgetbv,
+                    r.seen.xsave_size,
                     if r.enforced() {
                         "applied"
                     } else {

@@ -112,9 +112,7 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
     let xgetbv = probed.xgetbv;
     let report = ProbeReport {
         requested: req.xcr0,
-        xgetbv,
-        xsave_size: probed.xsave_size,
-        tsc: probed.tsc,
+        seen: probed,
     };
     if !report.enforced() && !reexec {
         if !req.allow_unenforced {

@@ -7,8 +7,7 @@
 use std::sync::Arc;
 
 use crate::kvm::Hypervisor;
-use crate::tsc::TscSample;
-use crate::vcpu::VcpuError;
+use crate::vcpu::{Probed, VcpuError};
 use crate::vm::Vm;
 use crate::xcr0::{self, Xcr0};
 
@@ -16,18 +15,12 @@ use crate::xcr0::{self, Xcr0};
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct ProbeReport {
     pub requested: Xcr0,
-    /// `xgetbv(0)` at CPL3.
-    pub xgetbv: u64,
-    /// CPUID.(EAX=0DH,ECX=0):EBX at CPL3.
-    pub xsave_size: u32,
-    /// `rdtsc` at CPL3 and the host's around it: whether the program can
-    /// have the host's vDSO (see tsc.rs).
-    pub tsc: TscSample,
+    pub seen: Probed,
 }
 
 impl ProbeReport {
     pub fn enforced(&self) -> bool {
-        self.xgetbv == self.requested.bits()
+        self.seen.xgetbv == self.requested.bits()
     }
 }
 
@@ -35,12 +28,9 @@ impl ProbeReport {
 pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError> {
     let vm = Vm::new(hv.clone())?;
     let mut vcpu = vm.create_vcpu(xcr0)?;
-    let p = vcpu.probe(&vm.memory, 0)?;
     Ok(ProbeReport {
         requested: xcr0,
-        xgetbv: p.xgetbv,
-        xsave_size: p.xsave_size,
-        tsc: p.tsc,
+        seen: vcpu.probe(&vm.memory, 0)?,
     })
 }
 

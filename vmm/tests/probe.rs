@@ -22,15 +22,19 @@ fn probe_reports_an_xcr0_the_cpu_accepts() {
         let r = check::probe(&hv, x).expect("probe runs");
         eprintln!(
             "{:?}: requested {}, xgetbv {:#x}, xsave size {}",
-            hv.flavour, x, r.xgetbv, r.xsave_size
+            hv.flavour, x, r.seen.xgetbv, r.seen.xsave_size
         );
         // Whatever the KVM, x87 and SSE are always on at CPL3 in 64-bit mode.
-        assert_eq!(r.xgetbv & 0x3, 0x3 & x.bits() | 1, "x87 is always enabled");
-        assert!(r.xsave_size >= 576);
+        assert_eq!(
+            r.seen.xgetbv & 0x3,
+            0x3 & x.bits() | 1,
+            "x87 is always enabled"
+        );
+        assert!(r.seen.xsave_size >= 576);
         if r.enforced() {
             let expected = x.xsave_size(|i| hv.xsave_component(i));
             assert_eq!(
-                r.xsave_size, expected,
+                r.seen.xsave_size, expected,
                 "CPUID 0xD EBX follows the guest XCR0"
             );
         }
@@ -47,7 +51,7 @@ fn xcr0_reduced_below_the_host_is_only_enforced_on_hardware_kvm() {
         _ => assert!(
             r.enforced(),
             "hardware KVM applies XCR0: saw {:#x}",
-            r.xgetbv
+            r.seen.xgetbv
         ),
     }
 }

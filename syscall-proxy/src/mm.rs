@@ -415,27 +415,13 @@ pub fn past_end_of_file(space: &AddressSpace) -> Vec<(u64, u64)> {
         return Vec::new();
     };
     let mut out = Vec::new();
-    for line in maps.lines() {
-        // start-end perms offset dev inode path
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(range), Some(offset), Some(inode)) = (f.first(), f.get(2), f.get(4)) else {
-            continue;
-        };
-        let Some((s, e)) = range.split_once('-') else {
-            continue;
-        };
-        let (Ok(s), Ok(e), Ok(offset)) = (
-            u64::from_str_radix(s, 16),
-            u64::from_str_radix(e, 16),
-            u64::from_str_radix(offset, 16),
-        ) else {
-            continue;
-        };
-        if *inode == "0" || space.program().overlapping(s, e).is_empty() {
+    for m in maps.lines().filter_map(vmm::maps::parse_line) {
+        let (s, e, offset) = (m.start, m.end, m.offset);
+        if m.inode == "0" || space.program().overlapping(s, e).is_empty() {
             continue;
         }
         // The mapping's own link: the file even if renamed or deleted.
-        let Ok(meta) = std::fs::metadata(format!("/proc/self/map_files/{range}")) else {
+        let Ok(meta) = std::fs::metadata(format!("/proc/self/map_files/{s:x}-{e:x}")) else {
             continue;
         };
         let backed = page_up(meta.len().saturating_sub(offset)).unwrap_or(u64::MAX);

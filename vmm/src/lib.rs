@@ -9,6 +9,7 @@ pub mod check;
 pub mod fds;
 pub mod kvm;
 pub mod layout;
+pub mod maps;
 pub mod memory;
 pub mod paging;
 pub mod ranges;

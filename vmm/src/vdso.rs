@@ -68,28 +68,13 @@ pub fn host() -> Option<HostVdso> {
 fn parse(maps: &str, base: u64) -> Option<HostVdso> {
     let mut pages = Vec::new();
     let mut found = false;
-    for line in maps.lines() {
-        // start-end perms offset dev inode [name]
-        let f: Vec<&str> = line.split_whitespace().collect();
-        let (Some(range), Some(perms), Some(name)) = (f.first(), f.get(1), f.get(5)) else {
-            continue;
-        };
-        if *name != "[vdso]" && !name.starts_with("[vvar") {
+    for m in maps.lines().filter_map(crate::maps::parse_line) {
+        let Some(name) = m.name else { continue };
+        if name != "[vdso]" && !name.starts_with("[vvar") {
             continue;
         }
-        let (s, e) = range.split_once('-')?;
-        let (s, e) = (
-            u64::from_str_radix(s, 16).ok()?,
-            u64::from_str_radix(e, 16).ok()?,
-        );
-        found |= *name == "[vdso]" && s == base;
-        let mut prot = 0;
-        for (c, bit) in perms.chars().zip([Prot::READ, Prot::WRITE, Prot::EXEC]) {
-            if c != '-' {
-                prot |= bit;
-            }
-        }
-        pages.push((s, e, Prot(prot)));
+        found |= name == "[vdso]" && m.start == base;
+        pages.push((m.start, m.end, Prot(m.prot())));
     }
     found.then_some(HostVdso { base, pages })
 }

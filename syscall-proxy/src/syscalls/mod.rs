@@ -181,21 +181,17 @@ pub(crate) fn checked(
     spec: &[args::Arg],
     extra: Option<args::Arg>,
 ) -> SysResult {
-    let mut specs = spec.iter().chain(extra.as_ref()).copied();
-    if spec
-        .iter()
-        .chain(extra.as_ref())
-        .all(|s| matches!(s, args::Arg::Fd(_)))
-    {
+    let specs = || spec.iter().chain(extra.as_ref()).copied();
+    if specs().all(|s| matches!(s, args::Arg::Fd(_))) {
         // Descriptors or nothing: no need of the address-space lock, which
         // other threads' calls and memory changes take.
-        specs.try_for_each(|s| match s {
+        specs().try_for_each(|s| match s {
             args::Arg::Fd(i) => check::fd(&a, i),
             _ => Ok(()),
         })?;
     } else {
         let space = thread.process.vm.memory.lock().expect("address space");
-        specs.try_for_each(|s| check::check(&space, &a, s))?;
+        specs().try_for_each(|s| check::check(&space, &a, s))?;
     }
     forward_raw(nr, a)
 }

@@ -12,7 +12,7 @@
 # Knobs: BENCH_REPS (repetitions of the self-timed programs, default 7),
 # BENCH_VM=0 (skip the full VM), BENCH_VM_CPU (its masked CPU model),
 # BENCH_VM_RUNS (boots per command, default 3), BENCH_PARTS (which parts
-# run, default all: "whole micro touch counters vm").
+# run, default all: "whole micro touch kvm counters vm").
 #
 # These are measurements, not tests: nothing here fails on a slow figure.
 set -euo pipefail
@@ -135,7 +135,7 @@ build_programs() {
     local p
     progress "building the benchmark programs in $work"
     for p in read-loop pingpong clock-loop mmap-loop first-touch spin \
-        thread-cycle fork-cycle signal-cycle xcr0-cycle thread-rss; do
+        thread-cycle fork-cycle signal-cycle xcr0-cycle thread-rss kvm-costs; do
         cc -O2 -pthread -o "$work/$p" "$here/$p.c"
     done
     cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
@@ -215,6 +215,29 @@ first_touch() {
     reps=3
     selftimed touch op ms "first touch of 1 GiB, 1 byte per page (page faults)" -- "$work/first-touch" 1024
     reps=$saved
+}
+
+# What this host's KVM costs by itself, measured by a program of its own
+# with no sandbox (kvm-costs.c): the floor under the sandbox's start-up (a
+# VM, a vCPU, memslots, the first entry, the teardown) and under each exit.
+kvm_alone() {
+    local what name i v
+    for what in vm memslot vcpu first exit destroy; do
+        case $what in
+        vm) name="KVM_CREATE_VM" ;;
+        memslot) name="a 64 MiB memslot (KVM_SET_USER_MEMORY_REGION)" ;;
+        vcpu) name="KVM_CREATE_VCPU" ;;
+        first) name="a vCPU's first KVM_RUN" ;;
+        exit) name="an exit to user space and back (guest \`out\` at CPL0, real mode)" ;;
+        destroy) name="destroying the VM (closing the vCPU and the VM)" ;;
+        esac
+        progress "KVM alone: $name"
+        workload "kvm-$what" kvm µs "$name" "$reps"
+        for ((i = 0; i < reps; i++)); do
+            v=$("$work/kvm-costs" "$what" 2>>"$raw/stderr.log") || die "kvm-costs $what failed (see $raw/stderr.log)"
+            sample "kvm-$what" kvm "$v"
+        done
+    done
 }
 
 whole_commands() {
@@ -378,7 +401,7 @@ mkdir -p "$raw/hyperfine" "$raw/counters"
 work=$(mktemp -d)
 trap 'rm -rf "$work"' EXIT
 
-parts=" ${BENCH_PARTS:-whole micro touch counters vm} "
+parts=" ${BENCH_PARTS:-whole micro touch kvm counters vm} "
 part() { [[ $parts = *" $1 "* ]]; }
 
 machine_meta
@@ -387,6 +410,7 @@ make_inputs
 if part whole; then whole_commands; fi
 if part micro; then micro_benchmarks; fi
 if part touch; then first_touch; fi
+if part kvm; then kvm_alone; fi
 if part counters; then counters; fi
 if part vm; then full_vm; fi
 meta load_end "$(cut -d' ' -f1-3 /proc/loadavg)"

@@ -99,8 +99,21 @@ def load_workloads(raw):
             diff = boxed["median"] - native["median"]
         rows.append({"key": key, "section": section, "name": name, "unit": unit,
                      "reps": int(reps), "native": native, "sandbox": boxed,
-                     "ratio": ratio, "difference": diff})
+                     "kvm": summary(sides.get("kvm")), "ratio": ratio, "difference": diff})
     return rows
+
+
+LIFECYCLE = ("kvm-vm", "kvm-vcpu", "kvm-first", "kvm-destroy")
+
+
+def kvm_lifecycle_ms(workloads):
+    """A VM's whole life as KVM alone costs it (create the VM and a vCPU,
+    the first entry, the teardown), in ms: what any start in the sandbox
+    pays before its own work; None if not measured."""
+    by = {w["key"]: w["kvm"] for w in workloads if w["section"] == "kvm"}
+    if not all(by.get(k) for k in LIFECYCLE):
+        return None
+    return sum(by[k]["median"] for k in LIFECYCLE) / 1e3
 
 
 def target_of(row, meta):
@@ -362,6 +375,26 @@ def markdown(meta, workloads, counters, vm_rows, vm_accel, vm_cpu):
             out.append(f"| getppid, forwarded | ns | {cell(getppid['sandbox'])} | 1 | {getppid['reps']} |")
         out.append("")
 
+    alone = [w for w in workloads if w["section"] == "kvm" and w["kvm"]]
+    if alone:
+        out += ["## KVM alone on this host", "",
+                "What this host's KVM costs by itself, measured by a program of its own with no sandbox "
+                "(`kvm-costs.c`; each run the median of 20 rounds): the floor under the figures above. "
+                "Every start in the sandbox pays a VM's whole life; every forwarded system call pays an "
+                "exit and more (on PVM, its trap of the program's `syscall` and emulation of the entry "
+                "stub too).", "",
+                "| operation | unit | KVM alone | runs |", "| --- | --- | --- | --- |"]
+        for w in alone:
+            out.append(f"| {w['name']} | {w['unit']} | {cell(w['kvm'])} | {w['reps']} |")
+        life = kvm_lifecycle_ms(workloads)
+        if life is not None:
+            out.append(f"| a VM's life: create the VM and a vCPU, first KVM_RUN, destroy (sum of medians) "
+                       f"| ms | {fmt(life)} | |")
+        if getppid and getppid["sandbox"]:
+            out.append(f"| (for comparison) a forwarded getppid in the sandbox | µs | "
+                       f"{fmt(getppid['sandbox']['median'] / 1e3)} | |")
+        out.append("")
+
     if counters:
         insn_note = ("callgrind (`valgrind --tool=callgrind`): the sandbox's own user-space instructions; "
                      "the guest runs inside KVM_RUN and is not counted") if meta.get("callgrind") == "yes" else \
@@ -430,7 +463,7 @@ def readme_table(meta, workloads, counters, vm_rows, vm_accel):
            f"load average {meta.get('load_start', '?').split()[0]} at the start. Medians.", "",
            "| workload | native | sandbox | ratio |", "| --- | --- | --- | --- |"]
     for w in workloads:
-        if w["section"] == "only":
+        if w["section"] in ("only", "kvm"):
             continue
         n = "—" if not w["native"] else f"{fmt(w['native']['median'])} {w['unit']}"
         b = "—" if not w["sandbox"] else f"{fmt(w['sandbox']['median'])} {w['unit']}"
@@ -438,6 +471,13 @@ def readme_table(meta, workloads, counters, vm_rows, vm_accel):
     for w in workloads:
         if w["section"] == "only" and w["sandbox"]:
             out.append(f"| {w['name']} | (none) | {fmt(w['sandbox']['median'])} {w['unit']} | |")
+    life = kvm_lifecycle_ms(workloads)
+    if life is not None:
+        out.append(f"| KVM alone, no sandbox: a VM's life (create the VM and a vCPU, first KVM_RUN, "
+                   f"destroy) | | {fmt(life)} ms | |")
+    for w in workloads:
+        if w["key"] in ("kvm-memslot", "kvm-exit") and w["kvm"]:
+            out.append(f"| KVM alone, no sandbox: {w['name']} | | {fmt(w['kvm']['median'])} {w['unit']} | |")
     for c in counters:
         if c["marginal"]:
             out.append(f"| {c['name']}: exits / ioctls / extra host syscalls / sandbox instructions per call "

@@ -70,6 +70,17 @@ fn cannot_execute_is_126_with_the_reason() {
     let earm = d.join("elf-aarch64");
     std::fs::write(&earm, &arm).unwrap();
     std::fs::set_permissions(&earm, std::fs::Permissions::from_mode(0o755)).unwrap();
+    // An x86-64 ELF header whose program header table (2 entries at 64)
+    // lies past the end of the file.
+    let mut trunc = arm.clone();
+    trunc[16] = 2; // ET_EXEC
+    trunc[18] = 62; // EM_X86_64
+    trunc[32] = 64; // e_phoff
+    trunc[54] = 56; // e_phentsize
+    trunc[56] = 2; // e_phnum
+    let etrunc = d.join("elf-truncated");
+    std::fs::write(&etrunc, &trunc).unwrap();
+    std::fs::set_permissions(&etrunc, std::fs::Permissions::from_mode(0o755)).unwrap();
     let badinterp = d.join("bad-interp");
     std::fs::write(&badinterp, "#!/no/such/interpreter\n").unwrap();
     std::fs::set_permissions(&badinterp, std::fs::Permissions::from_mode(0o755)).unwrap();
@@ -80,6 +91,7 @@ fn cannot_execute_is_126_with_the_reason() {
         (noexec, "Permission denied"),
         (e32, "32-bit ELF is not supported"),
         (earm, "machine 183, not x86-64"),
+        (etrunc, "reading program headers"),
         (badinterp, "bad interpreter /no/such/interpreter"),
     ];
     for (path, why) in cases {

@@ -72,12 +72,19 @@ fn headers(file: &File) -> Result<(Elf64_Ehdr, Vec<Elf64_Phdr>), String> {
     {
         return Err("bad program headers".into());
     }
-    let mut phdrs = vec![Elf64_Phdr::default(); usize::from(eh.e_phnum)];
-    for (i, ph) in phdrs.iter_mut().enumerate() {
-        let off = eh.e_phoff + (i * std::mem::size_of::<Elf64_Phdr>()) as u64;
-        file.read_exact_at(ph.as_mut_slice(), off)
-            .map_err(|e| format!("reading program headers: {e}"))?;
-    }
+    // The whole table in one read (a start reads two of them).
+    let size = std::mem::size_of::<Elf64_Phdr>();
+    let mut table = vec![0u8; usize::from(eh.e_phnum) * size];
+    file.read_exact_at(&mut table, eh.e_phoff)
+        .map_err(|e| format!("reading program headers: {e}"))?;
+    let phdrs = table
+        .chunks_exact(size)
+        .map(|b| {
+            let mut ph = Elf64_Phdr::default();
+            ph.as_mut_slice().copy_from_slice(b);
+            ph
+        })
+        .collect();
     Ok((eh, phdrs))
 }
 

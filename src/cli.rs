@@ -1,7 +1,6 @@
 //! The command line.
 
 use std::ffi::OsString;
-use std::process::ExitCode;
 
 use clap::Parser;
 
@@ -82,12 +81,12 @@ pub struct Args {
 
 /// Parses the command line. --help and --version print and give 0; a
 /// usage error is one line with the usage, and gives 2.
-pub fn parse() -> Result<Args, ExitCode> {
+pub fn parse() -> Result<Args, u8> {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
-            return Err(ExitCode::SUCCESS);
+            return Err(0);
         }
         Err(e) => {
             // clap's first paragraph, on one line.
@@ -103,7 +102,7 @@ pub fn parse() -> Result<Args, ExitCode> {
                 "{what}; usage: {} (see --help)",
                 USAGE.lines().next().unwrap_or_default()
             ));
-            return Err(ExitCode::from(2));
+            return Err(2);
         }
     };
     let command = if cli.check {
@@ -116,7 +115,7 @@ pub fn parse() -> Result<Args, ExitCode> {
             syscall_proxy::exec::Carried::parse(&state),
         ) else {
             crate::report::line("--reexec is internal to the sandbox");
-            return Err(ExitCode::from(2));
+            return Err(2);
         };
         Command::Exec {
             path,
@@ -132,7 +131,7 @@ pub fn parse() -> Result<Args, ExitCode> {
                     "{e}; usage: {} (see --help)",
                     USAGE.lines().next().unwrap_or_default()
                 ));
-                return Err(ExitCode::from(2));
+                return Err(2);
             }
         }
     };

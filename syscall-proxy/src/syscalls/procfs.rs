@@ -19,13 +19,14 @@ pub fn is_exe_alias(path: &[u8]) -> bool {
         return true;
     }
     // Only a numeric /proc entry needs the pid, a host system call.
-    let Some(pid) = path
-        .strip_prefix(b"/proc/")
+    path.strip_prefix(b"/proc/")
         .and_then(|p| p.strip_suffix(b"/exe"))
         .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
-    else {
-        return false;
-    };
+        .is_some_and(is_this_process)
+}
+
+/// Whether `pid`, a /proc entry's name, is this process's.
+fn is_this_process(pid: &[u8]) -> bool {
     // SAFETY: getpid has no preconditions.
     pid == unsafe { libc::getpid() }.to_string().as_bytes()
 }
@@ -161,8 +162,7 @@ fn is_own_mem(link: &[u8]) -> bool {
             .strip_prefix(b"/task/")
             .and_then(|t| t.strip_suffix(b"/mem"))
             .is_some_and(|tid| !tid.contains(&b'/'));
-    // SAFETY: getpid has no preconditions.
-    mem && pid == unsafe { libc::getpid() }.to_string().as_bytes()
+    mem && is_this_process(pid)
 }
 
 #[cfg(test)]

@@ -493,8 +493,9 @@ impl AddressSpace {
             return true;
         }
         let start = addr & !(PAGE_SIZE - 1);
+        let allows = |prot: Prot| prot.readable() && (!write || prot.writable());
         if let Some((_, _, prot)) = self.program.covering(start, end) {
-            return prot.readable() && (!write || prot.writable());
+            return allows(prot);
         }
         // The vDSO lent to the program: readable for it, so for the kernel
         // on its behalf (never writable).
@@ -505,7 +506,7 @@ impl AddressSpace {
         };
         let mut at = start;
         let mut check = |(s, e, prot): (u64, u64, Prot)| {
-            let ok = s == at && prot.readable() && (!write || prot.writable());
+            let ok = s == at && allows(prot);
             at = e;
             ok
         };

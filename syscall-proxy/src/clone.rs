@@ -225,8 +225,14 @@ fn supported(r: Request, allowed: u64) -> Result<(), Errno> {
     Ok(())
 }
 
+/// EAGAIN, as pthread_create gets at a thread limit; a limit reached is
+/// the program's business, anything else is reported.
 fn kvm_failed(e: VcpuError) -> Errno {
-    log::error!("clone: {e}");
+    if e.is_exhaustion() {
+        log::debug!("clone: {e}: EAGAIN");
+    } else {
+        log::error!("clone: {e}");
+    }
     Errno(libc::EAGAIN)
 }
 

@@ -32,6 +32,18 @@ pub enum VcpuError {
     Unexpected(String),
     #[error("the XCR0 probe did not report: {0}")]
     Probe(String),
+    /// No vCPU can be made: KVM's limit of vCPUs per VM, or the sandbox's
+    /// descriptors or memory for them, are used up (a limit on the
+    /// program's threads alive at once, like RLIMIT_NPROC natively).
+    #[error("no more vCPUs: {0}")]
+    Exhausted(String),
+}
+
+impl VcpuError {
+    /// Whether this is a limit the program reached rather than a fault.
+    pub fn is_exhaustion(&self) -> bool {
+        matches!(self, VcpuError::Exhausted(_))
+    }
 }
 
 pub(crate) fn ioctl<T>(op: &'static str, r: Result<T, kvm_ioctls::Error>) -> Result<T, VcpuError> {

@@ -124,8 +124,11 @@ impl Vm {
 
     /// A vCPU of this VM for `setup` (its arena pages already in place).
     fn new_vcpu(&self, mut setup: CpuSetup) -> Result<Vcpu, VcpuError> {
-        let fd = ioctl("KVM_CREATE_VCPU", self.fd.create_vcpu(setup.id))?;
-        let high = fds::park(fd.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
+        let fd = self
+            .fd
+            .create_vcpu(setup.id)
+            .map_err(|e| VcpuError::Exhausted(format!("KVM_CREATE_VCPU: {e}")))?;
+        let high = fds::park(fd.as_raw_fd()).map_err(|e| VcpuError::Exhausted(e.to_string()))?;
         drop(fd);
         // SAFETY: `high` is the only descriptor of the vCPU just created.
         let mut fd = ioctl("KVM_CREATE_VCPU", unsafe {

@@ -452,7 +452,6 @@ fn prctl(thread: &Thread, a: [u64; 6]) -> SysResult {
     // TASK_COMM_LEN (include/linux/sched.h).
     const TASK_COMM_LEN: u64 = 16;
     const INT: u64 = size_of::<libc::c_int>() as u64;
-    const PTR: u64 = size_of::<*mut libc::c_void>() as u64;
     let spec: &[args::Arg] = match a[0] as i32 {
         libc::PR_SET_SECCOMP => return Err(Errno(libc::EINVAL)),
         // Would rewrite the host process's memory map bookkeeping, or show
@@ -467,7 +466,12 @@ fn prctl(thread: &Thread, a: [u64; 6]) -> SysResult {
         | libc::PR_GET_FPEMU
         | libc::PR_GET_FPEXC
         | libc::PR_GET_ENDIAN => &[W(1, C(INT))],
-        libc::PR_GET_TID_ADDRESS => &[W(1, C(PTR))],
+        // The host thread's is its thread library's, in the sandbox: the
+        // program's is the one its set_tid_address or clone gave.
+        libc::PR_GET_TID_ADDRESS => {
+            let space = thread.process.vm.memory.lock().expect("address space");
+            return umem::write(&space, a[1], thread.clear_child_tid).map(|_| 0);
+        }
         libc::PR_SET_VMA => {
             let space = thread.process.vm.memory.lock().expect("address space");
             if !space.program_can_access(a[2], a[3], false) {

@@ -62,19 +62,30 @@ fn fail(msg: impl std::fmt::Display, code: u8) -> u8 {
     code
 }
 
-fn open_kvm() -> Result<Arc<Hypervisor>, kvm::KvmError> {
-    Hypervisor::open().map(Arc::new)
+/// /dev/kvm: the one an executing sandbox left open, else opened now.
+fn open_kvm(inherited: Option<std::os::fd::RawFd>) -> Result<Arc<Hypervisor>, kvm::KvmError> {
+    inherited
+        .map_or_else(Hypervisor::open, Hypervisor::adopt)
+        .map(Arc::new)
+}
+
+/// A program's XCR0, and whether it was asked for.
+#[derive(Clone, Copy)]
+struct Chosen {
+    xcr0: Xcr0,
+    asked: bool,
 }
 
 /// The XCR0 to use: the request, checked against what this KVM supports, or
-/// the host's own.
-fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String> {
+/// the host's own less what this KVM cannot give (`check::default_xcr0`).
+fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Chosen, String> {
     let supported = hv.supported_xcr0();
     let supported_text = Xcr0::new(supported & vmm::xcr0::USER_BITS)
         .map(|x| format!("{x} ({})", x.names()))
         .unwrap_or_else(|_| format!("{supported:#x}"));
     let Some(text) = requested else {
-        return Xcr0::new(kvm::host_xcr0() & supported)
+        return check::default_xcr0(kvm::host_xcr0(), supported)
+            .map(|xcr0| Chosen { xcr0, asked: false })
             .map_err(|e| format!("the host's XCR0 is not usable: {e}"));
     };
     let x = Xcr0::parse(text)
@@ -85,11 +96,18 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Xcr0, String>
             "invalid --xcr0 '{text}': bits {missing:#x} are not supported by this KVM; it supports {supported_text}"
         ));
     }
-    Ok(x)
+    Ok(Chosen {
+        xcr0: x,
+        asked: true,
+    })
 }
 
 fn run(args: Args) -> u8 {
-    let hv = match open_kvm() {
+    let inherited = match &args.command {
+        Command::Exec { carried, .. } => carried.kvm_fd,
+        _ => None,
+    };
+    let hv = match open_kvm(inherited) {
         Ok(hv) => hv,
         Err(e) => return fail(e, 125),
     };
@@ -165,7 +183,7 @@ fn run(args: Args) -> u8 {
             "program {} ({}, xcr0 {}): {}",
             i + 1,
             programs[i].program.to_string_lossy(),
-            masks[i],
+            masks[i].xcr0,
             e.describe()
         );
         if args.stats || args.verbose > 0 {
@@ -185,7 +203,7 @@ fn run(args: Args) -> u8 {
 fn run_one(
     args: &Args,
     hv: Arc<Hypervisor>,
-    xcr0: Xcr0,
+    chosen: Chosen,
     program: OsString,
     prog_args: Vec<OsString>,
     exec_argv0: Option<OsString>,
@@ -202,14 +220,15 @@ fn run_one(
                 kv
             })
             .collect(),
-        xcr0,
+        xcr0: chosen.xcr0,
+        asked: chosen.asked,
         allow_unenforced: args.allow_unenforced,
         exec_argv0,
         options: syscall_proxy::Options {
             verbose: args.verbose,
             stats: carried.map_or(args.stats, |c| c.stats),
             report_fd: report::fd(),
-            default_xcr0: carried.map_or(xcr0.bits(), |c| c.default_xcr0),
+            default_xcr0: carried.map_or(chosen.xcr0.bits(), |c| c.default_xcr0),
             arch_prctl_compat: carried.map_or(args.arch_prctl_compat, |c| c.arch_prctl_compat),
         },
         finish: exit::finish,
@@ -231,7 +250,7 @@ fn run_one(
 }
 
 fn run_check() -> u8 {
-    let hv = match open_kvm() {
+    let hv = match open_kvm(None) {
         Ok(hv) => hv,
         Err(e) => return fail(e, 1),
     };

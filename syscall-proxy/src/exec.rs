@@ -10,6 +10,7 @@
 //! first, so a failed call leaves the caller running with the right errno.
 
 use std::ffi::{CString, OsStr, OsString};
+use std::os::fd::AsRawFd;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::PathBuf;
 
@@ -29,10 +30,13 @@ const MAX_STRINGS: u64 = 2 << 20;
 /// What a re-executed sandbox carries over from the one that executed it,
 /// as one command-line word (`--reexec=`): the sandbox's stderr, the
 /// RLIMIT_CORE the program sees, whether to report `--stats`, the
-/// program's default XCR0 and whether arch_prctl follows the patch.
+/// program's default XCR0, whether arch_prctl follows the patch, and the
+/// /dev/kvm descriptor (a program that dropped its privileges could not
+/// open it again).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Carried {
     pub report_fd: Option<i32>,
+    pub kvm_fd: Option<i32>,
     pub core: Option<(u64, u64)>,
     pub stats: bool,
     pub default_xcr0: u64,
@@ -41,12 +45,14 @@ pub struct Carried {
 
 impl Carried {
     pub fn to_arg(self) -> String {
-        let fd = self.report_fd.map_or("-".to_string(), |f| f.to_string());
+        let fd = |f: Option<i32>| f.map_or("-".to_string(), |f| f.to_string());
         let core = self
             .core
             .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
         format!(
-            "{fd},{core},{},{:x},{}",
+            "{},{},{core},{},{:x},{}",
+            fd(self.report_fd),
+            fd(self.kvm_fd),
             u8::from(self.stats),
             self.default_xcr0,
             u8::from(self.arch_prctl_compat)
@@ -55,10 +61,12 @@ impl Carried {
 
     pub fn parse(s: &str) -> Option<Carried> {
         let mut it = s.split(',');
-        let fd = match it.next()? {
-            "-" => None,
-            f => Some(f.parse().ok()?),
+        let mut fd = || match it.next()? {
+            "-" => Some(None),
+            f => Some(Some(f.parse().ok()?)),
         };
+        let report_fd = fd()?;
+        let kvm_fd = fd()?;
         let core = match it.next()? {
             "-" => None,
             c => {
@@ -78,7 +86,8 @@ impl Carried {
         let default_xcr0 = u64::from_str_radix(it.next()?, 16).ok()?;
         let arch_prctl_compat = flag(it.next()?)?;
         it.next().is_none().then_some(Carried {
-            report_fd: fd,
+            report_fd,
+            kvm_fd,
             core,
             stats,
             default_xcr0,
@@ -198,8 +207,10 @@ fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
 /// Executes the sandbox itself on `path` with `argv` and `envp`.
 fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
     let options = &thread.process.options;
+    let kvm_fd = thread.process.vm.hv.kvm.as_raw_fd();
     let carried = Carried {
         report_fd: options.report_fd,
+        kvm_fd: Some(kvm_fd),
         core: limits::core_view().map(|r| (r.rlim_cur, r.rlim_max)),
         stats: options.stats,
         default_xcr0: options.default_xcr0,
@@ -239,8 +250,10 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|w| w.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    if let Some(fd) = options.report_fd {
-        // SAFETY: the sandbox's parked stderr, kept open across the exec.
+    // The sandbox's parked stderr and /dev/kvm, kept open across the exec.
+    let kept = || options.report_fd.into_iter().chain([kvm_fd]);
+    for fd in kept() {
+        // SAFETY: a descriptor of the sandbox's own; flags only.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
     // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
@@ -255,7 +268,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     let err = std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC);
-    if let Some(fd) = options.report_fd {
+    for fd in kept() {
         // SAFETY: as above, back to close-on-exec.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
     }

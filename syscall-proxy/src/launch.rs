@@ -6,7 +6,7 @@ use std::ffi::{OsStr, OsString};
 use std::os::unix::ffi::OsStrExt;
 use std::sync::Arc;
 
-use vmm::check::ProbeReport;
+use vmm::check::{ProbeReport, Verdict};
 use vmm::xcr0::min_signal_stack_size;
 use vmm::{Hypervisor, Vm, Xcr0};
 
@@ -25,6 +25,8 @@ pub struct Request {
     pub args: Vec<OsString>,
     pub env: Vec<OsString>,
     pub xcr0: Xcr0,
+    /// Whether `xcr0` was asked for (--xcr0) rather than the default.
+    pub asked: bool,
     pub allow_unenforced: bool,
     /// For the program's own execve (the sandbox executed itself): its
     /// argv[0]. `program` is then the path execve was given, used as is,
@@ -77,8 +79,7 @@ impl LaunchError {
 /// it), the rest from what the vCPU offers.
 pub(crate) fn cpu_facts(hv: &Hypervisor, xcr0: Xcr0) -> CpuFacts {
     CpuFacts {
-        // SAFETY: getauxval reads this process's auxiliary vector.
-        hwcap: unsafe { libc::getauxval(libc::AT_HWCAP) },
+        hwcap: kernel_hwcap(),
         hwcap2: if hv.has_fsgsbase() {
             HWCAP2_FSGSBASE
         } else {
@@ -86,6 +87,27 @@ pub(crate) fn cpu_facts(hv: &Hypervisor, xcr0: Xcr0) -> CpuFacts {
         },
         minsigstksz: min_signal_stack_size(xcr0.xsave_size(|i| hv.xsave_component(i))),
     }
+}
+
+/// AT_HWCAP as the kernel gave it to the sandbox (CPUID.1:EDX as the
+/// kernel sees it). Not glibc's getauxval, which on x86 answers its own
+/// platform bits (HWCAP_X86_64, HWCAP_X86_AVX512_1) for AT_HWCAP.
+fn kernel_hwcap() -> u64 {
+    static HWCAP: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    *HWCAP.get_or_init(|| {
+        let auxv = std::fs::read("/proc/self/auxv").unwrap_or_default();
+        auxv_value(&auxv, libc::AT_HWCAP).unwrap_or(0)
+    })
+}
+
+/// The value of `key` in an auxiliary vector's bytes (pairs of native
+/// words, ending at AT_NULL).
+fn auxv_value(auxv: &[u8], key: u64) -> Option<u64> {
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    auxv.chunks_exact(16)
+        .map(|p| (word(&p[..8]), word(&p[8..])))
+        .take_while(|&(k, _)| k != libc::AT_NULL)
+        .find_map(|(k, v)| (k == key).then_some(v))
 }
 
 /// Prepares `req` to run; the returned task's first instruction is the
@@ -114,7 +136,14 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
         requested: req.xcr0,
         seen: probed,
     };
-    if !report.enforced() && !reexec {
+    let verdict = report.verdict(req.asked.then_some(req.xcr0), vmm::kvm::host_xcr0());
+    if verdict == Verdict::Native {
+        log::debug!(
+            "XCR0 {} for the vCPU; the program sees the host's {xgetbv:#x}, as natively",
+            req.xcr0
+        );
+    }
+    if verdict == Verdict::Unenforced && !reexec {
         if !req.allow_unenforced {
             return Err(LaunchError::Unenforced {
                 kvm: hv.flavour.describe(),
@@ -153,4 +182,28 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
         req.finish,
     );
     Ok(Task::new(Thread::new(Arc::new(process), vcpu, true)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::auxv_value;
+
+    #[test]
+    fn auxv_values_are_found_up_to_at_null() {
+        let words = [
+            libc::AT_PAGESZ,
+            4096,
+            libc::AT_HWCAP,
+            0x1f8b_fbff,
+            libc::AT_NULL,
+            0,
+            99,
+            1,
+        ];
+        let bytes: Vec<u8> = words.iter().flat_map(|w| w.to_ne_bytes()).collect();
+        assert_eq!(auxv_value(&bytes, libc::AT_HWCAP), Some(0x1f8b_fbff));
+        assert_eq!(auxv_value(&bytes, libc::AT_PAGESZ), Some(4096));
+        assert_eq!(auxv_value(&bytes, 99), None, "past AT_NULL");
+        assert_eq!(auxv_value(&[], libc::AT_HWCAP), None);
+    }
 }

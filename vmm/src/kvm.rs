@@ -1,5 +1,6 @@
 //! The host's KVM: opening it, what it supports, which kind it is.
 
+use std::os::fd::RawFd;
 use std::path::Path;
 
 use kvm_bindings::{CpuId, KVM_MAX_CPUID_ENTRIES, kvm_cpuid_entry2};
@@ -90,9 +91,18 @@ impl Hypervisor {
         let high = fds::park(fd);
         // SAFETY: `fd` is the descriptor just opened; only `high` is kept.
         unsafe { libc::close(fd) };
-        let fd = high.map_err(KvmError::Open)?;
-        // SAFETY: `fd` is a freshly opened /dev/kvm descriptor owned by no one else.
+        Hypervisor::adopt(high.map_err(KvmError::Open)?)
+    }
+
+    /// The /dev/kvm descriptor `fd`, parked already: one this process
+    /// opened, or one a sandbox that executed this one left open, so that a
+    /// program that gave up its privileges (setuid, setgroups) before an
+    /// execve keeps its KVM, as a process keeps its open files.
+    pub fn adopt(fd: RawFd) -> Result<Hypervisor, KvmError> {
+        fds::adopt(fd);
+        // SAFETY: `fd` is an open /dev/kvm descriptor owned by no one else.
         let kvm = unsafe { <Kvm as std::os::fd::FromRawFd>::from_raw_fd(fd) };
+        request_guest_amx();
         for &(cap, name) in REQUIRED_CAPS {
             if !kvm.check_extension(cap) {
                 return Err(KvmError::MissingCap(name));
@@ -152,6 +162,30 @@ impl Hypervisor {
             .iter()
             .map(|&(cap, name)| (name, self.kvm.check_extension_int(cap)))
             .collect()
+    }
+}
+
+/// Asks Linux to let this process's guests use AMX's tile data
+/// (ARCH_REQ_XCOMP_GUEST_PERM), as QEMU, Firecracker and cloud-hypervisor
+/// do: without it KVM_GET_SUPPORTED_CPUID leaves AMX out, and the default
+/// XCR0 would silently drop it. Before the first vCPU, which locks the
+/// permission. Refused (EOPNOTSUPP, EINVAL) where the host has no AMX.
+fn request_guest_amx() {
+    // arch/x86/include/uapi/asm/prctl.h; libc lacks it.
+    const ARCH_REQ_XCOMP_GUEST_PERM: libc::c_long = 0x1025;
+    // SAFETY: arch_prctl with integer arguments only.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            ARCH_REQ_XCOMP_GUEST_PERM,
+            crate::xcr0::TILEDATA_BIT,
+        )
+    };
+    if r != 0 {
+        log::trace!(
+            "ARCH_REQ_XCOMP_GUEST_PERM: {}",
+            std::io::Error::last_os_error()
+        );
     }
 }
 

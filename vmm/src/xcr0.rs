@@ -73,6 +73,10 @@ pub const BNDCSR: u64 = 1 << 4;
 pub const AVX512: u64 = (1 << 5) | (1 << 6) | (1 << 7);
 pub const PKRU: u64 = 1 << 9;
 pub const AMX: u64 = (1 << 17) | (1 << 18);
+/// AMX's tile data: the one component Linux hands out on request only
+/// (XFEATURE_MASK_USER_DYNAMIC), by its bit number and as a mask.
+pub const TILEDATA_BIT: u64 = 18;
+pub const TILEDATA: u64 = 1 << TILEDATA_BIT;
 
 /// Every bit XCR0 can hold (user state components).
 pub const USER_BITS: u64 = {

@@ -85,6 +85,8 @@ pub struct Process {
     /// /proc/self/exe names for the program, rather than the sandbox.
     pub exe: PathBuf,
     pub options: Options,
+    /// The XSAVE components granted on request, with what they depend on.
+    pub xcomp: Mutex<crate::syscalls::xstate::Permissions>,
     counters: Arc<Counters>,
     live: Mutex<Live>,
     alone: Condvar,
@@ -118,6 +120,7 @@ impl Process {
             signals: Mutex::new(signals),
             exe,
             options,
+            xcomp: Mutex::default(),
             counters: Arc::default(),
             live: Mutex::new(Live {
                 threads: 1,
@@ -144,6 +147,11 @@ impl Process {
         if shared {
             child.counters = self.counters.clone();
         }
+        // Fork inherits the permissions (fpu_inherit_perms).
+        let perms = self.xcomp.lock().expect("xcomp");
+        let inherited = child.xcomp.get_mut().expect("xcomp");
+        inherited.granted = perms.granted;
+        inherited.guest_granted = perms.guest_granted;
         child
     }
 

@@ -61,7 +61,9 @@ impl Task {
         let process = t.process.clone();
         process.vm.release_vcpu(t.vcpu);
         // SAFETY: gettid has no preconditions.
-        process.thread_ending(unsafe { libc::gettid() }, t.clear_child_tid);
+        let tid = unsafe { libc::gettid() };
+        process.xcomp.lock().expect("xcomp").altstacks.remove(&tid);
+        process.thread_ending(tid, t.clear_child_tid);
     }
 
     /// Runs the only task of a process to the process's end, in place (a

@@ -23,6 +23,9 @@ pub struct Thread {
     /// The last fault that raised a signal, which every later frame
     /// repeats (sigcontext's err, trapno, cr2), as the kernel keeps it.
     pub trap: Trap,
+    /// Whether the thread has used AMX's tile data since it was permitted:
+    /// only then do its signal frames hold them.
+    pub tiles_in_use: bool,
 }
 
 impl Thread {
@@ -37,6 +40,7 @@ impl Thread {
             altstack: (0, if leader { 0 } else { libc::SS_DISABLE }, 0),
             clear_child_tid: 0,
             trap: Trap::default(),
+            tiles_in_use: false,
         }
     }
 }

@@ -201,13 +201,7 @@ impl Xcr0 {
     /// component, at least the legacy area and header (512 + 64 bytes).
     /// `component(i)` gives CPUID.(EAX=0DH,ECX=i): (EAX size, EBX offset).
     pub fn xsave_size(self, component: impl Fn(u32) -> (u32, u32)) -> u32 {
-        (2..64)
-            .filter(|i| self.0 & (1 << i) != 0)
-            .map(|i| {
-                let (size, offset) = component(i);
-                size + offset
-            })
-            .fold(576, u32::max)
+        xsave_size(self.0, component)
     }
 }
 
@@ -215,6 +209,18 @@ impl fmt::Display for Xcr0 {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(f, "{:#x}", self.0)
     }
+}
+
+/// `Xcr0::xsave_size` for any set of components (`bits`), such as a
+/// signal frame's, which may hold AMX's configuration without its data.
+pub fn xsave_size(bits: u64, component: impl Fn(u32) -> (u32, u32)) -> u32 {
+    (2..64)
+        .filter(|i| bits & (1 << i) != 0)
+        .map(|i| {
+            let (size, offset) = component(i);
+            size + offset
+        })
+        .fold(576, u32::max)
 }
 
 /// The smallest signal stack Linux reports in AT_MINSIGSTKSZ for a task whose

@@ -8,6 +8,7 @@ use super::arrival::{self, bit};
 use super::frame::{self, Saved};
 use super::{KernelSigaction, SIG_DFL, SIG_IGN};
 use crate::process::Outcome;
+use crate::syscalls::xstate;
 use crate::thread::Thread;
 use crate::umem;
 
@@ -188,9 +189,7 @@ fn setup_frame(
     act: &KernelSigaction,
     regs: &kvm_regs,
 ) -> Result<(), Outcome> {
-    let xcr0 = t.vcpu.xcr0();
-    let hv = t.process.vm.hv.clone();
-    let xstate_size = xcr0.xsave_size(|i| hv.xsave_component(i));
+    let (features, xstate_size) = xstate::frame_features(t);
     let nested = on_altstack(t, regs.rsp);
     let mut top = regs.rsp - frame::RED_ZONE;
     let mut entering = false;
@@ -203,7 +202,7 @@ fn setup_frame(
     // uc_stack holds the altstack as recorded (unsafe_save_altstack).
     let saved_stack = t.altstack;
     let xsave = t.vcpu.xsave().map_err(|e| internal(&e))?;
-    let fp = frame::fpstate(&xsave, xstate_size, xcr0.bits());
+    let fp = frame::fpstate(&xsave, xstate_size, features);
     let zeros = [0u8; SIGINFO_SIZE];
     let bytes = frame::build(&Saved {
         regs,
@@ -310,15 +309,13 @@ pub fn sigreturn(t: &mut Thread) -> Result<(), Outcome> {
     if r.fpstate == 0 {
         t.vcpu.reset_fpu().map_err(|e| internal(&e))?;
     } else {
-        let xcr0 = t.vcpu.xcr0();
-        let hv = t.process.vm.hv.clone();
-        let size = xcr0.xsave_size(|i| hv.xsave_component(i));
+        let (features, size) = xstate::frame_features(t);
         let mut area = vec![0u8; size as usize + 4];
         let read = {
             let space = t.process.vm.memory.lock().expect("address space");
             umem::read_bytes(&space, r.fpstate, &mut area).is_ok()
         };
-        let image = frame::restore_image(&area, size, xcr0.bits());
+        let image = frame::restore_image(&area, size, features);
         if !read || t.vcpu.set_xsave(&image).is_err() {
             return bad_frame(t);
         }

@@ -4,6 +4,7 @@
 pub mod args;
 mod check;
 pub mod procfs;
+pub mod xstate;
 
 use vmm::{Syscall, fds};
 
@@ -236,24 +237,18 @@ fn memory_locked(space: &mut vmm::AddressSpace, nr: i64, a: [u64; 6]) -> SysResu
     }
 }
 
-/// arch_prctl(2): FS/GS bases live in the vCPU; XSAVE permissions follow
-/// the task's XCR0.
+/// arch_prctl(2): FS/GS bases live in the vCPU; the XSAVE and XCR0 calls
+/// are `xstate`'s.
 fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
+    if let Some(r) = xstate::arch_prctl(thread, a) {
+        return r;
+    }
     // arch/x86/include/uapi/asm/prctl.h: libc has none of these.
     const ARCH_SET_GS: u64 = 0x1001;
     const ARCH_SET_FS: u64 = 0x1002;
     const ARCH_GET_FS: u64 = 0x1003;
     const ARCH_GET_GS: u64 = 0x1004;
     const ARCH_GET_CPUID: u64 = 0x1011;
-    const ARCH_GET_XCOMP_SUPP: u64 = 0x1021;
-    const ARCH_GET_XCOMP_PERM: u64 = 0x1022;
-    const ARCH_REQ_XCOMP_PERM: u64 = 0x1023;
-    // The sandbox's own codes for the unmerged patch's calls (0x1031 and
-    // 0x1032 are unused by mainline); the patch's ARCH_SET_XCR0 was 0x1021,
-    // which mainline gave ARCH_GET_XCOMP_SUPP (see --arch-prctl-compat).
-    const ARCH_SET_XCR0: u64 = 0x1031;
-    const ARCH_GET_XCR0: u64 = 0x1032;
-    const PATCH_SET_XCR0: u64 = 0x1021;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || thread.process.vm.memory.lock().expect("address space");
@@ -262,14 +257,7 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         log::error!("arch_prctl: {e}");
         Errno(libc::EIO)
     };
-    let code = if a[0] == PATCH_SET_XCR0 && thread.process.options.arch_prctl_compat {
-        ARCH_SET_XCR0
-    } else {
-        a[0]
-    };
-    match code {
-        ARCH_SET_XCR0 => set_xcr0(thread, a[1]),
-        ARCH_GET_XCR0 => umem::write(&space(), a[1], thread.vcpu.xcr0().bits()).map(|_| 0),
+    match a[0] {
         ARCH_SET_FS | ARCH_SET_GS => {
             if a[1] >= CANONICAL_TOP {
                 return Err(Errno(libc::EPERM));
@@ -289,68 +277,8 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             umem::write(&space(), a[1], base).map(|_| 0)
         }
         ARCH_GET_CPUID => Ok(1),
-        ARCH_GET_XCOMP_SUPP | ARCH_GET_XCOMP_PERM => {
-            umem::write(&space(), a[1], thread.vcpu.xcr0().bits()).map(|_| 0)
-        }
-        ARCH_REQ_XCOMP_PERM => {
-            if a[1] < 64 && thread.vcpu.xcr0().bits() & (1 << a[1]) != 0 {
-                Ok(0)
-            } else {
-                Err(Errno(libc::EINVAL))
-            }
-        }
         _ => Err(Errno(libc::EINVAL)),
     }
-}
-
-/// ARCH_SET_XCR0 as the patch defines it, for the calling thread only:
-/// EINVAL for a value that breaks the architecture's rules, ENODEV for
-/// components this KVM lacks, EPERM if a component being disabled is not
-/// in its initial state; every bit set restores the program's default.
-fn set_xcr0(thread: &mut Thread, value: u64) -> SysResult {
-    let value = if value == u64::MAX {
-        thread.process.options.default_xcr0
-    } else {
-        value
-    };
-    let new = vmm::Xcr0::new(value).map_err(|_| Errno(libc::EINVAL))?;
-    if new.unsupported(thread.process.vm.hv.supported_xcr0()) != 0 {
-        return Err(Errno(libc::ENODEV));
-    }
-    let old = thread.vcpu.xcr0();
-    let disabled = old.bits() & !new.bits();
-    if disabled != 0 {
-        let xsave = thread.vcpu.xsave().map_err(|_| Errno(libc::EIO))?;
-        if in_use(&xsave, disabled, |i| {
-            thread.process.vm.hv.xsave_component(i)
-        }) {
-            return Err(Errno(libc::EPERM));
-        }
-    }
-    thread.vcpu.set_xcr0(new).map_err(|e| {
-        log::debug!("ARCH_SET_XCR0 {new}: {e}");
-        Errno(libc::EINVAL)
-    })?;
-    // SAFETY: gettid has no preconditions.
-    let tid = unsafe { libc::gettid() };
-    log::info!("thread {tid}: XCR0 {old} -> {new}");
-    Ok(0)
-}
-
-/// Whether any of the components `bits` (2 and up) is out of its initial
-/// configuration in `xsave` (standard format): its XSTATE_BV bit set and
-/// its bytes not all zero, the initial value of every such component. The
-/// data, not XSTATE_BV alone: CPUs that do not track XINUSE (QEMU's TCG)
-/// mark every enabled component in use; after VZEROUPPER the upper YMM
-/// halves are zero either way.
-fn in_use(xsave: &[u8], bits: u64, component: impl Fn(u32) -> (u32, u32)) -> bool {
-    let bv = u64::from_le_bytes(xsave[512..520].try_into().expect("8 bytes"));
-    (2..64).filter(|i| bits & bv & (1 << i) != 0).any(|i| {
-        let (size, offset) = component(i);
-        xsave
-            .get(offset as usize..(offset + size) as usize)
-            .is_none_or(|b| b.iter().any(|&x| x != 0))
-    })
 }
 
 fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {
@@ -402,13 +330,20 @@ fn sigaltstack(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         if mode != libc::SS_DISABLE && mode != libc::SS_ONSTACK && mode != 0 {
             return Err(Errno(libc::EINVAL));
         }
+        // Held from the check to the change, as Linux holds siglock
+        // against a concurrent ARCH_REQ_XCOMP_PERM.
+        let mut perms = thread.process.xcomp.lock().expect("xcomp");
         thread.altstack = if mode == libc::SS_DISABLE {
             (0, flags, 0)
-        } else if size < libc::MINSIGSTKSZ as u64 {
+        } else if size < libc::MINSIGSTKSZ as u64 || !xstate::altstack_fits(thread, &perms, size) {
             return Err(Errno(libc::ENOMEM));
         } else {
             (ss_sp, flags, size)
         };
+        // SAFETY: gettid has no preconditions.
+        perms
+            .altstacks
+            .insert(unsafe { libc::gettid() }, thread.altstack.2);
     }
     if a[1] != 0 {
         umem::write(&space, a[1], [old.0, old_flags as u32 as u64, old.2])?;

@@ -554,3 +554,82 @@ fn the_vdso_is_read_only_as_natively() {
         "elf magic ELF\nwrite from it 4096\nsignal 11 code 2 at the vdso 1\n"
     );
 }
+
+#[test]
+fn the_auxiliary_vectors_hwcap_is_the_kernels() {
+    if !kvm() {
+        return;
+    }
+    // ld.so prints the vector as the kernel gave it; glibc's getauxval
+    // would answer its own platform bits for AT_HWCAP.
+    let line = |o: &Output| {
+        stdout(o)
+            .lines()
+            .find(|l| l.starts_with("AT_HWCAP:"))
+            .map(str::to_string)
+            .unwrap_or_else(|| panic!("no AT_HWCAP line:\n{}", stdout(o)))
+    };
+    let env = [("LD_SHOW_AUXV", "1")];
+    let n = native(&[os("/bin/true")], &env);
+    let s = sandbox_with(&["/bin/true"], None, &env);
+    assert_exit(&s, 0);
+    assert_eq!(line(&s), line(&n));
+}
+
+#[test]
+fn xstate_permissions_answer_as_linux_for_the_tasks_xcr0() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("xcomp", &[]);
+    let n = keyvals(&stdout(&native(&[prog.as_os_str()], &[])));
+    let s = sandbox(&[&prog]);
+    assert_exit(&s, 0);
+    let s = keyvals(&stdout(&s));
+    // The task's XCR0 is the sandbox's default: the host's, less what the
+    // KVM does not support (AMX on an AMX host's PVM).
+    let xcr0 = default_xcr0();
+    const AMX: u64 = 0x60000;
+    const TILEDATA: u64 = 0x40000;
+    assert_eq!(
+        hex(&s, "supp"),
+        xcr0,
+        "ARCH_GET_XCOMP_SUPP: the task's XCR0"
+    );
+    assert_eq!(
+        hex(&s, "perm"),
+        xcr0 & !TILEDATA,
+        "tile data only on request"
+    );
+    assert_eq!(hex(&s, "guest_perm"), xcr0 & !TILEDATA);
+    for i in 0..66 {
+        let key = format!("req{i}");
+        if (17..=18).contains(&i) {
+            let expected = if xcr0 & AMX == AMX { "0" } else { "EOPNOTSUPP" };
+            assert_eq!(s[&key], expected, "{key}");
+        } else {
+            // Every other index is the host kernel's answer, as natively.
+            assert_eq!(s[&key], n[&key], "{key}");
+        }
+    }
+    let granted = if xcr0 & AMX == AMX { TILEDATA } else { 0 };
+    assert_eq!(hex(&s, "perm_after"), (xcr0 & !TILEDATA) | granted);
+    assert_eq!(s["perm_bad_pointer"], "EFAULT");
+    assert_eq!(s["perm_bad_pointer"], n["perm_bad_pointer"]);
+    if xcr0 == check_mask("host xcr0") {
+        // The same XCR0 as natively: every answer is the host's.
+        assert_eq!(s, n);
+    }
+}
+
+#[test]
+fn threads_that_reset_their_tid_address_are_joined() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("tid-address", &["-pthread"]);
+    let n = run_limited(common::command(false, &[&prog]));
+    let s = run_limited(common::command(true, &[&prog]));
+    assert_same("PR_GET_TID_ADDRESS then set_tid_address", &n, &s, true);
+    assert_exit(&s, 0);
+}

@@ -546,3 +546,86 @@ fn clone3_clear_sighand_resets_the_childs_handlers_only() {
         "child: SIGUSR1 default=1\nparent handled SIGUSR1\nchild killed by signal 10\n"
     );
 }
+
+/// Whether this test process may change its credentials (root).
+fn root() -> bool {
+    // SAFETY: geteuid has no preconditions.
+    let root = unsafe { libc::geteuid() } == 0;
+    if !root {
+        eprintln!("skipped: dropping privileges needs root (CI runs as root)");
+    }
+    root
+}
+
+#[test]
+fn a_program_that_drops_its_privileges_keeps_running() {
+    if !kvm() || !root() {
+        return;
+    }
+    // The exec after setuid re-executes the sandbox as the new user, which
+    // may not open /dev/kvm: it keeps the one it had.
+    let script = "import subprocess\n\
+        r = subprocess.run(['id'], user=65534, group=65534, extra_groups=[100], capture_output=True, text=True)\n\
+        print(r.returncode, r.stdout.strip(), r.stderr.strip())\n\
+        r = subprocess.run(['sh', '-c', 'id -u; exec id -g'], user=65534, capture_output=True, text=True)\n\
+        print(r.returncode, r.stdout.split(), r.stderr.strip())\n";
+    same(&["/usr/bin/python3", "-c", script], &[]);
+    same(
+        &[
+            "setpriv",
+            "--reuid=65534",
+            "--regid=65534",
+            "--clear-groups",
+            "id",
+        ],
+        &[],
+    );
+    same(&["runuser", "-u", "nobody", "--", "id"], &[]);
+    same(&["su", "-s", "/bin/sh", "nobody", "-c", "id; echo $0"], &[]);
+}
+
+#[test]
+fn set_user_id_bits_are_ignored_as_under_no_new_privs() {
+    if !kvm() || !root() {
+        return;
+    }
+    // A set-user-ID root program started by an unprivileged user: the
+    // sandbox executes itself, not the program, so the bits do nothing,
+    // as the kernel ignores them under PR_SET_NO_NEW_PRIVS.
+    let dir = fresh_dir("setuid");
+    let prog = dir.join("ids");
+    let src = dir.join("ids.c");
+    std::fs::write(
+        &src,
+        "#include <stdio.h>\n#include <unistd.h>\n#include <sys/auxv.h>\n\
+         int main(void) { printf(\"uid %d euid %d secure %lu\\n\", getuid(), geteuid(), getauxval(AT_SECURE)); return 0; }\n",
+    )
+    .unwrap();
+    let cc = std::process::Command::new("cc")
+        .arg("-o")
+        .arg(&prog)
+        .arg(&src)
+        .status()
+        .unwrap();
+    assert!(cc.success());
+    // Readable and executable by nobody, set-user-ID root.
+    for p in [dir.as_path(), prog.as_path()] {
+        let mode = if p == prog { 0o4755 } else { 0o755 };
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(mode)).unwrap();
+    }
+    let prog = prog.to_str().unwrap();
+    let drop = [
+        "setpriv",
+        "--reuid=65534",
+        "--regid=65534",
+        "--clear-groups",
+    ];
+    let mut native: Vec<&str> = drop.to_vec();
+    native.extend(["--no-new-privs", prog]);
+    let mut sandboxed: Vec<&str> = drop.to_vec();
+    sandboxed.push(prog);
+    let n = run_limited(command(false, &native));
+    let s = run_limited(command(true, &sandboxed));
+    assert_same("a set-user-ID program", &n, &s, true);
+    assert_eq!(stdout(&s), "uid 65534 euid 65534 secure 0\n");
+}

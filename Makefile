@@ -8,7 +8,7 @@ LANE := tests/nested/lane.sh
 # the XCR0 suite, and the VMM's own probe and memory-mirror tests.
 LANE_TESTS := programs errors fidelity processes signals mixing xcr0 probe memory
 
-.PHONY: all build test test-host test-real-kvm demo bench lint clean
+.PHONY: all build test test-host test-real-kvm demo bench lint soak clean
 
 all: build
 
@@ -26,7 +26,14 @@ test: lint test-host
 	fi
 
 test-host: build
+	tests/install-deps.sh
 	$(CARGO) test --release --locked --workspace
+
+# The long form of the peer suites (tests/peers.rs): every stressor longer
+# and three times over, the CPython selection several times. Not in CI.
+soak: build
+	tests/install-deps.sh
+	$(CARGO) test --release --locked --test peers -- --ignored --test-threads=1 --nocapture
 
 # Builds the test binaries, then runs them under kvm_amd inside QEMU (TCG).
 test-real-kvm: build

@@ -268,7 +268,12 @@ pub fn command<S: AsRef<OsStr>>(sandboxed: bool, args: &[S]) -> Command {
 /// Runs `c` with stdin empty in a process group of its own and collects
 /// its output; fails, with the output so far, if it is still running
 /// after `LIMIT` (then the whole group is killed).
-pub fn run_limited(mut c: Command) -> Output {
+pub fn run_limited(c: Command) -> Output {
+    run_limited_for(c, LIMIT)
+}
+
+/// `run_limited` with a limit of its own.
+pub fn run_limited_for(mut c: Command, limit: Duration) -> Output {
     c.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
@@ -277,7 +282,7 @@ pub fn run_limited(mut c: Command) -> Output {
     let group = child.id() as i32;
     let (done, finished) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {
-        let late = finished.recv_timeout(LIMIT) == Err(mpsc::RecvTimeoutError::Timeout);
+        let late = finished.recv_timeout(limit) == Err(mpsc::RecvTimeoutError::Timeout);
         if late {
             // SAFETY: signals the process group this test started.
             unsafe { libc::kill(-group, libc::SIGKILL) };
@@ -289,7 +294,7 @@ pub fn run_limited(mut c: Command) -> Output {
     let late = watchdog.join().unwrap();
     assert!(
         !late,
-        "{c:?}: still running after {LIMIT:?}, killed\nstdout:\n{}\nstderr:\n{}",
+        "{c:?}: still running after {limit:?}, killed\nstdout:\n{}\nstderr:\n{}",
         stdout(&o),
         stderr(&o)
     );

@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Installs the Debian packages the host lane's peer suites run (stress-ng,
+# CPython's regression tests), where missing: with apt as root, else one
+# line saying what to install. The tests themselves fail, saying the same,
+# when a package is missing under CI=true.
+set -euo pipefail
+need=()
+command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
+[ -f /usr/lib/python3.11/test/regrtest.py ] || need+=(libpython3.11-testsuite)
+[ ${#need[@]} -gt 0 ] || exit 0
+if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get install -y -q --no-install-recommends "${need[@]}" >&2 ||
+        { apt-get -q update >&2 && apt-get install -y -q --no-install-recommends "${need[@]}" >&2; }
+else
+    echo "install-deps: missing ${need[*]}: run (as root) apt-get install ${need[*]}" >&2
+fi

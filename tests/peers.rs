@@ -1,0 +1,129 @@
+//! Suites nobody here wrote, run natively and in the sandbox side by side:
+//! stress-ng's thread, process, signal and memory stressors, and CPython's
+//! own regression tests run as CI systems run them (`-m test -j2`, worker
+//! processes and all). Each compares the sandbox's outcome with native's.
+//!
+//! Sized for CI (a few minutes); `make soak` runs the long form (the
+//! `#[ignore]`d tests below: every stressor longer and several times, the
+//! CPython selection several times over). Not in the real-KVM lane: under
+//! QEMU's software CPU these suites would take hours, and what they test
+//! (system call, thread and signal proxying) is the same code on both KVMs.
+
+mod common;
+
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// One suite at a time: their timings are compared, and each wants both
+/// cores.
+static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
+
+/// Whether `what` is installed (tests/install-deps.sh installs both);
+/// missing is a failure under CI=true.
+fn installed(what: &str, path: &str) -> bool {
+    if std::path::Path::new(path).exists() {
+        return true;
+    }
+    let why = format!("{what} is not installed ({path}): run tests/install-deps.sh as root");
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+/// Runs `args` natively or sandboxed, killed after `limit`; with its wall
+/// time.
+fn timed(sandboxed: bool, args: &[&str], limit: Duration) -> (std::process::Output, Duration) {
+    let t = Instant::now();
+    let o = run_limited_for(command(sandboxed, args), limit);
+    (o, t.elapsed())
+}
+
+/// Lines of stress-ng's (or the sandbox's) that say something went wrong.
+fn complaints(text: &str) -> Vec<&str> {
+    text.lines()
+        .filter(|l| {
+            l.starts_with("xcr0-sandbox:")
+                || l.contains(" fail: ")
+                || l.contains(" error: ")
+                || l.contains("FAILED")
+                || l.contains("unsuccessful run")
+        })
+        .collect()
+}
+
+/// `stress-ng --NAME 2 --timeout SECS` natively, then in the sandbox: the
+/// same status, no failure reported, a successful run, and less than twice
+/// native's wall time plus 10 s.
+fn stressor(name: &str, secs: u64) {
+    if !kvm() || !installed("stress-ng", "/usr/bin/stress-ng") {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let timeout = format!("{secs}s");
+    let args = [
+        "stress-ng",
+        &format!("--{name}"),
+        "2",
+        "--timeout",
+        &timeout,
+    ];
+    let limit = Duration::from_secs(4 * secs + 60);
+    let (n, native) = timed(false, &args, limit);
+    let (s, sandboxed) = timed(true, &args, limit);
+    let what = format!("stress-ng --{name}");
+    assert_eq!(status(&s), status(&n), "{what}: status\n{}", both(&n, &s));
+    let all = format!("{}{}", stdout(&s), stderr(&s));
+    assert!(
+        complaints(&all).is_empty(),
+        "{what}: {:?}\n{}",
+        complaints(&all),
+        both(&n, &s)
+    );
+    assert!(
+        all.contains("successful run completed"),
+        "{what}\n{}",
+        both(&n, &s)
+    );
+    let bound = 2 * native + Duration::from_secs(10);
+    assert!(
+        sandboxed < bound,
+        "{what}: {sandboxed:?} in the sandbox against {native:?} natively (bound {bound:?})"
+    );
+    eprintln!("{what}: native {native:?}, sandbox {sandboxed:?}");
+}
+
+/// The stressors of the thread and process paths under churn and signals.
+const STRESSORS: &[&str] = &[
+    "pthread", "clone", "fork", "vfork", "signal", "sigsegv", "futex", "timer", "sigfd", "mmap",
+];
+
+macro_rules! stressors {
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            stressor(stringify!($name), 3);
+        }
+    )*};
+}
+
+mod stress_ng {
+    use super::stressor;
+    stressors!(
+        pthread, clone, fork, vfork, signal, sigsegv, futex, timer, sigfd, mmap
+    );
+}
+
+#[test]
+#[ignore = "soak: make soak"]
+fn soak_every_stressor_three_times() {
+    for round in 0..3 {
+        for name in STRESSORS {
+            eprintln!("round {round}");
+            stressor(name, 10);
+        }
+    }
+}

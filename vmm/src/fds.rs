@@ -45,8 +45,9 @@ pub fn adopt(fd: RawFd) {
 }
 
 /// How many descriptors the sandbox may park: one per vCPU, so one per
-/// thread alive at once, and a few more.
-const SPAN: RawFd = 1024;
+/// thread alive at once, and a few more; KVM's own limit of vCPUs per VM
+/// (KVM_CAP_MAX_VCPUS: 1024, 4096 on the largest hosts) is the one met.
+const SPAN: RawFd = 4096 + 64;
 
 fn nofile() -> io::Result<libc::rlimit> {
     let mut r = libc::rlimit {

@@ -266,6 +266,10 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_clock_settime => &[R(1, C(TS))],
         SYS_clock_gettime | SYS_clock_getres => &[W(1, C(TS))],
         SYS_clock_nanosleep => &[R(2, C(TS)), W(3, C(TS))],
+        // struct futex_waitv { u64 val, uaddr; u32 flags, __reserved; }:
+        // the array and the absolute timeout (the futex words themselves
+        // are looked at by the kernel only, as for futex).
+        SYS_futex_waitv => &[R(0, ArgX(1, 24)), R(3, C(TS))],
         SYS_epoll_wait => &[Fd(0), W(1, ArgX(2, EPOLL_EVENT))],
         SYS_epoll_pwait => &[Fd(0), W(1, ArgX(2, EPOLL_EVENT)), R(4, C(SIGSET))],
         SYS_epoll_pwait2 => &[

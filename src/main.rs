@@ -40,6 +40,7 @@ extern "C" fn main(
 #[cfg_attr(test, allow(dead_code))]
 fn run_main() -> u8 {
     syscall_proxy::limits::init();
+    syscall_proxy::signals::arrival::reclaim_glibc_signals();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,

@@ -127,3 +127,120 @@ fn soak_every_stressor_three_times() {
         }
     }
 }
+
+/// Debian's CPython 3.11, whose own tests libpython3.11-testsuite installs.
+const PYTHON: &str = "/usr/bin/python3.11";
+
+/// The tests regrtest's summary lists under a heading that says they
+/// failed or crashed ("2 tests failed:", "1 test crashed:"), by name.
+fn failed_tests(summary: &str) -> std::collections::BTreeSet<String> {
+    let mut failed = std::collections::BTreeSet::new();
+    let mut listing = false;
+    for line in summary.lines() {
+        if line.ends_with(':') && !line.starts_with(' ') {
+            listing = line.contains(" failed") || line.contains(" crashed");
+        } else if line.starts_with("    ") && listing {
+            failed.extend(line.split_whitespace().map(str::to_string));
+        } else if !line.starts_with(' ') {
+            listing = false;
+        }
+    }
+    failed
+}
+
+/// `python3.11 -m test -j2 TESTS` natively, then in the sandbox: every
+/// test that passes natively passes in the sandbox, and the run completes.
+fn cpython(tests: &[&str], limit: Duration) {
+    if !kvm()
+        || !installed(
+            "CPython's regression tests",
+            "/usr/lib/python3.11/test/regrtest.py",
+        )
+    {
+        return;
+    }
+    let _one = ONE_AT_A_TIME.lock().unwrap_or_else(|e| e.into_inner());
+    let per_test = format!("--timeout={}", limit.as_secs());
+    let mut args = vec![PYTHON, "-m", "test", "-j2", per_test.as_str()];
+    args.extend(tests);
+    let (n, native) = timed(false, &args, limit);
+    let (s, sandboxed) = timed(true, &args, limit);
+    let (n_out, s_out) = (stdout(&n), stdout(&s));
+    assert!(
+        s_out.contains("== Tests result: "),
+        "the sandbox's run did not complete\n{}",
+        both(&n, &s)
+    );
+    let (n_failed, s_failed) = (failed_tests(&n_out), failed_tests(&s_out));
+    let only_sandbox: Vec<_> = s_failed.difference(&n_failed).collect();
+    assert!(
+        only_sandbox.is_empty(),
+        "failed in the sandbox only: {only_sandbox:?}\n{}",
+        both(&n, &s)
+    );
+    assert!(
+        complaints(&stderr(&s))
+            .iter()
+            .all(|l| !l.starts_with("xcr0-sandbox:")),
+        "the sandbox spoke\n{}",
+        stderr(&s)
+    );
+    eprintln!("CPython {tests:?}: native {native:?} (failed {n_failed:?}), sandbox {sandboxed:?}");
+}
+
+#[test]
+fn failed_tests_are_read_from_the_summary() {
+    let summary = "0:00:03 load avg: 1.2 [2/3] test_os failed\n\
+        == Tests result: FAILURE ==\n\n\
+        1 test OK.\n\n\
+        2 tests failed:\n    test_os test_signal\n\n\
+        1 test crashed:\n    test_pty\n\n\
+        1 test skipped:\n    test_tix\n";
+    let f = failed_tests(summary);
+    assert_eq!(
+        f.into_iter().collect::<Vec<_>>(),
+        ["test_os", "test_pty", "test_signal"]
+    );
+}
+
+/// CPython's tests of processes, threads, signals and the OS interface:
+/// about 50 s natively and 2.5 min in the sandbox on PVM with -j2.
+const CPYTHON_CI: &[&str] = &[
+    "test_os",
+    "test_signal",
+    "test_threading",
+    "test_fork1",
+    "test_wait4",
+    "test_pty",
+    "test_select",
+    "test_fcntl",
+    "test_posix",
+    "test_subprocess",
+];
+
+#[test]
+fn cpython_process_thread_and_signal_tests() {
+    cpython(CPYTHON_CI, Duration::from_secs(900));
+}
+
+#[test]
+#[ignore = "soak: make soak"]
+fn soak_cpython_three_times_and_more() {
+    let more = [
+        "test_socket",
+        "test_selectors",
+        "test_time",
+        "test_mmap",
+        "test_resource",
+        "test_faulthandler",
+        "test_tempfile",
+        "test_shutil",
+        "test_io",
+        "test_concurrent_futures",
+        "test_multiprocessing_fork",
+    ];
+    for _ in 0..3 {
+        cpython(CPYTHON_CI, Duration::from_secs(1800));
+    }
+    cpython(&more, Duration::from_secs(3600));
+}

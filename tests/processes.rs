@@ -629,3 +629,25 @@ fn set_user_id_bits_are_ignored_as_under_no_new_privs() {
     assert_same("a set-user-ID program", &n, &s, true);
     assert_eq!(stdout(&s), "uid 65534 euid 65534 secure 0\n");
 }
+
+#[test]
+fn glibcs_own_signals_change_every_threads_credentials_and_cancel() {
+    if !kvm() || !root() {
+        return;
+    }
+    // SIGSETXID (33) and SIGCANCEL (32) are glibc's: the program's glibc
+    // must get them as natively, not the sandbox's (which faulted).
+    let prog = guest("glibc-signals", &["-pthread"]);
+    let n = same(&[&prog], &[]);
+    assert!(
+        stdout(&n).contains("worker Groups:\t1 2 3"),
+        "{}",
+        stdout(&n)
+    );
+    let script = "import os, threading\n\
+        ev = threading.Event()\n\
+        t = threading.Thread(target=ev.wait); t.start()\n\
+        os.setgroups(os.getgroups())\n\
+        ev.set(); t.join(); print('ok')\n";
+    same(&["/usr/bin/python3", "-c", script], &[]);
+}

@@ -216,25 +216,44 @@ pub fn bit(sig: i32) -> u64 {
 /// (see `host_owned`) are never ignored on the host: the handler takes
 /// the program's instead.
 pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
-    // SAFETY: an all-zero sigaction is a valid value to fill in.
-    let mut sa: libc::sigaction = unsafe { std::mem::zeroed() };
-    sa.sa_sigaction = match act.handler {
-        SIG_DFL => libc::SIG_DFL,
-        SIG_IGN if !host_owned(sig) => libc::SIG_IGN,
-        // A handler, or an ignored signal the host must not ignore: a
-        // program's own arrives here (and is dropped at delivery).
-        _ => {
-            sa.sa_flags = libc::SA_SIGINFO;
-            on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
-                as usize
-        }
+    let mut sa = KernelSigaction {
+        handler: match act.handler {
+            SIG_DFL => SIG_DFL,
+            SIG_IGN if !host_owned(sig) => SIG_IGN,
+            // A handler, or an ignored signal the host must not ignore: a
+            // program's own arrives here (and is dropped at delivery).
+            _ => {
+                on_signal as extern "C" fn(libc::c_int, *mut libc::siginfo_t, *mut libc::c_void)
+                    as usize as u64
+            }
+        },
+        // Every signal is blocked while the handler runs.
+        mask: !0,
+        ..Default::default()
     };
-    // SAFETY: sa_mask is a sigset_t we own: every signal is blocked while
-    // the handler runs.
-    unsafe { libc::sigfillset(&mut sa.sa_mask) };
-    // SAFETY: installs a disposition for this process; the handler only
-    // copies bytes to thread-local memory and stores to atomics.
-    if unsafe { libc::sigaction(sig, &sa, std::ptr::null_mut()) } != 0 {
+    if sa.handler != SIG_DFL && sa.handler != SIG_IGN {
+        sa.flags = libc::SA_SIGINFO as u64 | SA_RESTORER;
+        sa.restorer = restore_rt as *const () as usize as u64;
+    }
+    // The system call itself, not glibc's sigaction, which refuses the
+    // two signals it keeps for itself (SIGCANCEL, SIGSETXID: 32 and 33)
+    // and would leave the sandbox's own glibc handlers there: a program's
+    // glibc signals its threads with 33 to change their credentials
+    // together (setgroups, setuid in a threaded program), and the
+    // sandbox's handler, finding no request of its own, faulted.
+    // SAFETY: installs a disposition for this process from a struct we
+    // own; the handler only copies bytes to thread-local memory and
+    // stores to atomics, and returns through `restore_rt`.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_rt_sigaction,
+            sig,
+            &sa as *const KernelSigaction,
+            std::ptr::null_mut::<KernelSigaction>(),
+            size_of::<u64>(),
+        )
+    };
+    if r != 0 {
         return Err(Errno(
             std::io::Error::last_os_error()
                 .raw_os_error()
@@ -242,6 +261,48 @@ pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
         ));
     }
     Ok(())
+}
+
+/// SA_RESTORER (arch/x86/include/uapi/asm/signal.h), which libc keeps
+/// to itself on x86-64.
+const SA_RESTORER: u64 = 0x0400_0000;
+
+// The return from the host handler: rt_sigreturn, as SA_RESTORER wants
+// (glibc's own __restore_rt is private to it).
+std::arch::global_asm!(
+    ".pushsection .text.xcr0_sandbox_restore_rt,\"ax\",@progbits",
+    "xcr0_sandbox_restore_rt:",
+    "mov eax, {nr}",
+    "syscall",
+    "ud2",
+    ".popsection",
+    nr = const libc::SYS_rt_sigreturn,
+);
+
+unsafe extern "C" {
+    #[link_name = "xcr0_sandbox_restore_rt"]
+    fn restore_rt();
+}
+
+/// Gives the program signals 32 and 33 as natively (default until it
+/// installs handlers). glibc keeps them for itself (SIGCANCEL, SIGSETXID)
+/// and installs its SIGSETXID handler in the sandbox when the sandbox
+/// first creates a thread, over whatever the program had installed: made
+/// to happen now, before the program runs, then undone.
+pub fn reclaim_glibc_signals() {
+    let spawned = std::thread::Builder::new()
+        .stack_size(16 << 10)
+        .spawn(|| {});
+    if let Ok(t) = spawned {
+        let _ = t.join();
+    }
+    // The kernel's first two real-time signals, which glibc's SIGRTMIN
+    // (34) leaves out (sysdeps/unix/sysv/linux/internal-signals.h).
+    const SIGCANCEL: i32 = 32;
+    const SIGSETXID: i32 = 33;
+    for sig in [SIGCANCEL, SIGSETXID] {
+        let _ = install(sig, &KernelSigaction::default());
+    }
 }
 
 /// Every signal number.

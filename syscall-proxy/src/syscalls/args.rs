@@ -230,6 +230,7 @@ pub fn spec(nr: i64) -> Option<&'static [Arg]> {
         SYS_times => &[W(0, C(TMS))],
         SYS_getgroups => &[W(1, ArgX(0, GID))],
         SYS_setgroups => &[R(1, ArgX(0, GID))],
+        SYS_sethostname | SYS_setdomainname => &[R(0, A(1))],
         SYS_getresuid | SYS_getresgid => &[W(0, C(UID)), W(1, C(UID)), W(2, C(UID))],
         SYS_capget => &[W(0, C(CAP_HEADER)), CapData(1, true)],
         SYS_capset => &[R(0, C(CAP_HEADER)), CapData(1, false)],

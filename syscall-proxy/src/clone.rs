@@ -333,9 +333,10 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             // The parent's objects are left as they are (other threads'
             // stacks, gone in the child, still point at them); their
             // descriptors were closed by Vm::fork.
-            std::mem::forget(std::mem::replace(&mut thread.vcpu, vcpu));
+            std::mem::forget(std::mem::replace(&mut thread.vcpu, *vcpu));
             std::mem::forget(std::mem::replace(&mut thread.process, process));
             thread.leader = true;
+            thread.tiles_in_use = false;
             settid(thread, r, false);
             Ok(Action::Started)
         }

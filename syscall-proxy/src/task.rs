@@ -240,6 +240,11 @@ impl Task {
             f.rip,
             cr2
         );
+        if v == vector::DEVICE_NOT_AVAILABLE
+            && let Some(outcome) = self.xfd(f.rip)?
+        {
+            return Ok(outcome);
+        }
         if v == vector::PAGE_FAULT {
             if let Some(outcome) = self.unbacked(cr2, f.error_code) {
                 return Ok(outcome);
@@ -277,6 +282,28 @@ impl Task {
         };
         t.trap = fault.trap;
         Ok(signals::deliver::force(t, fault.sig, fault.info, false).err())
+    }
+
+    /// A #NM from XFD: the thread's first use of AMX's tile data. Run
+    /// again once permitted, else SIGILL as Linux sends it. None: not XFD's.
+    fn xfd(&mut self, rip: u64) -> Result<Option<Option<Outcome>>, VcpuError> {
+        use crate::syscalls::xstate::{XfdEvent, xfd_event};
+        let t = &mut self.thread;
+        let err = t.vcpu.take_xfd_err()?;
+        let granted = t.process.xcomp.lock().expect("xcomp").granted;
+        Ok(match xfd_event(err, granted) {
+            XfdEvent::NotXfd => None,
+            XfdEvent::Enable => {
+                t.vcpu.disarm_xfd()?;
+                t.tiles_in_use = true;
+                Some(None)
+            }
+            XfdEvent::SigIll => {
+                const ILL_ILLOPC: i32 = 1;
+                let info = deliver::kernel_info(libc::SIGILL, ILL_ILLOPC, rip);
+                Some(deliver::force(t, libc::SIGILL, info, false).err())
+            }
+        })
     }
 
     /// A fault on a page `host_fault` took out: SIGBUS at its address if

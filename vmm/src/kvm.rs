@@ -79,6 +79,9 @@ pub struct Hypervisor {
     pub kvm: Kvm,
     pub flavour: Flavour,
     pub cpuid: CpuId,
+    /// KVM_CAP_XSAVE2: the size of a guest's XSAVE area (0: no
+    /// KVM_GET_XSAVE2), read after the AMX permission was asked for.
+    pub xsave2_size: usize,
 }
 
 impl Hypervisor {
@@ -114,10 +117,12 @@ impl Hypervisor {
                 op: "KVM_GET_SUPPORTED_CPUID",
                 err,
             })?;
+        let xsave2_size = usize::try_from(kvm.check_extension_int(Cap::Xsave2)).unwrap_or(0);
         Ok(Hypervisor {
             kvm,
             flavour: Flavour::detect(),
             cpuid,
+            xsave2_size,
         })
     }
 
@@ -149,6 +154,13 @@ impl Hypervisor {
 
     pub fn has_fsgsbase(&self) -> bool {
         self.cpuid_entry(7, 0).is_some_and(|e| e.ebx & 1 != 0)
+    }
+
+    /// Whether guests get XFD (CPUID.(EAX=0DH,ECX=1):EAX[4]), with which
+    /// the sandbox makes a first use of AMX's tile data fault as Linux does.
+    pub fn has_xfd(&self) -> bool {
+        self.cpuid_entry(0xd, 1)
+            .is_some_and(|e| e.eax & (1 << 4) != 0)
     }
 
     pub fn has_pku(&self) -> bool {

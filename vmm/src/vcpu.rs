@@ -10,7 +10,8 @@ use std::sync::{Arc, Mutex};
 
 use guest_runtime::abi::{self, ExceptionFrame, selectors};
 use kvm_bindings::{
-    CpuId, Msrs, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs, kvm_xsave,
+    CpuId, Msrs, Xsave, kvm_msr_entry, kvm_regs, kvm_segment, kvm_sregs, kvm_xcr, kvm_xcrs,
+    kvm_xsave,
 };
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use x86_64::registers::rflags::RFlags;
@@ -56,6 +57,11 @@ pub(crate) fn ioctl<T>(op: &'static str, r: Result<T, kvm_ioctls::Error>) -> Res
 const MSR_STAR: u32 = 0xc000_0081;
 const MSR_LSTAR: u32 = 0xc000_0082;
 const MSR_SYSCALL_MASK: u32 = 0xc000_0084;
+/// XSTATE_BV's offset in the standard XSAVE format (SDM Vol. 1 13.4.2).
+const XSTATE_BV: usize = 512;
+// Extended feature disable and its error (SDM Vol. 3A 13.14, msr-index.h).
+const MSR_IA32_XFD: u32 = 0x1c4;
+const MSR_IA32_XFD_ERR: u32 = 0x1c5;
 /// RFLAGS bit 1, reserved and always set (SDM Vol. 1 3.4.3): RFlags has no
 /// name for it.
 const RFLAGS_FIXED: u64 = 1 << 1;
@@ -95,6 +101,10 @@ pub struct CpuSetup {
     pub fsgsbase: bool,
     pub pku: bool,
     pub runtime: RuntimeAddrs,
+    /// KVM_CAP_XSAVE2's size of the XSAVE area, 0 without it.
+    pub xsave2_size: usize,
+    /// Whether the guest has XFD (`Hypervisor::has_xfd`).
+    pub xfd: bool,
 }
 
 /// What the CPL3 probe measured, as the program will see it.
@@ -225,7 +235,7 @@ pub struct ThreadState {
     pub regs: kvm_regs,
     pub fs_base: u64,
     pub gs_base: u64,
-    xsave: Box<kvm_xsave>,
+    xsave: Vec<u8>,
 }
 
 pub struct Vcpu {
@@ -387,6 +397,8 @@ impl Vcpu {
         self.load_sregs(&sregs)?;
         let xcrs = xcrs(xcr0);
         ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
+        // A task starts with the tile data disabled, as Linux starts one.
+        self.arm_xfd(xcr0)?;
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
@@ -441,9 +453,64 @@ impl Vcpu {
         let xcrs = xcrs(xcr0);
         self.counters.other(1);
         ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
+        if xcr0.bits() & !self.xcr0.bits() & crate::xcr0::TILEDATA != 0 {
+            self.arm_xfd(xcr0)?;
+        }
         self.xcr0 = xcr0;
         self.setup.xcr0 = xcr0;
         Ok(())
+    }
+
+    /// Disables AMX's tile data through XFD, where the guest has XFD and
+    /// `xcr0` enables them: their first use then faults (#NM with
+    /// XFD_ERR), and the sandbox decides, as Linux's XFD handler does.
+    fn arm_xfd(&mut self, xcr0: Xcr0) -> Result<(), VcpuError> {
+        if self.setup.xfd && xcr0.bits() & crate::xcr0::TILEDATA != 0 {
+            self.set_msr(MSR_IA32_XFD, crate::xcr0::TILEDATA)?;
+        }
+        Ok(())
+    }
+
+    fn set_msr(&mut self, index: u32, data: u64) -> Result<(), VcpuError> {
+        let msrs = Msrs::from_entries(&[kvm_msr_entry {
+            index,
+            data,
+            ..Default::default()
+        }])
+        .map_err(|e| VcpuError::Unexpected(format!("MSR list: {e:?}")))?;
+        self.counters.other(1);
+        match ioctl("KVM_SET_MSRS", self.fd.set_msrs(&msrs))? {
+            1 => Ok(()),
+            _ => Err(VcpuError::Unexpected(format!(
+                "KVM_SET_MSRS refused MSR {index:#x}"
+            ))),
+        }
+    }
+
+    /// At a #NM: the components whose use XFD stopped (XFD_ERR), cleared
+    /// for the next; 0 where the guest has no XFD or it was not XFD.
+    pub fn take_xfd_err(&mut self) -> Result<u64, VcpuError> {
+        if !self.setup.xfd {
+            return Ok(0);
+        }
+        let mut msrs = Msrs::from_entries(&[kvm_msr_entry {
+            index: MSR_IA32_XFD_ERR,
+            ..Default::default()
+        }])
+        .map_err(|e| VcpuError::Unexpected(format!("MSR list: {e:?}")))?;
+        self.counters.other(1);
+        ioctl("KVM_GET_MSRS", self.fd.get_msrs(&mut msrs))?;
+        let err = msrs.as_slice()[0].data;
+        if err != 0 {
+            self.set_msr(MSR_IA32_XFD_ERR, 0)?;
+        }
+        Ok(err)
+    }
+
+    /// Lets the thread use what XFD disabled (its first use of tile data,
+    /// permitted).
+    pub fn disarm_xfd(&mut self) -> Result<(), VcpuError> {
+        self.set_msr(MSR_IA32_XFD, 0)
     }
 
     /// The setup this vCPU was made with (its descriptor tables and CPL0
@@ -456,15 +523,18 @@ impl Vcpu {
     /// starts from.
     pub fn thread_state(&mut self) -> Result<ThreadState, VcpuError> {
         let sregs = self.sregs()?;
-        // The legacy 4096-byte kvm_xsave holds every component of the XCR0
-        // values the sandbox accepts without AMX (2.7 KiB with AVX-512).
-        let xsave = ioctl("KVM_GET_XSAVE", self.fd.get_xsave())?;
-        self.counters.other(1);
+        let mut xsave = self.xsave()?;
+        // A new task's tile data start in their initial state, with XFD
+        // armed (Linux gives a child the default-sized buffer).
+        if let Some(bv) = xsave.get_mut(XSTATE_BV..XSTATE_BV + 8) {
+            let v = u64::from_le_bytes(bv.try_into().expect("8 bytes"));
+            bv.copy_from_slice(&(v & !crate::xcr0::TILEDATA).to_le_bytes());
+        }
         Ok(ThreadState {
             regs: self.fd.sync_regs().regs,
             fs_base: sregs.fs.base,
             gs_base: sregs.gs.base,
-            xsave: Box::new(xsave),
+            xsave,
         })
     }
 
@@ -473,8 +543,7 @@ impl Vcpu {
     /// CPL3 through the runtime's SYSRET with RCX and R11 as the `syscall`
     /// instruction left them, as the kernel's own return does.
     pub fn start_thread(&mut self, st: &ThreadState) -> Result<(), VcpuError> {
-        // SAFETY: a kvm_xsave read from a vCPU of the same KVM.
-        ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(&st.xsave) })?;
+        self.set_xsave(&st.xsave)?;
         // The rest goes through the sync area, applied by the first
         // KVM_RUN: the vCPU is at its initial state (`reset`), whose system
         // registers the area holds, so no ioctl is needed to read or set
@@ -492,7 +561,6 @@ impl Vcpu {
         self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
         self.fd.set_sync_dirty_reg(SyncReg::Register);
         self.sregs_staged = true;
-        self.counters.other(1);
         Ok(())
     }
 
@@ -769,31 +837,67 @@ impl Vcpu {
         unsafe { flag.write_volatile(0) };
     }
 
-    /// The extended state (x87, SSE, AVX...) as the bytes of the standard
-    /// (non-compacted) XSAVE format, 4096 of them.
-    pub fn xsave(&mut self) -> Result<Vec<u8>, VcpuError> {
-        self.counters.other(1);
-        let x = ioctl("KVM_GET_XSAVE", self.fd.get_xsave())?;
-        Ok(x.region.iter().flat_map(|w| w.to_le_bytes()).collect())
+    /// The 32-bit words past the legacy 4096-byte area that this KVM's
+    /// XSAVE area has (AMX's tile data need 11 KiB); None without
+    /// KVM_GET_XSAVE2.
+    fn xsave2_extra(&self) -> Option<usize> {
+        let size = self.setup.xsave2_size;
+        (size > 0).then(|| size.saturating_sub(size_of::<kvm_xsave>()).div_ceil(4))
     }
 
-    /// Loads extended state from standard XSAVE-format bytes (at most
-    /// 4096); KVM refuses what XRSTOR would fault on (reserved header or
-    /// MXCSR bits).
+    /// The extended state (x87, SSE, AVX...) as the bytes of the standard
+    /// (non-compacted) XSAVE format: as many as KVM_CAP_XSAVE2 says, or
+    /// the legacy 4096 (which hold every component but AMX's tile data).
+    pub fn xsave(&mut self) -> Result<Vec<u8>, VcpuError> {
+        self.counters.other(1);
+        let words: Vec<u32> = match self.xsave2_extra() {
+            Some(extra) => {
+                let mut x = Xsave::new(extra)
+                    .map_err(|e| VcpuError::Unexpected(format!("XSAVE area: {e:?}")))?;
+                // SAFETY: `x` has room for KVM_CAP_XSAVE2's size, asked for
+                // after this process's XSAVE permissions were settled.
+                ioctl("KVM_GET_XSAVE2", unsafe { self.fd.get_xsave2(&mut x) })?;
+                let region = x.as_fam_struct_ref().xsave.region;
+                region.iter().chain(x.as_slice()).copied().collect()
+            }
+            None => ioctl("KVM_GET_XSAVE", self.fd.get_xsave())?.region.to_vec(),
+        };
+        Ok(words.iter().flat_map(|w| w.to_le_bytes()).collect())
+    }
+
+    /// Loads extended state from standard XSAVE-format bytes (up to the
+    /// size `xsave` gives); KVM refuses what XRSTOR would fault on
+    /// (reserved header or MXCSR bits).
     pub fn set_xsave(&mut self, bytes: &[u8]) -> Result<(), VcpuError> {
-        let mut x = kvm_xsave::default();
-        for (w, b) in x.region.iter_mut().zip(bytes.chunks(4)) {
+        let mut words = bytes.chunks(4).map(|b| {
             let mut word = [0u8; 4];
             word[..b.len()].copy_from_slice(b);
-            *w = u32::from_le_bytes(word);
+            u32::from_le_bytes(word)
+        });
+        let mut x = kvm_xsave::default();
+        for (w, b) in x.region.iter_mut().zip(words.by_ref()) {
+            *w = b;
         }
-        self.set_xsave_raw(&x)
+        let Some(extra) = self.xsave2_extra() else {
+            return self.set_xsave_raw(&x);
+        };
+        let mut x2 =
+            Xsave::new(extra).map_err(|e| VcpuError::Unexpected(format!("XSAVE area: {e:?}")))?;
+        for (w, b) in x2.as_mut_slice().iter_mut().zip(words) {
+            *w = b;
+        }
+        // SAFETY: the wrapper's header is a plain struct of its own.
+        unsafe { x2.as_mut_fam_struct().xsave.region = x.region };
+        self.counters.other(1);
+        // SAFETY: an XSAVE area of KVM_CAP_XSAVE2's size, as read above.
+        ioctl("KVM_SET_XSAVE2", unsafe { self.fd.set_xsave2(&x2) })
     }
 
     fn set_xsave_raw(&mut self, x: &kvm_xsave) -> Result<(), VcpuError> {
         self.counters.other(1);
-        // SAFETY: a kvm_xsave in the legacy 4096-byte layout, which holds
-        // every component of the XCR0 values the sandbox accepts.
+        // SAFETY: a kvm_xsave in the legacy 4096-byte layout; components
+        // past it (AMX's tile data), absent from its XSTATE_BV, are put in
+        // their initial state.
         ioctl("KVM_SET_XSAVE", unsafe { self.fd.set_xsave(x) })
     }
 

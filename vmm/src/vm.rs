@@ -47,7 +47,7 @@ pub enum Forked {
     Parent(libc::pid_t),
     /// The child's own VM over its copy of the memory, and the vCPU that
     /// continues the forking thread (at its initial state).
-    Child(Arc<Vm>, Vcpu),
+    Child(Arc<Vm>, Box<Vcpu>),
 }
 
 impl Vm {
@@ -119,6 +119,8 @@ impl Vm {
             fsgsbase: self.hv.has_fsgsbase(),
             pku: self.hv.has_pku(),
             runtime: self.runtime,
+            xsave2_size: self.hv.xsave2_size,
+            xfd: self.hv.has_xfd(),
         })
     }
 
@@ -240,7 +242,7 @@ impl Vm {
             t2 - t1,
             t2.elapsed()
         );
-        Ok(Forked::Child(vm, vcpu))
+        Ok(Forked::Child(vm, Box::new(vcpu)))
     }
 }
 

@@ -163,6 +163,29 @@ fn decide_request(idx: u64, xcr0: u64, granted: u64, frame: u64, altstacks: &[u6
     Request::Granted(granted | DYNAMIC)
 }
 
+/// What a #NM whose XFD_ERR says `xfd_err` means for a process granted
+/// `granted` (handle_xfd_event, xfd_enable_feature).
+#[derive(Debug, PartialEq, Eq)]
+pub enum XfdEvent {
+    /// Not XFD's: the exception is the CPU's own.
+    NotXfd,
+    /// Permitted: the thread may use the components from now on, and the
+    /// instruction runs again.
+    Enable,
+    /// Used without ARCH_REQ_XCOMP_PERM: SIGILL (ILL_ILLOPC) at it.
+    SigIll,
+}
+
+pub fn xfd_event(xfd_err: u64, granted: u64) -> XfdEvent {
+    if xfd_err == 0 {
+        XfdEvent::NotXfd
+    } else if xfd_err & !granted == 0 {
+        XfdEvent::Enable
+    } else {
+        XfdEvent::SigIll
+    }
+}
+
 /// sigaltstack_size_valid: once a process may use a dynamic component, a
 /// sigaltstack must be larger than the signal frame that could need it.
 pub fn altstack_fits(thread: &Thread, perms: &Permissions, size: u64) -> bool {
@@ -239,6 +262,13 @@ mod tests {
         assert_eq!(permitted(AMX_HOST, TILEDATA), AMX_HOST);
         assert_eq!(permitted(0x207, 0), 0x207);
         assert_eq!(permitted(0x3, TILEDATA), 0x3, "never beyond the XCR0");
+    }
+
+    #[test]
+    fn a_first_use_of_tile_data_is_allowed_only_with_permission() {
+        assert_eq!(xfd_event(0, TILEDATA), XfdEvent::NotXfd);
+        assert_eq!(xfd_event(TILEDATA, TILEDATA), XfdEvent::Enable);
+        assert_eq!(xfd_event(TILEDATA, 0), XfdEvent::SigIll);
     }
 
     #[test]

@@ -40,7 +40,6 @@ extern "C" fn main(
 #[cfg_attr(test, allow(dead_code))]
 fn run_main() -> u8 {
     syscall_proxy::limits::init();
-    syscall_proxy::signals::arrival::reclaim_glibc_signals();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,
@@ -112,6 +111,9 @@ fn run(args: Args) -> u8 {
         Ok(hv) => hv,
         Err(e) => return fail(e, 125),
     };
+    // After the descriptor table grew for the parked descriptors: grown
+    // while another thread shares it, it waits for an RCU grace period.
+    syscall_proxy::signals::arrival::reclaim_glibc_signals();
     let programs = match &args.command {
         Command::Exec {
             path,

@@ -53,12 +53,19 @@ pub fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> Option<SysResult> {
         let space = thread.process.vm.memory.lock().expect("address space");
         umem::write(&space, a[1], value).map(|_| 0)
     };
-    let perms = || thread.process.xcomp.lock().expect("xcomp").clone();
+    let granted = |guest: bool| {
+        let perms = thread.process.xcomp.lock().expect("xcomp");
+        if guest {
+            perms.guest_granted
+        } else {
+            perms.granted
+        }
+    };
     Some(match code {
         ARCH_SET_XCR0 => set_xcr0(thread, a[1]),
         ARCH_GET_XCR0 | ARCH_GET_XCOMP_SUPP => write(xcr0),
-        ARCH_GET_XCOMP_PERM => write(permitted(xcr0, perms().granted)),
-        ARCH_GET_XCOMP_GUEST_PERM => write(permitted(xcr0, perms().guest_granted)),
+        ARCH_GET_XCOMP_PERM => write(permitted(xcr0, granted(false))),
+        ARCH_GET_XCOMP_GUEST_PERM => write(permitted(xcr0, granted(true))),
         ARCH_REQ_XCOMP_PERM | ARCH_REQ_XCOMP_GUEST_PERM => {
             request(thread, a[1], code == ARCH_REQ_XCOMP_GUEST_PERM)
         }

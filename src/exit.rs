@@ -30,6 +30,8 @@ pub fn mirror(outcome: Outcome) -> ! {
     match outcome {
         Outcome::Exited(code) => exit(code),
         Outcome::Signaled(sig) => {
+            // A tracer saw this signal's delivery stop already.
+            syscall_proxy::trace::tracee::passing(sig);
             let no_core = libc::rlimit {
                 rlim_cur: 0,
                 rlim_max: 0,

@@ -236,7 +236,7 @@ fn run_one(
         },
         finish: exit::finish,
     };
-    let task = match syscall_proxy::launch(hv, request) {
+    let mut task = match syscall_proxy::launch(hv, request) {
         Ok(t) => t,
         Err(e) => {
             if let Some(sig) = e.fatal_signal() {
@@ -247,6 +247,9 @@ fn run_one(
             return e.exit_status() as u8;
         }
     };
+    if let Some(t) = carried.and_then(|c| c.trace) {
+        task.exec_traced(t);
+    }
     // The leader's run ends the process; it does not return.
     task.run();
     unreachable!("the leader's task ends the process")

@@ -338,6 +338,8 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             thread.leader = true;
             thread.tiles_in_use = false;
             settid(thread, r, false);
+            // Not traced (its parent's tracer follows no fork yet).
+            crate::trace::tracee::start(thread);
             Ok(Action::Started)
         }
     }

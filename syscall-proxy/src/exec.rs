@@ -21,6 +21,7 @@ use crate::limits;
 use crate::loader::{elf, resolve};
 use crate::syscalls::procfs;
 use crate::thread::Thread;
+use crate::trace::tracee;
 use crate::umem::PageReader;
 
 /// Longest argv + envp accepted (the kernel's limit is a quarter of the
@@ -41,6 +42,8 @@ pub struct Carried {
     pub stats: bool,
     pub default_xcr0: u64,
     pub arch_prctl_compat: bool,
+    /// The program's tracing, if a sandboxed tracer traces it.
+    pub trace: Option<tracee::Carried>,
 }
 
 impl Carried {
@@ -49,8 +52,11 @@ impl Carried {
         let core = self
             .core
             .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
+        let trace = self
+            .trace
+            .map_or("-".to_string(), |t| format!("{:x}/{:x}", t.options, t.mode));
         format!(
-            "{},{},{core},{},{:x},{}",
+            "{},{},{core},{},{:x},{},{trace}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
@@ -85,6 +91,16 @@ impl Carried {
         let stats = flag(it.next()?)?;
         let default_xcr0 = u64::from_str_radix(it.next()?, 16).ok()?;
         let arch_prctl_compat = flag(it.next()?)?;
+        let trace = match it.next()? {
+            "-" => None,
+            t => {
+                let (options, mode) = t.split_once('/')?;
+                Some(tracee::Carried {
+                    options: u32::from_str_radix(options, 16).ok()?,
+                    mode: u32::from_str_radix(mode, 16).ok()?,
+                })
+            }
+        };
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -92,6 +108,7 @@ impl Carried {
             stats,
             default_xcr0,
             arch_prctl_compat,
+            trace,
         })
     }
 }
@@ -215,6 +232,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         stats: options.stats,
         default_xcr0: options.default_xcr0,
         arch_prctl_compat: options.arch_prctl_compat,
+        trace: tracee::carried(),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),

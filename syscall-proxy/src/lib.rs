@@ -20,6 +20,7 @@ pub mod signals;
 pub mod syscalls;
 pub mod task;
 pub mod thread;
+pub mod trace;
 pub mod umem;
 
 pub use launch::{LaunchError, Request, launch};

@@ -14,6 +14,7 @@ use crate::process::Outcome;
 use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
+use crate::trace::tracee;
 
 /// Host stack of a thread or a vfork child: the run loop and the system
 /// call handlers, never the program.
@@ -34,6 +35,9 @@ pub struct Task {
     /// The system call that returned EINTR, for the signal that
     /// interrupted it to restart it or not.
     interrupted: Option<deliver::Interrupted>,
+    /// The tracing an execve carried into this new image: its exec stops
+    /// come first.
+    traced_exec: Option<tracee::Carried>,
 }
 
 impl Task {
@@ -42,7 +46,14 @@ impl Task {
             thread,
             last_fault: None,
             interrupted: None,
+            traced_exec: None,
         }
+    }
+
+    /// This task is the program's new image after an execve made while a
+    /// sandboxed tracer traced it.
+    pub fn exec_traced(&mut self, c: tracee::Carried) {
+        self.traced_exec = Some(c);
     }
 
     /// Runs the thread until it ends. The process's end (exit_group, a
@@ -50,6 +61,12 @@ impl Task {
     /// return; a thread's own exit(2) returns, after its vCPU went back to
     /// the VM.
     pub fn run(mut self) {
+        tracee::start(&mut self.thread);
+        if let Some(c) = self.traced_exec.take() {
+            // SAFETY: getpid has no preconditions.
+            let pid = unsafe { libc::getpid() };
+            tracee::exec_done(&mut self.thread, &c, pid);
+        }
         let ended = self.run_until_end();
         let code = self.thread_exit_code(ended);
         if self.thread.leader {
@@ -115,13 +132,30 @@ impl Task {
                 }
                 self.interrupted = None;
             }
+            tracee::entering_guest();
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
             match exit {
-                Exit::Syscall(sc) => {
+                Exit::Syscall(mut sc) => {
                     self.thread.process.count_syscall();
                     // Progress since the last fault: a later fault at the
                     // same place is a new one.
                     self.last_fault = None;
+                    let traced = tracee::at_syscalls().is_some();
+                    if let Some(p) = tracee::at_syscalls() {
+                        match tracee::syscall_entry(&mut self.thread, p, sc.nr, sc.args) {
+                            tracee::Entry::Call(nr, args) => {
+                                sc.nr = nr;
+                                sc.args = args;
+                            }
+                            tracee::Entry::Skip(v) => {
+                                self.thread.vcpu.complete_syscall(v);
+                                if let Some(p) = tracee::exit_stop_due() {
+                                    tracee::syscall_exit(&mut self.thread, p, u64::MAX);
+                                }
+                                continue;
+                            }
+                        }
+                    }
                     match syscalls::handle(&mut self.thread, sc) {
                         Action::Return(v) => {
                             if v as i64 == -i64::from(libc::EINTR) {
@@ -130,15 +164,36 @@ impl Task {
                                     args: sc.args,
                                 });
                             }
-                            self.thread.vcpu.complete_syscall(v)
+                            self.thread.vcpu.complete_syscall(v);
                         }
                         Action::Spawn(child) => {
-                            let r = self.spawn(child);
-                            self.thread.vcpu.complete_syscall(encode(r));
+                            let r = encode(self.spawn(child));
+                            self.thread.vcpu.complete_syscall(r);
                         }
-                        Action::Started => {}
-                        Action::ExitThread(code) => return Ok(Ended::Thread(code)),
-                        Action::End(outcome) => return Ok(Ended::Process(outcome)),
+                        Action::Started => {
+                            // rt_sigreturn's exit stop shows orig_rax -1,
+                            // as restore_sigcontext leaves it.
+                            if traced
+                                && sc.nr == libc::SYS_rt_sigreturn as u64
+                                && let Some(p) = tracee::exit_stop_due()
+                            {
+                                tracee::syscall_exit(&mut self.thread, p, u64::MAX);
+                            }
+                            continue;
+                        }
+                        Action::ExitThread(code) => {
+                            tracee::exiting(&mut self.thread, (code & 0xff) << 8);
+                            return Ok(Ended::Thread(code));
+                        }
+                        Action::End(outcome) => {
+                            if let Outcome::Exited(code) = outcome {
+                                tracee::exiting(&mut self.thread, (code & 0xff) << 8);
+                            }
+                            return Ok(Ended::Process(outcome));
+                        }
+                    };
+                    if traced && let Some(p) = tracee::exit_stop_due() {
+                        tracee::syscall_exit(&mut self.thread, p, sc.nr);
                     }
                 }
                 Exit::Exception { frame, cr2 } => {

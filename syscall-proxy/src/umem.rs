@@ -59,6 +59,12 @@ pub fn forget_own_id() {
     OWN_ID.set(0);
 }
 
+/// This host thread's task id, read once (what a trace page records as
+/// its owner).
+pub(crate) fn own_tid() -> libc::pid_t {
+    own_id()
+}
+
 /// The id process_vm_readv/writev take for this process.
 fn own_id() -> libc::pid_t {
     let id = OWN_ID.get();

@@ -17,6 +17,10 @@ use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use x86_64::registers::rflags::RFlags;
 
 use crate::memory::AddressSpace;
+
+/// Where kvm_run holds the guest's general-purpose registers (struct
+/// kvm_regs) after an exit, under KVM_CAP_SYNC_REGS.
+pub const SYNC_REGS_OFFSET: u64 = std::mem::offset_of!(kvm_bindings::kvm_run, s) as u64;
 use crate::tsc::{self, TscSample};
 use crate::xcr0::Xcr0;
 
@@ -826,6 +830,13 @@ impl Vcpu {
     /// left until the next exit.
     pub fn kick_flag(&mut self) -> *mut u8 {
         &mut self.fd.get_kvm_run().immediate_exit
+    }
+
+    /// Where this vCPU's kvm_run is: after an exit it holds the guest's
+    /// registers at [`SYNC_REGS_OFFSET`], which a tracer's sandbox reads
+    /// from another process while this thread is stopped.
+    pub fn kvm_run_addr(&mut self) -> u64 {
+        self.fd.get_kvm_run() as *mut kvm_bindings::kvm_run as u64
     }
 
     /// Clears the flag `kick_flag` points at, before pending signals are

@@ -10,6 +10,7 @@ use super::{KernelSigaction, SIG_DFL, SIG_IGN};
 use crate::process::Outcome;
 use crate::syscalls::xstate;
 use crate::thread::Thread;
+use crate::trace::tracee;
 use crate::umem;
 
 const SIGINFO_SIZE: usize = size_of::<libc::siginfo_t>();
@@ -134,7 +135,24 @@ pub fn altstack_flags(t: &Thread, sp: u64) -> i32 {
 /// have changed since the signal arrived). `interrupted` is the system
 /// call the signal interrupted, if it did. An error is the end of the
 /// process.
-pub fn deliver(t: &mut Thread, s: Signal, interrupted: Option<Interrupted>) -> Result<(), Outcome> {
+pub fn deliver(
+    t: &mut Thread,
+    mut s: Signal,
+    interrupted: Option<Interrupted>,
+) -> Result<(), Outcome> {
+    if tracee::traced().is_some() {
+        s.sig = tracee::signal(t, s.sig, &mut s.info);
+        if s.sig == 0 {
+            // The tracer cancelled it: as for a signal without a handler.
+            let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
+            if let Some(i) = interrupted.filter(Interrupted::restartable) {
+                restart(&mut regs, i);
+                set_regs(t, &regs)?;
+            }
+            arrival::set_mask(s.mask);
+            return Ok(());
+        }
+    }
     let act = t.process.signals.lock().expect("signals").action(s.sig);
     let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
     match act.handler {
@@ -147,6 +165,7 @@ pub fn deliver(t: &mut Thread, s: Signal, interrupted: Option<Interrupted>) -> R
             }
             arrival::set_mask(s.mask);
             if act.handler == SIG_DFL {
+                tracee::passing(s.sig);
                 // SAFETY: re-raises the signal at this thread, whose host
                 // disposition is the default one.
                 unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), s.sig) };
@@ -274,6 +293,14 @@ fn on_altstack_raw(t: &Thread, sp: u64) -> bool {
 pub fn force(t: &mut Thread, sig: i32, info: Info, reset: bool) -> Result<(), Outcome> {
     if reset {
         t.process.signals.lock().expect("signals").reset(sig);
+    }
+    let (mut sig, mut info) = (sig, info);
+    if tracee::traced().is_some() {
+        sig = tracee::signal(t, sig, &mut info);
+        if sig == 0 {
+            // The tracer cancelled it: the instruction runs again.
+            return Ok(());
+        }
     }
     let mask = arrival::mask();
     let act = t.process.signals.lock().expect("signals").action(sig);

@@ -16,6 +16,7 @@ use crate::mm;
 use crate::process::Outcome;
 use crate::signals::{self, KernelSigaction};
 use crate::thread::Thread;
+use crate::trace;
 use crate::umem;
 
 /// What the task does after a system call.
@@ -114,11 +115,15 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork => {
             clone::clone(thread, nr, a)
         }
-        // Namespaces are not proxied; io_uring and ptrace would act on the
-        // host process behind the sandbox's back.
+        libc::SYS_ptrace => ret(trace::tracer::ptrace(thread, a)),
+        // A tracer's waits report its tracees' stops as their sandboxes
+        // describe them.
+        libc::SYS_wait4 => ret(trace::tracer::wait4(thread, a)),
+        libc::SYS_waitid => ret(trace::tracer::waitid(thread, a)),
+        // Namespaces are not proxied; io_uring would act on the host
+        // process behind the sandbox's back.
         libc::SYS_unshare
         | libc::SYS_setns
-        | libc::SYS_ptrace
         | libc::SYS_io_uring_setup
         | libc::SYS_io_uring_enter
         | libc::SYS_io_uring_register => {
@@ -237,17 +242,18 @@ fn memory_locked(space: &mut vmm::AddressSpace, nr: i64, a: [u64; 6]) -> SysResu
     }
 }
 
+// arch/x86/include/uapi/asm/prctl.h: libc has none of these.
+pub(crate) const ARCH_SET_GS: u64 = 0x1001;
+pub(crate) const ARCH_SET_FS: u64 = 0x1002;
+pub(crate) const ARCH_GET_FS: u64 = 0x1003;
+pub(crate) const ARCH_GET_GS: u64 = 0x1004;
+
 /// arch_prctl(2): FS/GS bases live in the vCPU; the XSAVE and XCR0 calls
 /// are `xstate`'s.
 fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     if let Some(r) = xstate::arch_prctl(thread, a) {
         return r;
     }
-    // arch/x86/include/uapi/asm/prctl.h: libc has none of these.
-    const ARCH_SET_GS: u64 = 0x1001;
-    const ARCH_SET_FS: u64 = 0x1002;
-    const ARCH_GET_FS: u64 = 0x1003;
-    const ARCH_GET_GS: u64 = 0x1004;
     const ARCH_GET_CPUID: u64 = 0x1011;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;

@@ -1,0 +1,275 @@
+//! The trace page: what a traced thread's sandbox and its tracer's
+//! sandbox share. Each thread of the program has one; the tracee writes
+//! its registers and the stop it is in, the tracer its requests (resume
+//! mode, signal, changed registers). The tracer reads and writes it with
+//! process_vm_readv/writev, only while the host kernel holds the tracee in
+//! a ptrace stop, so neither side ever sees it half-written.
+//!
+//! The tracer finds it through the tracee host thread's FS base (from the
+//! host's PTRACE_GETREGS): the page's address sits in a thread-local of
+//! the sandbox's executable, at the same distance from the FS base in
+//! every thread and every process running that executable.
+
+use std::cell::Cell;
+use std::io::{IoSlice, IoSliceMut};
+
+use crate::host::Errno;
+
+/// The page's first word, checked by the tracer ("xcr0trac").
+pub const MAGIC: u64 = 0x6361_7274_3072_6378;
+
+/// The largest XSAVE image a stop holds (AMX's tile data end at 11008
+/// bytes in the standard format).
+pub const XSAVE_MAX: usize = 12288;
+
+/// How the tracer resumed the tracee: where it stops next.
+pub mod mode {
+    /// PTRACE_CONT: at signals and events only.
+    pub const CONT: u32 = 0;
+    /// PTRACE_SYSCALL: also at each system call's entry and exit.
+    pub const SYSCALL: u32 = 1;
+    /// PTRACE_SINGLESTEP: after one instruction.
+    pub const SINGLESTEP: u32 = 2;
+    /// PTRACE_SYSEMU: at each system call's entry, which is not made.
+    pub const SYSEMU: u32 = 3;
+    /// PTRACE_SYSEMU_SINGLESTEP.
+    pub const SYSEMU_SINGLESTEP: u32 = 4;
+}
+
+/// What the tracer changed during a stop (`Page::dirty` bits).
+pub mod dirty {
+    pub const REGS: u32 = 1;
+    pub const SIGINFO: u32 = 2;
+    pub const XSAVE: u32 = 4;
+    pub const SIGMASK: u32 = 8;
+}
+
+/// The system call a stop is at (PTRACE_GET_SYSCALL_INFO's op).
+#[repr(C)]
+#[derive(Clone, Copy, Default, Debug)]
+pub struct SyscallAt {
+    /// PTRACE_SYSCALL_INFO_NONE, _ENTRY or _EXIT.
+    pub op: u32,
+    pub nr: u64,
+    pub args: [u64; 6],
+    pub rval: i64,
+}
+
+#[repr(C)]
+#[derive(Clone, Copy)]
+pub struct Page {
+    pub magic: u64,
+    /// Non-zero while a sandboxed tracer traces this thread: it raises the
+    /// stops Linux would make.
+    pub traced: u32,
+    /// The PTRACE_O_* options the tracer set.
+    pub options: u32,
+    /// How the tracer last resumed the thread (`mode`).
+    pub mode: u32,
+    /// The signal the tracer resumed it with (0: none).
+    pub sig: u32,
+    /// What the tracer changed during the stop (`dirty`).
+    pub dirty: u32,
+    /// Non-zero while the thread is in a stop it raised itself: the fields
+    /// below describe that stop.
+    pub in_stop: u32,
+    /// The stop as wait reports it (status >> 8): a signal, SIGTRAP|0x80
+    /// at a system call, SIGTRAP | PTRACE_EVENT_x << 8 at an event.
+    pub code: u32,
+    /// A signal the thread re-raises for its default action, which the
+    /// tracer lets through (it was reported already).
+    pub passing: u32,
+    /// Non-zero when `regs` are the thread's now (it is outside the guest);
+    /// zero while the guest runs, whose registers KVM keeps in `kvm_run`.
+    pub fresh: u32,
+    /// The host thread the page belongs to (a fork child's copy does not).
+    pub tid: i32,
+    pub event_msg: u64,
+    /// The program's blocked mask.
+    pub sigmask: u64,
+    pub regs: libc::user_regs_struct,
+    pub siginfo: [u8; 128],
+    pub syscall: SyscallAt,
+    /// The vCPU's kvm_run (the guest's registers after an exit) and the
+    /// runtime's syscall stub (where a system call's exit stops).
+    pub kvm_run: u64,
+    pub syscall_stub: u64,
+    /// The thread's XCR0, and the size of its XSAVE image under it.
+    pub xcr0: u64,
+    pub xsave_len: u64,
+    /// DR0-DR7 (DR4 and DR5 unused, as in struct user).
+    pub debugreg: [u64; 8],
+    pub xsave: [u8; XSAVE_MAX],
+}
+
+thread_local! {
+    /// This host thread's page: its address is what the tracer reads.
+    static PAGE: Cell<u64> = const { Cell::new(0) };
+}
+
+/// The page of the thread running this host thread, made on first use.
+pub fn own() -> &'static mut Page {
+    let mut p = PAGE.get();
+    if p == 0 {
+        // SAFETY: Page is plain integers and arrays, valid all zero.
+        let mut page: Box<Page> = unsafe { Box::new_zeroed().assume_init() };
+        page.magic = MAGIC;
+        p = Box::into_raw(page) as u64;
+        PAGE.set(p);
+    }
+    // SAFETY: allocated above for this thread only and never freed while
+    // the thread runs; the tracer writes it only while the thread is held
+    // in a host ptrace stop, when this reference is not being used.
+    unsafe { &mut *(p as *mut Page) }
+}
+
+/// The page's fields as the tracer may have left them during a stop.
+pub fn reload(page: &mut Page) {
+    // SAFETY: a valid page; the volatile read keeps the compiler from
+    // reusing values from before the stop.
+    *page = unsafe { std::ptr::read_volatile(page) };
+}
+
+/// Frees this thread's page (the thread ends, or a vfork child's
+/// borrowed storage goes back to its parent).
+pub fn release() {
+    let p = PAGE.replace(0);
+    if p != 0 {
+        // SAFETY: allocated by `own` with Box and no longer referenced.
+        drop(unsafe { Box::from_raw(p as *mut Page) });
+    }
+}
+
+/// This thread's FS base.
+fn fs_base() -> u64 {
+    let mut base = 0u64;
+    // SAFETY: ARCH_GET_FS writes the base to the u64 we own.
+    unsafe {
+        libc::syscall(
+            libc::SYS_arch_prctl,
+            crate::syscalls::ARCH_GET_FS,
+            &mut base,
+        )
+    };
+    base
+}
+
+/// Where the page's address is in a thread whose FS base is `fs`.
+fn slot_in(fs: u64) -> u64 {
+    let own = PAGE.with(|c| c as *const Cell<u64> as u64);
+    fs.wrapping_add(own.wrapping_sub(fs_base()))
+}
+
+fn errno() -> Errno {
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+/// Reads `buf.len()` bytes at `addr` in task `tid`.
+pub fn read_remote(tid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let len = buf.len();
+    let local = [IoSliceMut::new(buf)];
+    let remote = [libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: len,
+    }];
+    // SAFETY: one local buffer we own, one remote range the kernel checks.
+    let n = unsafe { libc::process_vm_readv(tid, local.as_ptr().cast(), 1, remote.as_ptr(), 1, 0) };
+    if n == len as isize {
+        Ok(())
+    } else if n < 0 {
+        Err(errno())
+    } else {
+        Err(Errno(libc::EIO))
+    }
+}
+
+/// Writes `bytes` at `addr` in task `tid`.
+pub fn write_remote(tid: i32, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    let local = [IoSlice::new(bytes)];
+    let remote = [libc::iovec {
+        iov_base: addr as *mut libc::c_void,
+        iov_len: bytes.len(),
+    }];
+    // SAFETY: one local buffer we own, one remote range the kernel checks.
+    let n =
+        unsafe { libc::process_vm_writev(tid, local.as_ptr().cast(), 1, remote.as_ptr(), 1, 0) };
+    if n == bytes.len() as isize {
+        Ok(())
+    } else if n < 0 {
+        Err(errno())
+    } else {
+        Err(Errno(libc::EIO))
+    }
+}
+
+/// Whether task `tid` runs this very executable (so its thread-locals
+/// are where this one's are).
+fn same_executable(tid: i32) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{tid}/exe"));
+    let ours = std::fs::metadata("/proc/self/exe");
+    matches!((theirs, ours), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// What the tracer finds behind a stopped tracee.
+pub enum Found {
+    /// Not a sandbox: the host's ptrace applies unchanged.
+    Host,
+    /// A sandbox that has no page yet (it is starting, after an exec).
+    Starting,
+    /// A sandboxed thread, its page at this address.
+    Sandboxed(u64),
+}
+
+/// Finds the page of `tid`, which must be in a ptrace stop of this
+/// thread's (`fs_base` is the FS base its host registers hold).
+pub fn find(tid: i32, fs_base: u64) -> Found {
+    if !same_executable(tid) {
+        return Found::Host;
+    }
+    let mut word = [0u8; 8];
+    if fs_base == 0 || read_remote(tid, slot_in(fs_base), &mut word).is_err() {
+        return Found::Starting;
+    }
+    let addr = u64::from_le_bytes(word);
+    let mut magic = [0u8; 8];
+    if addr == 0
+        || read_remote(tid, addr, &mut magic).is_err()
+        || u64::from_le_bytes(magic) != MAGIC
+    {
+        return Found::Starting;
+    }
+    Found::Sandboxed(addr)
+}
+
+/// A whole page of task `tid` at `addr`.
+pub fn read_page(tid: i32, addr: u64) -> Result<Box<Page>, Errno> {
+    // SAFETY: Page is plain integers and arrays, valid all zero.
+    let mut page: Box<Page> = unsafe { Box::new_zeroed().assume_init() };
+    // SAFETY: the page's bytes, overwritten whole by the read.
+    let bytes = unsafe {
+        std::slice::from_raw_parts_mut((&mut *page as *mut Page).cast::<u8>(), size_of::<Page>())
+    };
+    read_remote(tid, addr, bytes)?;
+    Ok(page)
+}
+
+/// Writes the part of `page` from field offset `from` for `len` bytes.
+pub fn write_part(tid: i32, addr: u64, page: &Page, from: usize, len: usize) -> Result<(), Errno> {
+    // SAFETY: a range inside the page's bytes.
+    let bytes =
+        unsafe { std::slice::from_raw_parts((page as *const Page).cast::<u8>().add(from), len) };
+    write_remote(tid, addr + from as u64, bytes)
+}
+
+/// Writes the page's control words (traced .. fresh): what the tracer
+/// changes at every resume.
+pub fn write_control(tid: i32, addr: u64, page: &Page) -> Result<(), Errno> {
+    let from = std::mem::offset_of!(Page, traced);
+    let to = std::mem::offset_of!(Page, event_msg);
+    write_part(tid, addr, page, from, to - from)
+}

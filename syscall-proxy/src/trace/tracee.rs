@@ -1,0 +1,303 @@
+//! The traced side: the stops a traced thread makes at the points where
+//! Linux makes them (system call entry and exit, signal delivery, exec,
+//! exit), each raised as a host ptrace stop its tracer's sandbox reports.
+//!
+//! A stop fills the thread's trace page (registers, siginfo, what the stop
+//! is), then sends the host thread a marked SIGSTOP: the host kernel holds
+//! it in a signal-delivery stop, which the tracer's sandbox recognises by
+//! the mark and turns into the stop the page describes. The tracer
+//! resumes it with the signal suppressed, having written into the page how
+//! to go on.
+
+use libc::{PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT};
+use libc::{PTRACE_O_TRACESYSGOOD, PTRACE_SYSCALL_INFO_ENTRY, PTRACE_SYSCALL_INFO_EXIT};
+
+use super::page::{self, Page, dirty, mode};
+use super::regs;
+use crate::signals::arrival;
+use crate::thread::Thread;
+
+/// What marks a stop the tracee raised: si_errno of its SIGSTOP.
+pub const MARK: i32 = 0x5842_5452;
+
+/// si_code SI_QUEUE (rt_sigqueueinfo's).
+const SI_QUEUE: i32 = -1;
+
+/// This thread's page if a sandboxed tracer traces it.
+pub fn traced() -> Option<&'static mut Page> {
+    let p = page::own();
+    (p.traced != 0).then_some(p)
+}
+
+/// Whether a stop is due at system calls (PTRACE_SYSCALL or SYSEMU).
+pub fn at_syscalls() -> Option<&'static mut Page> {
+    traced().filter(|p| p.mode == mode::SYSCALL || p.mode == mode::SYSEMU)
+}
+
+/// Whether a syscall-exit stop is due (PTRACE_SYSCALL; PTRACE_SYSEMU
+/// makes none).
+pub fn exit_stop_due() -> Option<&'static mut Page> {
+    traced().filter(|p| p.mode == mode::SYSCALL)
+}
+
+/// Prepares this thread's page for the thread (before it first runs): the
+/// tracer reads where the thread's registers are from it.
+pub fn start(t: &mut Thread) {
+    let p = page::own();
+    p.kvm_run = t.vcpu.kvm_run_addr();
+    p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
+    p.tid = crate::umem::own_tid();
+    p.fresh = 0;
+    // Linux traces a new thread or child only under the PTRACE_O_TRACE*
+    // options; an exec's new image is told it is traced by `exec_done`.
+    p.traced = 0;
+    p.options = 0;
+    p.mode = mode::CONT;
+}
+
+/// The guest is about to run: the page's registers go stale.
+#[inline]
+pub fn entering_guest() {
+    page::own().fresh = 0;
+}
+
+/// Fills the page with the thread's state at this point.
+fn snapshot(t: &mut Thread, p: &mut Page, orig_rax: u64) {
+    let r = t.vcpu.user_regs(&t.process.vm.memory);
+    let fs = t.vcpu.fs_base().unwrap_or(0);
+    let gs = t.vcpu.gs_base().unwrap_or(0);
+    p.regs = regs::user_regs(&r, orig_rax, fs, gs);
+    p.xcr0 = t.vcpu.xcr0().bits();
+    let (_, size) = crate::syscalls::xstate::frame_features(t);
+    p.xsave_len = u64::from(size).min(page::XSAVE_MAX as u64);
+    if let Ok(x) = t.vcpu.xsave() {
+        let n = x.len().min(page::XSAVE_MAX);
+        p.xsave[..n].copy_from_slice(&x[..n]);
+    }
+    p.sigmask = arrival::mask();
+    p.fresh = 1;
+}
+
+/// Takes back what the tracer changed during the stop.
+fn apply(t: &mut Thread, p: &mut Page, before: &libc::user_regs_struct) {
+    if p.dirty & dirty::REGS != 0 {
+        let new = regs::sanitize(&p.regs, before);
+        let _ = t.vcpu.set_user_regs(&t.process.vm.memory, &regs::kvm(&new));
+        if new.fs_base != before.fs_base {
+            let _ = t.vcpu.set_segment_base(false, new.fs_base);
+        }
+        if new.gs_base != before.gs_base {
+            let _ = t.vcpu.set_segment_base(true, new.gs_base);
+        }
+    }
+    if p.dirty & dirty::XSAVE != 0 {
+        let n = (p.xsave_len as usize).min(page::XSAVE_MAX);
+        if let Ok(mut x) = t.vcpu.xsave() {
+            let m = n.min(x.len());
+            x[..m].copy_from_slice(&p.xsave[..m]);
+            let _ = t.vcpu.set_xsave(&x);
+        }
+    }
+    if p.dirty & dirty::SIGMASK != 0 {
+        arrival::set_mask(p.sigmask);
+    }
+}
+
+/// Raises the stop the page now describes and waits in it until the
+/// tracer resumes the thread; returns with the page as the tracer left it.
+///
+/// The stop is a host signal-delivery stop for a SIGSTOP the thread sends
+/// itself with a marked siginfo: SIGSTOP cannot be blocked or caught, so
+/// neither the program's mask nor its handlers are touched, and should
+/// the tracer die without resuming it, the process is left stopped (as a
+/// group stop, which SIGCONT ends) rather than killed.
+fn raise(p: &mut Page, code: u32) {
+    // Unless the tracer says otherwise: no signal after a system call or
+    // event stop, the same one after a signal-delivery stop.
+    p.sig = if code < 0x80 { code } else { 0 };
+    if p.tid != crate::umem::own_tid() {
+        // A fork or vfork child with its parent's copy of the page: not
+        // traced.
+        p.traced = 0;
+        p.dirty = 0;
+        return;
+    }
+    p.code = code;
+    p.dirty = 0;
+    p.in_stop = 1;
+    // SAFETY: siginfo_t is plain data, valid all zero.
+    let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
+    info.si_signo = libc::SIGSTOP;
+    info.si_errno = MARK;
+    info.si_code = SI_QUEUE;
+    // SAFETY: getpid, getuid and gettid have no preconditions; the
+    // siginfo is ours and complete (si_pid and si_uid at bytes 16 and 20).
+    // The host kernel stops this thread as the signal is delivered; the
+    // tracer resumes it with the signal suppressed.
+    unsafe {
+        let (pid, tid) = (libc::getpid(), libc::gettid());
+        let words = (&mut info as *mut libc::siginfo_t).cast::<i32>();
+        words.add(4).write(pid);
+        words.add(5).write(libc::getuid() as i32);
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            pid,
+            tid,
+            libc::SIGSTOP,
+            &info as *const libc::siginfo_t,
+        );
+    }
+    page::reload(p);
+    p.in_stop = 0;
+}
+
+/// SIGTRAP, or SIGTRAP|0x80 under PTRACE_O_TRACESYSGOOD.
+fn syscall_code(p: &Page) -> u32 {
+    libc::SIGTRAP as u32
+        | if p.options & PTRACE_O_TRACESYSGOOD as u32 != 0 {
+            0x80
+        } else {
+            0
+        }
+}
+
+/// What the entry stop decided.
+pub enum Entry {
+    /// Make the call, with this number and these arguments.
+    Call(u64, [u64; 6]),
+    /// Skip it (the tracer set the number to -1, or PTRACE_SYSEMU): the
+    /// thread resumes with RAX as the tracer left it.
+    Skip(u64),
+}
+
+/// The syscall-enter stop of system call `nr` with `args`.
+pub fn syscall_entry(t: &mut Thread, p: &mut Page, nr: u64, args: [u64; 6]) -> Entry {
+    snapshot(t, p, nr);
+    p.regs.rax = (-libc::ENOSYS) as u64;
+    p.syscall = page::SyscallAt {
+        op: u32::from(PTRACE_SYSCALL_INFO_ENTRY),
+        nr,
+        args,
+        rval: 0,
+    };
+    let sysemu = p.mode == mode::SYSEMU;
+    let before = p.regs;
+    raise(p, syscall_code(p));
+    let r = if p.dirty & dirty::REGS != 0 {
+        p.regs
+    } else {
+        before
+    };
+    if sysemu || r.orig_rax as i64 == -1 {
+        apply(t, p, &before);
+        return Entry::Skip(r.rax);
+    }
+    Entry::Call(r.orig_rax, [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9])
+}
+
+/// The syscall-exit stop of system call `nr` (-1: skipped, or
+/// rt_sigreturn), its result in RAX.
+pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64) {
+    snapshot(t, p, nr);
+    p.syscall = page::SyscallAt {
+        op: u32::from(PTRACE_SYSCALL_INFO_EXIT),
+        nr,
+        args: [0; 6],
+        rval: p.regs.rax as i64,
+    };
+    let before = p.regs;
+    raise(p, syscall_code(p));
+    apply(t, p, &before);
+}
+
+/// The signal-delivery stop for `sig` with `info`: returns the signal to
+/// deliver instead (0: none) and its siginfo.
+pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128]) -> i32 {
+    let Some(p) = traced() else {
+        return sig;
+    };
+    snapshot(t, p, u64::MAX);
+    p.siginfo = *info;
+    p.syscall = page::SyscallAt::default();
+    let before = p.regs;
+    raise(p, sig as u32);
+    apply(t, p, &before);
+    // A signal the tracer changed comes with the siginfo it wrote.
+    if p.dirty & dirty::SIGINFO != 0 {
+        *info = p.siginfo;
+    }
+    p.sig as i32
+}
+
+/// Marks a signal the thread re-raises for its default action: reported
+/// already, the tracer lets it through.
+pub fn passing(sig: i32) {
+    if let Some(p) = traced() {
+        p.passing = sig as u32;
+    }
+}
+
+/// After the program's execve, in the new image: the exec stop Linux
+/// makes (PTRACE_EVENT_EXEC, or a SIGTRAP the tracer sees delivered), and
+/// the exit stop of the execve.
+pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
+    let p = page::own();
+    p.traced = 1;
+    p.options = c.options;
+    p.mode = c.mode;
+    if c.options & PTRACE_O_TRACEEXEC as u32 != 0 {
+        snapshot(t, p, libc::SYS_execve as u64);
+        p.event_msg = old_tid as u64;
+        p.syscall = page::SyscallAt::default();
+        let before = p.regs;
+        raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_EXEC as u32) << 8);
+        apply(t, p, &before);
+    }
+    if let Some(p) = exit_stop_due() {
+        syscall_exit(t, p, libc::SYS_execve as u64);
+    }
+    if c.options & PTRACE_O_TRACEEXEC as u32 == 0 && traced().is_some() {
+        // The SIGTRAP a legacy exec sends (send_sig: SI_USER from itself).
+        let mut info = [0u8; 128];
+        info[0..4].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
+        // SAFETY: getpid and getuid have no preconditions.
+        let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+        info[16..20].copy_from_slice(&pid.to_le_bytes());
+        info[20..24].copy_from_slice(&uid.to_le_bytes());
+        let sig = signal(t, libc::SIGTRAP, &mut info);
+        if sig != 0 {
+            // SAFETY: raises the signal the tracer chose at this thread.
+            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
+        }
+    }
+}
+
+/// PTRACE_EVENT_EXIT, before the thread exits with wait status `status`.
+pub fn exiting(t: &mut Thread, status: i32) {
+    let Some(p) = traced() else {
+        return;
+    };
+    if p.options & PTRACE_O_TRACEEXIT as u32 == 0 {
+        return;
+    }
+    snapshot(t, p, u64::MAX);
+    p.event_msg = status as u64;
+    p.syscall = page::SyscallAt::default();
+    raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_EXIT as u32) << 8);
+}
+
+/// What the new image of a traced thread needs of its tracing (through
+/// the sandbox's re-exec).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Carried {
+    pub options: u32,
+    pub mode: u32,
+}
+
+/// The tracing an execve carries into the new image, if traced.
+pub fn carried() -> Option<Carried> {
+    traced().map(|p| Carried {
+        options: p.options,
+        mode: p.mode,
+    })
+}

@@ -1,0 +1,767 @@
+//! The tracing side: the program's ptrace requests and its waits.
+//!
+//! The program's tracer thread is the host tracer of the tracee's host
+//! thread: attaching, permissions, killing, memory (guest addresses are
+//! host addresses) and the stops the host kernel makes are the host's.
+//! What the host cannot know, the tracee's sandbox keeps in its trace page
+//! (page.rs): the guest's registers, and the stops it raises itself at
+//! system calls, signal delivery and events. A wait that reports a host
+//! stop is judged here: a stop the tracee raised is reported as the page
+//! describes it, one that is the sandbox's own business (its re-exec, a
+//! signal on its way to the program's handler, whose delivery will stop)
+//! is passed over, anything else is reported as the host made it.
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use libc::{PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESECCOMP};
+use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
+use vmm::kvm_regs;
+
+use super::page::{self, Found, Page, dirty, mode};
+use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
+use super::tracee::MARK;
+use crate::host::{Errno, SysResult};
+use crate::syscalls::{ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS};
+use crate::thread::Thread;
+use crate::umem;
+
+/// PTRACE_ARCH_PRCTL (arch/x86/include/uapi/asm/ptrace-abi.h), which
+/// libc lacks.
+const PTRACE_ARCH_PRCTL: u32 = 30;
+
+/// AUDIT_ARCH_X86_64 (include/uapi/linux/audit.h), which libc lacks.
+const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+
+/// Options a sandboxed tracee cannot honour yet: following new threads
+/// and children, and seccomp's stops. Asking for them fails, as on a
+/// kernel without them, rather than tracing nothing.
+const UNSUPPORTED_OPTIONS: u32 = (PTRACE_O_TRACEFORK
+    | PTRACE_O_TRACEVFORK
+    | PTRACE_O_TRACECLONE
+    | PTRACE_O_TRACEVFORKDONE
+    | PTRACE_O_TRACESECCOMP) as u32;
+
+/// Options PTRACE_SEIZE set for tracees not stopped since: written into
+/// their page at their first stop.
+static SEIZED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
+
+fn errno() -> Errno {
+    Errno(
+        std::io::Error::last_os_error()
+            .raw_os_error()
+            .unwrap_or(libc::EIO),
+    )
+}
+
+/// The host's ptrace.
+fn host(req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
+    // SAFETY: callers pass addresses of their own buffers, or of program
+    // memory checked beforehand, or integers.
+    let r = unsafe { libc::syscall(libc::SYS_ptrace, req as libc::c_long, pid, addr, data) };
+    if r < 0 { Err(errno()) } else { Ok(r as u64) }
+}
+
+fn host_regs(pid: i32) -> Result<libc::user_regs_struct, Errno> {
+    // SAFETY: user_regs_struct is plain integers.
+    let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+    host(
+        libc::PTRACE_GETREGS,
+        pid,
+        0,
+        &mut r as *mut libc::user_regs_struct as u64,
+    )?;
+    Ok(r)
+}
+
+fn host_siginfo(pid: i32) -> Result<[u8; 128], Errno> {
+    let mut info = [0u8; 128];
+    host(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as u64)?;
+    Ok(info)
+}
+
+/// A stopped tracee, and what is behind it.
+enum Target {
+    Host,
+    Sandboxed { addr: u64, page: Box<Page> },
+}
+
+/// The tracee `pid`, which must be in a ptrace stop of this thread's
+/// (ESRCH otherwise, as the host says).
+fn target(pid: i32) -> Result<Target, Errno> {
+    let r = host_regs(pid)?;
+    match page::find(pid, r.fs_base) {
+        Found::Host => Ok(Target::Host),
+        // Its stops are passed over until its page exists.
+        Found::Starting => Err(Errno(libc::ESRCH)),
+        Found::Sandboxed(addr) => Ok(Target::Sandboxed {
+            addr,
+            page: page::read_page(pid, addr)?,
+        }),
+    }
+}
+
+/// The program's registers in the stop: the page's, or, in a stop the
+/// host made while the guest ran, those KVM left in kvm_run.
+fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
+    if p.in_stop != 0 || p.fresh != 0 {
+        return Ok(p.regs);
+    }
+    let at = p.kvm_run + vmm::vcpu::SYNC_REGS_OFFSET;
+    let mut r = kvm_regs::default();
+    page::read_remote(pid, at, as_bytes_mut(&mut r))?;
+    if r.rip == p.syscall_stub {
+        r.rip = r.rcx;
+        r.rflags = r.r11;
+    }
+    Ok(regs::user_regs(
+        &r,
+        u64::MAX,
+        p.regs.fs_base,
+        p.regs.gs_base,
+    ))
+}
+
+/// Writes `bytes` at `addr` in the program's memory.
+fn put(thread: &Thread, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
+    let space = thread.process.vm.memory.lock().expect("address space");
+    umem::write_bytes(&space, addr, bytes)
+}
+
+fn get(thread: &Thread, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
+    let space = thread.process.vm.memory.lock().expect("address space");
+    umem::read_bytes(&space, addr, buf)
+}
+
+fn as_bytes<T: Copy>(v: &T) -> &[u8] {
+    // SAFETY: the plain-data structs here (register sets, siginfo).
+    unsafe { std::slice::from_raw_parts((v as *const T).cast::<u8>(), size_of::<T>()) }
+}
+
+fn as_bytes_mut<T: Copy>(v: &mut T) -> &mut [u8] {
+    // SAFETY: as above; every byte pattern is a valid value of them.
+    unsafe { std::slice::from_raw_parts_mut((v as *mut T).cast::<u8>(), size_of::<T>()) }
+}
+
+/// ptrace(2) for the program.
+pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
+    let (req, pid, addr, data) = (a[0] as u32, a[1] as i32, a[2], a[3]);
+    match req {
+        libc::PTRACE_TRACEME => {
+            host(req, 0, 0, 0)?;
+            page::own().traced = 1;
+            Ok(0)
+        }
+        libc::PTRACE_ATTACH => host(req, pid, 0, 0),
+        libc::PTRACE_SEIZE => {
+            let options = data as u32;
+            if options & UNSUPPORTED_OPTIONS != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            host(req, pid, 0, u64::from(options & PTRACE_O_EXITKILL as u32))?;
+            SEIZED.lock().expect("seized").insert(pid, options);
+            Ok(0)
+        }
+        libc::PTRACE_INTERRUPT | libc::PTRACE_LISTEN | libc::PTRACE_KILL => host(req, pid, 0, 0),
+        libc::PTRACE_PEEKTEXT | libc::PTRACE_PEEKDATA => {
+            // The word lands in the sandbox first: `data` is the program's.
+            let mut word = 0u64;
+            host(req, pid, addr, &mut word as *mut u64 as u64)?;
+            put(thread, data, &word.to_le_bytes())?;
+            Ok(0)
+        }
+        // Guest addresses are host addresses: the host writes the tracee's
+        // memory (breakpoints), whatever its sandbox.
+        libc::PTRACE_POKETEXT | libc::PTRACE_POKEDATA => host(req, pid, addr, data),
+        _ => match target(pid)? {
+            Target::Host => host_request(thread, req, pid, addr, data),
+            Target::Sandboxed { addr: at, mut page } => {
+                sandboxed(thread, req, pid, addr, data, at, &mut page)
+            }
+        },
+    }
+}
+
+/// A request about a tracee that is not a sandbox: the host's, with the
+/// program's buffers copied through the sandbox's.
+fn host_request(thread: &Thread, req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
+    let mut buf = [0u8; 4096];
+    match req {
+        libc::PTRACE_GETREGS | libc::PTRACE_GETFPREGS | libc::PTRACE_GETSIGINFO => {
+            let n = match req {
+                libc::PTRACE_GETREGS => size_of::<libc::user_regs_struct>(),
+                libc::PTRACE_GETFPREGS => FXSAVE_SIZE,
+                _ => 128,
+            };
+            host(req, pid, addr, buf.as_mut_ptr() as u64)?;
+            put(thread, data, &buf[..n])?;
+            Ok(0)
+        }
+        libc::PTRACE_GETEVENTMSG => {
+            let mut msg = 0u64;
+            host(req, pid, 0, &mut msg as *mut u64 as u64)?;
+            put(thread, data, &msg.to_le_bytes())?;
+            Ok(0)
+        }
+        libc::PTRACE_SETREGS | libc::PTRACE_SETFPREGS | libc::PTRACE_SETSIGINFO => {
+            let n = match req {
+                libc::PTRACE_SETREGS => size_of::<libc::user_regs_struct>(),
+                libc::PTRACE_SETFPREGS => FXSAVE_SIZE,
+                _ => 128,
+            };
+            get(thread, data, &mut buf[..n])?;
+            host(req, pid, addr, buf.as_ptr() as u64)
+        }
+        libc::PTRACE_PEEKUSER => {
+            let mut word = 0u64;
+            host(req, pid, addr, &mut word as *mut u64 as u64)?;
+            put(thread, data, &word.to_le_bytes())?;
+            Ok(0)
+        }
+        libc::PTRACE_POKEUSER
+        | libc::PTRACE_SETOPTIONS
+        | libc::PTRACE_CONT
+        | libc::PTRACE_SYSCALL
+        | libc::PTRACE_SINGLESTEP
+        | libc::PTRACE_SYSEMU
+        | libc::PTRACE_SYSEMU_SINGLESTEP
+        | libc::PTRACE_DETACH => host(req, pid, addr, data),
+        _ => Err(Errno(libc::EIO)),
+    }
+}
+
+/// Offsets in struct user (sys/user.h): the registers, then u_debugreg.
+const USER_REGS_END: u64 = size_of::<libc::user_regs_struct>() as u64;
+const USER_DEBUGREG: u64 = std::mem::offset_of!(libc::user, u_debugreg) as u64;
+const USER_SIZE: u64 = size_of::<libc::user>() as u64;
+
+/// A request about a sandboxed tracee whose page is `p`, at `at` in it.
+fn sandboxed(
+    thread: &Thread,
+    req: u32,
+    pid: i32,
+    addr: u64,
+    data: u64,
+    at: u64,
+    p: &mut Page,
+) -> SysResult {
+    // What only a stop the tracee raised can change: the registers of a
+    // stop the host made while the guest ran are KVM's, out of reach.
+    let in_stop = p.in_stop != 0;
+    let settable = || {
+        if in_stop {
+            Ok(())
+        } else {
+            Err(Errno(libc::EIO))
+        }
+    };
+    match req {
+        libc::PTRACE_GETREGS => {
+            let r = regs_of(pid, p)?;
+            put(thread, data, as_bytes(&r))?;
+            Ok(0)
+        }
+        libc::PTRACE_SETREGS => {
+            settable()?;
+            // SAFETY: user_regs_struct is plain integers.
+            let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+            get(thread, data, as_bytes_mut(&mut r))?;
+            set_regs(pid, at, p, r)
+        }
+        libc::PTRACE_PEEKUSER => {
+            if !addr.is_multiple_of(8) || addr >= USER_SIZE {
+                return Err(Errno(libc::EIO));
+            }
+            let word = if addr < USER_REGS_END {
+                let r = regs_of(pid, p)?;
+                u64::from_le_bytes(
+                    as_bytes(&r)[addr as usize..addr as usize + 8]
+                        .try_into()
+                        .expect("8 bytes"),
+                )
+            } else if (USER_DEBUGREG..USER_DEBUGREG + 64).contains(&addr) {
+                p.debugreg[((addr - USER_DEBUGREG) / 8) as usize]
+            } else {
+                0
+            };
+            put(thread, data, &word.to_le_bytes())?;
+            Ok(0)
+        }
+        libc::PTRACE_POKEUSER => {
+            if !addr.is_multiple_of(8) || addr >= USER_SIZE {
+                return Err(Errno(libc::EIO));
+            }
+            if addr < USER_REGS_END {
+                settable()?;
+                let mut r = p.regs;
+                as_bytes_mut(&mut r)[addr as usize..addr as usize + 8]
+                    .copy_from_slice(&data.to_le_bytes());
+                return set_regs(pid, at, p, r);
+            }
+            // Debug registers are not given to the guest yet: a breakpoint
+            // would never fire, so setting one fails as on a kernel that
+            // refuses it.
+            Err(Errno(libc::EIO))
+        }
+        libc::PTRACE_GETFPREGS => {
+            settable()?;
+            put(thread, data, &p.xsave[..FXSAVE_SIZE])?;
+            Ok(0)
+        }
+        libc::PTRACE_SETFPREGS => {
+            settable()?;
+            let mut fx = [0u8; FXSAVE_SIZE];
+            get(thread, data, &mut fx)?;
+            let mut image = p.xsave[..p.xsave_len as usize].to_vec();
+            // The legacy area only; the software-reserved bytes stay.
+            image[..regs::XSTATE_XCR0_OFFSET].copy_from_slice(&fx[..regs::XSTATE_XCR0_OFFSET]);
+            set_xsave(pid, at, p, &image)
+        }
+        libc::PTRACE_GETREGSET | libc::PTRACE_SETREGSET => {
+            let mut iov = [0u8; 16];
+            get(thread, data, &mut iov)?;
+            let base = u64::from_le_bytes(iov[..8].try_into().expect("8 bytes"));
+            let len = u64::from_le_bytes(iov[8..].try_into().expect("8 bytes")) as usize;
+            let set = match addr {
+                NT_PRSTATUS => as_bytes(&regs_of(pid, p)?).to_vec(),
+                NT_PRFPREG => {
+                    settable()?;
+                    p.xsave[..FXSAVE_SIZE].to_vec()
+                }
+                NT_X86_XSTATE => {
+                    settable()?;
+                    regs::xstate(&p.xsave, p.xsave_len as usize, p.xcr0)
+                }
+                _ => return Err(Errno(libc::EINVAL)),
+            };
+            let n = len.min(set.len());
+            if req == libc::PTRACE_GETREGSET {
+                put(thread, base, &set[..n])?;
+                put(thread, data + 8, &(n as u64).to_le_bytes())?;
+                return Ok(0);
+            }
+            settable()?;
+            let mut new = set.clone();
+            get(thread, base, &mut new[..n])?;
+            match addr {
+                NT_PRSTATUS => {
+                    // SAFETY: user_regs_struct is plain integers.
+                    let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+                    as_bytes_mut(&mut r).copy_from_slice(&new);
+                    set_regs(pid, at, p, r)
+                }
+                NT_PRFPREG => {
+                    let mut image = p.xsave[..p.xsave_len as usize].to_vec();
+                    image[..regs::XSTATE_XCR0_OFFSET]
+                        .copy_from_slice(&new[..regs::XSTATE_XCR0_OFFSET]);
+                    set_xsave(pid, at, p, &image)
+                }
+                _ => {
+                    let mut image = p.xsave[..p.xsave_len as usize].to_vec();
+                    regs::set_xstate(&mut image, &new[..n], p.xcr0).map_err(Errno)?;
+                    set_xsave(pid, at, p, &image)
+                }
+            }
+        }
+        libc::PTRACE_GETSIGINFO => {
+            let info = if in_stop {
+                stop_siginfo(p)
+            } else {
+                host_siginfo(pid)?
+            };
+            put(thread, data, &info)?;
+            Ok(0)
+        }
+        libc::PTRACE_SETSIGINFO => {
+            let mut info = [0u8; 128];
+            get(thread, data, &mut info)?;
+            if !in_stop {
+                return host(req, pid, 0, info.as_ptr() as u64);
+            }
+            p.siginfo = info;
+            p.dirty |= dirty::SIGINFO;
+            page::write_part(pid, at, p, std::mem::offset_of!(Page, siginfo), 128)?;
+            page::write_control(pid, at, p)?;
+            Ok(0)
+        }
+        libc::PTRACE_GETEVENTMSG => {
+            let msg = if in_stop {
+                p.event_msg
+            } else {
+                let mut m = 0u64;
+                host(req, pid, 0, &mut m as *mut u64 as u64)?;
+                m
+            };
+            put(thread, data, &msg.to_le_bytes())?;
+            Ok(0)
+        }
+        libc::PTRACE_SETOPTIONS => {
+            let options = data as u32;
+            if options & UNSUPPORTED_OPTIONS != 0 || data >> 32 != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
+            host(req, pid, 0, u64::from(options & PTRACE_O_EXITKILL as u32))?;
+            p.options = options;
+            page::write_control(pid, at, p)?;
+            Ok(0)
+        }
+        libc::PTRACE_GETSIGMASK | libc::PTRACE_SETSIGMASK => {
+            if addr != 8 {
+                return Err(Errno(libc::EINVAL));
+            }
+            if !in_stop && p.fresh == 0 {
+                // The host thread's mask is the program's while it runs.
+                let mut m = 0u64;
+                if req == libc::PTRACE_SETSIGMASK {
+                    get(thread, data, as_bytes_mut(&mut m))?;
+                }
+                host(req, pid, 8, &mut m as *mut u64 as u64)?;
+                if req == libc::PTRACE_GETSIGMASK {
+                    put(thread, data, &m.to_le_bytes())?;
+                }
+                return Ok(0);
+            }
+            if req == libc::PTRACE_GETSIGMASK {
+                put(thread, data, &p.sigmask.to_le_bytes())?;
+                return Ok(0);
+            }
+            settable()?;
+            let mut m = 0u64;
+            get(thread, data, as_bytes_mut(&mut m))?;
+            p.sigmask = m & !(1 << (libc::SIGKILL - 1) | 1 << (libc::SIGSTOP - 1));
+            p.dirty |= dirty::SIGMASK;
+            page::write_part(pid, at, p, std::mem::offset_of!(Page, sigmask), 8)?;
+            page::write_control(pid, at, p)?;
+            Ok(0)
+        }
+        libc::PTRACE_GET_SYSCALL_INFO => {
+            let info = syscall_info(pid, p)?;
+            let full = match u32::from(info.op) {
+                x if x == u32::from(libc::PTRACE_SYSCALL_INFO_ENTRY) => 24 + 56,
+                x if x == u32::from(libc::PTRACE_SYSCALL_INFO_EXIT) => 24 + 9,
+                _ => 24,
+            };
+            let n = (addr as usize).min(full);
+            put(thread, data, &as_bytes(&info)[..n])?;
+            Ok(full as u64)
+        }
+        PTRACE_ARCH_PRCTL => {
+            let r = regs_of(pid, p)?;
+            match data {
+                ARCH_GET_FS => put(thread, addr, &r.fs_base.to_le_bytes()).map(|()| 0),
+                ARCH_GET_GS => put(thread, addr, &r.gs_base.to_le_bytes()).map(|()| 0),
+                ARCH_SET_FS | ARCH_SET_GS => {
+                    settable()?;
+                    let mut r = r;
+                    if data == ARCH_SET_FS {
+                        r.fs_base = addr;
+                    } else {
+                        r.gs_base = addr;
+                    }
+                    set_regs(pid, at, p, r)
+                }
+                _ => Err(Errno(libc::EINVAL)),
+            }
+        }
+        libc::PTRACE_CONT
+        | libc::PTRACE_SYSCALL
+        | libc::PTRACE_SYSEMU
+        | libc::PTRACE_DETACH
+        | libc::PTRACE_SINGLESTEP
+        | libc::PTRACE_SYSEMU_SINGLESTEP => resume(req, pid, data, at, p),
+        _ => host_request(thread, req, pid, addr, data),
+    }
+}
+
+fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
+    p.regs = regs::sanitize(&r, &p.regs);
+    p.dirty |= dirty::REGS;
+    page::write_part(
+        pid,
+        at,
+        p,
+        std::mem::offset_of!(Page, regs),
+        size_of::<libc::user_regs_struct>(),
+    )?;
+    page::write_control(pid, at, p)?;
+    Ok(0)
+}
+
+fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
+    p.xsave[..image.len()].copy_from_slice(image);
+    p.dirty |= dirty::XSAVE;
+    page::write_part(pid, at, p, std::mem::offset_of!(Page, xsave), image.len())?;
+    page::write_control(pid, at, p)?;
+    Ok(0)
+}
+
+/// The siginfo of a stop the tracee raised: the signal's at a
+/// signal-delivery stop, the SIGTRAP Linux describes the stop with
+/// otherwise (ptrace_report_syscall, ptrace_event: si_code is the code).
+fn stop_siginfo(p: &Page) -> [u8; 128] {
+    if p.code < 0x80 && p.code != 0 {
+        return p.siginfo;
+    }
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
+    info[8..12].copy_from_slice(&(p.code as i32).to_le_bytes());
+    info
+}
+
+fn syscall_info(pid: i32, p: &Page) -> Result<libc::ptrace_syscall_info, Errno> {
+    let r = regs_of(pid, p)?;
+    // SAFETY: ptrace_syscall_info is plain integers and a union of them.
+    let mut info: libc::ptrace_syscall_info = unsafe { std::mem::zeroed() };
+    info.arch = AUDIT_ARCH_X86_64;
+    info.instruction_pointer = r.rip;
+    info.stack_pointer = r.rsp;
+    if p.in_stop != 0 {
+        let s = p.syscall;
+        info.op = s.op as u8;
+        let bytes = as_bytes_mut(&mut info);
+        if u32::from(libc::PTRACE_SYSCALL_INFO_ENTRY) == s.op {
+            bytes[24..32].copy_from_slice(&s.nr.to_le_bytes());
+            for (i, a) in s.args.iter().enumerate() {
+                bytes[32 + 8 * i..40 + 8 * i].copy_from_slice(&a.to_le_bytes());
+            }
+        } else if u32::from(libc::PTRACE_SYSCALL_INFO_EXIT) == s.op {
+            bytes[24..32].copy_from_slice(&s.rval.to_le_bytes());
+            bytes[32] = u8::from((-4095..0).contains(&s.rval));
+        }
+    }
+    Ok(info)
+}
+
+/// CONT, SYSCALL, SYSEMU, DETACH: where the tracee stops next goes into
+/// its page; a stop it raised ends with its mark suppressed, a host stop
+/// with the signal the tracer gave.
+fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
+    let sig = data as i32;
+    if !(0..=64).contains(&sig) {
+        return Err(Errno(libc::EIO));
+    }
+    p.mode = match req {
+        libc::PTRACE_SYSCALL => mode::SYSCALL,
+        libc::PTRACE_SYSEMU => mode::SYSEMU,
+        // Single-stepping needs the guest's trap flag and #DB reported as
+        // the kernel reports them: not there yet.
+        libc::PTRACE_SINGLESTEP | libc::PTRACE_SYSEMU_SINGLESTEP => return Err(Errno(libc::EIO)),
+        _ => mode::CONT,
+    };
+    if req == libc::PTRACE_DETACH {
+        p.traced = 0;
+    }
+    let in_stop = p.in_stop != 0;
+    if in_stop {
+        p.sig = sig as u32;
+        let stop_sig = if p.code < 0x80 { p.code as i32 } else { 0 };
+        if sig != 0 && sig != stop_sig && p.dirty & dirty::SIGINFO == 0 {
+            // A signal the tracer chose comes from it (ptrace_signal).
+            let mut info = [0u8; 128];
+            info[0..4].copy_from_slice(&sig.to_le_bytes());
+            // SAFETY: getpid and getuid have no preconditions.
+            let (me, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+            info[16..20].copy_from_slice(&me.to_le_bytes());
+            info[20..24].copy_from_slice(&uid.to_le_bytes());
+            p.siginfo = info;
+            p.dirty |= dirty::SIGINFO;
+            page::write_part(pid, at, p, std::mem::offset_of!(Page, siginfo), 128)?;
+        }
+    }
+    page::write_control(pid, at, p)?;
+    let host_req = if req == libc::PTRACE_DETACH {
+        libc::PTRACE_DETACH
+    } else {
+        libc::PTRACE_CONT
+    };
+    host(host_req, pid, 0, if in_stop { 0 } else { sig as u64 })
+}
+
+/// What a wait does with a host ptrace stop of `pid` (`code`: status >> 8).
+enum Verdict {
+    /// Report it to the program with this code.
+    Report(u32),
+    /// The sandbox's own: resume the tracee with this signal, wait on.
+    PassOver(i32),
+}
+
+fn judge(pid: i32, code: u32) -> Verdict {
+    let Ok(r) = host_regs(pid) else {
+        // Not a tracee of this thread's (a stopped child under WUNTRACED).
+        return Verdict::Report(code);
+    };
+    let sig = (code & 0x7f) as i32;
+    match page::find(pid, r.fs_base) {
+        Found::Host => Verdict::Report(code),
+        // A sandbox starting after the program's exec (the host's exec
+        // SIGTRAP or event): its own exec stop follows once it runs.
+        Found::Starting => Verdict::PassOver(if sig == libc::SIGTRAP || code >> 8 != 0 {
+            0
+        } else {
+            sig
+        }),
+        Found::Sandboxed(at) => {
+            let Ok(mut p) = page::read_page(pid, at) else {
+                return Verdict::Report(code);
+            };
+            if p.traced == 0 {
+                // The first stop since TRACEME, ATTACH or SEIZE: the
+                // tracee raises its stops from now on.
+                p.traced = 1;
+                p.options = SEIZED.lock().expect("seized").remove(&pid).unwrap_or(0);
+                let _ = page::write_control(pid, at, &p);
+            }
+            if sig == libc::SIGSTOP && p.in_stop != 0 && is_mark(pid) {
+                return Verdict::Report(p.code);
+            }
+            if code >> 8 != 0 {
+                // PTRACE_EVENT_STOP (INTERRUPT, a group stop of a seized
+                // tracee): the host's.
+                return Verdict::Report(code);
+            }
+            if p.passing as i32 == sig {
+                p.passing = 0;
+                let _ = page::write_control(pid, at, &p);
+                return Verdict::PassOver(sig);
+            }
+            if caught(pid, sig) {
+                // On its way to the program's handler, whose delivery stops.
+                return Verdict::PassOver(sig);
+            }
+            Verdict::Report(code)
+        }
+    }
+}
+
+/// Whether the stop's siginfo is a tracee's mark.
+fn is_mark(pid: i32) -> bool {
+    let Ok(info) = host_siginfo(pid) else {
+        return false;
+    };
+    let word = |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    word(0) == libc::SIGSTOP && word(1) == MARK && word(2) == -1
+}
+
+/// Whether `sig` has a handler in `pid`'s sandbox (its SigCgt).
+fn caught(pid: i32, sig: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("SigCgt:"))
+        .and_then(|v| u64::from_str_radix(v.trim(), 16).ok())
+        .is_some_and(|m| m & (1 << (sig - 1)) != 0)
+}
+
+/// wait4(2) for the program.
+pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
+    let (pid, status_at, options, rusage_at) = (a[0] as i32, a[1], a[2] as i32, a[3]);
+    loop {
+        let mut status = 0i32;
+        // SAFETY: rusage is plain integers.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: our own status and rusage.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_wait4,
+                pid,
+                &mut status as *mut i32,
+                options,
+                if rusage_at != 0 {
+                    &mut ru as *mut libc::rusage
+                } else {
+                    std::ptr::null_mut()
+                },
+            )
+        };
+        if r < 0 {
+            return Err(errno());
+        }
+        let child = r as i32;
+        if child > 0 && status & 0xff == 0x7f {
+            match judge(child, (status >> 8) as u32 & 0xffff) {
+                Verdict::Report(code) => status = ((code as i32) << 8) | 0x7f,
+                Verdict::PassOver(sig) => {
+                    let _ = host(libc::PTRACE_CONT, child, 0, sig as u64);
+                    continue;
+                }
+            }
+        }
+        // As the kernel writes them: only for a child found.
+        if child > 0 {
+            if status_at != 0 {
+                put(thread, status_at, &status.to_le_bytes())?;
+            }
+            if rusage_at != 0 {
+                put(thread, rusage_at, as_bytes(&ru))?;
+            }
+        }
+        return Ok(r as u64);
+    }
+}
+
+/// waitid(2) for the program.
+pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
+    let (idtype, id, info_at, options, rusage_at) = (a[0], a[1], a[2], a[3] as i32, a[4]);
+    loop {
+        let mut info = [0u8; 128];
+        // SAFETY: rusage is plain integers.
+        let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+        // SAFETY: our own siginfo and rusage.
+        let r = unsafe {
+            libc::syscall(
+                libc::SYS_waitid,
+                idtype,
+                id,
+                info.as_mut_ptr(),
+                options,
+                if rusage_at != 0 {
+                    &mut ru as *mut libc::rusage
+                } else {
+                    std::ptr::null_mut()
+                },
+            )
+        };
+        if r < 0 {
+            return Err(errno());
+        }
+        let word =
+            |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+        let (code, child, status) = (word(2), word(4), word(6));
+        if child > 0 && code == libc::CLD_TRAPPED {
+            match judge(child, status as u32) {
+                Verdict::Report(c) => info[24..28].copy_from_slice(&(c as i32).to_le_bytes()),
+                Verdict::PassOver(sig) => {
+                    if options & libc::WNOWAIT != 0 {
+                        // Taken off the tracee before it goes on.
+                        let mut gone = [0u8; 128];
+                        // SAFETY: our own siginfo.
+                        unsafe {
+                            libc::syscall(
+                                libc::SYS_waitid,
+                                libc::P_PID,
+                                child,
+                                gone.as_mut_ptr(),
+                                libc::WSTOPPED | libc::__WALL | libc::WNOHANG,
+                                std::ptr::null_mut::<libc::rusage>(),
+                            )
+                        };
+                    }
+                    let _ = host(libc::PTRACE_CONT, child, 0, sig as u64);
+                    continue;
+                }
+            }
+        }
+        // As the kernel writes them: the rusage of a child found, and of
+        // the siginfo only signo, errno, code, pid, uid and status.
+        if child > 0 && rusage_at != 0 {
+            put(thread, rusage_at, as_bytes(&ru))?;
+        }
+        if info_at != 0 {
+            put(thread, info_at, &info[..12])?;
+            put(thread, info_at + 16, &info[16..28])?;
+        }
+        return Ok(0);
+    }
+}

@@ -74,6 +74,7 @@ impl Task {
             self.leader_exit(code);
         }
         signals::arrival::stop_taking();
+        crate::trace::page::release();
         let t = self.thread;
         let process = t.process.clone();
         process.vm.release_vcpu(t.vcpu);
@@ -132,6 +133,7 @@ impl Task {
                 }
                 self.interrupted = None;
             }
+            tracee::prepare_step(&mut self.thread);
             tracee::entering_guest();
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
             match exit {
@@ -195,6 +197,14 @@ impl Task {
                     if traced && let Some(p) = tracee::exit_stop_due() {
                         tracee::syscall_exit(&mut self.thread, p, sc.nr);
                     }
+                    if self.thread.stepping {
+                        // The step ends at the call's return.
+                        let info = tracee::step_done(&mut self.thread, true);
+                        if let Err(o) = deliver::force(&mut self.thread, libc::SIGTRAP, info, false)
+                        {
+                            return Ok(Ended::Process(o));
+                        }
+                    }
                 }
                 Exit::Exception { frame, cr2 } => {
                     self.thread.process.count_exception();
@@ -248,6 +258,10 @@ impl Task {
             return Ok(tid as u64);
         }
         let stack = HostStack::new()?;
+        // The child gets a trace page of its own in the thread-local
+        // storage it shares with this thread; this thread's comes back
+        // when it resumes.
+        let own_page = crate::trace::page::detach();
         let mut task = Box::new(VforkChild(Task::new(thread), ids));
         // SAFETY: the child runs `vfork_child` on its own stack with the
         // Box, which outlives it: the kernel resumes this thread only once
@@ -267,6 +281,7 @@ impl Task {
         // by is read again.
         arrival::set_kick(self.thread.vcpu.kick_flag());
         crate::umem::forget_own_id();
+        crate::trace::page::reattach(own_page);
         process.vm.release_vcpu(task.0.thread.vcpu);
         if pid < 0 {
             return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
@@ -307,6 +322,16 @@ impl Task {
             if self.spurious(cr2, f.error_code) {
                 return Ok(None);
             }
+        }
+        if v == vector::DEBUG && self.thread.stepping {
+            let info = tracee::step_done(&mut self.thread, false);
+            let t = &mut self.thread;
+            t.trap = signals::frame::Trap {
+                error_code: 0,
+                trapno: u64::from(v),
+                cr2: t.trap.cr2,
+            };
+            return Ok(deliver::force(t, libc::SIGTRAP, info, false).err());
         }
         let t = &mut self.thread;
         let fault = {
@@ -465,6 +490,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // The parent's id is in the thread-local storage this child shares.
     crate::umem::forget_own_id();
     child.1.settid(&mut child.0.thread);
+    tracee::start(&mut child.0.thread);
     child.0.run_to_end()
 }
 

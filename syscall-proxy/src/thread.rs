@@ -26,6 +26,8 @@ pub struct Thread {
     /// Whether the thread has used AMX's tile data since it was permitted:
     /// only then do its signal frames hold them.
     pub tiles_in_use: bool,
+    /// Whether the sandbox set the trap flag for a tracer's single step.
+    pub stepping: bool,
 }
 
 impl Thread {
@@ -41,6 +43,7 @@ impl Thread {
             clear_child_tid: 0,
             trap: Trap::default(),
             tiles_in_use: false,
+            stepping: false,
         }
     }
 }

@@ -140,6 +140,19 @@ pub fn release() {
     }
 }
 
+/// Takes this thread's page out of its thread-local storage, for a vfork
+/// child that shares the storage to make its own.
+pub fn detach() -> u64 {
+    PAGE.replace(0)
+}
+
+/// Puts back the page `detach` took, freeing the one the vfork child made
+/// (it has executed a program or exited: nothing uses it).
+pub fn reattach(own: u64) {
+    release();
+    PAGE.set(own);
+}
+
 /// This thread's FS base.
 fn fs_base() -> u64 {
     let mut base = 0u64;

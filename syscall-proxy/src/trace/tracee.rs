@@ -34,6 +34,43 @@ pub fn at_syscalls() -> Option<&'static mut Page> {
     traced().filter(|p| p.mode == mode::SYSCALL || p.mode == mode::SYSEMU)
 }
 
+/// RFLAGS.TF.
+const TF: u64 = 0x100;
+/// si_code of a single step (include/uapi/asm-generic/siginfo.h).
+const TRAP_BRKPT: i32 = 1;
+const TRAP_TRACE: i32 = 2;
+
+/// Before the guest runs: the trap flag set for PTRACE_SINGLESTEP, and
+/// cleared again once the tracer resumed otherwise.
+pub fn prepare_step(t: &mut Thread) {
+    let want = traced().is_some_and(|p| p.mode == mode::SINGLESTEP);
+    if want == t.stepping {
+        return;
+    }
+    set_trap_flag(t, want);
+}
+
+fn set_trap_flag(t: &mut Thread, on: bool) {
+    let mut r = t.vcpu.user_regs(&t.process.vm.memory);
+    if on {
+        r.rflags |= TF;
+    } else {
+        r.rflags &= !TF;
+    }
+    let _ = t.vcpu.set_user_regs(&t.process.vm.memory, &r);
+    t.stepping = on;
+}
+
+/// A single step ended: at a #DB (`syscall` false: the instruction at
+/// `rip` is next) or at a system call's return. Returns the SIGTRAP the
+/// kernel sends for it (send_sigtrap, user_single_step_report).
+pub fn step_done(t: &mut Thread, syscall: bool) -> [u8; 128] {
+    set_trap_flag(t, false);
+    let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
+    let code = if syscall { TRAP_BRKPT } else { TRAP_TRACE };
+    crate::signals::deliver::kernel_info(libc::SIGTRAP, code, rip)
+}
+
 /// Whether a syscall-exit stop is due (PTRACE_SYSCALL; PTRACE_SYSEMU
 /// makes none).
 pub fn exit_stop_due() -> Option<&'static mut Page> {

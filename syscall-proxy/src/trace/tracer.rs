@@ -543,9 +543,9 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
     p.mode = match req {
         libc::PTRACE_SYSCALL => mode::SYSCALL,
         libc::PTRACE_SYSEMU => mode::SYSEMU,
-        // Single-stepping needs the guest's trap flag and #DB reported as
-        // the kernel reports them: not there yet.
-        libc::PTRACE_SINGLESTEP | libc::PTRACE_SYSEMU_SINGLESTEP => return Err(Errno(libc::EIO)),
+        libc::PTRACE_SINGLESTEP => mode::SINGLESTEP,
+        // Not there yet: refused rather than run as something else.
+        libc::PTRACE_SYSEMU_SINGLESTEP => return Err(Errno(libc::EIO)),
         _ => mode::CONT,
     };
     if req == libc::PTRACE_DETACH {

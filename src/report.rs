@@ -80,6 +80,13 @@ pub fn init_logging(verbose: u8) {
             log::Level::Warn => "warning".to_string(),
             l => l.as_str().to_lowercase(),
         };
+        if record.level() >= log::Level::Debug {
+            // Several processes and threads share the parked stderr: each
+            // line of the per-exit trace says whose it is.
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            return writeln!(buf, "xcr0-sandbox[{tid}]: {level}: {}", record.args());
+        }
         writeln!(buf, "xcr0-sandbox: {level}: {}", record.args())
     });
     b.init();

@@ -190,7 +190,12 @@ fn the_sandbox_messages_never_reach_the_programs_files() {
         "{}",
         stderr(&o)
     );
-    assert!(stderr(&o).contains("xcr0-sandbox: trace:"), "-v traces too");
+    assert!(
+        stderr(&o)
+            .lines()
+            .any(|l| l.starts_with("xcr0-sandbox[") && l.contains("]: trace: ")),
+        "-v traces too, each line naming its thread"
+    );
 }
 
 /// A chain of `depth` scripts, each interpreted by the one before, the

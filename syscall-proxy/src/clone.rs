@@ -85,6 +85,16 @@ pub fn clone(thread: &mut Thread, nr: i64, a: [u64; 6]) -> Action {
         Err(e) => return Action::Return(crate::host::encode(Err(e))),
     };
     let has = |f: libc::c_int| r.flags & bit(f) != 0;
+    let kind = if has(libc::CLONE_THREAD) {
+        crate::trace::tracee::NewTask::Thread
+    } else if has(libc::CLONE_VFORK) {
+        crate::trace::tracee::NewTask::Vfork
+    } else {
+        crate::trace::tracee::NewTask::Fork
+    };
+    if let Err(e) = crate::trace::tracee::may_create(kind) {
+        return Action::Return(crate::host::encode(Err(e)));
+    }
     let result = if has(libc::CLONE_THREAD) {
         supported(r, THREAD_FLAGS).and_then(|()| new_thread(thread, r))
     } else if has(libc::CLONE_VM) {

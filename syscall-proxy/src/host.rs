@@ -69,3 +69,152 @@ pub unsafe fn munmap(addr: u64, len: u64) -> SysResult {
     // SAFETY: the caller vouches for the range (see above).
     unsafe { syscall(libc::SYS_munmap as u64, [addr, len, 0, 0, 0, 0]) }
 }
+
+// A forwarded call and a signal that arrives just before it. The host
+// handler takes a signal for the program whenever it comes (arrival.rs),
+// and blocks every signal until the task loop delivers it. Natively a
+// signal that comes while a task is in the kernel makes a wait it is about
+// to start return at once (EINTR, or a restart); here the signal is
+// already taken and blocked, and the wait would sleep with nothing to end
+// it (a tracer's poll for the SIGCHLD of the stop it just resumed its
+// tracee into, every few runs). So a forwarded call goes through this stub:
+// it does not start if a signal is waiting (`waiting` is the slot's flag),
+// and the handler moves a thread interrupted between that check and the
+// `syscall` instruction to the cancelled exit (`cancel_window`).
+std::arch::global_asm!(
+    ".globl xcr0_sandbox_forward",
+    ".globl xcr0_sandbox_forward_check",
+    ".globl xcr0_sandbox_forward_syscall",
+    ".globl xcr0_sandbox_forward_cancelled",
+    "xcr0_sandbox_forward:",
+    // (waiting: *const u8 in rdi, nr in rsi, args: *const [u64; 6] in rdx)
+    "mov rax, rsi",
+    "mov r11, rdi",
+    "mov rcx, rdx",
+    "mov rdi, [rcx]",
+    "mov rsi, [rcx + 8]",
+    "mov rdx, [rcx + 16]",
+    "mov r10, [rcx + 24]",
+    "mov r8, [rcx + 32]",
+    "mov r9, [rcx + 40]",
+    "xcr0_sandbox_forward_check:",
+    "cmp byte ptr [r11], 0",
+    "jne xcr0_sandbox_forward_cancelled",
+    "xcr0_sandbox_forward_syscall:",
+    "syscall",
+    "ret",
+    "xcr0_sandbox_forward_cancelled:",
+    "mov rax, -4096",
+    "ret",
+);
+
+unsafe extern "C" {
+    fn xcr0_sandbox_forward(waiting: *const u8, nr: u64, args: *const u64) -> i64;
+    static xcr0_sandbox_forward_check: u8;
+    static xcr0_sandbox_forward_syscall: u8;
+    static xcr0_sandbox_forward_cancelled: u8;
+}
+
+/// What the stub returns when it did not make the call.
+const CANCELLED: i64 = -4096;
+
+/// For the host handler: where a thread interrupted at `rip` must resume
+/// so that the call it was about to make is not made (None: elsewhere).
+pub fn cancel_window(rip: u64) -> Option<u64> {
+    let (check, call, cancelled) = (
+        &raw const xcr0_sandbox_forward_check as u64,
+        &raw const xcr0_sandbox_forward_syscall as u64,
+        &raw const xcr0_sandbox_forward_cancelled as u64,
+    );
+    (check..=call).contains(&rip).then_some(cancelled)
+}
+
+/// Forwards a call of the program's as `syscall` does, unless a signal
+/// for the program is waiting to be delivered and the call is one that
+/// would wait (`may_wait`): then EINTR, as the kernel's wait returns when
+/// a signal is pending. Calls that never wait are made.
+///
+/// # Safety
+/// As for [`syscall`].
+pub unsafe fn forward(nr: u64, a: [u64; 6], waiting: *const u8) -> SysResult {
+    // SAFETY: the stub makes the call as `syscall` does (the caller
+    // vouches for it) or none; `waiting` is the thread's slot flag.
+    let ret = unsafe { xcr0_sandbox_forward(waiting, nr, a.as_ptr()) };
+    if ret == CANCELLED {
+        if may_wait(nr as i64, &a) {
+            return Err(Errno(libc::EINTR));
+        }
+        // SAFETY: as above.
+        return unsafe { syscall(nr, a) };
+    }
+    if (-4095..0).contains(&ret) {
+        Err(Errno(-ret as i32))
+    } else {
+        Ok(ret as u64)
+    }
+}
+
+/// Whether call `nr` may wait for something a signal interrupts (sleeps,
+/// polls, locks, child waits, I/O on anything but a regular file or a
+/// block device).
+fn may_wait(nr: i64, a: &[u64; 6]) -> bool {
+    match nr {
+        libc::SYS_read
+        | libc::SYS_readv
+        | libc::SYS_write
+        | libc::SYS_writev
+        | libc::SYS_recvfrom
+        | libc::SYS_recvmsg
+        | libc::SYS_recvmmsg
+        | libc::SYS_sendto
+        | libc::SYS_sendmsg
+        | libc::SYS_sendmmsg
+        | libc::SYS_accept
+        | libc::SYS_accept4
+        | libc::SYS_connect
+        | libc::SYS_splice
+        | libc::SYS_tee
+        | libc::SYS_ioctl => {
+            // SAFETY: stat is plain integers, valid all zero.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fstat into the struct we own.
+            let r = unsafe { libc::fstat(a[0] as i32, &mut st) };
+            let kind = st.st_mode & libc::S_IFMT;
+            r != 0 || (kind != libc::S_IFREG && kind != libc::S_IFBLK)
+        }
+        libc::SYS_futex => {
+            let cmd = a[1] as i32 & libc::FUTEX_CMD_MASK;
+            matches!(
+                cmd,
+                libc::FUTEX_WAIT
+                    | libc::FUTEX_WAIT_BITSET
+                    | libc::FUTEX_LOCK_PI
+                    | libc::FUTEX_LOCK_PI2
+                    | libc::FUTEX_WAIT_REQUEUE_PI
+            )
+        }
+        libc::SYS_flock => a[1] as i32 & libc::LOCK_NB == 0,
+        libc::SYS_fcntl => matches!(a[1] as i32, libc::F_SETLKW | libc::F_OFD_SETLKW),
+        libc::SYS_poll
+        | libc::SYS_ppoll
+        | libc::SYS_select
+        | libc::SYS_pselect6
+        | libc::SYS_epoll_wait
+        | libc::SYS_epoll_pwait
+        | libc::SYS_epoll_pwait2
+        | libc::SYS_pause
+        | libc::SYS_nanosleep
+        | libc::SYS_clock_nanosleep
+        | libc::SYS_wait4
+        | libc::SYS_waitid
+        | libc::SYS_rt_sigtimedwait
+        | libc::SYS_msgrcv
+        | libc::SYS_msgsnd
+        | libc::SYS_semop
+        | libc::SYS_semtimedop
+        | libc::SYS_mq_timedreceive
+        | libc::SYS_mq_timedsend
+        | libc::SYS_futex_waitv => true,
+        _ => false,
+    }
+}

@@ -133,9 +133,12 @@ impl Task {
                 }
                 self.interrupted = None;
             }
-            tracee::prepare_step(&mut self.thread);
-            tracee::entering_guest();
+            tracee::before_guest(&mut self.thread);
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
+            self.thread.orig_rax = match exit {
+                Exit::Syscall(sc) => sc.nr,
+                _ => u64::MAX,
+            };
             match exit {
                 Exit::Syscall(mut sc) => {
                     self.thread.process.count_syscall();
@@ -148,6 +151,7 @@ impl Task {
                             tracee::Entry::Call(nr, args) => {
                                 sc.nr = nr;
                                 sc.args = args;
+                                self.thread.orig_rax = nr;
                             }
                             tracee::Entry::Skip(v) => {
                                 self.thread.vcpu.complete_syscall(v);
@@ -173,6 +177,9 @@ impl Task {
                             self.thread.vcpu.complete_syscall(r);
                         }
                         Action::Started => {
+                            if sc.nr == libc::SYS_rt_sigreturn as u64 {
+                                self.thread.orig_rax = u64::MAX;
+                            }
                             // rt_sigreturn's exit stop shows orig_rax -1,
                             // as restore_sigcontext leaves it.
                             if traced
@@ -325,6 +332,17 @@ impl Task {
         }
         if v == vector::DEBUG && self.thread.stepping {
             let info = tracee::step_done(&mut self.thread, false);
+            let t = &mut self.thread;
+            t.trap = signals::frame::Trap {
+                error_code: 0,
+                trapno: u64::from(v),
+                cr2: t.trap.cr2,
+            };
+            return Ok(deliver::force(t, libc::SIGTRAP, info, false).err());
+        }
+        if v == vector::DEBUG
+            && let Some(info) = tracee::debug_trap(&mut self.thread)
+        {
             let t = &mut self.thread;
             t.trap = signals::frame::Trap {
                 error_code: 0,

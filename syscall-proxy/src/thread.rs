@@ -28,6 +28,9 @@ pub struct Thread {
     pub tiles_in_use: bool,
     /// Whether the sandbox set the trap flag for a tracer's single step.
     pub stepping: bool,
+    /// The system call the thread is in or returns from, -1 if none (the
+    /// kernel's orig_ax, which a tracer sees).
+    pub orig_rax: u64,
 }
 
 impl Thread {
@@ -44,6 +47,7 @@ impl Thread {
             trap: Trap::default(),
             tiles_in_use: false,
             stepping: false,
+            orig_rax: u64::MAX,
         }
     }
 }

@@ -58,8 +58,6 @@ thread_local! {
 /// si_code was sent (rt_sigqueueinfo may forge one), as a fault of the
 /// sandbox's own stops at the faulting instruction instead.
 fn in_syscall(ctx: *mut libc::c_void) -> bool {
-    const RIP: usize =
-        std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + 8 * libc::REG_RIP as usize;
     // SAFETY: the ucontext the kernel passed; RIP is in the sandbox's
     // code, whose bytes are readable, and a syscall instruction before it
     // was executed from there.
@@ -68,6 +66,15 @@ fn in_syscall(ctx: *mut libc::c_void) -> bool {
         let before = (rip - 2) as *const [u8; 2];
         before.read_unaligned() == [0x0f, 0x05]
     }
+}
+
+/// Where RIP is in the ucontext the kernel passes a handler.
+const RIP: usize = std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + 8 * libc::REG_RIP as usize;
+
+/// The flag saying a signal waits in this thread's slot, which a
+/// forwarded call checks before it starts (`host::forward`).
+pub fn waiting_flag() -> *const u8 {
+    SLOT.with(|slot| slot.full.as_ptr().cast_const().cast::<u8>())
 }
 
 /// The offset of the blocked mask in the ucontext the kernel passes a
@@ -106,6 +113,13 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
             *slot.arrival.get() = arrival;
         }
         slot.full.store(true, Ordering::Release);
+        // SAFETY: the ucontext's RIP, which the kernel resumes at.
+        unsafe {
+            let rip = ctx.cast::<u8>().add(RIP).cast::<u64>();
+            if let Some(to) = crate::host::cancel_window(rip.read_unaligned()) {
+                rip.write_unaligned(to);
+            }
+        }
         let kick = slot.kick.load(Ordering::Relaxed);
         if !kick.is_null() {
             // SAFETY: the kvm_run of the vCPU this thread runs, set by
@@ -205,6 +219,56 @@ pub fn mask() -> u64 {
     old
 }
 
+/// Set once a thread of this process is traced by a sandboxed tracer:
+/// every signal then reaches the handler above, so that its delivery
+/// stops the thread where the sandbox can show and change its state (a
+/// default action the kernel carried out itself would stop it in the
+/// host kernel, out of the sandbox's reach). `raise_default` carries
+/// out a default action instead.
+static CATCH_ALL: AtomicBool = AtomicBool::new(false);
+
+pub fn catching_all() -> bool {
+    CATCH_ALL.load(Ordering::Relaxed)
+}
+
+/// From now on every catchable signal comes through the handler, whatever
+/// the program's disposition (`signals`): for a traced thread.
+pub fn catch_all(signals: &super::Signals) {
+    if CATCH_ALL.swap(true, Ordering::AcqRel) {
+        return;
+    }
+    // glibc's own two (SIGCANCEL, SIGSETXID) are the program's glibc's
+    // when it uses them, which installs a handler; left as they are.
+    for sig in all().filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && s != 32 && s != 33) {
+        let _ = install(sig, &signals.action(sig));
+    }
+}
+
+/// Carries out `sig`'s default action on this thread, as the kernel does
+/// for a signal with no handler: at once when the host's disposition is
+/// the default, else with the default put back around the raise (the
+/// program's disposition is the default, so another thread's `sig`
+/// meanwhile gets the right action too).
+pub fn raise_default(sig: i32) {
+    let ignored = matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
+    );
+    if catching_all() && ignored {
+        return;
+    }
+    let all = catching_all();
+    if all {
+        let _ = set_host(sig, &KernelSigaction::default());
+    }
+    // SAFETY: raises the signal at this thread, whose host disposition is
+    // the default one.
+    unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
+    if all {
+        let _ = install(sig, &KernelSigaction::default());
+    }
+}
+
 /// Signal `sig`'s bit in a kernel sigset.
 pub fn bit(sig: i32) -> u64 {
     1 << (sig - 1)
@@ -216,10 +280,11 @@ pub fn bit(sig: i32) -> u64 {
 /// (see `host_owned`) are never ignored on the host: the handler takes
 /// the program's instead.
 pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
+    let all = catching_all() && sig != libc::SIGKILL && sig != libc::SIGSTOP;
     let mut sa = KernelSigaction {
         handler: match act.handler {
-            SIG_DFL => SIG_DFL,
-            SIG_IGN if !host_owned(sig) => SIG_IGN,
+            SIG_DFL if !all => SIG_DFL,
+            SIG_IGN if !host_owned(sig) && !all => SIG_IGN,
             // A handler, or an ignored signal the host must not ignore: a
             // program's own arrives here (and is dropped at delivery).
             _ => {
@@ -235,6 +300,11 @@ pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
         sa.flags = libc::SA_SIGINFO as u64 | SA_RESTORER;
         sa.restorer = restore_rt as *const () as usize as u64;
     }
+    set_host(sig, &sa)
+}
+
+/// The host disposition of `sig`, as is.
+fn set_host(sig: i32, sa: &KernelSigaction) -> Result<(), Errno> {
     // The system call itself, not glibc's sigaction, which refuses the
     // two signals it keeps for itself (SIGCANCEL, SIGSETXID: 32 and 33)
     // and would leave the sandbox's own glibc handlers there: a program's
@@ -248,7 +318,7 @@ pub fn install(sig: i32, act: &KernelSigaction) -> Result<(), Errno> {
         libc::syscall(
             libc::SYS_rt_sigaction,
             sig,
-            &sa as *const KernelSigaction,
+            sa as *const KernelSigaction,
             std::ptr::null_mut::<KernelSigaction>(),
             size_of::<u64>(),
         )

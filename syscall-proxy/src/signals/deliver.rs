@@ -166,9 +166,7 @@ pub fn deliver(
             arrival::set_mask(s.mask);
             if act.handler == SIG_DFL {
                 tracee::passing(s.sig);
-                // SAFETY: re-raises the signal at this thread, whose host
-                // disposition is the default one.
-                unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), s.sig) };
+                arrival::raise_default(s.sig);
             }
             return Ok(());
         }
@@ -180,7 +178,9 @@ pub fn deliver(
     {
         restart(&mut regs, i);
     }
-    setup_frame(t, &s, &act, &regs)
+    setup_frame(t, &s, &act, &regs)?;
+    tracee::handler_entered(t);
+    Ok(())
 }
 
 /// The system call runs again when the program resumes (at the handler's

@@ -78,6 +78,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         | libc::SYS_mincore => ret(memory(thread, nr, a)),
         libc::SYS_arch_prctl => ret(arch_prctl(thread, a)),
         libc::SYS_rt_sigaction => ret(sigaction(thread, a)),
+        libc::SYS_rt_sigprocmask => ret(sigprocmask(thread, a)),
         libc::SYS_sigaltstack => ret(sigaltstack(thread, a)),
         libc::SYS_rt_sigreturn => match signals::deliver::sigreturn(thread) {
             Ok(()) => Action::Started,
@@ -173,10 +174,10 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
 
 /// Forwards without checks: for calls whose arguments are all integers or
 /// were checked by the caller.
-fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {
+pub(crate) fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {
     // SAFETY: callers pass calls whose pointer arguments were checked
     // against the program's memory, or that take none.
-    unsafe { host::syscall(nr as u64, a) }
+    unsafe { host::forward(nr as u64, a, signals::arrival::waiting_flag()) }
 }
 
 /// Checks `spec` (and `extra`) against the program's memory, then forwards.
@@ -317,6 +318,38 @@ fn sigaction(thread: &mut Thread, a: [u64; 6]) -> SysResult {
 const STACK_T: u64 = size_of::<libc::stack_t>() as u64;
 
 /// sigaltstack(2), recorded for the signal delivery to come.
+/// rt_sigprocmask(2) through the arrival slot: while a signal waits in
+/// it, every signal stays blocked on the host and the program's mask is
+/// the one its frame will restore (a mask set on the host then would let
+/// a second signal overwrite the first).
+fn sigprocmask(thread: &Thread, a: [u64; 6]) -> SysResult {
+    let (how, set_at, old_at, size) = (a[0] as i32, a[1], a[2], a[3]);
+    if size != 8 {
+        return Err(Errno(libc::EINVAL));
+    }
+    let set = if set_at != 0 {
+        let space = thread.process.vm.memory.lock().expect("address space");
+        Some(umem::read::<u64>(&space, set_at)?)
+    } else {
+        None
+    };
+    let old = signals::arrival::mask();
+    if let Some(set) = set {
+        let new = match how {
+            libc::SIG_BLOCK => old | set,
+            libc::SIG_UNBLOCK => old & !set,
+            libc::SIG_SETMASK => set,
+            _ => return Err(Errno(libc::EINVAL)),
+        };
+        signals::arrival::set_mask(new);
+    }
+    if old_at != 0 {
+        let space = thread.process.vm.memory.lock().expect("address space");
+        umem::write(&space, old_at, old)?;
+    }
+    Ok(0)
+}
+
 fn sigaltstack(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     use signals::deliver::{SS_AUTODISARM, altstack_flags, on_altstack};
     let sp = thread.vcpu.user_regs(&thread.process.vm.memory).rsp;

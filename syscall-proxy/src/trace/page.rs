@@ -42,6 +42,7 @@ pub mod dirty {
     pub const SIGINFO: u32 = 2;
     pub const XSAVE: u32 = 4;
     pub const SIGMASK: u32 = 8;
+    pub const DEBUGREGS: u32 = 16;
 }
 
 /// The system call a stop is at (PTRACE_GET_SYSCALL_INFO's op).

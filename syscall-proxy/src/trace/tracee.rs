@@ -40,9 +40,38 @@ const TF: u64 = 0x100;
 const TRAP_BRKPT: i32 = 1;
 const TRAP_TRACE: i32 = 2;
 
-/// Before the guest runs: the trap flag set for PTRACE_SINGLESTEP, and
-/// cleared again once the tracer resumed otherwise.
-pub fn prepare_step(t: &mut Thread) {
+/// Before the guest runs: a thread that became traced has every signal
+/// come through the sandbox; the trap flag is set for PTRACE_SINGLESTEP,
+/// and cleared again once the tracer resumed otherwise; the page's
+/// registers go stale.
+#[inline]
+pub fn before_guest(t: &mut Thread) {
+    let p = page::own();
+    p.fresh = 0;
+    if p.traced != 0 && !arrival::catching_all() && std::env::var_os("NOCATCH").is_none() {
+        let signals = t.process.signals.lock().expect("signals").clone();
+        arrival::catch_all(&signals);
+    }
+    if p.traced != 0 || t.stepping {
+        if p.dirty & dirty::DEBUGREGS != 0 {
+            // Set by the tracer in a stop the host made.
+            apply_debugregs(t, p);
+        }
+        prepare_step(t);
+    }
+}
+
+fn apply_debugregs(t: &mut Thread, p: &mut Page) {
+    let d = p.debugreg;
+    // DR6 reads as the kernel keeps it for the thread (virtual_dr6); the
+    // guest's own starts clean. GD (general detect) stays off.
+    let _ = t
+        .vcpu
+        .set_debug_regs([d[0], d[1], d[2], d[3]], DR6_CLEAN, d[7] & !DR7_GD);
+    p.dirty &= !dirty::DEBUGREGS;
+}
+
+fn prepare_step(t: &mut Thread) {
     let want = traced().is_some_and(|p| p.mode == mode::SINGLESTEP);
     if want == t.stepping {
         return;
@@ -61,11 +90,42 @@ fn set_trap_flag(t: &mut Thread, on: bool) {
     t.stepping = on;
 }
 
+/// DR6 with no condition recorded (its reserved bits read as 1).
+const DR6_CLEAN: u64 = 0xffff_0ff0;
+/// DR7.GD, which would make the guest's own debug-register accesses trap.
+const DR7_GD: u64 = 1 << 13;
+/// DR6.B0-B3 and BS.
+const DR6_HITS: u64 = 0xf;
+const DR6_BS: u64 = 1 << 14;
+/// si_code of a hardware breakpoint or watchpoint.
+const TRAP_HWBKPT: i32 = 4;
+
+/// A #DB from the guest's debug registers (a tracer's hardware breakpoint
+/// or watchpoint): the SIGTRAP Linux sends (TRAP_HWBKPT at the next
+/// instruction), with the conditions that fired added to the thread's DR6
+/// as a tracer reads it. None: not the debug registers' (DR6 names none).
+pub fn debug_trap(t: &mut Thread) -> Option<[u8; 128]> {
+    let (db, dr6, dr7) = t.vcpu.debug_regs().ok()?;
+    if dr6 & DR6_HITS == 0 {
+        return None;
+    }
+    let _ = t.vcpu.set_debug_regs(db, DR6_CLEAN, dr7);
+    let p = page::own();
+    p.debugreg[6] |= dr6 & DR6_HITS;
+    let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
+    Some(crate::signals::deliver::kernel_info(
+        libc::SIGTRAP,
+        TRAP_HWBKPT,
+        rip,
+    ))
+}
+
 /// A single step ended: at a #DB (`syscall` false: the instruction at
 /// `rip` is next) or at a system call's return. Returns the SIGTRAP the
 /// kernel sends for it (send_sigtrap, user_single_step_report).
 pub fn step_done(t: &mut Thread, syscall: bool) -> [u8; 128] {
     set_trap_flag(t, false);
+    page::own().debugreg[6] |= DR6_BS;
     let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
     let code = if syscall { TRAP_BRKPT } else { TRAP_TRACE };
     crate::signals::deliver::kernel_info(libc::SIGTRAP, code, rip)
@@ -90,12 +150,6 @@ pub fn start(t: &mut Thread) {
     p.traced = 0;
     p.options = 0;
     p.mode = mode::CONT;
-}
-
-/// The guest is about to run: the page's registers go stale.
-#[inline]
-pub fn entering_guest() {
-    page::own().fresh = 0;
 }
 
 /// Fills the page with the thread's state at this point.
@@ -138,6 +192,9 @@ fn apply(t: &mut Thread, p: &mut Page, before: &libc::user_regs_struct) {
     if p.dirty & dirty::SIGMASK != 0 {
         arrival::set_mask(p.sigmask);
     }
+    if p.dirty & dirty::DEBUGREGS != 0 {
+        apply_debugregs(t, p);
+    }
 }
 
 /// Raises the stop the page now describes and waits in it until the
@@ -160,8 +217,13 @@ fn raise(p: &mut Page, code: u32) {
         return;
     }
     p.code = code;
-    p.dirty = 0;
+    p.dirty &= dirty::DEBUGREGS;
     p.in_stop = 1;
+    log::debug!(
+        "ptrace: stop {code:#x} at {:#x}, si_code {}",
+        p.regs.rip,
+        i32::from_le_bytes(p.siginfo[8..12].try_into().expect("4 bytes"))
+    );
     // SAFETY: siginfo_t is plain data, valid all zero.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
     info.si_signo = libc::SIGSTOP;
@@ -186,6 +248,7 @@ fn raise(p: &mut Page, code: u32) {
     }
     page::reload(p);
     p.in_stop = 0;
+    log::debug!("ptrace: resumed: mode {} signal {}", p.mode, p.sig);
 }
 
 /// SIGTRAP, or SIGTRAP|0x80 under PTRACE_O_TRACESYSGOOD.
@@ -253,7 +316,7 @@ pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128]) -> i32 {
     let Some(p) = traced() else {
         return sig;
     };
-    snapshot(t, p, u64::MAX);
+    snapshot(t, p, t.orig_rax);
     p.siginfo = *info;
     p.syscall = page::SyscallAt::default();
     let before = p.regs;
@@ -264,6 +327,71 @@ pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128]) -> i32 {
         *info = p.siginfo;
     }
     p.sig as i32
+}
+
+/// A handler's frame was set up while the tracer single-steps the thread:
+/// Linux reports a SIGTRAP stop at the handler's first instruction
+/// (signal_setup_done, ptrace_notify), which is how a debugger knows it
+/// stepped into a handler.
+pub fn handler_entered(t: &mut Thread) {
+    let Some(p) = traced().filter(|p| p.mode == mode::SINGLESTEP) else {
+        return;
+    };
+    // The handler starts without TF (its frame's RFLAGS clear it).
+    t.stepping = false;
+    snapshot(t, p, t.orig_rax);
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
+    info[8..12].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
+    // SAFETY: getpid and getuid have no preconditions.
+    let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
+    info[16..20].copy_from_slice(&pid.to_le_bytes());
+    info[20..24].copy_from_slice(&uid.to_le_bytes());
+    p.siginfo = info;
+    p.syscall = page::SyscallAt::default();
+    let before = p.regs;
+    raise(p, libc::SIGTRAP as u32);
+    apply(t, p, &before);
+    if p.sig != 0 {
+        // SAFETY: sends the signal the tracer resumed with to this thread.
+        unsafe { libc::syscall(libc::SYS_tgkill, pid, libc::gettid(), p.sig) };
+    }
+}
+
+/// What a clone creates, as the PTRACE_O_TRACE* options name it.
+#[derive(Clone, Copy, Debug)]
+pub enum NewTask {
+    Thread,
+    Vfork,
+    Fork,
+}
+
+/// Whether a traced thread may create `kind`: not while its tracer asked
+/// to follow such tasks, which the sandbox cannot do yet (the new task
+/// would run untraced, with the tracer's breakpoints in its memory): the
+/// call fails as on a kernel without room for it, rather than the tracer
+/// missing the task.
+pub fn may_create(kind: NewTask) -> Result<(), crate::host::Errno> {
+    let Some(p) = traced() else {
+        return Ok(());
+    };
+    let option = match kind {
+        NewTask::Thread => libc::PTRACE_O_TRACECLONE,
+        NewTask::Vfork => libc::PTRACE_O_TRACEVFORK,
+        NewTask::Fork => libc::PTRACE_O_TRACEFORK,
+    } as u32;
+    if p.options & option == 0 {
+        return Ok(());
+    }
+    log::warn!(
+        "a traced program's new {kind:?} cannot be followed by its tracer yet (PTRACE_O_TRACE{}): the call fails with EAGAIN",
+        match kind {
+            NewTask::Thread => "CLONE",
+            NewTask::Vfork => "VFORK",
+            NewTask::Fork => "FORK",
+        }
+    );
+    Err(crate::host::Errno(libc::EAGAIN))
 }
 
 /// Marks a signal the thread re-raises for its default action: reported
@@ -293,6 +421,7 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
     if let Some(p) = exit_stop_due() {
         syscall_exit(t, p, libc::SYS_execve as u64);
     }
+    t.orig_rax = libc::SYS_execve as u64;
     if c.options & PTRACE_O_TRACEEXEC as u32 == 0 && traced().is_some() {
         // The SIGTRAP a legacy exec sends (send_sig: SI_USER from itself).
         let mut info = [0u8; 128];

@@ -1,0 +1,298 @@
+//! ptrace inside the sandbox: a tracer and its tracee both sandboxed,
+//! compared with the same programs run natively. First a tracer written
+//! here (tests/guests/ptrace.c: each request and stop it prints is the same
+//! natively), then Debian's own strace and gdb, unmodified.
+//!
+//! Host lane only: the register sets gdb shows under each XCR0 need a KVM
+//! that applies it, and are tests/xcr0.rs's (the real-KVM lane).
+
+mod common;
+
+use std::process::{Command, Output};
+use std::time::Duration;
+
+use common::*;
+
+fn tool(name: &str) -> bool {
+    let path = format!("/usr/bin/{name}");
+    if std::path::Path::new(&path).exists() {
+        return true;
+    }
+    let why = format!("{name} is not installed: run tests/install-deps.sh as root");
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}
+
+fn tracer() -> std::path::PathBuf {
+    guest("ptrace", &[])
+}
+
+/// Runs `args` natively and sandboxed; asserts the same status and stdout.
+fn same_stdout(args: &[&str]) -> (Output, Output) {
+    let n = run_limited(command(false, args));
+    let s = run_limited(command(true, args));
+    assert_eq!(status(&s), status(&n), "{args:?}: status\n{}", both(&n, &s));
+    assert_eq!(stdout(&s), stdout(&n), "{args:?}: stdout\n{}", both(&n, &s));
+    (n, s)
+}
+
+macro_rules! scenarios {
+    ($($name:ident),*) => {$(
+        #[test]
+        fn $name() {
+            if !kvm() {
+                return;
+            }
+            let t = tracer();
+            let (n, _) = same_stdout(&[t.to_str().unwrap(), stringify!($name)]);
+            assert!(!stdout(&n).contains("FAILED"), "natively:\n{}", stdout(&n));
+        }
+    )*};
+}
+
+/// Each scenario of tests/guests/ptrace.c: system call stops (a call
+/// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
+/// poked into the text, the register sets against CPUID and XGETBV,
+/// PTRACE_GET_SYSCALL_INFO, SYSEMU, signals cancelled and changed, attach,
+/// seize and interrupt, and the wait variants.
+mod ptrace {
+    use super::*;
+    scenarios!(
+        syscalls, exec, step, breakpoint, regsets, info, sysemu, signals, attach, waits
+    );
+}
+
+#[test]
+fn a_thousand_attaches_and_traced_forks_leave_nothing_behind() {
+    if !kvm() {
+        return;
+    }
+    let t = tracer();
+    let s = run_limited_for(
+        command(true, &[t.to_str().unwrap(), "cycles", "1000"]),
+        Duration::from_secs(600),
+    );
+    assert_exit(&s, 0);
+    assert_eq!(
+        stdout(&s),
+        "cycles 1000: descriptors back 1, threads back 1\n",
+        "{}",
+        stderr(&s)
+    );
+}
+
+/// `line` with each hexadecimal number of at least `min` digits after
+/// its 0x replaced by ADDR.
+fn hex_to_addr(line: &str, min: usize) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find("0x") {
+        out.push_str(&rest[..i]);
+        let digits = rest[i + 2..]
+            .bytes()
+            .take_while(u8::is_ascii_hexdigit)
+            .count();
+        if digits >= min.max(1) {
+            out.push_str("ADDR");
+        } else {
+            out.push_str(&rest[i..i + 2 + digits]);
+        }
+        rest = &rest[i + 2 + digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// `line` with the decimal number after each `key` replaced by N.
+fn number_after(line: &str, key: &str) -> String {
+    let mut out = String::new();
+    let mut rest = line;
+    while let Some(i) = rest.find(key) {
+        out.push_str(&rest[..i + key.len()]);
+        rest = &rest[i + key.len()..];
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits > 0 {
+            out.push('N');
+        }
+        rest = &rest[digits..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// strace's report with what legitimately differs made equal: addresses,
+/// getrandom's bytes, pids, and when an asynchronous SIGCHLD lands (with
+/// the rt_sigreturn after it).
+fn strace_normalised(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut skip_return = false;
+    for line in text.lines() {
+        if line.starts_with("--- SIGCHLD") {
+            skip_return = true;
+            continue;
+        }
+        if skip_return && line.starts_with("rt_sigreturn(") {
+            skip_return = false;
+            continue;
+        }
+        let mut l = hex_to_addr(line, 1);
+        if let Some(rest) = l.strip_prefix("getrandom(\"")
+            && let Some(end) = rest.find('"')
+        {
+            l = format!("getrandom(BYTES{}", &rest[end + 1..]);
+        }
+        for key in ["pid=", "= "] {
+            l = number_after(&l, key);
+        }
+        out.push(l);
+    }
+    out
+}
+
+/// strace with `args`, natively and sandboxed: the same report (at least
+/// `lines` lines of it), status and program output.
+fn strace_same(args: &[&str], lines: usize) {
+    if !kvm() || !tool("strace") {
+        return;
+    }
+    let mut full = vec!["/usr/bin/strace"];
+    full.extend_from_slice(args);
+    // Without cargo's LD_LIBRARY_PATH, whose directories ld.so would probe
+    // for each glibc-hwcaps level the CPUID it sees offers.
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &full);
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited(c)
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{full:?}\n{}", both(&n, &s));
+    assert_eq!(stdout(&s), stdout(&n), "{full:?}: the program's output");
+    let (ns, ss) = (
+        strace_normalised(&stderr(&n)),
+        strace_normalised(&stderr(&s)),
+    );
+    // rseq: registered natively, ENOSYS in the sandbox.
+    let differ: Vec<_> = ns
+        .iter()
+        .zip(&ss)
+        .filter(|(a, b)| a != b && !a.starts_with("rseq("))
+        .collect();
+    assert!(
+        differ.is_empty() && ns.len() == ss.len(),
+        "{full:?}: strace differs: {differ:#?}\n{}",
+        both(&n, &s)
+    );
+    assert!(
+        ns.len() >= lines,
+        "{full:?}: too short a trace:\n{}",
+        stderr(&n)
+    );
+}
+
+#[test]
+fn strace_traces_a_program_as_natively() {
+    strace_same(&["/bin/echo", "hi"], 20);
+}
+
+#[test]
+fn strace_traces_a_shell_pipeline_as_natively() {
+    strace_same(&["/bin/sh", "-c", "echo a | cat"], 30);
+}
+
+#[test]
+fn strace_filters_as_natively() {
+    strace_same(
+        &["-e", "trace=openat,read,close", "/bin/cat", "/etc/hostname"],
+        8,
+    );
+    strace_same(
+        &[
+            "-e",
+            "signal=none",
+            "-e",
+            "trace=%process",
+            "/bin/sh",
+            "-c",
+            "exit 3",
+        ],
+        3,
+    );
+}
+
+/// gdb's output with addresses, pids and the sandbox's refusal of the
+/// program's own /proc/self/mem (gdb then reads memory through ptrace, and
+/// says so once) made equal.
+fn gdb_normalised(text: &str) -> String {
+    text.lines()
+        .filter(|l| !l.contains("opening /proc/self/mem file failed"))
+        .map(|l| number_after(&hex_to_addr(l, 8), "process "))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// gdb in batch mode running `script` on `program`, natively and
+/// sandboxed: the same output, which natively holds `expect`.
+fn gdb_same(program: &std::path::Path, script: &str, expect: &str) {
+    // One file per script: the tests run in parallel.
+    let name: u64 = script
+        .bytes()
+        .fold(0, |h, b| h.wrapping_mul(31).wrapping_add(u64::from(b)));
+    let cmds = scratch().join(format!("gdb-{}-{name:x}.cmds", std::process::id()));
+    std::fs::write(&cmds, script).unwrap();
+    let args = [
+        "/usr/bin/gdb",
+        "-nx",
+        "-batch",
+        "-x",
+        cmds.to_str().unwrap(),
+        program.to_str().unwrap(),
+    ];
+    let run = |sandboxed| {
+        let mut c: Command = command(sandboxed, &args);
+        c.stdin(std::process::Stdio::null());
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited_for(c, Duration::from_secs(120))
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{script}\n{}", both(&n, &s));
+    let (no, so) = (
+        gdb_normalised(&(stdout(&n) + &stderr(&n))),
+        gdb_normalised(&(stdout(&s) + &stderr(&s))),
+    );
+    assert_eq!(so, no, "gdb with:\n{script}");
+    assert!(no.contains(expect), "natively:\n{no}");
+}
+
+#[test]
+fn gdb_breaks_steps_and_catches_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    gdb_same(
+        &prog,
+        "set pagination off\n\
+         break add\nrun\nbt\nfinish\nnext\nstep\nprint x\nprint counter\n\
+         info registers rip\nstepi\nnexti\n\
+         catch signal SIGUSR1\ncontinue\n\
+         catch syscall write\ncontinue\nbt 1\ndelete\ncontinue\n",
+        "exited with code 05",
+    );
+}
+
+#[test]
+fn gdb_software_watchpoints_fire_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    gdb_same(
+        &prog,
+        "set pagination off\nset can-use-hw-watchpoints 0\n\
+         break main\nrun\nwatch counter\ncontinue\ncontinue\ndelete\ncontinue\n",
+        "New value = 3",
+    );
+}

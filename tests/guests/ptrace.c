@@ -1,0 +1,567 @@
+/* ptrace SCENARIO: a tracer and its tracee, each stop printed as a line
+ * that is the same natively and in the sandbox (pids and addresses are
+ * printed as facts about them, never as values). Scenarios:
+ *   syscalls   TRACEME, SIGSTOP, TRACESYSGOOD|TRACEEXIT, every syscall stop;
+ *              a call skipped (orig_rax -1), a signal passed on, the exit event
+ *   exec       execve under TRACEEXEC: the event, its message, the exit stop;
+ *              then without: the SIGTRAP exec sends
+ *   step       PTRACE_SINGLESTEP through known instructions
+ *   breakpoint an int3 poked into the tracee's text, hit, removed, resumed
+ *   regsets    NT_PRSTATUS, NT_PRFPREG and NT_X86_XSTATE sizes and contents
+ *              against the tracer's own CPUID and XGETBV
+ *   info       PTRACE_GET_SYSCALL_INFO at entry and exit
+ *   sysemu     PTRACE_SYSEMU: the call is not made
+ *   signals    a signal cancelled, one changed, GETSIGINFO/SETSIGINFO,
+ *              GETSIGMASK
+ *   attach     ATTACH to a running child, GETREGS, DETACH; SEIZE, INTERRUPT
+ *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
+ *   cycles N   N attach/detach cycles and N traced fork+exec cycles: what is
+ *              left (descriptors, threads) is printed */
+#define _GNU_SOURCE
+#include <cpuid.h>
+#include <elf.h>
+#include <errno.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <dirent.h>
+#include <sys/ptrace.h>
+#include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/user.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#ifndef NT_X86_XSTATE
+#define NT_X86_XSTATE 0x202
+#endif
+
+static void die(const char *what)
+{
+	printf("FAILED %s: %s\n", what, strerror(errno));
+	exit(1);
+}
+
+#define CHECK(x) do { if ((x) == -1) die(#x); } while (0)
+
+static int waitstop(pid_t pid)
+{
+	int st;
+	if (waitpid(pid, &st, __WALL) != pid)
+		die("waitpid");
+	return st;
+}
+
+static void show(int st)
+{
+	if (WIFEXITED(st))
+		printf("exited %d\n", WEXITSTATUS(st));
+	else if (WIFSIGNALED(st))
+		printf("killed by %d\n", WTERMSIG(st));
+	else if (WIFSTOPPED(st))
+		printf("stopped sig %d event %d\n", WSTOPSIG(st) & 0x7f, st >> 16);
+}
+
+/* A child that is traced from its first instruction on and stops. */
+static int quiet;
+
+static pid_t traced_child(void (*body)(void))
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		if (ptrace(PTRACE_TRACEME, 0, 0, 0))
+			_exit(99);
+		raise(SIGSTOP);
+		body();
+		_exit(0);
+	}
+	int st = waitstop(pid);
+	if (!quiet) {
+		printf("first stop: ");
+		show(st);
+	}
+	return pid;
+}
+
+static volatile int got;
+static void on_signal(int s) { got = s; }
+
+static void syscalls_body(void)
+{
+	signal(SIGUSR1, on_signal);
+	long ppid = syscall(SYS_getppid);
+	char msg[64];
+	int n = snprintf(msg, sizeof msg, "child: getppid %ld\n", ppid);
+	write(1, msg, n);
+	kill(getpid(), SIGUSR1);
+	n = snprintf(msg, sizeof msg, "child: handled %d\n", got);
+	write(1, msg, n);
+	_exit(3);
+}
+
+static void scenario_syscalls(void)
+{
+	pid_t pid = traced_child(syscalls_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
+	int entering = 1, sig = 0;
+	for (;;) {
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
+		sig = 0;
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			break;
+		}
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+			if (entering) {
+				printf("enter %lld rax %lld\n", (long long)r.orig_rax, (long long)r.rax);
+				if (r.orig_rax == SYS_getppid) {
+					r.orig_rax = -1;
+					r.rax = 4242;
+					CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
+				}
+				if (r.orig_rax == SYS_write) {
+					errno = 0;
+					long w = ptrace(PTRACE_PEEKDATA, pid, r.rsi, 0);
+					if (errno)
+						die("PEEKDATA");
+					printf("  writes \"%.6s\"\n", (char *)&w);
+				}
+			} else if (r.orig_rax == SYS_getpid || r.orig_rax == SYS_gettid) {
+				printf("exit %lld = the pid: %d\n", (long long)r.orig_rax, r.rax == (unsigned long long)pid);
+			} else {
+				printf("exit %lld = %lld\n", (long long)r.orig_rax, (long long)r.rax);
+			}
+			entering = !entering;
+		} else if (st >> 16 == PTRACE_EVENT_EXIT) {
+			unsigned long msg;
+			CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
+			printf("exit event, status %lu\n", msg >> 8);
+		} else {
+			siginfo_t si;
+			CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+			printf("signal %d code %d from itself %d\n", WSTOPSIG(st), si.si_code, si.si_pid == pid);
+			sig = WSTOPSIG(st);
+		}
+	}
+}
+
+static void exec_body(void)
+{
+	execl("/bin/true", "true", (char *)0);
+	_exit(127);
+}
+
+static void scenario_exec(void)
+{
+	for (int event = 1; event >= 0; event--) {
+		pid_t pid = traced_child(exec_body);
+		if (event)
+			CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXEC));
+		else
+			CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD));
+		int sig = 0, entering = 1, stops = 0;
+		(void)stops;
+		for (;;) {
+			CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
+			sig = 0;
+			int st = waitstop(pid);
+			if (!WIFSTOPPED(st)) {
+				show(st);
+				break;
+			}
+			struct user_regs_struct r;
+			CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+			if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+				if (r.orig_rax == SYS_execve)
+					printf("%s %lld rax %lld\n", entering ? "enter" : "exit",
+					       (long long)r.orig_rax, (long long)r.rax);
+				else if (stops++ == 0)
+					printf("then %s %lld\n", entering ? "enter" : "exit", (long long)r.orig_rax);
+				entering = !entering;
+			} else if (st >> 16 == PTRACE_EVENT_EXEC) {
+				unsigned long msg;
+				CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
+				printf("exec event, message is the pid %d, orig_rax %lld\n", msg == (unsigned long)pid,
+				       (long long)r.orig_rax);
+			} else {
+				siginfo_t si;
+				CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+				printf("signal %d code %d from itself %d orig_rax %lld\n", WSTOPSIG(st), si.si_code,
+				       si.si_pid == pid, (long long)r.orig_rax);
+				if (WSTOPSIG(st) != SIGTRAP)
+					sig = WSTOPSIG(st);
+			}
+		}
+	}
+}
+
+/* Ten instructions the stepper walks through, then a return. */
+extern void steps(void);
+__asm__(".text\n.globl steps\nsteps:\n"
+	"nop\n nop\n mov $1, %eax\n add $2, %eax\n nop\n"
+	"xor %ecx, %ecx\n inc %ecx\n nop\n nop\n nop\n ret\n");
+
+static void step_body(void)
+{
+	raise(SIGUSR2);
+	steps();
+}
+
+static void scenario_step(void)
+{
+	pid_t pid = traced_child(step_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("at: ");
+	show(st);
+	struct user_regs_struct r;
+	/* From the SIGUSR2 stop (inside raise) to the first instruction of
+	 * steps: single-step until RIP gets there, counting nothing. */
+	int guard = 0;
+	do {
+		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
+		st = waitstop(pid);
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	} while (r.rip != (unsigned long long)steps && ++guard < 100000 && WIFSTOPPED(st));
+	printf("reached steps: %d\n", r.rip == (unsigned long long)steps);
+	for (int i = 0; i < 11; i++) {
+		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
+		st = waitstop(pid);
+		siginfo_t si;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+		printf("step %d: sig %d code %d at steps+%lld rax %lld rcx %lld tf %d\n", i, WSTOPSIG(st),
+		       si.si_code, (long long)(r.rip - (unsigned long long)steps),
+		       i < 10 ? (long long)r.rax : 0, i >= 5 && i < 10 ? (long long)r.rcx : 0,
+		       !!(r.eflags & 0x100));
+	}
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
+static void breakpoint_body(void)
+{
+	raise(SIGUSR2);
+	steps();
+	write(1, "child: after steps\n", 19);
+}
+
+static void scenario_breakpoint(void)
+{
+	pid_t pid = traced_child(breakpoint_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+	unsigned long at = (unsigned long)steps + 2;
+	errno = 0;
+	long orig = ptrace(PTRACE_PEEKTEXT, pid, at, 0);
+	if (errno)
+		die("PEEKTEXT");
+	CHECK(ptrace(PTRACE_POKETEXT, pid, at, (orig & ~0xffL) | 0xcc));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	show(st);
+	struct user_regs_struct r;
+	siginfo_t si;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+	printf("int3: rip at steps+%lld, si_code %#x\n", (long long)(r.rip - (unsigned long long)steps), si.si_code);
+	CHECK(ptrace(PTRACE_POKETEXT, pid, at, orig));
+	r.rip = at;
+	CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
+	errno = 0;
+	long back = ptrace(PTRACE_PEEKTEXT, pid, at, 0);
+	printf("text restored: %d\n", back == orig && !errno);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
+static void ymm_body(void)
+{
+	__asm__ volatile("mov $0x12345678, %%eax\n movd %%eax, %%xmm3\n" ::: "eax", "xmm3");
+	raise(SIGUSR2);
+}
+
+static void scenario_regsets(void)
+{
+	unsigned a, b, c, d;
+	__cpuid_count(0xd, 0, a, b, c, d);
+	unsigned xcr0_lo, xcr0_hi;
+	__asm__ volatile("xgetbv" : "=a"(xcr0_lo), "=d"(xcr0_hi) : "c"(0));
+	unsigned long long xcr0 = ((unsigned long long)xcr0_hi << 32) | xcr0_lo;
+	pid_t pid = traced_child(ymm_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+	static unsigned char buf[16384];
+	struct iovec iov = { buf, sizeof buf };
+	CHECK(ptrace(PTRACE_GETREGSET, pid, NT_PRSTATUS, &iov));
+	printf("NT_PRSTATUS %zu\n", iov.iov_len);
+	iov.iov_len = sizeof buf;
+	CHECK(ptrace(PTRACE_GETREGSET, pid, NT_PRFPREG, &iov));
+	printf("NT_PRFPREG %zu, mxcsr %#x, xmm3 %#x\n", iov.iov_len, *(unsigned *)(buf + 24),
+	       *(unsigned *)(buf + 160 + 3 * 16));
+	iov.iov_len = sizeof buf;
+	memset(buf, 0xaa, sizeof buf);
+	CHECK(ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, &iov));
+	unsigned long long sw_xcr0, bv;
+	memcpy(&sw_xcr0, buf + 464, 8);
+	memcpy(&bv, buf + 512, 8);
+	printf("NT_X86_XSTATE: size is CPUID's %d, XCR0 at 464 is XGETBV's %d, XSTATE_BV within it %d\n",
+	       iov.iov_len == b, sw_xcr0 == xcr0, (bv & ~xcr0) == 0);
+	/* A shorter buffer gets as much as fits. */
+	iov.iov_len = 600;
+	CHECK(ptrace(PTRACE_GETREGSET, pid, NT_X86_XSTATE, &iov));
+	printf("short NT_X86_XSTATE %zu\n", iov.iov_len);
+	struct user_fpregs_struct fp;
+	CHECK(ptrace(PTRACE_GETFPREGS, pid, 0, &fp));
+	printf("GETFPREGS mxcsr %#x cwd %#x\n", fp.mxcsr, fp.cwd);
+	/* Writing xmm3 through SETFPREGS reaches the tracee. */
+	fp.xmm_space[12] = 0x0badf00d;
+	CHECK(ptrace(PTRACE_SETFPREGS, pid, 0, &fp));
+	memset(&fp, 0, sizeof fp);
+	CHECK(ptrace(PTRACE_GETFPREGS, pid, 0, &fp));
+	printf("xmm3 after SETFPREGS %#x\n", fp.xmm_space[12]);
+	errno = 0;
+	long bad = ptrace(PTRACE_GETREGSET, pid, 0x4711, &iov);
+	printf("unknown regset: %ld %s\n", bad, strerror(errno));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
+static void info_body(void)
+{
+	syscall(SYS_getppid);
+	syscall(SYS_lseek, 1000, 5, 0);
+}
+
+static void scenario_info(void)
+{
+	pid_t pid = traced_child(info_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD));
+	struct __ptrace_syscall_info info;
+	long n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info);
+	printf("at the SIGSTOP: size %ld op %d\n", n, info.op);
+	for (;;) {
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, 0));
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			break;
+		}
+		memset(&info, 0, sizeof info);
+		n = ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info);
+		if (info.op == PTRACE_SYSCALL_INFO_ENTRY && info.entry.nr == SYS_lseek)
+			printf("entry size %ld arch %#x nr %llu args %llu %llu %llu\n", n, info.arch,
+			       (unsigned long long)info.entry.nr, (unsigned long long)info.entry.args[0],
+			       (unsigned long long)info.entry.args[1], (unsigned long long)info.entry.args[2]);
+		else if (info.op == PTRACE_SYSCALL_INFO_EXIT && info.exit.rval == -EBADF)
+			printf("exit size %ld rval %lld is_error %d\n", n, (long long)info.exit.rval, info.exit.is_error);
+	}
+}
+
+static void sysemu_body(void)
+{
+	long r = write(1, "not written\n", 12);
+	char msg[32];
+	int n = snprintf(msg, sizeof msg, "child: write %ld\n", r);
+	syscall(SYS_write, 1, msg, n);
+}
+
+static void scenario_sysemu(void)
+{
+	pid_t pid = traced_child(sysemu_body);
+	/* The first write is emulated (it returns 77 without writing), the
+	 * rest run: SYSEMU then CONT. */
+	for (int i = 0;; i++) {
+		CHECK(ptrace(i == 0 ? PTRACE_SYSEMU : PTRACE_CONT, pid, 0, 0));
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			break;
+		}
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		printf("sysemu stop at %lld\n", (long long)r.orig_rax);
+		r.rax = 77;
+		CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
+	}
+}
+
+static void signals_body(void)
+{
+	signal(SIGUSR1, on_signal);
+	signal(SIGUSR2, on_signal);
+	sigset_t s;
+	sigemptyset(&s);
+	sigaddset(&s, SIGWINCH);
+	sigprocmask(SIG_BLOCK, &s, 0);
+	raise(SIGUSR1); /* cancelled by the tracer */
+	printf("child: after a cancelled SIGUSR1, handled %d\n", got);
+	raise(SIGUSR1); /* turned into SIGUSR2 */
+	printf("child: after a changed SIGUSR1, handled %d\n", got);
+	fflush(stdout);
+}
+
+static void scenario_signals(void)
+{
+	pid_t pid = traced_child(signals_body);
+	int n = 0;
+	for (int sig = 0;;) {
+		CHECK(ptrace(PTRACE_CONT, pid, 0, sig));
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			break;
+		}
+		siginfo_t si;
+		CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+		unsigned long long mask = 0;
+		CHECK(ptrace(PTRACE_GETSIGMASK, pid, sizeof mask, &mask));
+		printf("signal %d code %d, SIGWINCH blocked %d\n", WSTOPSIG(st), si.si_code,
+		       !!(mask & (1ULL << (SIGWINCH - 1))));
+		sig = n++ == 0 ? 0 : SIGUSR2;
+		if (sig == SIGUSR2) {
+			si.si_signo = SIGUSR2;
+			si.si_code = -60;
+			CHECK(ptrace(PTRACE_SETSIGINFO, pid, 0, &si));
+		}
+	}
+}
+
+static void spin_body(void)
+{
+	for (;;)
+		pause();
+}
+
+static void scenario_attach(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		spin_body();
+	usleep(100000);
+	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("attached: ");
+	show(st);
+	struct user_regs_struct r;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	printf("in pause: orig_rax %lld\n", (long long)r.orig_rax);
+	CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+	errno = 0;
+	long after = ptrace(PTRACE_GETREGS, pid, 0, &r);
+	printf("after detach: %ld %s\n", after, strerror(errno));
+	CHECK(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD));
+	CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+	st = waitstop(pid);
+	printf("interrupted: ");
+	show(st);
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+	kill(pid, SIGTERM);
+	st = waitstop(pid);
+	show(st);
+}
+
+static void waits_body(void)
+{
+	usleep(200000);
+}
+
+static void scenario_waits(void)
+{
+	pid_t pid = traced_child(waits_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st;
+	printf("WNOHANG while it runs: %d\n", waitpid(pid, &st, WNOHANG));
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	CHECK(waitid(P_PID, pid, &si, WEXITED | WNOWAIT));
+	printf("waitid WNOWAIT: code %d status %d is the child %d\n", si.si_code, si.si_status, si.si_pid == pid);
+	st = waitstop(pid);
+	show(st);
+	int again = waitpid(pid, &st, WNOHANG);
+	printf("then: %d %s\n", again, strerror(errno));
+}
+
+static int count(const char *dir)
+{
+	DIR *d = opendir(dir);
+	int n = 0;
+	if (!d)
+		return -1;
+	while (readdir(d))
+		n++;
+	closedir(d);
+	return n;
+}
+
+static void scenario_cycles(int n)
+{
+	int fds = count("/proc/self/fd"), threads = count("/proc/self/task");
+	pid_t pid = fork();
+	if (pid == 0)
+		spin_body();
+	usleep(50000);
+	for (int i = 0; i < n; i++) {
+		CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st))
+			die("attach stop");
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+	}
+	kill(pid, SIGKILL);
+	waitstop(pid);
+	quiet = 1;
+	for (int i = 0; i < n; i++) {
+		pid = traced_child(exec_body);
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, 0));
+		for (;;) {
+			int st = waitstop(pid);
+			if (!WIFSTOPPED(st))
+				break;
+			CHECK(ptrace(WSTOPSIG(st) == SIGTRAP ? PTRACE_CONT : PTRACE_SYSCALL, pid, 0, 0));
+		}
+	}
+	printf("cycles %d: descriptors back %d, threads back %d\n", n, count("/proc/self/fd") == fds,
+	       count("/proc/self/task") == threads);
+}
+
+int main(int argc, char **argv)
+{
+	setvbuf(stdout, NULL, _IONBF, 0);
+	const char *s = argc > 1 ? argv[1] : "";
+	if (!strcmp(s, "syscalls"))
+		scenario_syscalls();
+	else if (!strcmp(s, "exec"))
+		scenario_exec();
+	else if (!strcmp(s, "step"))
+		scenario_step();
+	else if (!strcmp(s, "breakpoint"))
+		scenario_breakpoint();
+	else if (!strcmp(s, "regsets"))
+		scenario_regsets();
+	else if (!strcmp(s, "info"))
+		scenario_info();
+	else if (!strcmp(s, "sysemu"))
+		scenario_sysemu();
+	else if (!strcmp(s, "signals"))
+		scenario_signals();
+	else if (!strcmp(s, "attach"))
+		scenario_attach();
+	else if (!strcmp(s, "waits"))
+		scenario_waits();
+	else if (!strcmp(s, "cycles"))
+		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
+	else {
+		fprintf(stderr, "usage: ptrace SCENARIO\n");
+		return 2;
+	}
+	return 0;
+}

@@ -7,21 +7,20 @@
 //! mappings (mirrored into the guest), FS/GS bases (vCPU state), signal
 //! dispositions, the sandbox's own descriptors.
 
-pub mod clone;
-pub mod exec;
 pub mod host;
 pub mod identity;
 pub mod launch;
 pub mod limits;
 pub mod loader;
-pub mod mm;
-pub mod process;
+pub mod memory;
 pub mod signals;
 pub mod syscalls;
 pub mod task;
-pub mod thread;
 pub mod trace;
-pub mod umem;
+
+// The paths every module uses, kept short.
+pub use memory::{mm, umem};
+pub use task::{clone, exec, process, thread};
 
 pub use launch::{LaunchError, Request, launch};
 pub use process::{Options, Outcome, Process};

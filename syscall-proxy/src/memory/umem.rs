@@ -340,7 +340,7 @@ mod tests {
         // SAFETY: the parent's VforkSaw, which it does not touch until this
         // child has exited.
         let saw = unsafe { &mut *arg.cast::<VforkSaw>() };
-        // As task.rs does as a vfork child starts.
+        // As task/run.rs does as a vfork child starts.
         forget_own_id();
         let mut byte = [0u8];
         saw.read = copy_in(saw.addr, &mut byte);
@@ -372,7 +372,7 @@ mod tests {
         assert_eq!(saw.id, pid, "the child named itself");
         assert!(saw.read);
         assert_eq!(OWN_ID.get(), pid, "the child's id is in the shared storage");
-        // As task.rs does when the child has gone.
+        // As task/run.rs does when the child has gone.
         forget_own_id();
         assert_eq!(own_id(), parent);
         let mut status = 0;

@@ -1,0 +1,6 @@
+//! The program's memory: its mappings, mirrored into the guest page
+//! tables before the host changes them (mm.rs), and every access the
+//! sandbox makes to it (umem.rs).
+
+pub mod mm;
+pub mod umem;

@@ -135,7 +135,7 @@ build_programs() {
     local p
     progress "building the benchmark programs in $work"
     for p in read-loop pingpong clock-loop mmap-loop first-touch spin \
-        thread-cycle fork-cycle signal-cycle xcr0-cycle thread-rss kvm-costs; do
+        thread-cycle fork-cycle signal-cycle xcr0-cycle thread-rss kvm-costs ptrace-cycle; do
         cc -O2 -pthread -o "$work/$p" "$here/$p.c"
     done
     cc -O2 -o "$work/syscall-loop" "$here/../guests/syscall-loop.c"
@@ -201,6 +201,10 @@ micro_benchmarks() {
     selftimed fork op µs "fork + exit + wait" -- "$work/fork-cycle" 100
     # kill(getpid(), SIGUSR1), the handler, rt_sigreturn
     selftimed signal op ns "signal round trip (kill self, handler, sigreturn)" -- "$work/signal-cycle" 10000
+    # a traced child's system call: its entry and exit stops, each a wait
+    # and a PTRACE_SYSCALL of the tracer's; and one PEEKDATA of it
+    selftimed ptrace-stop op ns "ptrace: a traced system call (entry and exit stops, wait + PTRACE_SYSCALL each)" -- "$work/ptrace-cycle" stop 2000
+    selftimed ptrace-peek op ns "ptrace: PTRACE_PEEKDATA of one word" -- "$work/ptrace-cycle" peek 20000
     # VmRSS growth over 64 threads parked on a barrier: in the sandbox
     # /proc/self is the sandbox process, so it adds the sandbox's own cost
     selftimed thread-rss op KiB "memory per extra thread (VmRSS)" -- "$work/thread-rss" 64

@@ -832,26 +832,6 @@ impl Vcpu {
         &mut self.fd.get_kvm_run().immediate_exit
     }
 
-    /// The guest's debug registers: DR0-DR3, DR6, DR7.
-    pub fn debug_regs(&mut self) -> Result<([u64; 4], u64, u64), VcpuError> {
-        self.counters.other(1);
-        let d = ioctl("KVM_GET_DEBUGREGS", self.fd.get_debug_regs())?;
-        Ok((d.db, d.dr6, d.dr7))
-    }
-
-    /// Sets the guest's DR0-DR3, DR6 and DR7: a tracer's hardware
-    /// breakpoints and watchpoints, which raise #DB in the guest.
-    pub fn set_debug_regs(&mut self, db: [u64; 4], dr6: u64, dr7: u64) -> Result<(), VcpuError> {
-        self.counters.other(1);
-        let d = kvm_bindings::kvm_debugregs {
-            db,
-            dr6,
-            dr7,
-            ..Default::default()
-        };
-        ioctl("KVM_SET_DEBUGREGS", self.fd.set_debug_regs(&d))
-    }
-
     /// Where this vCPU's kvm_run is: after an exit it holds the guest's
     /// registers at [`SYNC_REGS_OFFSET`], which a tracer's sandbox reads
     /// from another process while this thread is stopped.

@@ -340,17 +340,6 @@ impl Task {
             };
             return Ok(deliver::force(t, libc::SIGTRAP, info, false).err());
         }
-        if v == vector::DEBUG
-            && let Some(info) = tracee::debug_trap(&mut self.thread)
-        {
-            let t = &mut self.thread;
-            t.trap = signals::frame::Trap {
-                error_code: 0,
-                trapno: u64::from(v),
-                cr2: t.trap.cr2,
-            };
-            return Ok(deliver::force(t, libc::SIGTRAP, info, false).err());
-        }
         let t = &mut self.thread;
         let fault = {
             let memory = &t.process.vm.memory;

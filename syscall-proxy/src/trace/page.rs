@@ -42,7 +42,6 @@ pub mod dirty {
     pub const SIGINFO: u32 = 2;
     pub const XSAVE: u32 = 4;
     pub const SIGMASK: u32 = 8;
-    pub const DEBUGREGS: u32 = 16;
 }
 
 /// The system call a stop is at (PTRACE_GET_SYSCALL_INFO's op).
@@ -98,7 +97,9 @@ pub struct Page {
     /// The thread's XCR0, and the size of its XSAVE image under it.
     pub xcr0: u64,
     pub xsave_len: u64,
-    /// DR0-DR7 (DR4 and DR5 unused, as in struct user).
+    /// DR0-DR7 as a tracer set and reads them (DR4 and DR5 unused, as in
+    /// struct user): kept, not loaded into the guest (no breakpoint can be
+    /// enabled, tracer.rs).
     pub debugreg: [u64; 8],
     pub xsave: [u8; XSAVE_MAX],
 }

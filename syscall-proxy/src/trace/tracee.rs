@@ -48,27 +48,13 @@ const TRAP_TRACE: i32 = 2;
 pub fn before_guest(t: &mut Thread) {
     let p = page::own();
     p.fresh = 0;
-    if p.traced != 0 && !arrival::catching_all() && std::env::var_os("NOCATCH").is_none() {
+    if p.traced != 0 && !arrival::catching_all() {
         let signals = t.process.signals.lock().expect("signals").clone();
         arrival::catch_all(&signals);
     }
     if p.traced != 0 || t.stepping {
-        if p.dirty & dirty::DEBUGREGS != 0 {
-            // Set by the tracer in a stop the host made.
-            apply_debugregs(t, p);
-        }
         prepare_step(t);
     }
-}
-
-fn apply_debugregs(t: &mut Thread, p: &mut Page) {
-    let d = p.debugreg;
-    // DR6 reads as the kernel keeps it for the thread (virtual_dr6); the
-    // guest's own starts clean. GD (general detect) stays off.
-    let _ = t
-        .vcpu
-        .set_debug_regs([d[0], d[1], d[2], d[3]], DR6_CLEAN, d[7] & !DR7_GD);
-    p.dirty &= !dirty::DEBUGREGS;
 }
 
 fn prepare_step(t: &mut Thread) {
@@ -90,35 +76,9 @@ fn set_trap_flag(t: &mut Thread, on: bool) {
     t.stepping = on;
 }
 
-/// DR6 with no condition recorded (its reserved bits read as 1).
-const DR6_CLEAN: u64 = 0xffff_0ff0;
-/// DR7.GD, which would make the guest's own debug-register accesses trap.
-const DR7_GD: u64 = 1 << 13;
-/// DR6.B0-B3 and BS.
-const DR6_HITS: u64 = 0xf;
+/// DR6.BS, which a single step sets in the thread's DR6 as a tracer
+/// reads it (virtual_dr6).
 const DR6_BS: u64 = 1 << 14;
-/// si_code of a hardware breakpoint or watchpoint.
-const TRAP_HWBKPT: i32 = 4;
-
-/// A #DB from the guest's debug registers (a tracer's hardware breakpoint
-/// or watchpoint): the SIGTRAP Linux sends (TRAP_HWBKPT at the next
-/// instruction), with the conditions that fired added to the thread's DR6
-/// as a tracer reads it. None: not the debug registers' (DR6 names none).
-pub fn debug_trap(t: &mut Thread) -> Option<[u8; 128]> {
-    let (db, dr6, dr7) = t.vcpu.debug_regs().ok()?;
-    if dr6 & DR6_HITS == 0 {
-        return None;
-    }
-    let _ = t.vcpu.set_debug_regs(db, DR6_CLEAN, dr7);
-    let p = page::own();
-    p.debugreg[6] |= dr6 & DR6_HITS;
-    let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
-    Some(crate::signals::deliver::kernel_info(
-        libc::SIGTRAP,
-        TRAP_HWBKPT,
-        rip,
-    ))
-}
 
 /// A single step ended: at a #DB (`syscall` false: the instruction at
 /// `rip` is next) or at a system call's return. Returns the SIGTRAP the
@@ -192,9 +152,6 @@ fn apply(t: &mut Thread, p: &mut Page, before: &libc::user_regs_struct) {
     if p.dirty & dirty::SIGMASK != 0 {
         arrival::set_mask(p.sigmask);
     }
-    if p.dirty & dirty::DEBUGREGS != 0 {
-        apply_debugregs(t, p);
-    }
 }
 
 /// Raises the stop the page now describes and waits in it until the
@@ -217,7 +174,7 @@ fn raise(p: &mut Page, code: u32) {
         return;
     }
     p.code = code;
-    p.dirty &= dirty::DEBUGREGS;
+    p.dirty = 0;
     p.in_stop = 1;
     log::debug!(
         "ptrace: stop {code:#x} at {:#x}, si_code {}",

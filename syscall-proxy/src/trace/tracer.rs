@@ -314,8 +314,8 @@ fn sandboxed(
                 // The rest of struct user is not writable.
                 return Err(Errno(libc::EIO));
             }
-            // Any stop: the tracee applies them before its guest runs
-            // again (gdb clears them as it detaches from an attach stop).
+            // In any stop: gdb clears them as it detaches from the stop
+            // ATTACH made.
             let n = ((addr - USER_DEBUGREG) / 8) as usize;
             match n {
                 // DR4 and DR5 do not exist (ptrace_set_debugreg).
@@ -330,7 +330,6 @@ fn sandboxed(
                 _ => {}
             }
             p.debugreg[n] = data;
-            p.dirty |= dirty::DEBUGREGS;
             page::write_part(pid, at, p, std::mem::offset_of!(Page, debugreg), 64)?;
             page::write_control(pid, at, p)?;
             Ok(0)

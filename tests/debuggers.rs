@@ -57,11 +57,12 @@ macro_rules! scenarios {
 /// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU, signals cancelled and changed, attach,
-/// seize and interrupt, and the wait variants.
+/// seize and interrupt, the wait variants, and a tracer that exits
+/// without detaching.
 mod ptrace {
     use super::*;
     scenarios!(
-        syscalls, exec, step, breakpoint, regsets, info, sysemu, signals, attach, waits
+        syscalls, exec, step, breakpoint, regsets, info, sysemu, signals, attach, waits, orphan
     );
 }
 

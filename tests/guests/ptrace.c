@@ -15,6 +15,8 @@
  *              GETSIGMASK
  *   attach     ATTACH to a running child, GETREGS, DETACH; SEIZE, INTERRUPT
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
+ *   orphan     a tracer exits without detaching its tracee, stopped at a
+ *              system call: the tracee goes on
  *   cycles N   N attach/detach cycles and N traced fork+exec cycles: what is
  *              left (descriptors, threads) is printed */
 #define _GNU_SOURCE
@@ -488,6 +490,36 @@ static void scenario_waits(void)
 	printf("then: %d %s\n", again, strerror(errno));
 }
 
+static void orphan_body(void)
+{
+	usleep(300000);
+	exit(7);
+}
+
+static void scenario_orphan(void)
+{
+	pid_t tracee = fork();
+	if (tracee == 0)
+		orphan_body();
+	pid_t tracer = fork();
+	if (tracer == 0) {
+		if (ptrace(PTRACE_ATTACH, tracee, 0, 0))
+			_exit(1);
+		waitstop(tracee);
+		if (ptrace(PTRACE_SYSCALL, tracee, 0, 0))
+			_exit(2);
+		int st = waitstop(tracee);
+		_exit(WIFSTOPPED(st) && WSTOPSIG(st) == SIGTRAP ? 0 : 3);
+	}
+	int st;
+	waitpid(tracer, &st, 0);
+	printf("tracer: ");
+	show(st);
+	waitpid(tracee, &st, 0);
+	printf("tracee: ");
+	show(st);
+}
+
 static int count(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -557,6 +589,8 @@ int main(int argc, char **argv)
 		scenario_attach();
 	else if (!strcmp(s, "waits"))
 		scenario_waits();
+	else if (!strcmp(s, "orphan"))
+		scenario_orphan();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -92,6 +92,13 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
         unsafe { libc::signal(sig, libc::SIG_DFL) };
         return;
     }
+    // SAFETY: the kernel passes a valid siginfo of SIGINFO_SIZE bytes.
+    let bytes = unsafe { std::slice::from_raw_parts(info.cast::<u8>(), SIGINFO_SIZE) };
+    if crate::trace::tracee::is_mark(sig, bytes) {
+        // A ptrace stop's mark whose tracer went away before taking it
+        // back (tracee.rs): the thread goes on as if resumed.
+        return;
+    }
     SLOT.with(|slot| {
         let mut arrival = Arrival {
             sig,

@@ -3,7 +3,7 @@
 //! exit), each raised as a host ptrace stop its tracer's sandbox reports.
 //!
 //! A stop fills the thread's trace page (registers, siginfo, what the stop
-//! is), then sends the host thread a marked SIGSTOP: the host kernel holds
+//! is), then sends the host thread a marked SIGURG: the host kernel holds
 //! it in a signal-delivery stop, which the tracer's sandbox recognises by
 //! the mark and turns into the stop the page describes. The tracer
 //! resumes it with the signal suppressed, having written into the page how
@@ -17,7 +17,7 @@ use super::regs;
 use crate::signals::arrival;
 use crate::thread::Thread;
 
-/// What marks a stop the tracee raised: si_errno of its SIGSTOP.
+/// What marks a stop the tracee raised: si_errno of its STOP_SIGNAL.
 pub const MARK: i32 = 0x5842_5452;
 
 /// si_code SI_QUEUE (rt_sigqueueinfo's).
@@ -154,14 +154,17 @@ fn apply(t: &mut Thread, p: &mut Page, before: &libc::user_regs_struct) {
     }
 }
 
+/// The signal a stop is raised with: ignored by default, so that should
+/// the tracer go away without resuming the thread (the host then detaches
+/// it and delivers the signal), the thread goes on as Linux's would;
+/// with the sandbox's handler installed (every signal of a traced thread
+/// comes to it), the handler drops it by its mark (`is_mark`).
+pub const STOP_SIGNAL: i32 = libc::SIGURG;
+
 /// Raises the stop the page now describes and waits in it until the
 /// tracer resumes the thread; returns with the page as the tracer left it.
-///
-/// The stop is a host signal-delivery stop for a SIGSTOP the thread sends
-/// itself with a marked siginfo: SIGSTOP cannot be blocked or caught, so
-/// neither the program's mask nor its handlers are touched, and should
-/// the tracer die without resuming it, the process is left stopped (as a
-/// group stop, which SIGCONT ends) rather than killed.
+/// The stop is the host's signal-delivery stop for a marked STOP_SIGNAL
+/// the thread sends itself, the only signal it leaves unblocked meanwhile.
 fn raise(p: &mut Page, code: u32) {
     // Unless the tracer says otherwise: no signal after a system call or
     // event stop, the same one after a signal-delivery stop.
@@ -183,15 +186,26 @@ fn raise(p: &mut Page, code: u32) {
     );
     // SAFETY: siginfo_t is plain data, valid all zero.
     let mut info: libc::siginfo_t = unsafe { std::mem::zeroed() };
-    info.si_signo = libc::SIGSTOP;
+    info.si_signo = STOP_SIGNAL;
     info.si_errno = MARK;
     info.si_code = SI_QUEUE;
-    // SAFETY: getpid, getuid and gettid have no preconditions; the
-    // siginfo is ours and complete (si_pid and si_uid at bytes 16 and 20).
-    // The host kernel stops this thread as the signal is delivered; the
-    // tracer resumes it with the signal suppressed.
+    let only = !arrival::bit(STOP_SIGNAL);
+    let mut before = 0u64;
+    // SAFETY: rt_sigprocmask with 8-byte kernel sigsets we own; getpid,
+    // getuid and gettid have no preconditions; the siginfo is ours and
+    // complete (si_pid and si_uid at bytes 16 and 20). The host kernel
+    // stops this thread as the signal is delivered; the tracer resumes it
+    // with the signal suppressed. The mask is the host thread's exactly
+    // as it was (the program's, or all while a signal waits in the slot).
     unsafe {
         let (pid, tid) = (libc::getpid(), libc::gettid());
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &only,
+            &mut before,
+            8,
+        );
         let words = (&mut info as *mut libc::siginfo_t).cast::<i32>();
         words.add(4).write(pid);
         words.add(5).write(libc::getuid() as i32);
@@ -199,13 +213,32 @@ fn raise(p: &mut Page, code: u32) {
             libc::SYS_rt_tgsigqueueinfo,
             pid,
             tid,
-            libc::SIGSTOP,
+            STOP_SIGNAL,
             &info as *const libc::siginfo_t,
+        );
+        libc::syscall(
+            libc::SYS_rt_sigprocmask,
+            libc::SIG_SETMASK,
+            &before,
+            std::ptr::null_mut::<u64>(),
+            8,
         );
     }
     page::reload(p);
     p.in_stop = 0;
     log::debug!("ptrace: resumed: mode {} signal {}", p.mode, p.sig);
+}
+
+/// Whether a signal that reached the sandbox's handler is a stop's mark
+/// (its tracer went away before resuming the thread): the handler drops
+/// it. Async-signal-safe.
+pub fn is_mark(sig: i32, info: &[u8]) -> bool {
+    let word = |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    // SAFETY: getpid has no preconditions.
+    sig == STOP_SIGNAL
+        && word(1) == MARK
+        && word(2) == SI_QUEUE
+        && word(4) == unsafe { libc::getpid() }
 }
 
 /// SIGTRAP, or SIGTRAP|0x80 under PTRACE_O_TRACESYSGOOD.

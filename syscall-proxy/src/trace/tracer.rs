@@ -19,7 +19,7 @@ use vmm::kvm_regs;
 
 use super::page::{self, Found, Page, dirty, mode};
 use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
-use super::tracee::MARK;
+use super::tracee::{MARK, STOP_SIGNAL};
 use crate::host::{Errno, SysResult};
 use crate::syscalls::{ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, forward_raw};
 use crate::thread::Thread;
@@ -655,7 +655,7 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 p.options = SEIZED.lock().expect("seized").remove(&pid).unwrap_or(0);
                 let _ = page::write_control(pid, at, &p);
             }
-            if sig == libc::SIGSTOP && p.in_stop != 0 && is_mark(pid) {
+            if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);
             }
             if code >> 8 != 0 {
@@ -683,7 +683,7 @@ fn is_mark(pid: i32) -> bool {
         return false;
     };
     let word = |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
-    word(0) == libc::SIGSTOP && word(1) == MARK && word(2) == -1
+    word(0) == STOP_SIGNAL && word(1) == MARK && word(2) == -1
 }
 
 /// Whether `sig` has a handler in `pid`'s sandbox (its SigCgt).

@@ -103,10 +103,17 @@ pub fn start(t: &mut Thread) {
     let p = page::own();
     p.kvm_run = t.vcpu.kvm_run_addr();
     p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
-    p.tid = crate::umem::own_tid();
     p.fresh = 0;
-    // Linux traces a new thread or child only under the PTRACE_O_TRACE*
-    // options; an exec's new image is told it is traced by `exec_done`.
+    let tid = crate::umem::own_tid();
+    if p.tid == tid && p.traced != 0 {
+        // A tracer attached already, in the moment since the fork (it
+        // names the page's thread as it writes it): its settings stay.
+        return;
+    }
+    p.tid = tid;
+    // The parent's copy of the page, or a new one: Linux traces a new
+    // thread or child only under the PTRACE_O_TRACE* options; an exec's
+    // new image is told it is traced by `exec_done`.
     p.traced = 0;
     p.options = 0;
     p.mode = mode::CONT;

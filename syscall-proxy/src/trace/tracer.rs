@@ -654,6 +654,10 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 p.traced = 1;
                 p.options = SEIZED.lock().expect("seized").remove(&pid).unwrap_or(0);
                 let _ = page::write_control(pid, at, &p);
+                // Named as this thread's: a fork child caught before its
+                // task started keeps it (tracee::start).
+                p.tid = pid;
+                let _ = page::write_part(pid, at, &p, std::mem::offset_of!(Page, tid), 4);
             }
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);

@@ -14,16 +14,7 @@ use std::time::Duration;
 use common::*;
 
 fn tool(name: &str) -> bool {
-    let path = format!("/usr/bin/{name}");
-    if std::path::Path::new(&path).exists() {
-        return true;
-    }
-    let why = format!("{name} is not installed: run tests/install-deps.sh as root");
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    false
+    installed(name, &format!("/usr/bin/{name}"))
 }
 
 fn tracer() -> std::path::PathBuf {

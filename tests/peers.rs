@@ -20,20 +20,6 @@ use common::*;
 /// cores.
 static ONE_AT_A_TIME: Mutex<()> = Mutex::new(());
 
-/// Whether `what` is installed (tests/install-deps.sh installs both);
-/// missing is a failure under CI=true.
-fn installed(what: &str, path: &str) -> bool {
-    if std::path::Path::new(path).exists() {
-        return true;
-    }
-    let why = format!("{what} is not installed ({path}): run tests/install-deps.sh as root");
-    if std::env::var_os("CI").is_some_and(|v| v == "true") {
-        panic!("{why}");
-    }
-    eprintln!("skipped: {why}");
-    false
-}
-
 /// Runs `args` natively or sandboxed, killed after `limit`; with its wall
 /// time.
 fn timed(sandboxed: bool, args: &[&str], limit: Duration) -> (std::process::Output, Duration) {

@@ -343,3 +343,17 @@ pub fn assert_same(what: &str, n: &Output, s: &Output, with_stderr: bool) {
         );
     }
 }
+
+/// Whether `what` is installed at `path` (tests/install-deps.sh installs
+/// what the suites use); missing is a failure under CI=true.
+pub fn installed(what: &str, path: &str) -> bool {
+    if Path::new(path).exists() {
+        return true;
+    }
+    let why = format!("{what} is not installed ({path}): run tests/install-deps.sh as root");
+    if std::env::var_os("CI").is_some_and(|v| v == "true") {
+        panic!("{why}");
+    }
+    eprintln!("skipped: {why}");
+    false
+}

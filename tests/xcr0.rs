@@ -568,3 +568,54 @@ fn signal_frames_hold_the_xsave_area_of_the_requested_xcr0() {
         stdout(&o)
     );
 }
+
+/// gdb inside the sandbox builds its register set from the XCR0 its
+/// tracee runs with (the XSTATE regset names it at byte 464): under each
+/// XCR0 it has exactly the registers that XCR0 enables.
+#[test]
+fn gdb_shows_exactly_the_registers_the_xcr0_enables() {
+    if !ready() || !installed("gdb", "/usr/bin/gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    let regs = ["xmm0", "ymm0", "k0", "pkru"];
+    let wanted: Vec<u64> = values().into_iter().filter(|v| v & 0x3 == 0x3).collect();
+    for xcr0 in [0x3, 0x7, *wanted.last().unwrap()] {
+        let mask = format!("{xcr0:#x}");
+        let mut args = vec![
+            "--xcr0",
+            &mask,
+            "--",
+            "/usr/bin/gdb",
+            "-nx",
+            "-batch",
+            "-ex",
+            "break add",
+            "-ex",
+            "run",
+        ];
+        let cmds: Vec<String> = regs.iter().map(|r| format!("info registers {r}")).collect();
+        for c in &cmds {
+            args.extend(["-ex", c.as_str()]);
+        }
+        args.push(prog.to_str().unwrap());
+        let o = sandbox_with(&args, Some(b""), &[]);
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        assert!(text.contains("Breakpoint 1, add"), "under {mask}:\n{text}");
+        for r in regs {
+            let enabled = match r {
+                "xmm0" => xcr0 & 0x2 != 0,
+                "ymm0" => xcr0 & 0x4 != 0,
+                "k0" => xcr0 & 0xe0 == 0xe0,
+                _ => xcr0 & 0x200 != 0,
+            };
+            let shown = text.lines().any(|l| l.starts_with(&format!("{r} ")));
+            let refused = text.contains(&format!("Invalid register `{r}'"));
+            assert_eq!(
+                (shown, refused),
+                (enabled, !enabled),
+                "under {mask}, {r}:\n{text}"
+            );
+        }
+    }
+}

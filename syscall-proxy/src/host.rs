@@ -12,6 +12,17 @@ impl fmt::Debug for Errno {
     }
 }
 
+impl Errno {
+    /// The errno the last failed libc call left (EIO if none).
+    pub fn last() -> Errno {
+        Errno(
+            std::io::Error::last_os_error()
+                .raw_os_error()
+                .unwrap_or(libc::EIO),
+        )
+    }
+}
+
 /// A system call's result: the value, or the errno it failed with.
 pub type SysResult = Result<u64, Errno>;
 
@@ -43,6 +54,11 @@ pub unsafe fn syscall(nr: u64, a: [u64; 6]) -> SysResult {
             options(nostack),
         );
     }
+    decode(ret)
+}
+
+/// A raw return value as the kernel gives it in RAX: -4095..-1 an errno.
+fn decode(ret: i64) -> SysResult {
     if (-4095..0).contains(&ret) {
         Err(Errno(-ret as i32))
     } else {
@@ -147,11 +163,7 @@ pub unsafe fn forward(nr: u64, a: [u64; 6], waiting: *const u8) -> SysResult {
         // SAFETY: as above.
         return unsafe { syscall(nr, a) };
     }
-    if (-4095..0).contains(&ret) {
-        Err(Errno(-ret as i32))
-    } else {
-        Ok(ret as u64)
-    }
+    decode(ret)
 }
 
 /// Whether call `nr` may wait for something a signal interrupts (sleeps,

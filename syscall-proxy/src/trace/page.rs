@@ -175,14 +175,6 @@ fn slot_in(fs: u64) -> u64 {
     fs.wrapping_add(own.wrapping_sub(fs_base()))
 }
 
-fn errno() -> Errno {
-    Errno(
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
-}
-
 /// Reads `buf.len()` bytes at `addr` in task `tid`.
 pub fn read_remote(tid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     let len = buf.len();
@@ -196,7 +188,7 @@ pub fn read_remote(tid: i32, addr: u64, buf: &mut [u8]) -> Result<(), Errno> {
     if n == len as isize {
         Ok(())
     } else if n < 0 {
-        Err(errno())
+        Err(Errno::last())
     } else {
         Err(Errno(libc::EIO))
     }
@@ -215,7 +207,7 @@ pub fn write_remote(tid: i32, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     if n == bytes.len() as isize {
         Ok(())
     } else if n < 0 {
-        Err(errno())
+        Err(Errno::last())
     } else {
         Err(Errno(libc::EIO))
     }

@@ -47,20 +47,16 @@ const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_TRACESECCOMP as u32;
 /// their page at their first stop.
 static SEIZED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 
-fn errno() -> Errno {
-    Errno(
-        std::io::Error::last_os_error()
-            .raw_os_error()
-            .unwrap_or(libc::EIO),
-    )
-}
-
 /// The host's ptrace.
 fn host(req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
     // SAFETY: callers pass addresses of their own buffers, or of program
     // memory checked beforehand, or integers.
     let r = unsafe { libc::syscall(libc::SYS_ptrace, req as libc::c_long, pid, addr, data) };
-    if r < 0 { Err(errno()) } else { Ok(r as u64) }
+    if r < 0 {
+        Err(Errno::last())
+    } else {
+        Ok(r as u64)
+    }
 }
 
 fn host_regs(pid: i32) -> Result<libc::user_regs_struct, Errno> {

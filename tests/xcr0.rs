@@ -599,7 +599,10 @@ fn gdb_shows_exactly_the_registers_the_xcr0_enables() {
             args.extend(["-ex", c.as_str()]);
         }
         args.push(prog.to_str().unwrap());
-        let o = sandbox_with(&args, Some(b""), &[]);
+        // Bounded: a gdb run takes about 20 s under the lane's TCG.
+        let mut c = sandbox_cmd();
+        c.args(&args);
+        let o = run_limited_for(c, std::time::Duration::from_secs(300));
         let text = format!("{}{}", stdout(&o), stderr(&o));
         assert!(text.contains("Breakpoint 1, add"), "under {mask}:\n{text}");
         for r in regs {

@@ -48,12 +48,25 @@ macro_rules! scenarios {
 /// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU, signals cancelled and changed, attach,
-/// seize and interrupt, the wait variants, and a tracer that exits
-/// without detaching.
+/// seize and interrupt, the wait variants, a tracer that exits without
+/// detaching, and a tracer following a fork, a thread and a vfork+exec
+/// (attached by TRACEME, and seized while running).
 mod ptrace {
     use super::*;
     scenarios!(
-        syscalls, exec, step, breakpoint, regsets, info, sysemu, signals, attach, waits, orphan
+        syscalls,
+        exec,
+        step,
+        breakpoint,
+        regsets,
+        info,
+        sysemu,
+        signals,
+        attach,
+        waits,
+        orphan,
+        follow,
+        follow_seized
     );
 }
 
@@ -117,7 +130,7 @@ fn number_after(line: &str, key: &str) -> String {
 
 /// strace's report with what legitimately differs made equal: addresses,
 /// getrandom's bytes, pids, and when an asynchronous SIGCHLD lands (with
-/// the rt_sigreturn after it).
+/// the rt_sigreturn after it, or the fork it interrupted).
 fn strace_normalised(text: &str) -> Vec<String> {
     let mut out = Vec::new();
     let mut skip_return = false;
@@ -130,13 +143,17 @@ fn strace_normalised(text: &str) -> Vec<String> {
             skip_return = false;
             continue;
         }
+        if line.ends_with("= ? ERESTARTNOINTR (To be restarted)") {
+            // A fork a SIGCHLD interrupted, natively or not, and made again.
+            continue;
+        }
         let mut l = hex_to_addr(line, 1);
         if let Some(rest) = l.strip_prefix("getrandom(\"")
             && let Some(end) = rest.find('"')
         {
             l = format!("getrandom(BYTES{}", &rest[end + 1..]);
         }
-        for key in ["pid=", "= "] {
+        for key in ["pid=", "= ", "tid=["] {
             l = number_after(&l, key);
         }
         out.push(l);
@@ -194,6 +211,67 @@ fn strace_traces_a_shell_pipeline_as_natively() {
     strace_same(&["/bin/sh", "-c", "echo a | cat"], 30);
 }
 
+/// `strace -ff` with `args`, natively and sandboxed: the same status and
+/// program output, and the same set of per-task reports (tasks run in
+/// parallel, so only each task's own report has an order), at least
+/// `tasks` of them.
+fn strace_each_task_same(args: &[&str], tasks: usize) {
+    if !kvm() || !tool("strace") {
+        return;
+    }
+    let run = |sandboxed: bool| {
+        let dir = scratch().join(format!(
+            "strace-ff-{}-{}-{sandboxed}",
+            std::process::id(),
+            args.join("").len()
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).unwrap();
+        let prefix = dir.join("t");
+        let mut full = vec!["/usr/bin/strace", "-ff", "-o", prefix.to_str().unwrap()];
+        full.extend_from_slice(args);
+        let mut c = command(sandboxed, &full);
+        c.env_remove("LD_LIBRARY_PATH");
+        let out = run_limited(c);
+        let mut reports: Vec<Vec<String>> = std::fs::read_dir(&dir)
+            .unwrap()
+            .map(|e| {
+                strace_normalised(&std::fs::read_to_string(e.unwrap().path()).unwrap())
+                    .into_iter()
+                    .filter(|l| !l.starts_with("rseq("))
+                    .collect()
+            })
+            .collect();
+        reports.sort();
+        let _ = std::fs::remove_dir_all(&dir);
+        (out, reports)
+    };
+    let ((n, nr), (s, sr)) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{args:?}\n{}", both(&n, &s));
+    assert_eq!(stdout(&s), stdout(&n), "{args:?}: the program's output");
+    assert_eq!(sr, nr, "{args:?}: the tasks' reports");
+    assert!(nr.len() >= tasks, "{args:?}: {} tasks natively", nr.len());
+}
+
+#[test]
+fn strace_follows_a_shell_pipeline_as_natively() {
+    strace_each_task_same(&["/bin/sh", "-c", "echo a | cat; /bin/true"], 4);
+}
+
+#[test]
+fn strace_follows_threads_as_natively() {
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    strace_each_task_same(
+        &[
+            "-e",
+            "trace=clone3,exit,exit_group",
+            prog.to_str().unwrap(),
+            "threads",
+        ],
+        5,
+    );
+}
+
 #[test]
 fn strace_filters_as_natively() {
     strace_same(
@@ -216,11 +294,14 @@ fn strace_filters_as_natively() {
 
 /// gdb's output with addresses, pids and the sandbox's refusal of the
 /// program's own /proc/self/mem (gdb then reads memory through ptrace, and
-/// says so once) made equal.
+/// says so once) made equal, and without the lines that say when gdb
+/// noticed threads end (natively too, it varies from run to run).
 fn gdb_normalised(text: &str) -> String {
     text.lines()
         .filter(|l| !l.contains("opening /proc/self/mem file failed"))
-        .map(|l| number_after(&hex_to_addr(l, 8), "process "))
+        .filter(|l| !(l.starts_with("[Thread ") && l.ends_with(" exited]")))
+        .filter(|l| !l.starts_with("[New process "))
+        .map(|l| number_after(&number_after(&hex_to_addr(l, 8), "process "), "LWP "))
         .collect::<Vec<_>>()
         .join("\n")
 }
@@ -286,5 +367,34 @@ fn gdb_software_watchpoints_fire_as_natively() {
         "set pagination off\nset can-use-hw-watchpoints 0\n\
          break main\nrun\nwatch counter\ncontinue\ncontinue\ndelete\ncontinue\n",
         "New value = 3",
+    );
+}
+
+#[test]
+fn gdb_shows_the_threads_of_a_four_thread_program_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    gdb_same(
+        &prog,
+        "set pagination off\n\
+         break all_started\nrun threads\ninfo threads\n\
+         thread 3\nbt\nthread 1\nfinish\ncontinue\n",
+        "exited with code 04",
+    );
+}
+
+#[test]
+fn gdb_follows_a_fork_child_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    gdb_same(
+        &prog,
+        "set pagination off\nset follow-fork-mode child\n\
+         break child_work\nrun fork\nbt\nprint v\nfinish\ninfo inferiors\ncontinue\n",
+        "exited with code 06",
     );
 }

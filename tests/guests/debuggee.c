@@ -1,13 +1,85 @@
-/* debuggee: what the gdb tests step through: a call, a loop over a global,
- * a handled signal and a write. */
+/* debuggee [threads|fork]: what the gdb tests step through. Without an
+ * argument: a call, a loop over a global, a handled signal and a write.
+ * threads: four threads blocked in read while main calls all_started.
+ * fork: a child that calls child_work, its parent waiting for it. */
+#define _GNU_SOURCE
+#include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 int counter;
 int add(int a, int b) { return a + b; }
 static void on_usr1(int s) { counter += s; }
-int main(void)
+
+/* The workers block in read until main writes; main calls all_started once
+ * each of them is in that read, so that every thread's frame is known. */
+static int release[2];
+static pid_t tids[4];
+static void *worker(void *arg)
 {
+	char c;
+	tids[(long)arg] = gettid();
+	if (read(release[0], &c, 1) != 1)
+		return 0;
+	return arg;
+}
+static int in_read(pid_t tid)
+{
+	char path[64], text[16] = "";
+	snprintf(path, sizeof path, "/proc/self/task/%d/syscall", tid);
+	FILE *f = fopen(path, "r");
+	if (!f)
+		return 0;
+	if (!fgets(text, sizeof text, f))
+		text[0] = 0;
+	fclose(f);
+	return !strncmp(text, "0 ", 2);
+}
+void all_started(int n) { counter = n; }
+static int threads(void)
+{
+	pthread_t t[4];
+	if (pipe(release))
+		return 1;
+	for (long i = 0; i < 4; i++)
+		pthread_create(&t[i], 0, worker, (void *)i);
+	for (int i = 0, tries = 0; i < 4 && tries < 100000; tries++)
+		if (tids[i] && in_read(tids[i]))
+			i++;
+		else
+			usleep(100);
+	all_started(4);
+	if (write(release[1], "4444", 4) != 4)
+		return 1;
+	for (int i = 0; i < 4; i++)
+		pthread_join(t[i], 0);
+	/* (Silent: its output would race gdb's news of the threads' ends.) */
+	return counter;
+}
+
+int child_work(int v) { return v * 2; }
+static int forks(void)
+{
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		printf("child: %d\n", child_work(21));
+		return 6;
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	/* (Silent: its debugger has let it go, its output would race gdb's.) */
+	return WEXITSTATUS(st);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && !strcmp(argv[1], "threads"))
+		return threads();
+	if (argc > 1 && !strcmp(argv[1], "fork"))
+		return forks();
 	signal(SIGUSR1, on_usr1);
 	int x = add(2, 3);
 	for (int i = 0; i < 3; i++)

@@ -17,6 +17,12 @@
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
  *   orphan     a tracer exits without detaching its tracee, stopped at a
  *              system call: the tracee goes on
+ *   follow     TRACEFORK|TRACECLONE|TRACEVFORK|TRACEVFORKDONE|TRACEEXEC: a
+ *              fork, a thread, a vfork that executes a program; each event,
+ *              its message and registers, each new task's first stop and
+ *              registers, each task followed to its end
+ *   follow_seized  the same under PTRACE_SEIZE (new tasks start in
+ *              PTRACE_EVENT_STOP), seized while running
  *   cycles N   N attach/detach cycles and N traced fork+exec cycles: what is
  *              left (descriptors, threads) is printed */
 #define _GNU_SOURCE
@@ -29,6 +35,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <pthread.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -520,6 +527,129 @@ static void scenario_orphan(void)
 	show(st);
 }
 
+static void *thread_body(void *arg)
+{
+	(void)arg;
+	syscall(SYS_getpid);
+	return 0;
+}
+
+static void follow_body(void)
+{
+	int st;
+	pid_t c = fork();
+	if (c == 0)
+		_exit(4);
+	waitpid(c, &st, 0);
+	pthread_t t;
+	pthread_create(&t, 0, thread_body, 0);
+	pthread_join(t, 0);
+	pid_t v = vfork();
+	if (v == 0) {
+		execl("/bin/true", "true", (char *)0);
+		_exit(127);
+	}
+	waitpid(v, &st, 0);
+	printf("tracee: children ended %d\n", WIFEXITED(st) && WEXITSTATUS(st) == 0);
+	_exit(5);
+}
+
+static const char *event_name(int event)
+{
+	switch (event) {
+	case PTRACE_EVENT_FORK: return "fork";
+	case PTRACE_EVENT_VFORK: return "vfork";
+	case PTRACE_EVENT_CLONE: return "clone";
+	case PTRACE_EVENT_EXEC: return "exec";
+	case PTRACE_EVENT_VFORK_DONE: return "vfork-done";
+	case PTRACE_EVENT_STOP: return "stop";
+	default: return "none";
+	}
+}
+
+/* Runs `pid` to its end, following each task it creates to its end first
+ * (waiting for one task at a time keeps the order the same everywhere). */
+static void follow(pid_t pid, const char *name, int depth)
+{
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	for (;;) {
+		int st = waitstop(pid);
+		printf("%*s%s: ", 2 * depth, "", name);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			return;
+		}
+		int event = st >> 16, sig = 0;
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		/* (Where a signal stops, what RAX holds depends on timing.) */
+		if (event)
+			printf("stopped sig %d event %s, orig_rax %lld rax %lld\n", WSTOPSIG(st), event_name(event),
+			       (long long)r.orig_rax, (long long)r.rax);
+		else
+			printf("stopped sig %d\n", WSTOPSIG(st));
+		unsigned long msg = 0;
+		if (event)
+			CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
+		if (event == PTRACE_EVENT_FORK || event == PTRACE_EVENT_VFORK || event == PTRACE_EVENT_CLONE) {
+			pid_t new = msg;
+			int nst = waitstop(new);
+			struct user_regs_struct nr;
+			CHECK(ptrace(PTRACE_GETREGS, new, 0, &nr));
+			printf("%*snew %s task: stopped sig %d event %s, orig_rax %lld rax %lld, same rip %d\n",
+			       2 * depth + 2, "", event_name(event), WSTOPSIG(nst), event_name(nst >> 16),
+			       (long long)nr.orig_rax, (long long)nr.rax, nr.rip == r.rip);
+			follow(new, event_name(event), depth + 1);
+		} else if (event == PTRACE_EVENT_VFORK_DONE) {
+			printf("%*smessage is a pid %d\n", 2 * depth + 2, "", msg > 1 && (pid_t)msg != pid);
+		} else if (event == PTRACE_EVENT_EXEC) {
+			printf("%*smessage is the pid %d\n", 2 * depth + 2, "", (pid_t)msg == pid);
+		} else if (event == 0 && WSTOPSIG(st) != SIGTRAP) {
+			sig = WSTOPSIG(st);
+		}
+		CHECK(ptrace(PTRACE_CONT, pid, 0, sig));
+	}
+}
+
+#define FOLLOW_OPTIONS                                                                             \
+	(PTRACE_O_TRACEFORK | PTRACE_O_TRACECLONE | PTRACE_O_TRACEVFORK | PTRACE_O_TRACEVFORKDONE |  \
+	 PTRACE_O_TRACEEXEC)
+
+static void scenario_follow(void)
+{
+	pid_t pid = traced_child(follow_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, FOLLOW_OPTIONS));
+	follow(pid, "tracee", 0);
+}
+
+static void scenario_follow_seized(void)
+{
+	int go[2];
+	CHECK(pipe(go));
+	pid_t pid = fork();
+	if (pid == 0) {
+		char c;
+		close(go[1]);
+		if (read(go[0], &c, 1) != 1)
+			_exit(98);
+		follow_body();
+	}
+	close(go[0]);
+	CHECK(ptrace(PTRACE_SEIZE, pid, 0, FOLLOW_OPTIONS));
+	/* Running, not stopped: the first stop is the fork's. */
+	CHECK(write(go[1], "g", 1));
+	int st = waitstop(pid);
+	printf("first stop: ");
+	show(st);
+	unsigned long msg;
+	CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
+	int nst = waitstop(msg);
+	printf("new task: ");
+	show(nst);
+	follow(msg, "fork", 1);
+	follow(pid, "tracee", 0);
+}
+
 static int count(const char *dir)
 {
 	DIR *d = opendir(dir);
@@ -591,6 +721,10 @@ int main(int argc, char **argv)
 		scenario_waits();
 	else if (!strcmp(s, "orphan"))
 		scenario_orphan();
+	else if (!strcmp(s, "follow"))
+		scenario_follow();
+	else if (!strcmp(s, "follow_seized"))
+		scenario_follow_seized();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -23,6 +23,7 @@ use crate::mm::Brk;
 use crate::signals::Signals;
 use crate::syscalls::Action;
 use crate::thread::Thread;
+use crate::trace::tracee::{self, NewTask};
 use crate::umem;
 
 /// What the program asked for, from any of the four calls.
@@ -36,6 +37,12 @@ struct Request {
     child_tid: u64,
     pidfd: u64,
     tls: u64,
+}
+
+impl Request {
+    fn untraced(self) -> bool {
+        self.flags & bit(libc::CLONE_UNTRACED) != 0
+    }
 }
 
 const fn bit(f: libc::c_int) -> u64 {
@@ -85,16 +92,6 @@ pub fn clone(thread: &mut Thread, nr: i64, a: [u64; 6]) -> Action {
         Err(e) => return Action::Return(crate::host::encode(Err(e))),
     };
     let has = |f: libc::c_int| r.flags & bit(f) != 0;
-    let kind = if has(libc::CLONE_THREAD) {
-        crate::trace::tracee::NewTask::Thread
-    } else if has(libc::CLONE_VFORK) {
-        crate::trace::tracee::NewTask::Vfork
-    } else {
-        crate::trace::tracee::NewTask::Fork
-    };
-    if let Err(e) = crate::trace::tracee::may_create(kind) {
-        return Action::Return(crate::host::encode(Err(e)));
-    }
     let result = if has(libc::CLONE_THREAD) {
         supported(r, THREAD_FLAGS).and_then(|()| new_thread(thread, r))
     } else if has(libc::CLONE_VM) {
@@ -316,8 +313,10 @@ fn child_vcpu(thread: &mut Thread, r: Request) -> Result<Vcpu, Errno> {
 /// starts ([`Action::Spawn`]).
 fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let vcpu = child_vcpu(thread, r)?;
+    let mut child = Thread::new(thread.process.clone(), vcpu, false);
+    child.orig_rax = thread.orig_rax;
     Ok(Action::Spawn(Box::new(Child {
-        thread: Thread::new(thread.process.clone(), vcpu, false),
+        thread: child,
         ids: ChildIds(r, 0),
     })))
 }
@@ -329,7 +328,13 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     // Read before the fork: no lock another thread might hold can be
     // taken in the child.
     let (signals, cleared, brk) = inherited(thread, r);
-    match thread.process.vm.fork(&thread.vcpu).map_err(kvm_failed)? {
+    let creating = tracee::creating(thread, NewTask::Fork, r.untraced());
+    let follow = creating.as_ref().map(|c| c.follow);
+    let forked = thread.process.vm.fork(&thread.vcpu);
+    if let Ok(Forked::Parent(_)) | Err(_) = forked {
+        tracee::created(thread, creating);
+    }
+    match forked.map_err(kvm_failed)? {
         Forked::Parent(pid) => {
             parent_side(thread, r, pid)?;
             Ok(Action::Return(pid as u64))
@@ -348,8 +353,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             thread.leader = true;
             thread.tiles_in_use = false;
             settid(thread, r, false);
-            // Not traced (its parent's tracer follows no fork yet).
-            crate::trace::tracee::start(thread);
+            tracee::start(thread, follow);
             Ok(Action::Started)
         }
     }
@@ -378,6 +382,7 @@ fn shared_vm_child(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let process = Arc::new(thread.process.child(vm, brk, signals));
     let mut child = Thread::new(process, vcpu, true);
     child.altstack = thread.altstack;
+    child.orig_rax = thread.orig_rax;
     Ok(Action::Spawn(Box::new(Child {
         thread: child,
         ids: ChildIds(r, cleared),
@@ -401,6 +406,20 @@ impl ChildIds {
     /// A thread of the creating process (else a vfork child).
     pub fn is_thread(self) -> bool {
         self.0.flags & bit(libc::CLONE_THREAD) != 0
+    }
+
+    /// What the child is, as a tracer's options name it.
+    pub fn kind(self) -> NewTask {
+        if self.is_thread() {
+            NewTask::Thread
+        } else {
+            NewTask::Vfork
+        }
+    }
+
+    /// CLONE_UNTRACED: no tracer follows the child.
+    pub fn untraced(self) -> bool {
+        self.0.untraced()
     }
 
     /// The host clone flags of a vfork child.

@@ -52,9 +52,9 @@ impl Carried {
         let core = self
             .core
             .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
-        let trace = self
-            .trace
-            .map_or("-".to_string(), |t| format!("{:x}/{:x}", t.options, t.mode));
+        let trace = self.trace.map_or("-".to_string(), |t| {
+            format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
+        });
         format!(
             "{},{},{core},{},{:x},{},{trace}",
             fd(self.report_fd),
@@ -94,10 +94,13 @@ impl Carried {
         let trace = match it.next()? {
             "-" => None,
             t => {
-                let (options, mode) = t.split_once('/')?;
+                let mut words = t.split('/');
+                let mut hex = || u32::from_str_radix(words.next()?, 16).ok();
+                let (options, mode, seized) = (hex()?, hex()?, hex()?);
                 Some(tracee::Carried {
-                    options: u32::from_str_radix(options, 16).ok()?,
-                    mode: u32::from_str_radix(mode, 16).ok()?,
+                    options,
+                    mode,
+                    seized: seized != 0,
                 })
             }
         };

@@ -38,6 +38,8 @@ pub struct Task {
     /// The tracing an execve carried into this new image: its exec stops
     /// come first.
     traced_exec: Option<tracee::Carried>,
+    /// The tracing of a new thread its creator's tracer follows.
+    followed: Option<tracee::Carried>,
 }
 
 impl Task {
@@ -47,6 +49,7 @@ impl Task {
             last_fault: None,
             interrupted: None,
             traced_exec: None,
+            followed: None,
         }
     }
 
@@ -61,7 +64,7 @@ impl Task {
     /// return; a thread's own exit(2) returns, after its vCPU went back to
     /// the VM.
     pub fn run(mut self) {
-        tracee::start(&mut self.thread);
+        tracee::start(&mut self.thread, self.followed.take());
         if let Some(c) = self.traced_exec.take() {
             // SAFETY: getpid has no preconditions.
             let pid = unsafe { libc::getpid() };
@@ -239,6 +242,8 @@ impl Task {
     fn spawn(&mut self, child: Box<Child>) -> SysResult {
         let process = self.thread.process.clone();
         let Child { mut thread, ids } = *child;
+        let creating = tracee::creating(&mut self.thread, ids.kind(), ids.untraced());
+        let followed = creating.as_ref().map(|c| c.follow);
         if ids.is_thread() {
             process.thread_started();
             let (tx, rx) = mpsc::sync_channel(1);
@@ -248,8 +253,13 @@ impl Task {
                     ids.settid(&mut thread);
                     // SAFETY: gettid has no preconditions.
                     let _ = tx.send(unsafe { libc::gettid() });
-                    Task::new(thread).run();
+                    let mut task = Task::new(thread);
+                    task.followed = followed;
+                    task.run();
                 });
+            // Before any other host clone (the reaper's), which the tracer
+            // is not to follow.
+            tracee::created(&mut self.thread, creating);
             let handle = match spawned {
                 Ok(h) => h,
                 Err(e) => {
@@ -265,11 +275,19 @@ impl Task {
             return Ok(tid as u64);
         }
         let stack = HostStack::new()?;
-        // The child gets a trace page of its own in the thread-local
+        // The child makes a trace page of its own in the thread-local
         // storage it shares with this thread; this thread's comes back
-        // when it resumes.
-        let own_page = crate::trace::page::detach();
+        // when it resumes. A tracer following the child still finds this
+        // thread's page meanwhile (the child's links to it); otherwise
+        // none is found, and the child's first stop is not mistaken for
+        // this thread's.
+        let own_page = if creating.is_some() {
+            crate::trace::page::own_addr()
+        } else {
+            crate::trace::page::detach()
+        };
         let mut task = Box::new(VforkChild(Task::new(thread), ids));
+        task.0.followed = followed;
         // SAFETY: the child runs `vfork_child` on its own stack with the
         // Box, which outlives it: the kernel resumes this thread only once
         // the child has executed a program or exited, and only then is the
@@ -288,7 +306,8 @@ impl Task {
         // by is read again.
         arrival::set_kick(self.thread.vcpu.kick_flag());
         crate::umem::forget_own_id();
-        crate::trace::page::reattach(own_page);
+        crate::trace::page::give_back(own_page);
+        tracee::created(&mut self.thread, creating);
         process.vm.release_vcpu(task.0.thread.vcpu);
         if pid < 0 {
             return Err(Errno(errno.unwrap_or(libc::EAGAIN)));
@@ -496,8 +515,10 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     let child = unsafe { &mut *arg.cast::<VforkChild>() };
     // The parent's id is in the thread-local storage this child shares.
     crate::umem::forget_own_id();
+    crate::trace::page::take_over();
     child.1.settid(&mut child.0.thread);
-    tracee::start(&mut child.0.thread);
+    let followed = child.0.followed.take();
+    tracee::start(&mut child.0.thread, followed);
     child.0.run_to_end()
 }
 

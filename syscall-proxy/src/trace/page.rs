@@ -84,6 +84,12 @@ pub struct Page {
     pub fresh: u32,
     /// The host thread the page belongs to (a fork child's copy does not).
     pub tid: i32,
+    /// Non-zero if the tracer attached with PTRACE_SEIZE.
+    pub seized: u32,
+    /// Non-zero while the thread creates a task its tracer follows: the
+    /// host reports that clone's PTRACE_EVENT stops, during which this
+    /// page holds the thread's state (`in_stop` is set too).
+    pub in_clone: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
     pub sigmask: u64,
@@ -94,6 +100,9 @@ pub struct Page {
     /// runtime's syscall stub (where a system call's exit stops).
     pub kvm_run: u64,
     pub syscall_stub: u64,
+    /// In a vfork child's page: its parent's, which the child displaced
+    /// from the thread-local storage they share (`take_over`).
+    pub up: u64,
     /// The thread's XCR0, and the size of its XSAVE image under it.
     pub xcr0: u64,
     pub xsave_len: u64,
@@ -142,17 +151,35 @@ pub fn release() {
     }
 }
 
-/// Takes this thread's page out of its thread-local storage, for a vfork
-/// child that shares the storage to make its own.
+/// The address of this thread's page (0: none yet).
+pub fn own_addr() -> u64 {
+    PAGE.get()
+}
+
+/// Takes this thread's page out of its thread-local storage (for a vfork
+/// child's time), leaving none there.
 pub fn detach() -> u64 {
     PAGE.replace(0)
 }
 
-/// Puts back the page `detach` took, freeing the one the vfork child made
-/// (it has executed a program or exited: nothing uses it).
-pub fn reattach(own: u64) {
-    release();
-    PAGE.set(own);
+/// In a vfork child, which shares its parent's thread-local storage: a
+/// page of its own there, linked to the parent's so that the tracer still
+/// finds the parent's (the parent stops in PTRACE_EVENT_VFORK and
+/// _VFORK_DONE while the child holds the storage).
+pub fn take_over() {
+    let parent = PAGE.replace(0);
+    own().up = parent;
+}
+
+/// In the vfork parent once the child has executed a program or exited:
+/// its own page back, the child's freed (nothing uses it any more).
+pub fn give_back(own: u64) {
+    let child = PAGE.replace(own);
+    if child != 0 && child != own {
+        // SAFETY: the child's page, allocated by `own` with Box; the child
+        // is gone from this address space.
+        drop(unsafe { Box::from_raw(child as *mut Page) });
+    }
 }
 
 /// This thread's FS base.
@@ -233,7 +260,9 @@ pub enum Found {
 }
 
 /// Finds the page of `tid`, which must be in a ptrace stop of this
-/// thread's (`fs_base` is the FS base its host registers hold).
+/// thread's (`fs_base` is the FS base its host registers hold): the one
+/// its thread-local storage names, or, for a vfork parent whose child
+/// holds that storage, the one the child's page links to.
 pub fn find(tid: i32, fs_base: u64) -> Found {
     if !same_executable(tid) {
         return Found::Host;
@@ -250,17 +279,32 @@ pub fn find(tid: i32, fs_base: u64) -> Found {
     {
         return Found::Starting;
     }
+    if let Ok(p) = read_head(tid, addr)
+        && p.tid != tid
+        && p.up != 0
+        && read_head(tid, p.up).is_ok_and(|up| up.magic == MAGIC && up.tid == tid)
+    {
+        return Found::Sandboxed(p.up);
+    }
     Found::Sandboxed(addr)
 }
 
 /// A whole page of task `tid` at `addr`.
 pub fn read_page(tid: i32, addr: u64) -> Result<Box<Page>, Errno> {
+    read_prefix(tid, addr, size_of::<Page>())
+}
+
+/// A page without its XSAVE image (zero there).
+fn read_head(tid: i32, addr: u64) -> Result<Box<Page>, Errno> {
+    read_prefix(tid, addr, std::mem::offset_of!(Page, xsave))
+}
+
+fn read_prefix(tid: i32, addr: u64, len: usize) -> Result<Box<Page>, Errno> {
     // SAFETY: Page is plain integers and arrays, valid all zero.
     let mut page: Box<Page> = unsafe { Box::new_zeroed().assume_init() };
-    // SAFETY: the page's bytes, overwritten whole by the read.
-    let bytes = unsafe {
-        std::slice::from_raw_parts_mut((&mut *page as *mut Page).cast::<u8>(), size_of::<Page>())
-    };
+    // SAFETY: the first `len` bytes of the page, overwritten by the read.
+    let bytes =
+        unsafe { std::slice::from_raw_parts_mut((&mut *page as *mut Page).cast::<u8>(), len) };
     read_remote(tid, addr, bytes)?;
     Ok(page)
 }

@@ -9,7 +9,9 @@
 //! resumes it with the signal suppressed, having written into the page how
 //! to go on.
 
-use libc::{PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT};
+use libc::{
+    PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT,
+};
 use libc::{PTRACE_O_TRACESYSGOOD, PTRACE_SYSCALL_INFO_ENTRY, PTRACE_SYSCALL_INFO_EXIT};
 
 use super::page::{self, Page, dirty, mode};
@@ -98,12 +100,18 @@ pub fn exit_stop_due() -> Option<&'static mut Page> {
 }
 
 /// Prepares this thread's page for the thread (before it first runs): the
-/// tracer reads where the thread's registers are from it.
-pub fn start(t: &mut Thread) {
+/// tracer reads where the thread's registers are from it. A task its
+/// creator's tracer follows (`follow`: the host attached it already) is
+/// traced from here, and makes the first stop Linux makes it make.
+pub fn start(t: &mut Thread, follow: Option<Carried>) {
     let p = page::own();
     p.kvm_run = t.vcpu.kvm_run_addr();
     p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
     p.fresh = 0;
+    // A fork child's copy of its parent's page may say the parent was in
+    // a stop.
+    p.in_stop = 0;
+    p.in_clone = 0;
     let tid = crate::umem::own_tid();
     if p.tid == tid && p.traced != 0 {
         // A tracer attached already, in the moment since the fork (it
@@ -117,6 +125,31 @@ pub fn start(t: &mut Thread) {
     p.traced = 0;
     p.options = 0;
     p.mode = mode::CONT;
+    p.seized = 0;
+    let Some(c) = follow else {
+        return;
+    };
+    p.traced = 1;
+    p.options = c.options;
+    p.seized = u32::from(c.seized);
+    if c.seized {
+        // PTRACE_EVENT_STOP (ptrace_init_task: JOBCTL_TRAP_STOP).
+        snapshot(t, p, t.orig_rax);
+        p.event_msg = 0;
+        p.syscall = page::SyscallAt::default();
+        let before = p.regs;
+        raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_STOP as u32) << 8);
+        apply(t, p, &before);
+        return;
+    }
+    // A SIGSTOP the kernel queued without a sender (SI_USER from pid 0).
+    let mut info = [0u8; 128];
+    info[0..4].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
+    let sig = signal(t, libc::SIGSTOP, &mut info);
+    if sig != 0 {
+        // SAFETY: raises the signal the tracer chose at this thread.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
+    }
 }
 
 /// Fills the page with the thread's state at this point.
@@ -363,32 +396,68 @@ pub enum NewTask {
     Fork,
 }
 
-/// Whether a traced thread may create `kind`: not while its tracer asked
-/// to follow such tasks, which the sandbox cannot do yet (the new task
-/// would run untraced, with the tracer's breakpoints in its memory): the
-/// call fails as on a kernel without room for it, rather than the tracer
-/// missing the task.
-pub fn may_create(kind: NewTask) -> Result<(), crate::host::Errno> {
-    let Some(p) = traced() else {
-        return Ok(());
-    };
-    let option = match kind {
-        NewTask::Thread => libc::PTRACE_O_TRACECLONE,
-        NewTask::Vfork => libc::PTRACE_O_TRACEVFORK,
-        NewTask::Fork => libc::PTRACE_O_TRACEFORK,
-    } as u32;
-    if p.options & option == 0 {
-        return Ok(());
+impl NewTask {
+    /// The option under which a tracer follows such tasks, and the event
+    /// their creation stops at.
+    fn option_and_event(self) -> (u32, u32) {
+        let (o, e) = match self {
+            NewTask::Thread => (libc::PTRACE_O_TRACECLONE, libc::PTRACE_EVENT_CLONE),
+            NewTask::Vfork => (libc::PTRACE_O_TRACEVFORK, libc::PTRACE_EVENT_VFORK),
+            NewTask::Fork => (libc::PTRACE_O_TRACEFORK, libc::PTRACE_EVENT_FORK),
+        };
+        (o as u32, e as u32)
     }
-    log::warn!(
-        "a traced program's new {kind:?} cannot be followed by its tracer yet (PTRACE_O_TRACE{}): the call fails with EAGAIN",
-        match kind {
-            NewTask::Thread => "CLONE",
-            NewTask::Vfork => "VFORK",
-            NewTask::Fork => "FORK",
-        }
-    );
-    Err(crate::host::Errno(libc::EAGAIN))
+}
+
+/// A traced thread creating a task its tracer follows, from `creating` to
+/// `created`.
+pub struct Creating {
+    /// What the new task is traced with.
+    pub follow: Carried,
+    before: libc::user_regs_struct,
+}
+
+/// Before the host clone that makes the program's new `kind` (`untraced`:
+/// CLONE_UNTRACED): whether the tracer follows it. If so, the tracer's
+/// options include the host's own for it, so that the host attaches the
+/// new task to the tracer and stops this thread at the PTRACE_EVENT; the
+/// page describes this thread meanwhile, as in the system call
+/// (orig_rax its number, RAX -ENOSYS).
+pub fn creating(t: &mut Thread, kind: NewTask, untraced: bool) -> Option<Creating> {
+    let p = traced()?;
+    let (option, event) = kind.option_and_event();
+    if untraced || p.options & option == 0 || p.tid != crate::umem::own_tid() {
+        return None;
+    }
+    snapshot(t, p, t.orig_rax);
+    p.regs.rax = (-libc::ENOSYS) as u64;
+    p.syscall = page::SyscallAt::default();
+    p.code = libc::SIGTRAP as u32 | event << 8;
+    p.dirty = 0;
+    p.sig = 0;
+    p.in_clone = 1;
+    p.in_stop = 1;
+    Some(Creating {
+        follow: Carried {
+            options: p.options,
+            mode: mode::CONT,
+            seized: p.seized != 0,
+        },
+        before: p.regs,
+    })
+}
+
+/// After that host clone returned: what the tracer changed at its event
+/// stops takes effect.
+pub fn created(t: &mut Thread, c: Option<Creating>) {
+    let Some(c) = c else {
+        return;
+    };
+    let p = page::own();
+    page::reload(p);
+    p.in_stop = 0;
+    p.in_clone = 0;
+    apply(t, p, &c.before);
 }
 
 /// Marks a signal the thread re-raises for its default action: reported
@@ -407,8 +476,11 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
     p.traced = 1;
     p.options = c.options;
     p.mode = c.mode;
+    p.seized = u32::from(c.seized);
     if c.options & PTRACE_O_TRACEEXEC as u32 != 0 {
         snapshot(t, p, libc::SYS_execve as u64);
+        // Still in the call, which returns 0 after the stop.
+        p.regs.rax = (-libc::ENOSYS) as u64;
         p.event_msg = old_tid as u64;
         p.syscall = page::SyscallAt::default();
         let before = p.regs;
@@ -455,6 +527,8 @@ pub fn exiting(t: &mut Thread, status: i32) {
 pub struct Carried {
     pub options: u32,
     pub mode: u32,
+    /// Attached with PTRACE_SEIZE.
+    pub seized: bool,
 }
 
 /// The tracing an execve carries into the new image, if traced.
@@ -462,5 +536,6 @@ pub fn carried() -> Option<Carried> {
     traced().map(|p| Carried {
         options: p.options,
         mode: p.mode,
+        seized: p.seized != 0,
     })
 }

@@ -14,7 +14,9 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use libc::{PTRACE_O_EXITKILL, PTRACE_O_TRACESECCOMP};
+use libc::{PTRACE_EVENT_CLONE, PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE};
+use libc::{PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESECCOMP};
+use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
 use super::page::{self, Found, Page, dirty, mode};
@@ -38,10 +40,19 @@ const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
 /// Options a sandboxed tracee cannot honour: seccomp's stops (there is
 /// no seccomp for the program yet). Asking for them fails, as on a kernel
-/// without them. (Following new tasks is asked for by gdb and strace
-/// whatever they trace: accepted, and a traced program's clone of a kind
-/// its tracer would follow fails instead: `tracee::may_create`.)
+/// without them.
 const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_TRACESECCOMP as u32;
+
+/// Options the host applies too: EXITKILL, and following new tasks, for
+/// which the host attaches each new task of the tracee's to the tracer
+/// and stops the creator at the PTRACE_EVENT (what it stops for, the
+/// page describes: `tracee::creating`; a clone the sandbox makes for
+/// itself is let go, `let_go_of_new`).
+const HOST_OPTIONS: u32 = (PTRACE_O_EXITKILL
+    | PTRACE_O_TRACECLONE
+    | PTRACE_O_TRACEFORK
+    | PTRACE_O_TRACEVFORK
+    | PTRACE_O_TRACEVFORKDONE) as u32;
 
 /// Options PTRACE_SEIZE set for tracees not stopped since: written into
 /// their page at their first stop.
@@ -161,8 +172,9 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             if options & UNSUPPORTED_OPTIONS != 0 {
                 return Err(Errno(libc::EINVAL));
             }
-            host(req, pid, 0, u64::from(options & PTRACE_O_EXITKILL as u32))?;
+            host(req, pid, 0, u64::from(options & HOST_OPTIONS))?;
             SEIZED.lock().expect("seized").insert(pid, options);
+            claim_seized(pid);
             Ok(0)
         }
         libc::PTRACE_INTERRUPT | libc::PTRACE_LISTEN | libc::PTRACE_KILL => host(req, pid, 0, 0),
@@ -412,7 +424,8 @@ fn sandboxed(
             Ok(0)
         }
         libc::PTRACE_GETEVENTMSG => {
-            let msg = if in_stop {
+            // A clone's event is the host's (the new task's id).
+            let msg = if in_stop && p.in_clone == 0 {
                 p.event_msg
             } else {
                 let mut m = 0u64;
@@ -427,7 +440,7 @@ fn sandboxed(
             if options & UNSUPPORTED_OPTIONS != 0 || data >> 32 != 0 {
                 return Err(Errno(libc::EINVAL));
             }
-            host(req, pid, 0, u64::from(options & PTRACE_O_EXITKILL as u32))?;
+            host(req, pid, 0, u64::from(options & HOST_OPTIONS))?;
             p.options = options;
             page::write_control(pid, at, p)?;
             Ok(0)
@@ -633,30 +646,34 @@ fn judged(pid: i32, code: u32) -> Verdict {
     let sig = (code & 0x7f) as i32;
     match page::find(pid, r.fs_base) {
         Found::Host => Verdict::Report(code),
-        // A sandbox starting after the program's exec (the host's exec
-        // SIGTRAP or event): its own exec stop follows once it runs.
-        Found::Starting => Verdict::PassOver(if sig == libc::SIGTRAP || code >> 8 != 0 {
-            0
-        } else {
-            sig
-        }),
+        Found::Starting => starting(pid, code),
         Found::Sandboxed(at) => {
             let Ok(mut p) = page::read_page(pid, at) else {
                 return Verdict::Report(code);
             };
-            if p.traced == 0 {
-                // The first stop since TRACEME, ATTACH or SEIZE: the
-                // tracee raises its stops from now on.
-                p.traced = 1;
-                p.options = SEIZED.lock().expect("seized").remove(&pid).unwrap_or(0);
-                let _ = page::write_control(pid, at, &p);
-                // Named as this thread's: a fork child caught before its
-                // task started keeps it (tracee::start).
-                p.tid = pid;
-                let _ = page::write_part(pid, at, &p, std::mem::offset_of!(Page, tid), 4);
+            if p.tid != pid && p.in_clone != 0 {
+                // A new task with its creator's copy of the page (a fork
+                // child) or storage (a vfork child), before it started.
+                return starting(pid, code);
+            }
+            if p.traced == 0 || p.tid != pid {
+                claim(pid, at, &mut p);
             }
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);
+            }
+            if is_clone_event(code) {
+                if p.in_clone == 0 {
+                    // A host thread of the sandbox's own.
+                    if makes_new_task(code) {
+                        let_go_of_new(pid);
+                    }
+                    return Verdict::PassOver(0);
+                }
+                // The program's: the page holds its state.
+                p.code = code;
+                let _ = page::write_control(pid, at, &p);
+                return Verdict::Report(code);
             }
             if code >> 8 != 0 {
                 // PTRACE_EVENT_STOP (INTERRUPT, a group stop of a seized
@@ -675,6 +692,158 @@ fn judged(pid: i32, code: u32) -> Verdict {
             Verdict::Report(code)
         }
     }
+}
+
+/// The first stop since TRACEME, ATTACH or SEIZE: the tracee raises its
+/// stops from now on.
+fn claim(pid: i32, at: u64, p: &mut Page) {
+    p.traced = 1;
+    let seized = SEIZED.lock().expect("seized").remove(&pid);
+    p.options = seized.unwrap_or(0);
+    p.seized = u32::from(seized.is_some());
+    // Named as this thread's: a fork child caught before its task started
+    // keeps it (tracee::start).
+    p.tid = pid;
+    let _ = page::write_control(pid, at, p);
+}
+
+/// Right after PTRACE_SEIZE, which makes no stop: the tracee is stopped
+/// once (PTRACE_INTERRUPT, a stop the program does not see) for its page
+/// to say it is traced and with what options, so that a clone it makes
+/// before its first stop is followed. A stop already waiting (SEIZE of a
+/// stopped task), or another one coming first, is the program's to see,
+/// and claims the page then.
+fn claim_seized(pid: i32) {
+    if waiting_stop(pid).is_some() || host(libc::PTRACE_INTERRUPT, pid, 0, 0).is_err() {
+        return;
+    }
+    let start = std::time::Instant::now();
+    let code = loop {
+        if let Some(code) = waiting_stop(pid) {
+            break code;
+        }
+        if start.elapsed() > NEW_TASK_STOPS_WITHIN {
+            log::warn!("ptrace: seized task {pid} did not stop to be claimed");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(200));
+    };
+    if code != libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u32) << 8 {
+        // A signal came first: the program sees that stop (and, later,
+        // the interrupt's), and the page is claimed then.
+        log::debug!("ptrace: seized task {pid} stopped first with {code:#x}");
+        return;
+    }
+    let mut status = 0;
+    // SAFETY: takes the stop just seen, into our status.
+    unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+    if let Ok(r) = host_regs(pid)
+        && let Found::Sandboxed(at) = page::find(pid, r.fs_base)
+        && let Ok(mut p) = page::read_page(pid, at)
+        && (p.tid == pid || p.in_clone == 0)
+    {
+        claim(pid, at, &mut p);
+    }
+    let _ = host(libc::PTRACE_CONT, pid, 0, 0);
+}
+
+/// The stop `pid` has waiting to be reported (left waiting), as status >> 8.
+fn waiting_stop(pid: i32) -> Option<u32> {
+    let mut info = [0u8; 128];
+    // SAFETY: waitid into our own siginfo, leaving the stop waiting.
+    let r = unsafe {
+        libc::syscall(
+            libc::SYS_waitid,
+            libc::P_PID,
+            pid,
+            info.as_mut_ptr(),
+            libc::WSTOPPED | libc::WNOWAIT | libc::WNOHANG | libc::__WALL,
+            std::ptr::null_mut::<libc::rusage>(),
+        )
+    };
+    let word = |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    (r == 0 && word(4) == pid && word(2) == libc::CLD_TRAPPED).then_some(word(6) as u32)
+}
+
+/// A stop of a sandbox that is starting, with no page of its own yet (after
+/// the program's exec, or a new task): its own stops follow once it runs.
+/// What the host stopped it for is the sandbox's: the exec's SIGTRAP or
+/// event, the first stop of a task the host attached as it was made
+/// (SIGSTOP queued without a sender, or PTRACE_EVENT_STOP), a clone of
+/// its own. A signal sent to it goes on.
+fn starting(pid: i32, code: u32) -> Verdict {
+    let sig = (code & 0x7f) as i32;
+    if makes_new_task(code) {
+        let_go_of_new(pid);
+    }
+    let own = sig == libc::SIGTRAP
+        || code >> 8 != 0
+        || (sig == libc::SIGSTOP && host_siginfo(pid).is_ok_and(|i| queued_by_kernel(&i)));
+    Verdict::PassOver(if own { 0 } else { sig })
+}
+
+/// Whether a siginfo is that of a signal queued without a sender (the
+/// SIGSTOP a task the host attached as it was made starts with): SI_USER
+/// from pid 0.
+fn queued_by_kernel(info: &[u8; 128]) -> bool {
+    let word = |i: usize| i32::from_le_bytes(info[4 * i..4 * i + 4].try_into().expect("4 bytes"));
+    word(2) == libc::SI_USER && word(4) == 0
+}
+
+/// Whether a wait status's stop is a clone's PTRACE_EVENT.
+fn is_clone_event(code: u32) -> bool {
+    let event = (code >> 8) as i32;
+    code & 0x7f == libc::SIGTRAP as u32
+        && [
+            PTRACE_EVENT_CLONE,
+            PTRACE_EVENT_FORK,
+            PTRACE_EVENT_VFORK,
+            PTRACE_EVENT_VFORK_DONE,
+        ]
+        .contains(&event)
+}
+
+/// Whether a clone's event stop comes with a new task (not VFORK_DONE).
+fn makes_new_task(code: u32) -> bool {
+    is_clone_event(code) && (code >> 8) as i32 != PTRACE_EVENT_VFORK_DONE
+}
+
+/// How long a new task the host attached takes to reach its first stop,
+/// at most: it stops as it first returns to user space.
+const NEW_TASK_STOPS_WITHIN: std::time::Duration = std::time::Duration::from_secs(5);
+
+/// Detaches the task the host attached at `creator`'s clone event, a
+/// thread the sandbox made for itself (its first stop comes at once).
+fn let_go_of_new(creator: i32) {
+    let mut msg = 0u64;
+    if host(
+        libc::PTRACE_GETEVENTMSG,
+        creator,
+        0,
+        &mut msg as *mut u64 as u64,
+    )
+    .is_err()
+        || msg == 0
+    {
+        return;
+    }
+    let new = msg as i32;
+    let start = std::time::Instant::now();
+    loop {
+        let mut status = 0;
+        // SAFETY: waits for a tracee of this thread's, into our status.
+        let r = unsafe { libc::waitpid(new, &mut status, libc::__WALL | libc::WNOHANG) };
+        if r == new || r < 0 {
+            break;
+        }
+        if start.elapsed() > NEW_TASK_STOPS_WITHIN {
+            log::warn!("ptrace: the sandbox's new thread {new} never stopped");
+            return;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
+    let _ = host(libc::PTRACE_DETACH, new, 0, 0);
+    log::debug!("ptrace: let go of the sandbox's own thread {new}");
 }
 
 /// Whether the stop's siginfo is a tracee's mark.

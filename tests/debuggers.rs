@@ -83,7 +83,8 @@ fn a_thousand_attaches_and_traced_forks_leave_nothing_behind() {
     assert_exit(&s, 0);
     assert_eq!(
         stdout(&s),
-        "cycles 1000: descriptors back 1, threads back 1\n",
+        "tracee after 1000 forks: descriptors back 1, threads back 1\n\
+         cycles 1000: descriptors back 1, threads back 1, forks followed 1\n",
         "{}",
         stderr(&s)
     );
@@ -297,7 +298,13 @@ fn strace_filters_as_natively() {
 /// says so once) made equal, and without the lines that say when gdb
 /// noticed threads end (natively too, it varies from run to run).
 fn gdb_normalised(text: &str) -> String {
-    text.lines()
+    // The warning comes after an empty line.
+    let text = format!("\n{text}").replace(
+        "\n\nwarning: opening /proc/self/mem file failed",
+        "\nwarning: opening /proc/self/mem file failed",
+    );
+    text[1..]
+        .lines()
         .filter(|l| !l.contains("opening /proc/self/mem file failed"))
         .filter(|l| !(l.starts_with("[Thread ") && l.ends_with(" exited]")))
         .filter(|l| !l.starts_with("[New process "))
@@ -396,5 +403,71 @@ fn gdb_follows_a_fork_child_as_natively() {
         "set pagination off\nset follow-fork-mode child\n\
          break child_work\nrun fork\nbt\nprint v\nfinish\ninfo inferiors\ncontinue\n",
         "exited with code 06",
+    );
+}
+
+/// ltrace, natively and sandboxed: the same library calls (it finds the
+/// tracee's executable through /proc/<pid>/exe, which names the sandbox
+/// on the host and the program for a program), with addresses made equal.
+#[test]
+fn ltrace_shows_library_calls_as_natively() {
+    if !kvm() || !tool("ltrace") {
+        return;
+    }
+    let prog = guest("libcalls", &[]);
+    let args = ["/usr/bin/ltrace", prog.to_str().unwrap()];
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &args);
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited(c)
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let calls = |o: &Output| {
+        stderr(o)
+            .lines()
+            .map(|l| hex_to_addr(l, 6))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(calls(&s), calls(&n), "{}", both(&n, &s));
+    assert!(
+        stderr(&n).contains("strlen(\"sandbox\")") && stderr(&n).contains("free("),
+        "natively:\n{}",
+        stderr(&n)
+    );
+}
+
+/// gdb attaching by pid to a program running beside it (both sandboxed,
+/// or both native): it finds the program's executable and symbols through
+/// /proc/<pid>/exe, its threads through /proc/<pid>/task (only the
+/// program's), and which thread is which through thread_db.
+#[test]
+fn gdb_attaches_by_pid_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    // The program is attached once it is in pause() (34), bounded.
+    let script = format!(
+        "{p} wait & pid=$!\n\
+         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         /usr/bin/gdb -nx -batch -p $pid -ex bt -ex 'info threads' -ex detach 2>&1\n\
+         kill $pid\n",
+        p = prog.display()
+    );
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
+        c.stdin(std::process::Stdio::null());
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited_for(c, Duration::from_secs(120))
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let (no, so) = (gdb_normalised(&stdout(&n)), gdb_normalised(&stdout(&s)));
+    assert_eq!(so, no, "gdb -p");
+    assert!(
+        no.contains("in waiting () at") && no.contains("(LWP N) \"debuggee_g_O0\""),
+        "natively:\n{no}"
     );
 }

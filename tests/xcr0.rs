@@ -622,3 +622,52 @@ fn gdb_shows_exactly_the_registers_the_xcr0_enables() {
         }
     }
 }
+
+/// An instruction of a component the thread's XCR0 leaves disabled stops
+/// gdb on that instruction with SIGILL, as on a CPU without it; with the
+/// component enabled the program runs to its end.
+#[test]
+fn gdb_stops_on_the_instruction_a_disabled_component_refuses() {
+    if !ready() || !installed("gdb", "/usr/bin/gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    for (xcr0, refused) in [("0x3", true), ("0x7", false)] {
+        let mut c = sandbox_cmd();
+        c.args([
+            "--xcr0",
+            xcr0,
+            "--",
+            "/usr/bin/gdb",
+            "-nx",
+            "-batch",
+            "-ex",
+            "run",
+            "-ex",
+            "x/i $pc",
+            "-ex",
+            "bt 1",
+            "--args",
+            prog.to_str().unwrap(),
+            "avx",
+        ]);
+        let o = run_limited_for(c, std::time::Duration::from_secs(300));
+        let text = format!("{}{}", stdout(&o), stderr(&o));
+        if refused {
+            assert!(
+                text.contains("Program received signal SIGILL, Illegal instruction."),
+                "under {xcr0}:\n{text}"
+            );
+            let at = text.lines().find(|l| l.starts_with("=> ")).unwrap_or("");
+            assert!(
+                at.contains("<uses_avx+") && at.contains("vpxor") && at.contains("%ymm0"),
+                "under {xcr0}, the instruction gdb stopped at:\n{text}"
+            );
+        } else {
+            assert!(
+                text.contains("exited normally") && !text.contains("SIGILL"),
+                "under {xcr0}:\n{text}"
+            );
+        }
+    }
+}

@@ -1,7 +1,9 @@
 /* debuggee [threads|fork]: what the gdb tests step through. Without an
  * argument: a call, a loop over a global, a handled signal and a write.
  * threads: four threads blocked in read while main calls all_started.
- * fork: a child that calls child_work, its parent waiting for it. */
+ * fork: a child that calls child_work, its parent waiting for it.
+ * avx: an AVX instruction (SIGILL where XCR0 leaves AVX disabled).
+ * wait: blocks in pause(), called from waiting (for a debugger to attach). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -74,8 +76,20 @@ static int forks(void)
 	return WEXITSTATUS(st);
 }
 
+void uses_avx(void) { __asm__ volatile("vpxor %%ymm0, %%ymm0, %%ymm0" ::: "xmm0"); }
+
+void waiting(void) { pause(); }
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "wait")) {
+		waiting();
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "avx")) {
+		uses_avx();
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "threads"))
 		return threads();
 	if (argc > 1 && !strcmp(argv[1], "fork"))

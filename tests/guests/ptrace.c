@@ -23,8 +23,9 @@
  *              registers, each task followed to its end
  *   follow_seized  the same under PTRACE_SEIZE (new tasks start in
  *              PTRACE_EVENT_STOP), seized while running
- *   cycles N   N attach/detach cycles and N traced fork+exec cycles: what is
- *              left (descriptors, threads) is printed */
+ *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
+ *              of a tracee followed: what is left (descriptors, threads) is
+ *              printed, by the tracer and by that tracee */
 #define _GNU_SOURCE
 #include <cpuid.h>
 #include <elf.h>
@@ -662,6 +663,22 @@ static int count(const char *dir)
 	return n;
 }
 
+static int cycles;
+
+static void forks_body(void)
+{
+	int fds = count("/proc/self/fd"), threads = count("/proc/self/task");
+	for (int i = 0; i < cycles; i++) {
+		pid_t c = fork();
+		if (c == 0)
+			_exit(0);
+		int st;
+		waitpid(c, &st, 0);
+	}
+	printf("tracee after %d forks: descriptors back %d, threads back %d\n", cycles,
+	       count("/proc/self/fd") == fds, count("/proc/self/task") == threads);
+}
+
 static void scenario_cycles(int n)
 {
 	int fds = count("/proc/self/fd"), threads = count("/proc/self/task");
@@ -691,8 +708,29 @@ static void scenario_cycles(int n)
 			CHECK(ptrace(WSTOPSIG(st) == SIGTRAP ? PTRACE_CONT : PTRACE_SYSCALL, pid, 0, 0));
 		}
 	}
-	printf("cycles %d: descriptors back %d, threads back %d\n", n, count("/proc/self/fd") == fds,
-	       count("/proc/self/task") == threads);
+	/* n forks of a tracee, each followed (TRACEFORK) to its end; the
+	 * tracee says what it has left after them. */
+	cycles = n;
+	pid = traced_child(forks_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK));
+	int followed = 0;
+	for (;;) {
+		CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st))
+			break;
+		if (st >> 16 != PTRACE_EVENT_FORK)
+			continue;
+		unsigned long child;
+		CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &child));
+		if (!WIFSTOPPED(waitstop(child)))
+			die("new child's first stop");
+		CHECK(ptrace(PTRACE_CONT, child, 0, 0));
+		if (WIFEXITED(waitstop(child)))
+			followed++;
+	}
+	printf("cycles %d: descriptors back %d, threads back %d, forks followed %d\n", n,
+	       count("/proc/self/fd") == fds, count("/proc/self/task") == threads, followed == n);
 }
 
 int main(int argc, char **argv)

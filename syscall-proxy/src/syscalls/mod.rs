@@ -146,6 +146,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
             Some(spec) => {
                 let r = match procfs::exe_path_arg(nr, &a) {
                     Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
+                    None if nr == libc::SYS_getdents64 => procfs::getdents64(thread, a, spec),
                     None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {
@@ -273,6 +274,7 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
                 .vcpu
                 .set_segment_base(a[0] == ARCH_SET_GS, a[1])
                 .map_err(kvm_failed)?;
+            trace::tracee::bases_changed(thread);
             Ok(0)
         }
         ARCH_GET_FS => {

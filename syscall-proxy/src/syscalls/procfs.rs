@@ -1,11 +1,13 @@
 //! /proc/self/exe names the sandbox on the host; for the program it must
 //! name the program (ld.so resolves $ORIGIN with it, programs re-execute
 //! themselves through it). Calls that take that path get the program's
-//! executable instead.
+//! executable instead. So does /proc/<pid>/exe of another sandboxed
+//! process (debuggers and tracers find their tracee's symbols through it).
 
 use std::ffi::CString;
 use std::io::Write;
 use std::os::unix::ffi::OsStrExt;
+use std::path::PathBuf;
 
 use super::args::Arg;
 use super::{check, checked};
@@ -13,16 +15,69 @@ use crate::host::{Errno, SysResult};
 use crate::thread::Thread;
 use crate::umem;
 
+/// What a /proc name of an executable stands for in the sandbox.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Alias {
+    /// This process's program.
+    Own,
+    /// The program another sandboxed process runs.
+    Other(PathBuf),
+}
+
 /// Whether `path` is one of the names of the running program's executable.
 pub fn is_exe_alias(path: &[u8]) -> bool {
+    exe_alias(path) == Some(Alias::Own)
+}
+
+/// Whether `path` names a program's executable: this process's
+/// (/proc/self/exe and the like), or another sandbox's (/proc/<pid>/exe,
+/// which on the host names the sandbox).
+pub fn exe_alias(path: &[u8]) -> Option<Alias> {
     if path == b"/proc/self/exe" || path == b"/proc/thread-self/exe" {
-        return true;
+        return Some(Alias::Own);
     }
     // Only a numeric /proc entry needs the pid, a host system call.
-    path.strip_prefix(b"/proc/")
+    let pid = path
+        .strip_prefix(b"/proc/")
         .and_then(|p| p.strip_suffix(b"/exe"))
-        .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))
-        .is_some_and(is_this_process)
+        .filter(|p| !p.is_empty() && p.iter().all(u8::is_ascii_digit))?;
+    if is_this_process(pid) {
+        return Some(Alias::Own);
+    }
+    other_program(std::str::from_utf8(pid).ok()?).map(Alias::Other)
+}
+
+/// Whether process `pid` runs this very executable: a sandbox.
+pub fn is_sandbox(pid: &str) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    let theirs = std::fs::metadata(format!("/proc/{pid}/exe"));
+    let ours = std::fs::metadata("/proc/self/exe");
+    matches!((theirs, ours), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
+}
+
+/// The program sandbox `pid` runs: the file mapped where its program
+/// headers are (AT_PHDR of its auxv, which is the program's:
+/// identity::present).
+fn other_program(pid: &str) -> Option<PathBuf> {
+    if !is_sandbox(pid) {
+        return None;
+    }
+    let auxv = std::fs::read(format!("/proc/{pid}/auxv")).ok()?;
+    let word = |b: &[u8]| u64::from_ne_bytes(b.try_into().expect("8 bytes"));
+    let phdr = auxv
+        .chunks_exact(16)
+        .find_map(|e| (word(&e[..8]) == libc::AT_PHDR).then(|| word(&e[8..])))?;
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|l| {
+        let mut f = l.splitn(6, ' ');
+        let (start, end) = f.next()?.split_once('-')?;
+        let (start, end) = (
+            u64::from_str_radix(start, 16).ok()?,
+            u64::from_str_radix(end, 16).ok()?,
+        );
+        let path = f.nth(4)?.trim_start();
+        ((start..end).contains(&phdr) && path.starts_with('/')).then(|| PathBuf::from(path))
+    })
 }
 
 /// Whether `pid`, a /proc entry's name, is this process's.
@@ -53,32 +108,39 @@ pub fn exe_path_arg(nr: i64, a: &[u64; 6]) -> Option<usize> {
 /// with the longest pid (PID_MAX_LIMIT, 4194304), and the NUL.
 const ALIAS_MAX: usize = 24;
 
-/// Whether the string at `addr` is an alias: its first ALIAS_MAX bytes
+/// The alias the string at `addr` is, if any: its first ALIAS_MAX bytes
 /// tell, read at once where they are all readable program memory (one
 /// host system call whatever the path's length). Unreadable: no alias,
 /// and the call's own checks report it.
-fn is_alias_at(thread: &Thread, addr: u64) -> bool {
+fn alias_at(thread: &Thread, addr: u64) -> Option<Alias> {
     let space = thread.process.vm.memory.lock().expect("address space");
     let mut head = [0u8; ALIAS_MAX];
     if space.program_can_access(addr, ALIAS_MAX as u64, false)
         && umem::read_bytes(&space, addr, &mut head).is_ok()
     {
-        head.iter()
-            .position(|&b| b == 0)
-            .is_some_and(|n| is_exe_alias(&head[..n]))
+        let n = head.iter().position(|&b| b == 0)?;
+        drop(space);
+        exe_alias(&head[..n])
     } else {
         // Near the end of what can be read: up to the NUL, if it is there.
-        umem::read_cstr(&space, addr, ALIAS_MAX as u64).is_ok_and(|p| is_exe_alias(&p))
+        let path = umem::read_cstr(&space, addr, ALIAS_MAX as u64).ok()?;
+        drop(space);
+        exe_alias(&path)
     }
 }
 
 /// Performs `nr` with the program's executable in place of an alias at
 /// argument `i`; other calls go through unchanged.
 pub fn with_exe_alias(thread: &Thread, nr: i64, a: [u64; 6], i: usize, spec: &[Arg]) -> SysResult {
-    if !is_alias_at(thread, a[i]) {
-        return checked(thread, nr, a, spec, None);
-    }
-    let exe = thread.process.exe.as_os_str().as_bytes();
+    let other;
+    let exe = match alias_at(thread, a[i]) {
+        None => return checked(thread, nr, a, spec, None),
+        Some(Alias::Own) => thread.process.exe.as_os_str().as_bytes(),
+        Some(Alias::Other(path)) => {
+            other = path;
+            other.as_os_str().as_bytes()
+        }
+    };
     if nr == libc::SYS_readlink || nr == libc::SYS_readlinkat {
         let (buf, size) = (a[i + 1], a[i + 2]);
         if (size as i64) <= 0 {
@@ -109,6 +171,103 @@ pub fn with_exe_alias(thread: &Thread, nr: i64, a: [u64; 6], i: usize, spec: &[A
     // SAFETY: the same call with one path replaced by a valid C string that
     // outlives it; the other pointers were checked above.
     unsafe { crate::host::syscall(nr as u64, b) }
+}
+
+/// The name prefix of the sandbox's own host threads (its reaper): not the
+/// program's, so not listed to it.
+pub const OWN_THREAD_PREFIX: &str = "xcr0sbx-";
+
+/// PF_USER_WORKER (include/linux/sched.h): a worker thread the kernel
+/// runs in a user process, such as KVM's NX huge page recovery.
+const PF_USER_WORKER: u64 = 0x4000;
+
+/// getdents64 for the program: a sandbox's /proc/<pid>/task lists host
+/// threads that are not the program's (KVM's worker, the sandbox's own),
+/// which debuggers would attach to; they are taken out of what the
+/// program reads. A batch left empty is read again, not taken for the end.
+pub fn getdents64(thread: &Thread, a: [u64; 6], spec: &[Arg]) -> SysResult {
+    loop {
+        let n = checked(thread, libc::SYS_getdents64, a, spec, None)?;
+        let Some(pid) = task_dir_of(a[0]) else {
+            return Ok(n);
+        };
+        if n == 0 {
+            return Ok(0);
+        }
+        let space = thread.process.vm.memory.lock().expect("address space");
+        let mut buf = vec![0u8; n as usize];
+        umem::read_bytes(&space, a[1], &mut buf)?;
+        let kept = without_sandbox_threads(&pid, &buf);
+        if kept.len() == buf.len() {
+            return Ok(n);
+        }
+        umem::write_bytes(&space, a[1], &kept)?;
+        if !kept.is_empty() {
+            return Ok(kept.len() as u64);
+        }
+    }
+}
+
+/// The pid of the sandbox whose /proc/<pid>/task directory `fd` is open on.
+fn task_dir_of(fd: u64) -> Option<String> {
+    let mut buf = [0u8; MEM_LINK_MAX];
+    let link = fd_link(fd, &mut buf)?;
+    let pid = link.strip_prefix(b"/proc/")?.strip_suffix(b"/task")?;
+    let pid = std::str::from_utf8(pid).ok()?;
+    (pid.bytes().all(|b| b.is_ascii_digit()) && !pid.is_empty() && is_sandbox(pid))
+        .then(|| pid.to_string())
+}
+
+/// linux_dirent64 records without those of the sandbox's own threads (the
+/// record before a removed one takes over its d_off, so that telldir and
+/// seekdir still agree).
+fn without_sandbox_threads(pid: &str, records: &[u8]) -> Vec<u8> {
+    let mut kept: Vec<u8> = Vec::with_capacity(records.len());
+    let mut last: Option<usize> = None;
+    let mut at = 0;
+    // d_ino (8), d_off (8), d_reclen (2), d_type (1), d_name.
+    while at + 19 <= records.len() {
+        let len = u16::from_ne_bytes([records[at + 16], records[at + 17]]) as usize;
+        if len < 19 || at + len > records.len() {
+            break;
+        }
+        let record = &records[at..at + len];
+        let name = &record[19..];
+        let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+        let hide = std::str::from_utf8(name).is_ok_and(|tid| is_sandbox_thread(pid, tid));
+        if hide {
+            if let Some(l) = last {
+                kept[l + 8..l + 16].copy_from_slice(&record[8..16]);
+            }
+        } else {
+            last = Some(kept.len());
+            kept.extend_from_slice(record);
+        }
+        at += len;
+    }
+    kept
+}
+
+/// Whether thread `tid` of sandbox `pid` is not the program's: a kernel
+/// worker, or one of the sandbox's own (named so).
+fn is_sandbox_thread(pid: &str, tid: &str) -> bool {
+    if tid.is_empty() || !tid.bytes().all(|b| b.is_ascii_digit()) {
+        return false;
+    }
+    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
+        return false;
+    };
+    // pid (comm) state ppid pgrp session tty_nr tpgid flags ...
+    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+        return false;
+    };
+    let comm = &stat[open + 1..close];
+    let flags = stat[close + 1..]
+        .split_whitespace()
+        .nth(6)
+        .and_then(|f| f.parse::<u64>().ok())
+        .unwrap_or(0);
+    flags & PF_USER_WORKER != 0 || comm.starts_with(OWN_THREAD_PREFIX)
 }
 
 /// Whether an open with `flags` can give a descriptor that reads or writes
@@ -180,6 +339,65 @@ mod tests {
         assert!(!is_exe_alias(b"/proc/self/exe/"));
         assert!(!is_exe_alias(b"/proc//exe"));
         assert!(!is_exe_alias(b"/proc/1x/exe"));
+    }
+
+    /// linux_dirent64 records named `names`, d_off i+1 each.
+    fn records(names: &[&str]) -> Vec<u8> {
+        let mut out = Vec::new();
+        for (i, name) in names.iter().enumerate() {
+            let len = (19 + name.len() + 1).next_multiple_of(8);
+            let mut r = vec![0u8; len];
+            r[8..16].copy_from_slice(&(i as i64 + 1).to_ne_bytes());
+            r[16..18].copy_from_slice(&(len as u16).to_ne_bytes());
+            r[19..19 + name.len()].copy_from_slice(name.as_bytes());
+            out.extend(r);
+        }
+        out
+    }
+
+    fn names_and_offsets(records: &[u8]) -> Vec<(String, i64)> {
+        let mut out = Vec::new();
+        let mut at = 0;
+        while at < records.len() {
+            let len = u16::from_ne_bytes([records[at + 16], records[at + 17]]) as usize;
+            let name = &records[at + 19..at + len];
+            let name = &name[..name.iter().position(|&b| b == 0).unwrap()];
+            let off = i64::from_ne_bytes(records[at + 8..at + 16].try_into().unwrap());
+            out.push((String::from_utf8(name.to_vec()).unwrap(), off));
+            at += len;
+        }
+        out
+    }
+
+    #[test]
+    fn a_task_listing_leaves_out_the_sandboxs_own_threads() {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
+        let helper = std::thread::Builder::new()
+            .name(format!("{OWN_THREAD_PREFIX}test"))
+            .spawn(move || {
+                // SAFETY: gettid has no preconditions.
+                tx.send(unsafe { libc::gettid() }).unwrap();
+                let _ = done_rx.recv();
+            })
+            .unwrap();
+        let own = rx.recv().unwrap().to_string();
+        // SAFETY: getpid and gettid have no preconditions.
+        let (pid, me) = unsafe { (libc::getpid().to_string(), libc::gettid().to_string()) };
+        let listed = records(&[".", "..", &me, &own, "4194305"]);
+        let kept = names_and_offsets(&without_sandbox_threads(&pid, &listed));
+        drop(done_tx);
+        helper.join().unwrap();
+        assert_eq!(
+            kept,
+            [
+                (".".to_string(), 1),
+                ("..".to_string(), 2),
+                // Its successor's offset, for telldir after it.
+                (me, 4),
+                ("4194305".to_string(), 5)
+            ]
+        );
     }
 
     #[test]

@@ -206,10 +206,10 @@ fn prepare(
         let envp = read_strings(mem, envp_ptr, &mut budget)?;
         (path, argv, envp)
     };
-    let path = if procfs::is_exe_alias(path.as_bytes()) {
-        thread.process.exe.clone()
-    } else {
-        at_path(dirfd, path, flags)?
+    let path = match procfs::exe_alias(path.as_bytes()) {
+        Some(procfs::Alias::Own) => thread.process.exe.clone(),
+        Some(procfs::Alias::Other(other)) => other,
+        None => at_path(dirfd, path, flags)?,
     };
     let exe = resolve::executable(path.clone(), argv.clone()).map_err(|e| Errno(e.errno()))?;
     // A missing interpreter is ENOENT before the point of no return.

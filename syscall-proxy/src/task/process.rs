@@ -198,7 +198,10 @@ impl Process {
             let mask = crate::signals::arrival::mask();
             crate::signals::arrival::set_mask(!0);
             let spawned = std::thread::Builder::new()
-                .name("reaper".into())
+                .name(format!(
+                    "{}reaper",
+                    crate::syscalls::procfs::OWN_THREAD_PREFIX
+                ))
                 .stack_size(64 << 10)
                 .spawn(move || {
                     for (tid, ctid) in rx {

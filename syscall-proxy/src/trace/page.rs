@@ -240,15 +240,6 @@ pub fn write_remote(tid: i32, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     }
 }
 
-/// Whether task `tid` runs this very executable (so its thread-locals
-/// are where this one's are).
-fn same_executable(tid: i32) -> bool {
-    use std::os::unix::fs::MetadataExt;
-    let theirs = std::fs::metadata(format!("/proc/{tid}/exe"));
-    let ours = std::fs::metadata("/proc/self/exe");
-    matches!((theirs, ours), (Ok(a), Ok(b)) if a.dev() == b.dev() && a.ino() == b.ino())
-}
-
 /// What the tracer finds behind a stopped tracee.
 pub enum Found {
     /// Not a sandbox: the host's ptrace applies unchanged.
@@ -264,7 +255,7 @@ pub enum Found {
 /// its thread-local storage names, or, for a vfork parent whose child
 /// holds that storage, the one the child's page links to.
 pub fn find(tid: i32, fs_base: u64) -> Found {
-    if !same_executable(tid) {
+    if !crate::syscalls::procfs::is_sandbox(&tid.to_string()) {
         return Found::Host;
     }
     let mut word = [0u8; 8];

@@ -108,6 +108,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.kvm_run = t.vcpu.kvm_run_addr();
     p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
     p.fresh = 0;
+    bases_changed(t);
     // A fork child's copy of its parent's page may say the parent was in
     // a stop.
     p.in_stop = 0;
@@ -150,6 +151,16 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
         // SAFETY: raises the signal the tracer chose at this thread.
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
     }
+}
+
+/// The thread's FS and GS bases changed (arch_prctl), or are first known:
+/// kept in the page, where a tracer reads them in a stop the host made
+/// while the guest ran (KVM's kvm_run holds the other registers, not
+/// these), as thread_db does to tell which thread a task is.
+pub fn bases_changed(t: &mut Thread) {
+    let p = page::own();
+    p.regs.fs_base = t.vcpu.fs_base().unwrap_or(0);
+    p.regs.gs_base = t.vcpu.gs_base().unwrap_or(0);
 }
 
 /// Fills the page with the thread's state at this point.

@@ -47,7 +47,8 @@ macro_rules! scenarios {
 /// Each scenario of tests/guests/ptrace.c: system call stops (a call
 /// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
 /// poked into the text, the register sets against CPUID and XGETBV,
-/// PTRACE_GET_SYSCALL_INFO, SYSEMU, signals cancelled and changed, attach,
+/// PTRACE_GET_SYSCALL_INFO, SYSEMU and SYSEMU_SINGLESTEP, PEEKSIGINFO,
+/// signals cancelled and changed, attach,
 /// seize and interrupt, the wait variants, a tracer that exits without
 /// detaching, and a tracer following a fork, a thread and a vfork+exec
 /// (attached by TRACEME, and seized while running).
@@ -61,6 +62,8 @@ mod ptrace {
         regsets,
         info,
         sysemu,
+        sysemu_step,
+        peek,
         signals,
         attach,
         waits,
@@ -470,4 +473,26 @@ fn gdb_attaches_by_pid_as_natively() {
         no.contains("in waiting () at") && no.contains("(LWP N) \"debuggee_g_O0\""),
         "natively:\n{no}"
     );
+}
+
+/// personality(ADDR_NO_RANDOMIZE), which gdb and rr set before running a
+/// program: the program's whole layout (executable, libraries, stack,
+/// heap) is then the same from run to run; without it, it varies, as
+/// natively.
+#[test]
+fn without_randomization_the_layout_is_the_same_from_run_to_run() {
+    if !kvm() || !tool("setarch") {
+        return;
+    }
+    let maps = |args: &[&str]| {
+        let o = run_limited(command(true, args));
+        assert_exit(&o, 0);
+        stdout(&o)
+    };
+    let fixed = ["/usr/bin/setarch", "-R", "/bin/cat", "/proc/self/maps"];
+    let first = maps(&fixed);
+    assert!(first.contains("/usr/bin/cat"), "{first}");
+    assert_eq!(maps(&fixed), first);
+    let random = ["/bin/cat", "/proc/self/maps"];
+    assert_ne!(maps(&random), maps(&random));
 }

@@ -11,6 +11,10 @@
  *              against the tracer's own CPUID and XGETBV
  *   info       PTRACE_GET_SYSCALL_INFO at entry and exit
  *   sysemu     PTRACE_SYSEMU: the call is not made
+ *   sysemu_step  PTRACE_SYSEMU_SINGLESTEP through instructions and a system
+ *              call, which stops at its entry, is not made, and returns what
+ *              the tracer put in RAX
+ *   peek       PTRACE_PEEKSIGINFO: the blocked signals queued at a stop
  *   signals    a signal cancelled, one changed, GETSIGINFO/SETSIGINFO,
  *              GETSIGMASK
  *   attach     ATTACH to a running child, GETREGS, DETACH; SEIZE, INTERRUPT
@@ -401,6 +405,97 @@ static void scenario_sysemu(void)
 	}
 }
 
+/* A system call among instructions; returns what the call left in EAX. */
+extern int sysemu_steps(void);
+__asm__(".text\n.globl sysemu_steps\nsysemu_steps:\n"
+	"nop\n mov $39, %eax\n syscall\n nop\n mov %eax, %ecx\n nop\n ret\n");
+
+static void sysemu_step_body(void)
+{
+	raise(SIGUSR2);
+	_exit(sysemu_steps());
+}
+
+static void scenario_sysemu_step(void)
+{
+	pid_t pid = traced_child(sysemu_step_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("at: ");
+	show(st);
+	struct user_regs_struct r;
+	int guard = 0;
+	do {
+		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
+		st = waitstop(pid);
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	} while (r.rip != (unsigned long long)sysemu_steps && ++guard < 100000 && WIFSTOPPED(st));
+	printf("reached sysemu_steps: %d\n", r.rip == (unsigned long long)sysemu_steps);
+	for (int i = 0; i < 6; i++) {
+		CHECK(ptrace(PTRACE_SYSEMU_SINGLESTEP, pid, 0, 0));
+		st = waitstop(pid);
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		int syscall_stop = WSTOPSIG(st) == (SIGTRAP | 0x80);
+		printf("stop %d: %s at sysemu_steps+%lld orig_rax %lld\n", i,
+		       syscall_stop ? "syscall" : "step", (long long)(r.rip - (unsigned long long)sysemu_steps),
+		       syscall_stop ? (long long)r.orig_rax : -1LL);
+		if (syscall_stop) {
+			r.rax = 42;
+			CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
+		}
+	}
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
+static void peek_body(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGRTMIN);
+	sigaddset(&set, SIGUSR1);
+	sigprocmask(SIG_BLOCK, &set, 0);
+	for (int i = 1; i <= 2; i++)
+		sigqueue(getpid(), SIGRTMIN, (union sigval){.sival_int = 100 * i});
+	kill(getpid(), SIGUSR1);
+	raise(SIGUSR2);
+	_exit(0);
+}
+
+static void scenario_peek(void)
+{
+	pid_t pid = traced_child(peek_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("at: ");
+	show(st);
+	siginfo_t si[8];
+	struct {
+		uint64_t off;
+		uint32_t flags;
+		int32_t nr;
+	} args = {0, 0, 8};
+	long n = ptrace(PTRACE_PEEKSIGINFO, pid, &args, si);
+	printf("queued for the thread: %ld\n", n);
+	args.flags = PTRACE_PEEKSIGINFO_SHARED;
+	n = ptrace(PTRACE_PEEKSIGINFO, pid, &args, si);
+	printf("queued for the process: %ld\n", n);
+	for (long i = 0; i < n; i++)
+		printf("  sig %d code %d from itself %d value %d\n", si[i].si_signo, si[i].si_code,
+		       si[i].si_pid == pid, si[i].si_code == SI_QUEUE ? si[i].si_value.sival_int : 0);
+	args.off = 1;
+	args.nr = 1;
+	n = ptrace(PTRACE_PEEKSIGINFO, pid, &args, si);
+	printf("from the second, one: %ld, sig %d\n", n, n == 1 ? si[0].si_signo : 0);
+	args.nr = -1;
+	errno = 0;
+	n = ptrace(PTRACE_PEEKSIGINFO, pid, &args, si);
+	printf("nr -1: %ld %s\n", n, strerror(errno));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
 static void signals_body(void)
 {
 	signal(SIGUSR1, on_signal);
@@ -751,6 +846,10 @@ int main(int argc, char **argv)
 		scenario_info();
 	else if (!strcmp(s, "sysemu"))
 		scenario_sysemu();
+	else if (!strcmp(s, "peek"))
+		scenario_peek();
+	else if (!strcmp(s, "sysemu_step"))
+		scenario_sysemu_step();
 	else if (!strcmp(s, "signals"))
 		scenario_signals();
 	else if (!strcmp(s, "attach"))

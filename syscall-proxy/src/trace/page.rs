@@ -32,8 +32,18 @@ pub mod mode {
     pub const SINGLESTEP: u32 = 2;
     /// PTRACE_SYSEMU: at each system call's entry, which is not made.
     pub const SYSEMU: u32 = 3;
-    /// PTRACE_SYSEMU_SINGLESTEP.
+    /// PTRACE_SYSEMU_SINGLESTEP: both.
     pub const SYSEMU_SINGLESTEP: u32 = 4;
+
+    /// Whether the mode stops after each instruction.
+    pub fn steps(mode: u32) -> bool {
+        mode == SINGLESTEP || mode == SYSEMU_SINGLESTEP
+    }
+
+    /// Whether the mode stops at system calls' entries, which are not made.
+    pub fn emulates(mode: u32) -> bool {
+        mode == SYSEMU || mode == SYSEMU_SINGLESTEP
+    }
 }
 
 /// What the tracer changed during a stop (`Page::dirty` bits).

@@ -33,7 +33,7 @@ pub fn traced() -> Option<&'static mut Page> {
 
 /// Whether a stop is due at system calls (PTRACE_SYSCALL or SYSEMU).
 pub fn at_syscalls() -> Option<&'static mut Page> {
-    traced().filter(|p| p.mode == mode::SYSCALL || p.mode == mode::SYSEMU)
+    traced().filter(|p| p.mode == mode::SYSCALL || mode::emulates(p.mode))
 }
 
 /// RFLAGS.TF.
@@ -60,7 +60,7 @@ pub fn before_guest(t: &mut Thread) {
 }
 
 fn prepare_step(t: &mut Thread) {
-    let want = traced().is_some_and(|p| p.mode == mode::SINGLESTEP);
+    let want = traced().is_some_and(|p| mode::steps(p.mode));
     if want == t.stepping {
         return;
     }
@@ -321,7 +321,7 @@ pub fn syscall_entry(t: &mut Thread, p: &mut Page, nr: u64, args: [u64; 6]) -> E
         args,
         rval: 0,
     };
-    let sysemu = p.mode == mode::SYSEMU;
+    let sysemu = mode::emulates(p.mode);
     let before = p.regs;
     raise(p, syscall_code(p));
     let r = if p.dirty & dirty::REGS != 0 {
@@ -375,7 +375,7 @@ pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128]) -> i32 {
 /// (signal_setup_done, ptrace_notify), which is how a debugger knows it
 /// stepped into a handler.
 pub fn handler_entered(t: &mut Thread) {
-    let Some(p) = traced().filter(|p| p.mode == mode::SINGLESTEP) else {
+    let Some(p) = traced().filter(|p| mode::steps(p.mode)) else {
         return;
     };
     // The handler starts without TF (its frame's RFLAGS clear it).

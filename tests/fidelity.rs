@@ -638,3 +638,35 @@ fn threads_that_reset_their_tid_address_are_joined() {
     assert_same("PR_GET_TID_ADDRESS then set_tid_address", &n, &s, true);
     assert_exit(&s, 0);
 }
+
+/// CPUID faulting (ARCH_GET_CPUID / ARCH_SET_CPUID), which rr uses to
+/// replay a trace's CPUID: with it on, CPUID at CPL3 raises SIGSEGV
+/// (SI_KERNEL, trap 13) that a handler emulates, a new thread and a fork
+/// child inherit it, an exec turns it off, and without a handler the
+/// program dies of SIGSEGV. KVM emulates it for its guests on any vendor,
+/// so the sandbox offers it on AMD too: compared with native where the
+/// host kernel offers it, else with what it does where it does.
+#[test]
+fn cpuid_faulting_per_thread_as_linux() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("cpuid-fault", &[]);
+    let s = sandbox(&[&prog]);
+    assert_signal(&s, libc::SIGSEGV);
+    let n = native(&[prog.as_os_str()], &[]);
+    if stdout(&n).starts_with("get 1\nset 0: 0 \n") {
+        assert_eq!(status(&s), status(&n));
+        assert_eq!(stdout(&s), stdout(&n));
+        return;
+    }
+    assert_eq!(
+        stdout(&s),
+        "get 1\nset 0: 0 \nget 0\n\
+         cpuid: eax 0x1234, faults 1, si_code 128, si_addr (nil), trapno 13\n\
+         a new thread: get 0\na fork child: get 0\nafter exec: get 1\n\
+         set 1: 0\ncpuid: real leaf 1, faults 0\nget 1\n",
+        "natively (without CPUID faulting):\n{}",
+        stdout(&n)
+    );
+}

@@ -66,6 +66,13 @@ const XSTATE_BV: usize = 512;
 // Extended feature disable and its error (SDM Vol. 3A 13.14, msr-index.h).
 const MSR_IA32_XFD: u32 = 0x1c4;
 const MSR_IA32_XFD_ERR: u32 = 0x1c5;
+// CPUID faulting (msr-index.h), which KVM emulates for its guests on any
+// vendor: MSR_PLATFORM_INFO says it is there (KVM's default), a bit of
+// MSR_MISC_FEATURES_ENABLES turns it on, and CPUID at CPL3 then raises #GP.
+const MSR_PLATFORM_INFO: u32 = 0xce;
+const PLATFORM_INFO_CPUID_FAULT: u64 = 1 << 31;
+const MSR_MISC_FEATURES_ENABLES: u32 = 0x140;
+const MISC_FEATURES_CPUID_FAULT: u64 = 1;
 /// RFLAGS bit 1, reserved and always set (SDM Vol. 1 3.4.3): RFlags has no
 /// name for it.
 const RFLAGS_FIXED: u64 = 1 << 1;
@@ -240,6 +247,8 @@ pub struct ThreadState {
     pub fs_base: u64,
     pub gs_base: u64,
     xsave: Vec<u8>,
+    /// CPUID faulting, which a new task inherits (TIF_NOCPUID).
+    cpuid_faulting: bool,
 }
 
 pub struct Vcpu {
@@ -249,6 +258,8 @@ pub struct Vcpu {
     return_path: Option<ReturnPath>,
     /// The sync area holds system registers to apply at the next KVM_RUN.
     sregs_staged: bool,
+    /// CPUID at CPL3 raises #GP (ARCH_SET_CPUID).
+    cpuid_faulting: bool,
     counters: Arc<VcpuCounters>,
 }
 
@@ -384,6 +395,7 @@ impl Vcpu {
             xcr0,
             return_path: None,
             sregs_staged: false,
+            cpuid_faulting: false,
             counters,
         };
         v.reset(xcr0)?;
@@ -401,8 +413,10 @@ impl Vcpu {
         self.load_sregs(&sregs)?;
         let xcrs = xcrs(xcr0);
         ioctl("KVM_SET_XCRS", self.fd.set_xcrs(&xcrs))?;
-        // A task starts with the tile data disabled, as Linux starts one.
+        // A task starts with the tile data disabled, as Linux starts one,
+        // and with CPUID working.
         self.arm_xfd(xcr0)?;
+        self.set_cpuid_faulting(false)?;
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
@@ -491,6 +505,30 @@ impl Vcpu {
         }
     }
 
+    /// Turns CPUID faulting on or off (ARCH_SET_CPUID): with it on, CPUID
+    /// at CPL3 raises #GP, KVM's emulation of the Intel feature. An error
+    /// means this KVM does not offer it.
+    pub fn set_cpuid_faulting(&mut self, on: bool) -> Result<(), VcpuError> {
+        if on == self.cpuid_faulting {
+            return Ok(());
+        }
+        if on {
+            // KVM's default, set again: it must be there to turn it on.
+            self.set_msr(MSR_PLATFORM_INFO, PLATFORM_INFO_CPUID_FAULT)?;
+        }
+        self.set_msr(
+            MSR_MISC_FEATURES_ENABLES,
+            if on { MISC_FEATURES_CPUID_FAULT } else { 0 },
+        )?;
+        self.cpuid_faulting = on;
+        Ok(())
+    }
+
+    /// Whether CPUID faulting is on (ARCH_GET_CPUID).
+    pub fn cpuid_faulting(&self) -> bool {
+        self.cpuid_faulting
+    }
+
     /// At a #NM: the components whose use XFD stopped (XFD_ERR), cleared
     /// for the next; 0 where the guest has no XFD or it was not XFD.
     pub fn take_xfd_err(&mut self) -> Result<u64, VcpuError> {
@@ -539,6 +577,7 @@ impl Vcpu {
             fs_base: sregs.fs.base,
             gs_base: sregs.gs.base,
             xsave,
+            cpuid_faulting: self.cpuid_faulting,
         })
     }
 
@@ -548,6 +587,7 @@ impl Vcpu {
     /// instruction left them, as the kernel's own return does.
     pub fn start_thread(&mut self, st: &ThreadState) -> Result<(), VcpuError> {
         self.set_xsave(&st.xsave)?;
+        self.set_cpuid_faulting(st.cpuid_faulting)?;
         // The rest goes through the sync area, applied by the first
         // KVM_RUN: the vCPU is at its initial state (`reset`), whose system
         // registers the area holds, so no ioctl is needed to read or set

@@ -257,6 +257,7 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         return r;
     }
     const ARCH_GET_CPUID: u64 = 0x1011;
+    const ARCH_SET_CPUID: u64 = 0x1012;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || thread.process.vm.memory.lock().expect("address space");
@@ -285,7 +286,16 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             let base = thread.vcpu.gs_base().map_err(kvm_failed)?;
             umem::write(&space(), a[1], base).map(|_| 0)
         }
-        ARCH_GET_CPUID => Ok(1),
+        ARCH_GET_CPUID => Ok(u64::from(!thread.vcpu.cpuid_faulting())),
+        // CPUID faulting, which KVM offers on any vendor: ENODEV where it
+        // does not, as Linux on a CPU without it.
+        ARCH_SET_CPUID => match thread.vcpu.set_cpuid_faulting(a[1] == 0) {
+            Ok(()) => Ok(0),
+            Err(e) => {
+                log::debug!("ARCH_SET_CPUID: {e}: ENODEV");
+                Err(Errno(libc::ENODEV))
+            }
+        },
         _ => Err(Errno(libc::EINVAL)),
     }
 }

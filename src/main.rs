@@ -250,6 +250,11 @@ fn run_one(
     if let Some(t) = carried.and_then(|c| c.trace) {
         task.exec_traced(t);
     }
+    if carried.is_some_and(|c| c.tsc_trapping)
+        && let Err(e) = task.thread.vcpu.set_tsc_trapping(true)
+    {
+        log::error!("rdtsc trapping after exec: {e}");
+    }
     // The leader's run ends the process; it does not return.
     task.run();
     unreachable!("the leader's task ends the process")

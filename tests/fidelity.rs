@@ -670,3 +670,39 @@ fn cpuid_faulting_per_thread_as_linux() {
         stdout(&n)
     );
 }
+
+/// rdtsc trapping (PR_SET_TSC, PR_GET_TSC), which rr needs: under
+/// PR_TSC_SIGSEGV, rdtsc and rdtscp (the vDSO's clock's too) raise SIGSEGV
+/// that a handler emulates, a thread, a fork child and an exec keep the
+/// mode, and without a handler the program dies. Where the KVM applies
+/// CR4.TSD to the guest (the real-KVM lane) as natively; where it does not
+/// (PVM), the call fails with EINVAL and a warning, never pretending.
+#[test]
+fn rdtsc_trapping_as_linux_or_refused() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("tsc-trap", &[]);
+    let s = sandbox(&[&prog]);
+    if enforced() {
+        let n = native(&[prog.as_os_str()], &[]);
+        assert_eq!(status(&s), status(&n), "{}", stderr(&s));
+        assert_eq!(stdout(&s), stdout(&n));
+        assert!(
+            stdout(&n).contains("rdtsc: 1000, faults 1"),
+            "{}",
+            stdout(&n)
+        );
+        return;
+    }
+    assert_exit(&s, 1);
+    assert_eq!(
+        stdout(&s),
+        "mode 1\nbad mode: -1 Invalid argument\nset PR_TSC_SIGSEGV: -1 Invalid argument\n"
+    );
+    assert!(
+        stderr(&s).contains("rdtsc cannot be trapped"),
+        "{}",
+        stderr(&s)
+    );
+}

@@ -249,6 +249,8 @@ pub struct ThreadState {
     xsave: Vec<u8>,
     /// CPUID faulting, which a new task inherits (TIF_NOCPUID).
     cpuid_faulting: bool,
+    /// rdtsc trapping (CR4.TSD), which it inherits too (TIF_NOTSC).
+    tsc_trapping: bool,
 }
 
 pub struct Vcpu {
@@ -260,7 +262,16 @@ pub struct Vcpu {
     sregs_staged: bool,
     /// CPUID at CPL3 raises #GP (ARCH_SET_CPUID).
     cpuid_faulting: bool,
+    /// RDTSC and RDTSCP at CPL3 raise #GP (CR4.TSD, PR_SET_TSC).
+    tsc_trapping: bool,
     counters: Arc<VcpuCounters>,
+}
+
+/// CR4.TSD (SDM Vol. 3A 2.5): RDTSC and RDTSCP at CPL > 0 raise #GP.
+const CR4_TSD: u64 = 1 << 2;
+
+fn with_tsd(cr4: u64, on: bool) -> u64 {
+    if on { cr4 | CR4_TSD } else { cr4 & !CR4_TSD }
 }
 
 fn segment(selector: u16, code: bool) -> kvm_segment {
@@ -396,6 +407,7 @@ impl Vcpu {
             return_path: None,
             sregs_staged: false,
             cpuid_faulting: false,
+            tsc_trapping: false,
             counters,
         };
         v.reset(xcr0)?;
@@ -409,6 +421,7 @@ impl Vcpu {
     pub fn reset(&mut self, xcr0: Xcr0) -> Result<(), VcpuError> {
         self.setup.xcr0 = xcr0;
         self.xcr0 = xcr0;
+        self.tsc_trapping = false;
         let sregs = initial_sregs(ioctl("KVM_GET_SREGS", self.fd.get_sregs())?, &self.setup);
         self.load_sregs(&sregs)?;
         let xcrs = xcrs(xcr0);
@@ -456,7 +469,7 @@ impl Vcpu {
         let pke = |x: Xcr0| self.setup.pku && x.bits() & crate::xcr0::PKRU != 0;
         if pke(xcr0) != pke(self.xcr0) {
             let mut sregs = self.sregs()?;
-            sregs.cr4 = initial_sregs(
+            let cr4 = initial_sregs(
                 sregs,
                 &CpuSetup {
                     xcr0,
@@ -464,6 +477,7 @@ impl Vcpu {
                 },
             )
             .cr4;
+            sregs.cr4 = with_tsd(cr4, self.tsc_trapping);
             self.fd.sync_regs_mut().sregs = sregs;
             self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
             self.sregs_staged = true;
@@ -524,6 +538,42 @@ impl Vcpu {
         Ok(())
     }
 
+    /// Turns rdtsc trapping on or off (PR_SET_TSC): CR4.TSD, applied at the
+    /// next KVM_RUN. Whether the KVM applies it to CPL3 is
+    /// [`Vcpu::tsd_applies`]'s to say.
+    pub fn set_tsc_trapping(&mut self, on: bool) -> Result<(), VcpuError> {
+        if on == self.tsc_trapping {
+            return Ok(());
+        }
+        let mut sregs = self.sregs()?;
+        sregs.cr4 = with_tsd(sregs.cr4, on);
+        self.fd.sync_regs_mut().sregs = sregs;
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+        self.sregs_staged = true;
+        self.tsc_trapping = on;
+        Ok(())
+    }
+
+    /// Whether rdtsc trapping is on (PR_GET_TSC).
+    pub fn tsc_trapping(&self) -> bool {
+        self.tsc_trapping
+    }
+
+    /// Whether this KVM applies CR4.TSD to the guest's CPL3: the probe
+    /// runs with it set, and its RDTSC must raise #GP (PVM runs CPL3
+    /// natively under the host's CR4). The vCPU is reset afterwards.
+    pub fn tsd_applies(&mut self, memory: &Mutex<AddressSpace>) -> Result<bool, VcpuError> {
+        self.set_tsc_trapping(true)?;
+        let exit = self.run_probe(memory, 0);
+        self.reset(self.xcr0)?;
+        match exit? {
+            Exit::Exception { frame, .. } => {
+                Ok(frame.vector == u64::from(abi::vector::GENERAL_PROTECTION))
+            }
+            _ => Ok(false),
+        }
+    }
+
     /// Whether CPUID faulting is on (ARCH_GET_CPUID).
     pub fn cpuid_faulting(&self) -> bool {
         self.cpuid_faulting
@@ -578,6 +628,7 @@ impl Vcpu {
             gs_base: sregs.gs.base,
             xsave,
             cpuid_faulting: self.cpuid_faulting,
+            tsc_trapping: self.tsc_trapping,
         })
     }
 
@@ -595,6 +646,8 @@ impl Vcpu {
         let mut sregs = self.sregs()?;
         sregs.fs.base = st.fs_base;
         sregs.gs.base = st.gs_base;
+        sregs.cr4 = with_tsd(sregs.cr4, st.tsc_trapping);
+        self.tsc_trapping = st.tsc_trapping;
         let sync = self.fd.sync_regs_mut();
         sync.sregs = sregs;
         sync.regs = kvm_regs {
@@ -995,14 +1048,12 @@ impl Vcpu {
         Ok(())
     }
 
-    /// Runs the CPL3 probe (guest_runtime's user page) and returns what it
-    /// measured. The vCPU is left at the probe's syscall exit, ready for
-    /// [`Vcpu::start_user`].
-    pub fn probe(
+    /// Enters the CPL3 probe and returns its exit.
+    fn run_probe(
         &mut self,
         memory: &Mutex<AddressSpace>,
         user_stack: u64,
-    ) -> Result<Probed, VcpuError> {
+    ) -> Result<Exit, VcpuError> {
         let regs = kvm_regs {
             rip: self.setup.runtime.enter_user,
             rflags: RFLAGS_FIXED,
@@ -1013,8 +1064,19 @@ impl Vcpu {
         };
         self.fd.sync_regs_mut().regs = regs;
         self.fd.set_sync_dirty_reg(SyncReg::Register);
+        self.run(memory)
+    }
+
+    /// Runs the CPL3 probe (guest_runtime's user page) and returns what it
+    /// measured. The vCPU is left at the probe's syscall exit, ready for
+    /// [`Vcpu::start_user`].
+    pub fn probe(
+        &mut self,
+        memory: &Mutex<AddressSpace>,
+        user_stack: u64,
+    ) -> Result<Probed, VcpuError> {
         let before = tsc::host_now();
-        let exit = self.run(memory)?;
+        let exit = self.run_probe(memory, user_stack)?;
         let after = tsc::host_now();
         match exit {
             Exit::Syscall(s)

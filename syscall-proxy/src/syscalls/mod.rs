@@ -4,6 +4,7 @@
 pub mod args;
 mod check;
 pub mod procfs;
+mod tsc;
 pub mod xstate;
 
 use vmm::{Syscall, fds};
@@ -430,7 +431,7 @@ fn close_range(a: [u64; 6]) -> SysResult {
     Ok(0)
 }
 
-fn prctl(thread: &Thread, a: [u64; 6]) -> SysResult {
+fn prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     use args::Arg::{Maybe, S, W};
     use args::Len::C;
     // include/uapi/linux/prctl.h; libc lacks it.
@@ -445,8 +446,9 @@ fn prctl(thread: &Thread, a: [u64; 6]) -> SysResult {
         libc::PR_SET_MM | PR_GET_AUXV => return Err(Errno(libc::EPERM)),
         libc::PR_SET_NAME => &[S(1)],
         libc::PR_GET_NAME => &[W(1, C(TASK_COMM_LEN))],
+        libc::PR_SET_TSC => return tsc::set(thread, a[1]),
+        libc::PR_GET_TSC => return tsc::get(thread, a[1]),
         libc::PR_GET_PDEATHSIG
-        | libc::PR_GET_TSC
         | libc::PR_GET_CHILD_SUBREAPER
         | libc::PR_GET_UNALIGN
         | libc::PR_GET_FPEMU

@@ -44,6 +44,8 @@ pub struct Carried {
     pub arch_prctl_compat: bool,
     /// The program's tracing, if a sandboxed tracer traces it.
     pub trace: Option<tracee::Carried>,
+    /// rdtsc trapping, which an exec keeps (PR_SET_TSC).
+    pub tsc_trapping: bool,
 }
 
 impl Carried {
@@ -56,12 +58,13 @@ impl Carried {
             format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
         });
         format!(
-            "{},{},{core},{},{:x},{},{trace}",
+            "{},{},{core},{},{:x},{},{trace},{}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
             self.default_xcr0,
-            u8::from(self.arch_prctl_compat)
+            u8::from(self.arch_prctl_compat),
+            u8::from(self.tsc_trapping)
         )
     }
 
@@ -104,6 +107,7 @@ impl Carried {
                 })
             }
         };
+        let tsc_trapping = flag(it.next()?)?;
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -112,6 +116,7 @@ impl Carried {
             default_xcr0,
             arch_prctl_compat,
             trace,
+            tsc_trapping,
         })
     }
 }
@@ -236,6 +241,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         default_xcr0: options.default_xcr0,
         arch_prctl_compat: options.arch_prctl_compat,
         trace: tracee::carried(),
+        tsc_trapping: thread.vcpu.tsc_trapping(),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),

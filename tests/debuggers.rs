@@ -316,6 +316,14 @@ fn gdb_normalised(text: &str) -> String {
         .join("\n")
 }
 
+/// `gdb_same` on tests/guests/debuggee.c, where gdb is installed.
+fn gdb_on_debuggee(script: &str, expect: &str) {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    gdb_same(&guest("debuggee", &["-g", "-O0"]), script, expect);
+}
+
 /// gdb in batch mode running `script` on `program`, natively and
 /// sandboxed: the same output, which natively holds `expect`.
 fn gdb_same(program: &std::path::Path, script: &str, expect: &str) {
@@ -351,12 +359,7 @@ fn gdb_same(program: &std::path::Path, script: &str, expect: &str) {
 
 #[test]
 fn gdb_breaks_steps_and_catches_as_natively() {
-    if !kvm() || !tool("gdb") {
-        return;
-    }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    gdb_same(
-        &prog,
+    gdb_on_debuggee(
         "set pagination off\n\
          break add\nrun\nbt\nfinish\nnext\nstep\nprint x\nprint counter\n\
          info registers rip\nstepi\nnexti\n\
@@ -368,12 +371,7 @@ fn gdb_breaks_steps_and_catches_as_natively() {
 
 #[test]
 fn gdb_software_watchpoints_fire_as_natively() {
-    if !kvm() || !tool("gdb") {
-        return;
-    }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    gdb_same(
-        &prog,
+    gdb_on_debuggee(
         "set pagination off\nset can-use-hw-watchpoints 0\n\
          break main\nrun\nwatch counter\ncontinue\ncontinue\ndelete\ncontinue\n",
         "New value = 3",
@@ -382,12 +380,7 @@ fn gdb_software_watchpoints_fire_as_natively() {
 
 #[test]
 fn gdb_shows_the_threads_of_a_four_thread_program_as_natively() {
-    if !kvm() || !tool("gdb") {
-        return;
-    }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    gdb_same(
-        &prog,
+    gdb_on_debuggee(
         "set pagination off\n\
          break all_started\nrun threads\ninfo threads\n\
          thread 3\nbt\nthread 1\nfinish\ncontinue\n",
@@ -397,12 +390,7 @@ fn gdb_shows_the_threads_of_a_four_thread_program_as_natively() {
 
 #[test]
 fn gdb_follows_a_fork_child_as_natively() {
-    if !kvm() || !tool("gdb") {
-        return;
-    }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    gdb_same(
-        &prog,
+    gdb_on_debuggee(
         "set pagination off\nset follow-fork-mode child\n\
          break child_work\nrun fork\nbt\nprint v\nfinish\ninfo inferiors\ncontinue\n",
         "exited with code 06",

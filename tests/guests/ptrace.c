@@ -226,6 +226,20 @@ static void step_body(void)
 	steps();
 }
 
+/* From a stop (a signal's, inside raise) to the first instruction of
+ * `target`: single-steps until RIP gets there, counting nothing. */
+static int step_to(pid_t pid, void (*target)(void))
+{
+	struct user_regs_struct r;
+	int guard = 0, st;
+	do {
+		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
+		st = waitstop(pid);
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	} while (r.rip != (unsigned long long)target && ++guard < 100000 && WIFSTOPPED(st));
+	return r.rip == (unsigned long long)target;
+}
+
 static void scenario_step(void)
 {
 	pid_t pid = traced_child(step_body);
@@ -234,15 +248,7 @@ static void scenario_step(void)
 	printf("at: ");
 	show(st);
 	struct user_regs_struct r;
-	/* From the SIGUSR2 stop (inside raise) to the first instruction of
-	 * steps: single-step until RIP gets there, counting nothing. */
-	int guard = 0;
-	do {
-		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
-		st = waitstop(pid);
-		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
-	} while (r.rip != (unsigned long long)steps && ++guard < 100000 && WIFSTOPPED(st));
-	printf("reached steps: %d\n", r.rip == (unsigned long long)steps);
+	printf("reached steps: %d\n", step_to(pid, steps));
 	for (int i = 0; i < 11; i++) {
 		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
 		st = waitstop(pid);
@@ -425,13 +431,7 @@ static void scenario_sysemu_step(void)
 	printf("at: ");
 	show(st);
 	struct user_regs_struct r;
-	int guard = 0;
-	do {
-		CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
-		st = waitstop(pid);
-		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
-	} while (r.rip != (unsigned long long)sysemu_steps && ++guard < 100000 && WIFSTOPPED(st));
-	printf("reached sysemu_steps: %d\n", r.rip == (unsigned long long)sysemu_steps);
+	printf("reached sysemu_steps: %d\n", step_to(pid, (void (*)(void))sysemu_steps));
 	for (int i = 0; i < 6; i++) {
 		CHECK(ptrace(PTRACE_SYSEMU_SINGLESTEP, pid, 0, 0));
 		st = waitstop(pid);

@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::sync::Mutex;
 
 use libc::{PTRACE_EVENT_CLONE, PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE};
-use libc::{PTRACE_O_EXITKILL, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK, PTRACE_O_TRACESECCOMP};
+use libc::{PTRACE_O_EXITKILL, PTRACE_O_SUSPEND_SECCOMP, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK};
 use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
@@ -38,10 +38,12 @@ const ERESTARTSYS: u64 = -512i64 as u64;
 /// AUDIT_ARCH_X86_64 (include/uapi/linux/audit.h), which libc lacks.
 const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
 
-/// Options a sandboxed tracee cannot honour: seccomp's stops (there is
-/// no seccomp for the program yet). Asking for them fails, as on a kernel
-/// without them.
-const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_TRACESECCOMP as u32;
+/// Options a sandboxed tracee cannot honour: suspending its seccomp
+/// filters, which fails on a kernel without seccomp (the program has none
+/// yet, and seccomp(2) fails as there). PTRACE_O_TRACESECCOMP is accepted,
+/// as Linux accepts it whatever the filters (rr sets it): no
+/// PTRACE_EVENT_SECCOMP stop can come without a filter.
+const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_SUSPEND_SECCOMP as u32;
 
 /// Options the host applies too: EXITKILL, and following new tasks, for
 /// which the host attaches each new task of the tracee's to the tracer

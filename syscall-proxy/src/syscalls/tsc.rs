@@ -32,7 +32,7 @@ fn tsd_applies(thread: &Thread) -> bool {
 
 /// PR_SET_TSC: PR_TSC_ENABLE or PR_TSC_SIGSEGV. Where the KVM cannot trap
 /// the guest's rdtsc (PVM), trapping fails with EINVAL, as on a kernel
-/// without the feature, never pretending.
+/// without the feature, never pretending (`-v` says why).
 pub fn set(thread: &mut Thread, mode: u64) -> SysResult {
     let on = match mode as i32 {
         libc::PR_TSC_ENABLE => false,
@@ -40,7 +40,9 @@ pub fn set(thread: &mut Thread, mode: u64) -> SysResult {
         _ => return Err(Errno(libc::EINVAL)),
     };
     if on && !tsd_applies(thread) {
-        log::warn!(
+        // Quiet by default, as the kernel is: programs probe for it in a
+        // loop (stress-ng's sigsegv stressor), and -v says why.
+        log::debug!(
             "PR_SET_TSC: this KVM does not apply CR4.TSD to the program, so its rdtsc cannot be trapped: EINVAL"
         );
         return Err(Errno(libc::EINVAL));

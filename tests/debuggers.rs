@@ -299,7 +299,9 @@ fn strace_filters_as_natively() {
 /// gdb's output with addresses, pids and the sandbox's refusal of the
 /// program's own /proc/self/mem (gdb then reads memory through ptrace, and
 /// says so once) made equal, and without the lines that say when gdb
-/// noticed threads end (natively too, it varies from run to run).
+/// noticed threads end (natively too, it varies from run to run). Runs of
+/// spaces are one: gdb pads its tables to the widest LWP, and pids of
+/// either run may cross a power of ten.
 fn gdb_normalised(text: &str) -> String {
     // The warning comes after an empty line.
     let text = format!("\n{text}").replace(
@@ -312,6 +314,12 @@ fn gdb_normalised(text: &str) -> String {
         .filter(|l| !(l.starts_with("[Thread ") && l.ends_with(" exited]")))
         .filter(|l| !l.starts_with("[New process "))
         .map(|l| number_after(&number_after(&hex_to_addr(l, 8), "process "), "LWP "))
+        .map(|l| {
+            l.split(' ')
+                .filter(|w| !w.is_empty())
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
         .collect::<Vec<_>>()
         .join("\n")
 }

@@ -250,6 +250,16 @@ fn run_one(
     if let Some(t) = carried.and_then(|c| c.trace) {
         task.exec_traced(t);
     }
+    if let Some(fd) = carried.and_then(|c| c.seccomp_fd) {
+        match syscall_proxy::seccomp::adopt(fd) {
+            Ok(s) => task.thread.seccomp = s,
+            Err(e) => {
+                // The program must not run without its filters.
+                report::line(&e);
+                exit::mirror(syscall_proxy::Outcome::Signaled(libc::SIGKILL));
+            }
+        }
+    }
     if carried.is_some_and(|c| c.tsc_trapping)
         && let Err(e) = task.thread.vcpu.set_tsc_trapping(true)
     {

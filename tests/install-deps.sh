@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the host lane's peer suites and debugger
-# tests run (stress-ng, CPython's regression tests, strace, gdb, ltrace), where
+# tests run (stress-ng, CPython's regression tests, strace, gdb, ltrace,
+# python3-seccomp), where
 # missing: with apt as root, else one
 # line saying what to install. The tests themselves fail, saying the same,
 # when a package is missing under CI=true.
@@ -11,6 +12,7 @@ command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
 command -v ltrace >/dev/null 2>&1 || need+=(ltrace)
+python3 -c 'import seccomp' >/dev/null 2>&1 || need+=(python3-seccomp)
 [ ${#need[@]} -gt 0 ] || exit 0
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
     export DEBIAN_FRONTEND=noninteractive

@@ -13,6 +13,7 @@ pub mod launch;
 pub mod limits;
 pub mod loader;
 pub mod memory;
+pub mod seccomp;
 pub mod signals;
 pub mod syscalls;
 pub mod task;

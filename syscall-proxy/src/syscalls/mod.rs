@@ -4,7 +4,7 @@
 pub mod args;
 mod check;
 pub mod procfs;
-mod tsc;
+pub mod tsc;
 pub mod xstate;
 
 use vmm::{Syscall, fds};
@@ -15,6 +15,7 @@ use crate::host::{self, Errno, SysResult, encode};
 use crate::limits;
 use crate::mm;
 use crate::process::Outcome;
+use crate::seccomp;
 use crate::signals::{self, KernelSigaction};
 use crate::thread::Thread;
 use crate::trace;
@@ -108,7 +109,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         )),
         libc::SYS_prctl => ret(prctl(thread, a)),
         // Filters would apply to the sandbox's own system calls (KVM_RUN).
-        libc::SYS_seccomp => ret(Err(Errno(libc::EINVAL))),
+        libc::SYS_seccomp => ret(seccomp::seccomp(thread, a[0], a[1], a[2])),
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
@@ -440,7 +441,8 @@ fn prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     const TASK_COMM_LEN: u64 = 16;
     const INT: u64 = size_of::<libc::c_int>() as u64;
     let spec: &[args::Arg] = match a[0] as i32 {
-        libc::PR_SET_SECCOMP => return Err(Errno(libc::EINVAL)),
+        libc::PR_SET_SECCOMP => return seccomp::prctl_set(thread, a[1], a[2]),
+        libc::PR_GET_SECCOMP => return seccomp::prctl_get(thread),
         // Would rewrite the host process's memory map bookkeeping, or show
         // the sandbox's own auxiliary vector.
         libc::PR_SET_MM | PR_GET_AUXV => return Err(Errno(libc::EPERM)),

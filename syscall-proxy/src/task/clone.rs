@@ -20,6 +20,7 @@ use vmm::{Forked, ThreadState, Vcpu, VcpuError};
 
 use crate::host::Errno;
 use crate::mm::Brk;
+use crate::seccomp;
 use crate::signals::Signals;
 use crate::syscalls::Action;
 use crate::thread::Thread;
@@ -315,6 +316,7 @@ fn new_thread(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let vcpu = child_vcpu(thread, r)?;
     let mut child = Thread::new(thread.process.clone(), vcpu, false);
     child.orig_rax = thread.orig_rax;
+    child.seccomp = seccomp::inherit(&thread.seccomp);
     Ok(Action::Spawn(Box::new(Child {
         thread: child,
         ids: ChildIds(r, 0),
@@ -328,6 +330,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     // Read before the fork: no lock another thread might hold can be
     // taken in the child.
     let (signals, cleared, brk) = inherited(thread, r);
+    let filters = seccomp::inherit(&thread.seccomp);
     let creating = tracee::creating(thread, NewTask::Fork, r.untraced());
     let follow = creating.as_ref().map(|c| c.follow);
     let forked = thread.process.vm.fork(&thread.vcpu);
@@ -352,7 +355,13 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             std::mem::forget(std::mem::replace(&mut thread.process, process));
             thread.leader = true;
             thread.tiles_in_use = false;
+            // A new state: another thread of the parent may have held the
+            // old one's lock at the fork (TSYNC).
+            thread.seccomp = filters;
             settid(thread, r, false);
+            // SAFETY: gettid has no preconditions.
+            let tid = unsafe { libc::gettid() };
+            thread.process.seccomp.enter(tid, &thread.seccomp);
             tracee::start(thread, follow);
             Ok(Action::Started)
         }
@@ -383,6 +392,7 @@ fn shared_vm_child(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let mut child = Thread::new(process, vcpu, true);
     child.altstack = thread.altstack;
     child.orig_rax = thread.orig_rax;
+    child.seccomp = seccomp::inherit(&thread.seccomp);
     Ok(Action::Spawn(Box::new(Child {
         thread: child,
         ids: ChildIds(r, cleared),

@@ -19,6 +19,7 @@ use vmm::fds;
 use crate::host::Errno;
 use crate::limits;
 use crate::loader::{elf, resolve};
+use crate::seccomp;
 use crate::syscalls::procfs;
 use crate::thread::Thread;
 use crate::trace::tracee;
@@ -46,6 +47,9 @@ pub struct Carried {
     pub trace: Option<tracee::Carried>,
     /// rdtsc trapping, which an exec keeps (PR_SET_TSC).
     pub tsc_trapping: bool,
+    /// The memfd holding the program's seccomp filters, which an exec
+    /// keeps.
+    pub seccomp_fd: Option<i32>,
 }
 
 impl Carried {
@@ -58,13 +62,14 @@ impl Carried {
             format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
         });
         format!(
-            "{},{},{core},{},{:x},{},{trace},{}",
+            "{},{},{core},{},{:x},{},{trace},{},{}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
             self.default_xcr0,
             u8::from(self.arch_prctl_compat),
-            u8::from(self.tsc_trapping)
+            u8::from(self.tsc_trapping),
+            fd(self.seccomp_fd)
         )
     }
 
@@ -108,6 +113,10 @@ impl Carried {
             }
         };
         let tsc_trapping = flag(it.next()?)?;
+        let seccomp_fd = match it.next()? {
+            "-" => None,
+            f => Some(f.parse().ok()?),
+        };
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -117,6 +126,7 @@ impl Carried {
             arch_prctl_compat,
             trace,
             tsc_trapping,
+            seccomp_fd,
         })
     }
 }
@@ -233,6 +243,13 @@ fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
 fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
     let options = &thread.process.options;
     let kvm_fd = thread.process.vm.hv.kvm.as_raw_fd();
+    let seccomp_fd = match seccomp::carry(thread) {
+        Ok(fd) => fd,
+        Err(e) => {
+            log::warn!("exec: cannot carry the seccomp filters: {e}");
+            return Errno(libc::ENOMEM);
+        }
+    };
     let carried = Carried {
         report_fd: options.report_fd,
         kvm_fd: Some(kvm_fd),
@@ -242,6 +259,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         arch_prctl_compat: options.arch_prctl_compat,
         trace: tracee::carried(),
         tsc_trapping: thread.vcpu.tsc_trapping(),
+        seccomp_fd,
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
@@ -298,6 +316,9 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     for fd in kept() {
         // SAFETY: as above, back to close-on-exec.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+    }
+    if let Some(fd) = seccomp_fd {
+        seccomp::drop_carried(fd);
     }
     log::debug!("exec: executing the sandbox again failed: errno {err}");
     Errno(err)

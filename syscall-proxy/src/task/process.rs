@@ -87,6 +87,8 @@ pub struct Process {
     pub options: Options,
     /// The XSAVE components granted on request, with what they depend on.
     pub xcomp: Mutex<crate::syscalls::xstate::Permissions>,
+    /// Its threads' seccomp states, for TSYNC.
+    pub seccomp: crate::seccomp::Threads,
     counters: Arc<Counters>,
     live: Mutex<Live>,
     alone: Condvar,
@@ -121,6 +123,7 @@ impl Process {
             exe,
             options,
             xcomp: Mutex::default(),
+            seccomp: Default::default(),
             counters: Arc::default(),
             live: Mutex::new(Live {
                 threads: 1,

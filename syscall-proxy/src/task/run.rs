@@ -6,11 +6,12 @@
 use std::sync::mpsc;
 
 use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
-use vmm::{Exit, VcpuError};
+use vmm::{Exit, Syscall, VcpuError};
 
 use crate::clone::{Child, ChildIds};
 use crate::host::{Errno, SysResult, encode};
 use crate::process::Outcome;
+use crate::seccomp::{self, Verdict};
 use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
@@ -19,6 +20,26 @@ use crate::trace::tracee;
 /// Host stack of a thread or a vfork child: the run loop and the system
 /// call handlers, never the program.
 const HOST_STACK: usize = 256 << 10;
+
+/// si_code of seccomp's SIGSYS (include/uapi/asm-generic/siginfo.h).
+const SYS_SECCOMP: i32 = 1;
+
+/// What seccomp made of a system call.
+enum Filtered {
+    /// Make it.
+    Make,
+    /// It was not made: the thread goes on (or takes a signal).
+    Skipped,
+    Ended(Ended),
+}
+
+/// The syscall-exit stop of a call seccomp did not let through, which
+/// Linux still makes.
+fn skipped_exit_stop(t: &mut Thread, nr: u64) {
+    if let Some(p) = tracee::exit_stop_due() {
+        tracee::syscall_exit(t, p, nr);
+    }
+}
 
 /// How a task's run ended.
 enum Ended {
@@ -115,7 +136,21 @@ impl Task {
         process.leader_exited(code)
     }
 
+    /// Runs the thread until it ends, listed meanwhile among its
+    /// process's threads for seccomp's TSYNC (a fork child lists itself in
+    /// its new process).
     fn run_until_end(&mut self) -> Result<Ended, VcpuError> {
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        self.thread.process.seccomp.enter(tid, &self.thread.seccomp);
+        let ended = self.run_loop();
+        // SAFETY: as above.
+        let tid = unsafe { libc::gettid() };
+        self.thread.process.seccomp.leave(tid);
+        ended
+    }
+
+    fn run_loop(&mut self) -> Result<Ended, VcpuError> {
         arrival::set_kick(self.thread.vcpu.kick_flag());
         loop {
             // Cleared before looking: a signal arriving after the look
@@ -164,6 +199,11 @@ impl Task {
                                 continue;
                             }
                         }
+                    }
+                    match self.filter(&mut sc) {
+                        Filtered::Make => {}
+                        Filtered::Skipped => continue,
+                        Filtered::Ended(e) => return Ok(e),
                     }
                     match syscalls::handle(&mut self.thread, sc) {
                         Action::Return(v) => {
@@ -236,6 +276,64 @@ impl Task {
         }
     }
 
+    /// Runs the thread's seccomp filters on the call about to be made
+    /// (after the tracer's entry stop, as Linux since 4.8) and acts on
+    /// their verdict.
+    fn filter(&mut self, sc: &mut Syscall) -> Filtered {
+        let t = &mut self.thread;
+        let mut verdict = seccomp::verdict(t, sc.nr, sc.args, sc.rip);
+        if let Verdict::Trace(data) = verdict {
+            verdict = match tracee::seccomp_stop(t, sc.nr, sc.args, data) {
+                // No tracer asks for the stop.
+                None => Verdict::Errno(libc::ENOSYS),
+                Some(tracee::Entry::Skip(v)) => {
+                    t.vcpu.complete_syscall(v);
+                    // The tracer set orig_rax to -1.
+                    skipped_exit_stop(t, u64::MAX);
+                    return Filtered::Skipped;
+                }
+                Some(tracee::Entry::Call(nr, args)) => {
+                    (sc.nr, sc.args, t.orig_rax) = (nr, args, nr);
+                    // The filters judge the call as the tracer left it; a
+                    // second TRACE lets it through.
+                    match seccomp::verdict(t, sc.nr, sc.args, sc.rip) {
+                        Verdict::Trace(_) => Verdict::Allow,
+                        v => v,
+                    }
+                }
+            };
+        }
+        match verdict {
+            Verdict::Allow | Verdict::Trace(_) => Filtered::Make,
+            Verdict::Errno(e) => {
+                t.vcpu.complete_syscall(-i64::from(e) as u64);
+                skipped_exit_stop(t, sc.nr);
+                Filtered::Skipped
+            }
+            Verdict::Trap(data) => {
+                // The handler sees RAX back at the call's number
+                // (syscall_rollback).
+                t.vcpu.complete_syscall(sc.nr);
+                skipped_exit_stop(t, sc.nr);
+                let mut info = deliver::kernel_info(libc::SIGSYS, SYS_SECCOMP, sc.rip);
+                info[4..8].copy_from_slice(&i32::from(data).to_le_bytes());
+                info[24..28].copy_from_slice(&(sc.nr as i32).to_le_bytes());
+                info[28..32].copy_from_slice(&seccomp::AUDIT_ARCH_X86_64.to_le_bytes());
+                match deliver::force(t, libc::SIGSYS, info, false) {
+                    Ok(()) => Filtered::Skipped,
+                    Err(o) => Filtered::Ended(Ended::Process(o)),
+                }
+            }
+            Verdict::Kill { process, sig } => {
+                if process || t.process.seccomp.alone() {
+                    Filtered::Ended(Ended::Process(Outcome::Signaled(sig)))
+                } else {
+                    Filtered::Ended(Ended::Thread(sig))
+                }
+            }
+        }
+    }
+
     /// Starts `child` and returns its id: a new thread runs on a host
     /// thread of this process, a vfork child in a host process sharing
     /// this address space, which the kernel holds this thread for.
@@ -252,7 +350,11 @@ impl Task {
                 .spawn(move || {
                     ids.settid(&mut thread);
                     // SAFETY: gettid has no preconditions.
-                    let _ = tx.send(unsafe { libc::gettid() });
+                    let tid = unsafe { libc::gettid() };
+                    // Listed before its creator returns from the clone,
+                    // as Linux's thread list is.
+                    thread.process.seccomp.enter(tid, &thread.seccomp);
+                    let _ = tx.send(tid);
                     let mut task = Task::new(thread);
                     task.followed = followed;
                     task.run();

@@ -31,6 +31,8 @@ pub struct Thread {
     /// The system call the thread is in or returns from, -1 if none (the
     /// kernel's orig_ax, which a tracer sees).
     pub orig_rax: u64,
+    /// Its seccomp mode and filters.
+    pub seccomp: crate::seccomp::Shared,
 }
 
 impl Thread {
@@ -48,6 +50,7 @@ impl Thread {
             tiles_in_use: false,
             stepping: false,
             orig_rax: u64::MAX,
+            seccomp: Default::default(),
         }
     }
 }

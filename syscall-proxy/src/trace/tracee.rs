@@ -12,7 +12,11 @@
 use libc::{
     PTRACE_EVENT_EXEC, PTRACE_EVENT_EXIT, PTRACE_EVENT_STOP, PTRACE_O_TRACEEXEC, PTRACE_O_TRACEEXIT,
 };
-use libc::{PTRACE_O_TRACESYSGOOD, PTRACE_SYSCALL_INFO_ENTRY, PTRACE_SYSCALL_INFO_EXIT};
+use libc::{PTRACE_EVENT_SECCOMP, PTRACE_O_TRACESECCOMP};
+use libc::{
+    PTRACE_O_TRACESYSGOOD, PTRACE_SYSCALL_INFO_ENTRY, PTRACE_SYSCALL_INFO_EXIT,
+    PTRACE_SYSCALL_INFO_SECCOMP,
+};
 
 use super::page::{self, Page, dirty, mode};
 use super::regs;
@@ -334,6 +338,40 @@ pub fn syscall_entry(t: &mut Thread, p: &mut Page, nr: u64, args: [u64; 6]) -> E
         return Entry::Skip(r.rax);
     }
     Entry::Call(r.orig_rax, [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9])
+}
+
+/// PTRACE_EVENT_SECCOMP for a filter's SECCOMP_RET_TRACE with `data`, if
+/// the tracer asked for it (PTRACE_O_TRACESECCOMP); None otherwise. As at
+/// the entry stop, the tracer may change the call or skip it.
+pub fn seccomp_stop(t: &mut Thread, nr: u64, args: [u64; 6], data: u16) -> Option<Entry> {
+    let p = traced()?;
+    if p.options & PTRACE_O_TRACESECCOMP as u32 == 0 {
+        return None;
+    }
+    snapshot(t, p, nr);
+    p.regs.rax = (-libc::ENOSYS) as u64;
+    p.event_msg = u64::from(data);
+    p.syscall = page::SyscallAt {
+        op: u32::from(PTRACE_SYSCALL_INFO_SECCOMP),
+        nr,
+        args,
+        rval: i64::from(data),
+    };
+    let before = p.regs;
+    raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_SECCOMP as u32) << 8);
+    let r = if p.dirty & dirty::REGS != 0 {
+        p.regs
+    } else {
+        before
+    };
+    if r.orig_rax as i64 == -1 {
+        apply(t, p, &before);
+        return Some(Entry::Skip(r.rax));
+    }
+    Some(Entry::Call(
+        r.orig_rax,
+        [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+    ))
 }
 
 /// The syscall-exit stop of system call `nr` (-1: skipped, or

@@ -23,6 +23,7 @@ use super::page::{self, Found, Page, dirty, mode};
 use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
 use super::tracee::{MARK, STOP_SIGNAL};
 use crate::host::{Errno, SysResult};
+use crate::seccomp::AUDIT_ARCH_X86_64;
 use crate::syscalls::{ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, forward_raw};
 use crate::thread::Thread;
 use crate::umem;
@@ -35,14 +36,10 @@ const PTRACE_ARCH_PRCTL: u32 = 30;
 /// in an interrupted system call.
 const ERESTARTSYS: u64 = -512i64 as u64;
 
-/// AUDIT_ARCH_X86_64 (include/uapi/linux/audit.h), which libc lacks.
-const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
-
 /// Options a sandboxed tracee cannot honour: suspending its seccomp
-/// filters, which fails on a kernel without seccomp (the program has none
-/// yet, and seccomp(2) fails as there). PTRACE_O_TRACESECCOMP is accepted,
-/// as Linux accepts it whatever the filters (rr sets it): no
-/// PTRACE_EVENT_SECCOMP stop can come without a filter.
+/// filters (checkpoint/restore's), which fails as on a kernel built
+/// without CONFIG_CHECKPOINT_RESTORE. PTRACE_O_TRACESECCOMP gives the
+/// tracer the PTRACE_EVENT_SECCOMP stops of the tracee's filters.
 const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_SUSPEND_SECCOMP as u32;
 
 /// Options the host applies too: EXITKILL, and following new tasks, for
@@ -502,6 +499,8 @@ fn sandboxed(
             let full = match u32::from(info.op) {
                 x if x == u32::from(libc::PTRACE_SYSCALL_INFO_ENTRY) => 24 + 56,
                 x if x == u32::from(libc::PTRACE_SYSCALL_INFO_EXIT) => 24 + 9,
+                // nr, args, ret_data.
+                x if x == u32::from(libc::PTRACE_SYSCALL_INFO_SECCOMP) => 24 + 60,
                 _ => 24,
             };
             let n = (addr as usize).min(full);
@@ -582,10 +581,15 @@ fn syscall_info(pid: i32, p: &Page) -> Result<libc::ptrace_syscall_info, Errno> 
         let s = p.syscall;
         info.op = s.op as u8;
         let bytes = as_bytes_mut(&mut info);
-        if u32::from(libc::PTRACE_SYSCALL_INFO_ENTRY) == s.op {
+        let entry = u32::from(libc::PTRACE_SYSCALL_INFO_ENTRY) == s.op;
+        let seccomp = u32::from(libc::PTRACE_SYSCALL_INFO_SECCOMP) == s.op;
+        if entry || seccomp {
             bytes[24..32].copy_from_slice(&s.nr.to_le_bytes());
             for (i, a) in s.args.iter().enumerate() {
                 bytes[32 + 8 * i..40 + 8 * i].copy_from_slice(&a.to_le_bytes());
+            }
+            if seccomp {
+                bytes[80..84].copy_from_slice(&(s.rval as u32).to_le_bytes());
             }
         } else if u32::from(libc::PTRACE_SYSCALL_INFO_EXIT) == s.op {
             bytes[24..32].copy_from_slice(&s.rval.to_le_bytes());

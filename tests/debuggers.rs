@@ -73,6 +73,30 @@ mod ptrace {
     );
 }
 
+/// A traced process's leader, once a zombie, can be reaped at once, as
+/// natively: gdb takes a zombie leader whose exit it cannot reap, with no
+/// other thread left, for a process gone ("No unwaited-for children
+/// left"). The sandbox's own host threads (its reaper, KVM's worker) once
+/// outlived the program's threads at the exit for up to milliseconds.
+#[test]
+fn a_zombie_leader_is_reaped_at_once_as_natively() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("zombie-leader", &["-pthread"]);
+    let args = [prog.to_str().unwrap(), "30"];
+    for sandboxed in [false, true] {
+        let o = run_limited(command(sandboxed, &args));
+        assert!(
+            stdout(&o).ends_with("runs 30, zombie leader not reapable at once: 0\n"),
+            "sandboxed {sandboxed}:\n{}{}",
+            stdout(&o),
+            stderr(&o)
+        );
+        assert_exit(&o, 0);
+    }
+}
+
 #[test]
 fn a_thousand_attaches_and_traced_forks_leave_nothing_behind() {
     if !kvm() {

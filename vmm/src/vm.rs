@@ -166,6 +166,36 @@ impl Vm {
         Ok(vcpu)
     }
 
+    /// Destroys the VM at the end of the process if no vCPU is running
+    /// but the caller's (which must not run again): the host kernel then
+    /// destroys it, and stops KVM's worker thread, in the calling thread
+    /// rather than in whichever host thread exits last. Returns whether
+    /// it did.
+    pub fn shut_down(&self) -> bool {
+        let mut pool = self.vcpus.lock().expect("vcpu pool");
+        if self.live_vcpus.load(Ordering::Acquire) > 1 {
+            return false;
+        }
+        self.let_go(&mut pool, &mut fds::lock());
+        true
+    }
+
+    /// Drops the descriptors and kvm_run mappings of the VM and its vCPUs,
+    /// which must not be used again; their objects are left alone (other
+    /// threads' stacks hold some).
+    fn let_go(&self, pool: &mut VcpuPool, registry: &mut fds::Registry) {
+        let run_size = self.hv.kvm.get_vcpu_mmap_size().unwrap_or(0);
+        for &(_, run) in &pool.all {
+            // SAFETY: a kvm_run mapping of a vCPU that no thread runs any
+            // more.
+            unsafe { libc::munmap(run as *mut libc::c_void, run_size) };
+        }
+        let mut old: Vec<RawFd> = pool.all.iter().map(|&(fd, _)| fd).collect();
+        old.push(self.fd.as_raw_fd());
+        registry.close(&old);
+        pool.all.clear();
+    }
+
     /// Takes back the vCPU of an ended thread.
     pub fn release_vcpu(&self, vcpu: Vcpu) {
         self.vcpus.lock().expect("vcpu pool").idle.push(vcpu);
@@ -196,19 +226,8 @@ impl Vm {
         if pid > 0 {
             return Ok(Forked::Parent(pid));
         }
-        // The child: the parent's VM and vCPUs are unusable here; their
-        // objects are left alone (other threads' stacks hold some), only
-        // their descriptors and kvm_run mappings go.
-        let run_size = self.hv.kvm.get_vcpu_mmap_size().unwrap_or(0);
-        for &(_, run) in &pool.all {
-            // SAFETY: a kvm_run mapping of a parent vCPU; nothing in the
-            // child uses it any more.
-            unsafe { libc::munmap(run as *mut libc::c_void, run_size) };
-        }
-        let mut old: Vec<RawFd> = pool.all.iter().map(|&(fd, _)| fd).collect();
-        old.push(self.fd.as_raw_fd());
-        registry.close(&old);
-        pool.all.clear();
+        // The child: the parent's VM and vCPUs are unusable here.
+        self.let_go(&mut pool, &mut registry);
         drop(registry);
         drop(pool);
         let t0 = std::time::Instant::now();

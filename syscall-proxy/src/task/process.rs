@@ -98,6 +98,9 @@ pub struct Process {
     finish: Finish,
 }
 
+/// How long the end of a process waits for an idle reaper to return.
+const REAPER_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Waits for ended threads' host threads to be gone before their
 /// CLONE_CHILD_CLEARTID is cleared, as the kernel clears it at the very
 /// end of a thread: a joiner then finds the thread gone, as natively.
@@ -105,6 +108,8 @@ pub struct Process {
 struct Reaper {
     handles: HashMap<libc::pid_t, JoinHandle<()>>,
     ended: Option<Sender<(libc::pid_t, u64)>>,
+    /// The reaper's own host thread.
+    thread: Option<JoinHandle<()>>,
 }
 
 impl Process {
@@ -213,7 +218,10 @@ impl Process {
                 });
             crate::signals::arrival::set_mask(mask);
             match spawned {
-                Ok(_) => reaper.ended = Some(tx),
+                Ok(h) => {
+                    reaper.ended = Some(tx);
+                    reaper.thread = Some(h);
+                }
                 Err(e) => log::error!("no reaper thread: {e}"),
             }
         }
@@ -291,6 +299,40 @@ impl Process {
         }
         drop(live);
         self.end(Ok(Outcome::Exited(code)))
+    }
+
+    /// Just before the host process exits: the sandbox's own host threads
+    /// end here, the reaper and (with the VM, if no other thread runs)
+    /// KVM's worker, while the calling thread lives. Left to the exit,
+    /// they could outlive every thread of the program, the leader then a
+    /// zombie its tracer cannot yet reap, which gdb takes for a process
+    /// gone ("No unwaited-for children left"); natively the leader's exit
+    /// can be reaped as soon as its last other thread is.
+    pub fn wind_down(&self) {
+        let reaper = {
+            let mut r = self.reaper.lock().expect("reaper");
+            // Its channel closed, the reaper returns once idle.
+            r.ended = None;
+            r.thread.take()
+        };
+        if let Some(h) = reaper {
+            let start = std::time::Instant::now();
+            while !h.is_finished() && start.elapsed() < REAPER_ENDS_WITHIN {
+                std::thread::sleep(std::time::Duration::from_micros(100));
+            }
+            if h.is_finished() {
+                let _ = h.join();
+            } else {
+                log::debug!("the reaper is still busy at the exit");
+            }
+        }
+        // No signal may kick the vCPU once its kvm_run is unmapped: the
+        // exit owes the program none (a fatal one is raised after, by
+        // itself).
+        crate::signals::arrival::stop_taking();
+        if !self.vm.shut_down() {
+            log::debug!("other vCPUs run at the exit: the VM goes with the process");
+        }
     }
 
     /// Ends the whole process (exit_group, a fatal signal, an internal

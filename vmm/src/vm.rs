@@ -266,8 +266,24 @@ impl Vm {
 }
 
 /// A new VM, its descriptor parked.
+/// How often KVM_CREATE_VM is made again after EINTR.
+const CREATE_VM_TRIES: u32 = 100;
+
 fn create_vm_fd(hv: &Hypervisor) -> Result<Arc<VmFd>, VcpuError> {
-    let vm = ioctl("KVM_CREATE_VM", hv.kvm.create_vm())?;
+    // Creating a VM starts KVM's worker thread, which fails with EINTR
+    // while a signal is pending, or a tracer's PTRACE_INTERRUPT (a traced
+    // fork child is seized as it sets up its VM): going back to user space
+    // takes it, and the call is made again.
+    let mut tries = 1;
+    let vm = loop {
+        match hv.kvm.create_vm() {
+            Err(e) if e.errno() == libc::EINTR && tries < CREATE_VM_TRIES => {
+                log::debug!("KVM_CREATE_VM: interrupted, again");
+                tries += 1;
+            }
+            r => break ioctl("KVM_CREATE_VM", r)?,
+        }
+    };
     let fd = fds::park(vm.as_raw_fd()).map_err(|e| VcpuError::Unexpected(e.to_string()))?;
     drop(vm);
     // SAFETY: `fd` is a VM descriptor we just created and own alone.

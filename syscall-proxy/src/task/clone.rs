@@ -21,7 +21,7 @@ use vmm::{Forked, ThreadState, Vcpu, VcpuError};
 use crate::host::Errno;
 use crate::mm::Brk;
 use crate::seccomp;
-use crate::signals::Signals;
+use crate::signals::{Signals, arrival};
 use crate::syscalls::Action;
 use crate::thread::Thread;
 use crate::trace::tracee::{self, NewTask};
@@ -333,8 +333,12 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     let filters = seccomp::inherit(&thread.seccomp);
     let creating = tracee::creating(thread, NewTask::Fork, r.untraced());
     let follow = creating.as_ref().map(|c| c.follow);
+    // A signal's kick writes into this vCPU's kvm_run, which the child
+    // unmaps at once: none may kick until each side points it at its own.
+    arrival::set_kick(std::ptr::null_mut());
     let forked = thread.process.vm.fork(&thread.vcpu);
     if let Ok(Forked::Parent(_)) | Err(_) = forked {
+        arrival::set_kick(thread.vcpu.kick_flag());
         tracee::created(thread, creating);
     }
     match forked.map_err(kvm_failed)? {
@@ -352,6 +356,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             // stacks, gone in the child, still point at them); their
             // descriptors were closed by Vm::fork.
             std::mem::forget(std::mem::replace(&mut thread.vcpu, *vcpu));
+            arrival::set_kick(thread.vcpu.kick_flag());
             std::mem::forget(std::mem::replace(&mut thread.process, process));
             thread.leader = true;
             thread.tiles_in_use = false;

@@ -677,6 +677,31 @@ fn cpuid_faulting_per_thread_as_linux() {
 /// mode, and without a handler the program dies. Where the KVM applies
 /// CR4.TSD to the guest (the real-KVM lane) as natively; where it does not
 /// (PVM), the call fails with EINVAL, never pretending, and `-v` says why.
+/// perf_event_open on the program's own thread: software counters over
+/// known work, an overflow signal to the thread with its siginfo (as rr's
+/// ticks counter uses it), the ioctls rr uses, this machine's answer for
+/// hardware events (none has a PMU here: ENOENT natively), errors. The
+/// same output natively and sandboxed.
+#[test]
+fn perf_events_on_the_program_as_natively() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("perf-events", &[]);
+    let s = sandbox(&[&prog]);
+    let n = native(&[prog.as_os_str()], &[]);
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    assert_eq!(stdout(&s), stdout(&n), "{}", both(&n, &s));
+    assert!(
+        stdout(&n).contains(
+            "overflow signals over 60 ms every 2 ms: at least 5: 1; si_code POLL_IN 1, \
+             si_fd the counter's 1\n"
+        ),
+        "natively:\n{}",
+        stdout(&n)
+    );
+}
+
 #[test]
 fn rdtsc_trapping_as_linux_or_refused() {
     if !kvm() {

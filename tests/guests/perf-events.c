@@ -1,0 +1,168 @@
+/* perf-events: perf_event_open on the calling thread, as a profiler or rr
+ * uses it. Software counters (task-clock, context switches) counted over
+ * known work; a counter's overflow signal delivered to this thread
+ * (O_ASYNC, F_SETSIG, F_SETOWN_EX with the tid) with its siginfo; the
+ * ioctls rr uses (RESET, ENABLE, DISABLE, PERIOD, ID); hardware events'
+ * answer on this machine; errors. Prints what it sees as facts that hold
+ * natively on any machine. */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/perf_event.h>
+#include <signal.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <time.h>
+#include <unistd.h>
+
+static long open_event(struct perf_event_attr *a, pid_t pid, int cpu, int group)
+{
+	return syscall(SYS_perf_event_open, a, pid, cpu, group, PERF_FLAG_FD_CLOEXEC);
+}
+
+static struct perf_event_attr attr(unsigned type, unsigned long long config)
+{
+	struct perf_event_attr a;
+	memset(&a, 0, sizeof a);
+	a.size = sizeof a;
+	a.type = type;
+	a.config = config;
+	a.disabled = 1;
+	return a;
+}
+
+static double now_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+/* This thread's CPU time. */
+static double cpu_ms(void)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_THREAD_CPUTIME_ID, &t);
+	return t.tv_sec * 1e3 + t.tv_nsec / 1e6;
+}
+
+static volatile unsigned long sink;
+
+/* Spins for `ms` of this thread's CPU time (at most 10 s of wall time,
+ * however loaded the machine). */
+static void spin_ms(double ms)
+{
+	double end = cpu_ms() + ms, give_up = now_ms() + 10000;
+	while (cpu_ms() < end && now_ms() < give_up)
+		for (int i = 0; i < 1000; i++)
+			sink += i;
+}
+
+static uint64_t count(int fd)
+{
+	uint64_t v = 0;
+	if (read(fd, &v, sizeof v) != sizeof v)
+		return (uint64_t)-1;
+	return v;
+}
+
+static volatile int overflows, last_code, last_fd;
+
+static void on_overflow(int sig, siginfo_t *si, void *uc)
+{
+	(void)sig;
+	(void)uc;
+	overflows++;
+	last_code = si->si_code;
+	last_fd = si->si_fd;
+}
+
+int main(void)
+{
+	setvbuf(stdout, NULL, _IOLBF, 0);
+
+	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+	int clock = open_event(&a, 0, -1, -1);
+	if (clock < 0) {
+		printf("task-clock: %s\n", strerror(errno));
+		return 1;
+	}
+	ioctl(clock, PERF_EVENT_IOC_RESET, 0);
+	double cpu0 = cpu_ms();
+	ioctl(clock, PERF_EVENT_IOC_ENABLE, 0);
+	spin_ms(50);
+	ioctl(clock, PERF_EVENT_IOC_DISABLE, 0);
+	double cpu = cpu_ms() - cpu0;
+	uint64_t ns = count(clock);
+	printf("task-clock over 50 ms of spinning: within 20%% of the thread's CPU time: %d\n",
+	       ns / 1e6 > 0.8 * cpu && ns / 1e6 < 1.2 * cpu);
+	spin_ms(20);
+	printf("task-clock disabled does not move: %d\n", count(clock) == ns);
+	uint64_t id = 0;
+	printf("PERF_EVENT_IOC_ID: %d\n", ioctl(clock, PERF_EVENT_IOC_ID, &id));
+
+	a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_CONTEXT_SWITCHES);
+	int cs = open_event(&a, 0, -1, -1);
+	ioctl(cs, PERF_EVENT_IOC_ENABLE, 0);
+	for (int i = 0; i < 10; i++)
+		usleep(2000);
+	ioctl(cs, PERF_EVENT_IOC_DISABLE, 0);
+	printf("context switches over 10 sleeps: at least 10: %d\n", count(cs) >= 10);
+
+	/* Overflow signals, as rr's ticks counter uses them: every 2 ms of
+	 * task-clock, SIGUSR1 to this thread with POLL_IN and the fd. */
+	struct sigaction sa = {.sa_sigaction = on_overflow, .sa_flags = SA_SIGINFO | SA_RESTART};
+	sigaction(SIGUSR1, &sa, NULL);
+	a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+	a.sample_period = 2000000;
+	a.wakeup_events = 1;
+	int ov = open_event(&a, 0, -1, -1);
+	struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+	int r = fcntl(ov, F_SETFL, O_ASYNC);
+	r |= fcntl(ov, F_SETSIG, SIGUSR1);
+	r |= fcntl(ov, F_SETOWN_EX, &owner);
+	struct f_owner_ex back;
+	r |= fcntl(ov, F_GETOWN_EX, &back);
+	printf("fcntl O_ASYNC, F_SETSIG, F_SETOWN_EX: %d, owner is this thread %d\n", r,
+	       back.type == F_OWNER_TID && back.pid == owner.pid);
+	ioctl(ov, PERF_EVENT_IOC_ENABLE, 0);
+	spin_ms(60);
+	ioctl(ov, PERF_EVENT_IOC_DISABLE, 0);
+	printf("overflow signals over 60 ms every 2 ms: at least 5: %d; si_code POLL_IN %d, "
+	       "si_fd the counter's %d\n",
+	       overflows >= 5, last_code == POLL_IN, last_fd == ov);
+	uint64_t period = 1000000;
+	printf("PERF_EVENT_IOC_PERIOD: %d\n", ioctl(ov, PERF_EVENT_IOC_PERIOD, &period));
+
+	/* Hardware events: this machine's answer (no PMU: ENOENT). */
+	a = attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);
+	a.exclude_kernel = 1;
+	long hw = open_event(&a, 0, -1, -1);
+	printf("hardware instructions: %s\n", hw < 0 ? strerror(errno) : "opened");
+	/* rr's ticks: retired conditional branches, a raw event. */
+	a = attr(PERF_TYPE_RAW, 0x5101c4);
+	a.exclude_kernel = 1;
+	a.exclude_guest = 1;
+	a.sample_period = 1ULL << 40;
+	hw = open_event(&a, 0, -1, -1);
+	printf("raw conditional branches: %s\n", hw < 0 ? strerror(errno) : "opened");
+
+	/* Errors. */
+	a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
+	errno = 0;
+	long e = syscall(SYS_perf_event_open, NULL, 0, -1, -1, 0);
+	printf("NULL attr: %ld %s\n", e, strerror(errno));
+	e = syscall(SYS_perf_event_open, &a, 0, -1, -1, 1UL << 20);
+	printf("unknown flag: %ld %s\n", e, strerror(errno));
+	e = syscall(SYS_perf_event_open, &a, -1, -1, -1, 0);
+	printf("no task, no CPU: %ld %s\n", e, strerror(errno));
+	e = syscall(SYS_perf_event_open, &a, 0, -1, 12345, 0);
+	printf("group fd not open: %ld %s\n", e, strerror(errno));
+	a.size = 7;
+	e = syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+	printf("size 7: %ld %s, size now %u\n", e, strerror(errno), a.size);
+	return 0;
+}

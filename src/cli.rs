@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
-const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MASK] [--] PROG [ARGS]...]...\n       xcr0-sandbox --check";
+const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MASK] [--cpuid=POLICY] [--] PROG [ARGS]...]...\n       xcr0-sandbox --check";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -22,8 +22,13 @@ struct Cli {
     /// XCR0 for the program (default: the host's)
     #[arg(long, value_name = "MASK")]
     xcr0: Option<String>,
+    /// What the program's CPUID answers: host (the default), xcr0 (the
+    /// host's without the features the XCR0 disables), or FILE (a CPUID
+    /// table: rr traceinfo's JSON, or its cpuidRecords array)
+    #[arg(long, value_name = "POLICY")]
+    cpuid: Option<String>,
     /// Report the KVM in use and whether it really applies a guest's XCR0
-    #[arg(long, conflicts_with_all = ["command", "xcr0"])]
+    #[arg(long, conflicts_with_all = ["command", "xcr0", "cpuid"])]
     check: bool,
     /// Run even where the KVM does not apply XCR0 (warns once)
     #[arg(long)]
@@ -73,6 +78,7 @@ pub enum Command {
 pub struct Args {
     pub command: Command,
     pub xcr0: Option<String>,
+    pub cpuid: Option<String>,
     pub allow_unenforced: bool,
     pub stats: bool,
     pub arch_prctl_compat: bool,
@@ -138,6 +144,7 @@ pub fn parse() -> Result<Args, u8> {
     Ok(Args {
         command,
         xcr0: cli.xcr0,
+        cpuid: cli.cpuid,
         allow_unenforced: cli.allow_unenforced_xcr0,
         stats: cli.stats,
         arch_prctl_compat: cli.arch_prctl_compat,

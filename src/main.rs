@@ -69,11 +69,19 @@ fn open_kvm(inherited: Option<std::os::fd::RawFd>) -> Result<Arc<Hypervisor>, kv
         .map(Arc::new)
 }
 
-/// A program's XCR0, and whether it was asked for.
-#[derive(Clone, Copy)]
+/// A program's CPUID policy (`--cpuid`), host by default.
+fn choose_cpuid(requested: Option<&str>) -> Result<syscall_proxy::cpuid::Policy, String> {
+    requested.map_or(Ok(syscall_proxy::cpuid::Policy::Host), |p| {
+        syscall_proxy::cpuid::Policy::parse(p)
+    })
+}
+
+/// A program's XCR0, whether it was asked for, and its CPUID policy.
+#[derive(Clone)]
 struct Chosen {
     xcr0: Xcr0,
     asked: bool,
+    cpuid: syscall_proxy::cpuid::Policy,
 }
 
 /// The XCR0 to use: the request, checked against what this KVM supports, or
@@ -85,7 +93,11 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Chosen, Strin
         .unwrap_or_else(|_| format!("{supported:#x}"));
     let Some(text) = requested else {
         return check::default_xcr0(kvm::host_xcr0(), supported)
-            .map(|xcr0| Chosen { xcr0, asked: false })
+            .map(|xcr0| Chosen {
+                xcr0,
+                asked: false,
+                cpuid: Default::default(),
+            })
             .map_err(|e| format!("the host's XCR0 is not usable: {e}"));
     };
     let x = Xcr0::parse(text)
@@ -99,6 +111,7 @@ fn choose_xcr0(hv: &Hypervisor, requested: Option<&str>) -> Result<Chosen, Strin
     Ok(Chosen {
         xcr0: x,
         asked: true,
+        cpuid: Default::default(),
     })
 }
 
@@ -121,14 +134,20 @@ fn run(args: Args) -> u8 {
             args: a,
             carried,
         } => {
-            let xcr0 = match choose_xcr0(&hv, args.xcr0.as_deref()) {
-                Ok(x) => x,
+            let chosen = choose_xcr0(&hv, args.xcr0.as_deref()).and_then(|x| {
+                Ok(Chosen {
+                    cpuid: choose_cpuid(args.cpuid.as_deref())?,
+                    ..x
+                })
+            });
+            let chosen = match chosen {
+                Ok(c) => c,
                 Err(e) => return fail(e, 2),
             };
             let code = run_one(
                 &args,
                 hv,
-                xcr0,
+                chosen,
                 path.clone(),
                 a.clone(),
                 Some(argv0.clone()),
@@ -139,11 +158,17 @@ fn run(args: Args) -> u8 {
         Command::Run { programs } => programs,
         Command::Check => unreachable!(),
     };
-    // Every XCR0 is checked before anything starts.
+    // Every XCR0 and CPUID policy is checked before anything starts.
     let mut masks = Vec::new();
     for (i, p) in programs.iter().enumerate() {
-        match choose_xcr0(&hv, p.xcr0.as_deref().or(args.xcr0.as_deref())) {
-            Ok(x) => masks.push(x),
+        let chosen = choose_xcr0(&hv, p.xcr0.as_deref().or(args.xcr0.as_deref())).and_then(|x| {
+            Ok(Chosen {
+                cpuid: choose_cpuid(p.cpuid.as_deref().or(args.cpuid.as_deref()))?,
+                ..x
+            })
+        });
+        match chosen {
+            Ok(c) => masks.push(c),
             Err(e) if programs.len() == 1 => return fail(e, 2),
             Err(e) => return fail(format_args!("program {}: {e}", i + 1), 2),
         }
@@ -152,7 +177,7 @@ fn run(args: Args) -> u8 {
         let code = run_one(
             &args,
             hv,
-            masks[0],
+            masks[0].clone(),
             p.program.clone(),
             p.args.clone(),
             None,
@@ -169,7 +194,7 @@ fn run(args: Args) -> u8 {
             run_one(
                 &args,
                 hv.clone(),
-                masks[i],
+                masks[i].clone(),
                 p.program.clone(),
                 p.args.clone(),
                 None,
@@ -233,6 +258,7 @@ fn run_one(
             report_fd: report::fd(),
             default_xcr0: carried.map_or(chosen.xcr0.bits(), |c| c.default_xcr0),
             arch_prctl_compat: carried.map_or(args.arch_prctl_compat, |c| c.arch_prctl_compat),
+            cpuid: chosen.cpuid,
         },
         finish: exit::finish,
     };
@@ -318,6 +344,17 @@ fn run_check() -> u8 {
                 "not offered (the host gave the sandbox none: the clock is forwarded)"
             } else {
                 "lent to programs (the guest's TSC is the host's)"
+            }
+        );
+    }
+    if let Some(&x) = check::check_values(supported).first() {
+        println!(
+            "cpuid: {}",
+            match check::cpuid_faulting(&hv, x) {
+                Ok(true) =>
+                    "CPUID at CPL3 faults: --cpuid=xcr0 and --cpuid=FILE answer the program's",
+                Ok(false) => "CPUID at CPL3 cannot fault: --cpuid=host only",
+                Err(_) => "CPUID faulting could not be probed: --cpuid=host only",
             }
         );
     }

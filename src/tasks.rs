@@ -27,6 +27,8 @@ pub const PIPE: &str = "::pipe::";
 pub struct Spec {
     /// Its own --xcr0, if given (else the command's).
     pub xcr0: Option<String>,
+    /// Its own --cpuid, if given (else the command's).
+    pub cpuid: Option<String>,
     pub program: OsString,
     pub args: Vec<OsString>,
     /// Its stdin is the previous program's stdout (`::pipe::`).
@@ -42,7 +44,7 @@ pub fn split(words: Vec<OsString>) -> Result<Vec<Spec>, String> {
     let mut rest = words.into_iter().peekable();
     let mut n = 1;
     loop {
-        let mut xcr0 = None;
+        let (mut xcr0, mut cpuid) = (None, None);
         if n > 1 {
             while let Some(w) = rest.peek() {
                 let w = w.to_string_lossy().into_owned();
@@ -55,12 +57,21 @@ pub fn split(words: Vec<OsString>) -> Result<Vec<Spec>, String> {
                         .next()
                         .ok_or_else(|| format!("program {n}: --xcr0 needs a MASK"))?;
                     xcr0 = Some(mask.to_string_lossy().into_owned());
+                } else if let Some(policy) = w.strip_prefix("--cpuid=") {
+                    cpuid = Some(policy.to_string());
+                    rest.next();
+                } else if w == "--cpuid" {
+                    rest.next();
+                    let policy = rest
+                        .next()
+                        .ok_or_else(|| format!("program {n}: --cpuid needs a POLICY"))?;
+                    cpuid = Some(policy.to_string_lossy().into_owned());
                 } else if w == "--" {
                     rest.next();
                     break;
                 } else if w.starts_with('-') {
                     return Err(format!(
-                        "program {n}: unknown option '{w}'; a program after '{NEXT}' or '{PIPE}' accepts --xcr0=MASK, then [--] PROG [ARGS]..."
+                        "program {n}: unknown option '{w}'; a program after '{NEXT}' or '{PIPE}' accepts --xcr0=MASK and --cpuid=POLICY, then [--] PROG [ARGS]..."
                     ));
                 } else {
                     break;
@@ -82,6 +93,7 @@ pub fn split(words: Vec<OsString>) -> Result<Vec<Spec>, String> {
             .ok_or_else(|| format!("program {n}: PROG missing before or after a separator"))?;
         specs.push(Spec {
             xcr0,
+            cpuid,
             program,
             args: segment.collect(),
             piped_in,

@@ -52,6 +52,10 @@ pub enum LaunchError {
         requested: Xcr0,
         seen: u64,
     },
+    #[error(
+        "this KVM ({kvm}) cannot fault on CPUID, so --cpuid cannot answer the program's; use --cpuid=host, or pass --allow-unenforced-xcr0"
+    )]
+    CpuidUnanswerable { kvm: &'static str },
 }
 
 impl LaunchError {
@@ -69,7 +73,9 @@ impl LaunchError {
         match self {
             LaunchError::Resolve(e) => e.exit_status(),
             LaunchError::Load(_) => 126,
-            LaunchError::Vcpu(_) | LaunchError::Unenforced { .. } => 125,
+            LaunchError::Vcpu(_)
+            | LaunchError::Unenforced { .. }
+            | LaunchError::CpuidUnanswerable { .. } => 125,
         }
     }
 }
@@ -112,7 +118,7 @@ fn auxv_value(auxv: &[u8], key: u64) -> Option<u64> {
 
 /// Prepares `req` to run; the returned task's first instruction is the
 /// program's (its interpreter's) entry point.
-pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
+pub fn launch(hv: Arc<Hypervisor>, mut req: Request) -> Result<Task, LaunchError> {
     let reexec = req.exec_argv0.is_some();
     let (path, argv0) = match req.exec_argv0 {
         Some(argv0) => (req.program.into(), argv0),
@@ -130,6 +136,18 @@ pub fn launch(hv: Arc<Hypervisor>, req: Request) -> Result<Task, LaunchError> {
 
     let vm = Arc::new(Vm::new(hv.clone())?);
     let mut vcpu = vm.create_vcpu(req.xcr0)?;
+    if req.options.cpuid.emulated() && !vcpu.cpuid_faulting_applies(&vm.memory)? {
+        if !req.allow_unenforced {
+            return Err(LaunchError::CpuidUnanswerable {
+                kvm: hv.flavour.describe(),
+            });
+        }
+        log::warn!(
+            "this KVM cannot fault on CPUID: --cpuid={} is not applied, the program sees the KVM's CPUID",
+            req.options.cpuid.to_arg()
+        );
+        req.options.cpuid = crate::cpuid::Policy::Host;
+    }
     let probed = vcpu.probe(&vm.memory, 0)?;
     let xgetbv = probed.xgetbv;
     let report = ProbeReport {

@@ -7,6 +7,7 @@
 //! mappings (mirrored into the guest), FS/GS bases (vCPU state), signal
 //! dispositions, the sandbox's own descriptors.
 
+pub mod cpuid;
 pub mod host;
 pub mod identity;
 pub mod launch;

@@ -67,6 +67,14 @@ pub fn probe(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<ProbeReport, VcpuError>
     })
 }
 
+/// Whether CPUID at CPL3 faults on a vCPU of this KVM once faulting is on,
+/// which `--cpuid` needs to answer the program's CPUID.
+pub fn cpuid_faulting(hv: &Arc<Hypervisor>, xcr0: Xcr0) -> Result<bool, VcpuError> {
+    let vm = Vm::new(hv.clone())?;
+    let mut vcpu = vm.create_vcpu(xcr0)?;
+    vcpu.cpuid_faulting_applies(&vm.memory)
+}
+
 /// The values `--check` probes: a reduced XCR0 (so that a KVM running guests
 /// under the host's XCR0 is caught) and the full supported one.
 pub fn check_values(supported: u64) -> Vec<Xcr0> {

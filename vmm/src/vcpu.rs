@@ -260,8 +260,12 @@ pub struct Vcpu {
     return_path: Option<ReturnPath>,
     /// The sync area holds system registers to apply at the next KVM_RUN.
     sregs_staged: bool,
-    /// CPUID at CPL3 raises #GP (ARCH_SET_CPUID).
+    /// CPUID at CPL3 raises #GP for the program (ARCH_SET_CPUID).
     cpuid_faulting: bool,
+    /// CPUID at CPL3 raises #GP for the sandbox to answer (`--cpuid`).
+    cpuid_answered: bool,
+    /// What MSR_MISC_FEATURES_ENABLES holds: faulting for either.
+    cpuid_fault_msr: bool,
     /// RDTSC and RDTSCP at CPL3 raise #GP (CR4.TSD, PR_SET_TSC).
     tsc_trapping: bool,
     counters: Arc<VcpuCounters>,
@@ -407,6 +411,8 @@ impl Vcpu {
             return_path: None,
             sregs_staged: false,
             cpuid_faulting: false,
+            cpuid_answered: false,
+            cpuid_fault_msr: false,
             tsc_trapping: false,
             counters,
         };
@@ -523,7 +529,28 @@ impl Vcpu {
     /// at CPL3 raises #GP, KVM's emulation of the Intel feature. An error
     /// means this KVM does not offer it.
     pub fn set_cpuid_faulting(&mut self, on: bool) -> Result<(), VcpuError> {
-        if on == self.cpuid_faulting {
+        self.apply_cpuid_fault(on || self.cpuid_answered)?;
+        self.cpuid_faulting = on;
+        Ok(())
+    }
+
+    /// Keeps CPUID faulting on whatever the program asks, for the sandbox
+    /// to answer each CPUID at CPL3 (`--cpuid`); the program's own
+    /// faulting ([`Vcpu::cpuid_faulting`]) is apart. An error means this
+    /// KVM does not offer faulting.
+    pub fn set_cpuid_answered(&mut self, on: bool) -> Result<(), VcpuError> {
+        self.apply_cpuid_fault(on || self.cpuid_faulting)?;
+        self.cpuid_answered = on;
+        Ok(())
+    }
+
+    /// Whether the sandbox answers CPUID at CPL3.
+    pub fn cpuid_answered(&self) -> bool {
+        self.cpuid_answered
+    }
+
+    fn apply_cpuid_fault(&mut self, on: bool) -> Result<(), VcpuError> {
+        if on == self.cpuid_fault_msr {
             return Ok(());
         }
         if on {
@@ -534,8 +561,28 @@ impl Vcpu {
             MSR_MISC_FEATURES_ENABLES,
             if on { MISC_FEATURES_CPUID_FAULT } else { 0 },
         )?;
-        self.cpuid_faulting = on;
+        self.cpuid_fault_msr = on;
         Ok(())
+    }
+
+    /// Whether CPUID at CPL3 raises #GP here once faulting is on: the
+    /// probe runs with it, and its CPUID must fault. The vCPU is reset
+    /// afterwards.
+    pub fn cpuid_faulting_applies(
+        &mut self,
+        memory: &Mutex<AddressSpace>,
+    ) -> Result<bool, VcpuError> {
+        if self.set_cpuid_faulting(true).is_err() {
+            return Ok(false);
+        }
+        let exit = self.run_probe(memory, 0);
+        self.reset(self.xcr0)?;
+        match exit? {
+            Exit::Exception { frame, .. } => {
+                Ok(frame.vector == u64::from(abi::vector::GENERAL_PROTECTION))
+            }
+            _ => Ok(false),
+        }
     }
 
     /// Turns rdtsc trapping on or off (PR_SET_TSC): CR4.TSD, applied at the

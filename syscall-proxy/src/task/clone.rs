@@ -358,6 +358,9 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             std::mem::forget(std::mem::replace(&mut thread.vcpu, *vcpu));
             arrival::set_kick(thread.vcpu.kick_flag());
             std::mem::forget(std::mem::replace(&mut thread.process, process));
+            if let Err(e) = crate::cpuid::arm(thread) {
+                thread.process.end(Err(format!("fork child: {e}")));
+            }
             thread.leader = true;
             thread.tiles_in_use = false;
             // A new state: another thread of the parent may have held the

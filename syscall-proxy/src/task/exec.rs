@@ -265,6 +265,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         b"xcr0-sandbox".to_vec(),
         format!("--reexec={}", carried.to_arg()).into_bytes(),
         format!("--xcr0={:#x}", thread.vcpu.xcr0().bits()).into_bytes(),
+        format!("--cpuid={}", options.cpuid.to_arg()).into_bytes(),
     ];
     if options.verbose > 0 {
         words.push(format!("-{}", "v".repeat(options.verbose.into())).into_bytes());

@@ -45,6 +45,8 @@ pub struct Options {
     /// `--arch-prctl-compat`: arch_prctl 0x1021 is ARCH_SET_XCR0, as in the
     /// unmerged patch, rather than mainline's ARCH_GET_XCOMP_SUPP.
     pub arch_prctl_compat: bool,
+    /// `--cpuid`: what the program's CPUID answers.
+    pub cpuid: crate::cpuid::Policy,
 }
 
 /// Ends the host process as the program's process ended (or the sandbox

@@ -16,6 +16,7 @@ use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
 use crate::trace::tracee;
+use crate::umem;
 
 /// Host stack of a thread or a vfork child: the run loop and the system
 /// call handlers, never the program.
@@ -140,6 +141,7 @@ impl Task {
     /// process's threads for seccomp's TSYNC (a fork child lists itself in
     /// its new process).
     fn run_until_end(&mut self) -> Result<Ended, VcpuError> {
+        crate::cpuid::arm(&mut self.thread)?;
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         self.thread.process.seccomp.enter(tid, &self.thread.seccomp);
@@ -334,6 +336,40 @@ impl Task {
         }
     }
 
+    /// A #GP of the CPUID at `rip` that faulted for the sandbox to answer
+    /// (`--cpuid`), not for the program (ARCH_SET_CPUID): the policy's
+    /// answer for the thread's XCR0 goes into its registers, and it goes
+    /// on after the instruction. Returns whether it was that.
+    fn answer_cpuid(&mut self, rip: u64) -> Result<bool, VcpuError> {
+        let t = &mut self.thread;
+        if !t.vcpu.cpuid_answered() || t.vcpu.cpuid_faulting() {
+            return Ok(false);
+        }
+        let mut code = [0u8; 2];
+        {
+            let space = t.process.vm.memory.lock().expect("address space");
+            if umem::read_bytes(&space, rip, &mut code).is_err() || code != [0x0f, 0xa2] {
+                return Ok(false);
+            }
+        }
+        let mut r = t.vcpu.user_regs(&t.process.vm.memory);
+        let a = t
+            .process
+            .options
+            .cpuid
+            .answer(r.rax as u32, r.rcx as u32, t.vcpu.xcr0().bits());
+        log::trace!(
+            "cpuid {:#x}.{:#x} at {rip:#x}: {a:#x?}",
+            r.rax as u32,
+            r.rcx as u32
+        );
+        // CPUID writes the low halves and clears the high ones.
+        (r.rax, r.rbx, r.rcx, r.rdx) = (a[0].into(), a[1].into(), a[2].into(), a[3].into());
+        r.rip = rip + 2;
+        t.vcpu.set_user_regs(&t.process.vm.memory, &r)?;
+        Ok(true)
+    }
+
     /// Starts `child` and returns its id: a new thread runs on a host
     /// thread of this process, a vfork child in a host process sharing
     /// this address space, which the kernel holds this thread for.
@@ -442,6 +478,9 @@ impl Task {
             && let Some(outcome) = self.xfd(f.rip)?
         {
             return Ok(outcome);
+        }
+        if v == vector::GENERAL_PROTECTION && self.answer_cpuid(f.rip)? {
+            return Ok(None);
         }
         if v == vector::PAGE_FAULT {
             if let Some(outcome) = self.unbacked(cr2, f.error_code) {

@@ -575,14 +575,19 @@ impl Vcpu {
         if self.set_cpuid_faulting(true).is_err() {
             return Ok(false);
         }
+        self.probe_raises_gp(memory)
+    }
+
+    /// Runs the CPL3 probe (xgetbv, cpuid, rdtsc) with a trap armed, then
+    /// resets the vCPU: whether the probe raised #GP.
+    fn probe_raises_gp(&mut self, memory: &Mutex<AddressSpace>) -> Result<bool, VcpuError> {
         let exit = self.run_probe(memory, 0);
         self.reset(self.xcr0)?;
-        match exit? {
-            Exit::Exception { frame, .. } => {
-                Ok(frame.vector == u64::from(abi::vector::GENERAL_PROTECTION))
-            }
-            _ => Ok(false),
-        }
+        Ok(matches!(
+            exit?,
+            Exit::Exception { frame, .. }
+                if frame.vector == u64::from(abi::vector::GENERAL_PROTECTION)
+        ))
     }
 
     /// Turns rdtsc trapping on or off (PR_SET_TSC): CR4.TSD, applied at the
@@ -611,14 +616,7 @@ impl Vcpu {
     /// natively under the host's CR4). The vCPU is reset afterwards.
     pub fn tsd_applies(&mut self, memory: &Mutex<AddressSpace>) -> Result<bool, VcpuError> {
         self.set_tsc_trapping(true)?;
-        let exit = self.run_probe(memory, 0);
-        self.reset(self.xcr0)?;
-        match exit? {
-            Exit::Exception { frame, .. } => {
-                Ok(frame.vector == u64::from(abi::vector::GENERAL_PROTECTION))
-            }
-            _ => Ok(false),
-        }
+        self.probe_raises_gp(memory)
     }
 
     /// Whether CPUID faulting is on (ARCH_GET_CPUID).

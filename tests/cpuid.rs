@@ -60,6 +60,36 @@ fn the_xcr0_policy_hides_what_the_xcr0_disables() {
     }
 }
 
+/// Under 0x7, AVX's features stay as natively, AVX-512's and PKU's go,
+/// and leaf 0xD holds AVX's state after the legacy area.
+#[test]
+fn the_xcr0_policy_under_avx_keeps_avx_only() {
+    if !kvm() || default_xcr0() & 0x4 == 0 {
+        return;
+    }
+    let prog = view();
+    let n = values(&stdout(&run_limited(command(false, &[&prog]))));
+    let s = values(&stdout(&sandboxed(&["--cpuid=xcr0", "--xcr0=0x7"], &[])));
+    for key in [
+        "main.fma",
+        "main.avx",
+        "main.f16c",
+        "main.avx2",
+        "main.osxsave",
+    ] {
+        assert_eq!(s[key], n[key], "{key}");
+    }
+    assert_eq!(s["main.avx512f"], "0");
+    assert_eq!(s["main.pku"], "0");
+    assert_eq!(s["main.supported"], "0x7");
+    let end = n["main.offset"].parse::<u32>().unwrap() + n["main.size"].parse::<u32>().unwrap();
+    assert_eq!(
+        s["main.now"],
+        end.to_string(),
+        "AVX's end (leaf 0xD.2 natively)"
+    );
+}
+
 /// At the default XCR0, the policy keeps what the native view has of
 /// the components it enables, and drops the rest.
 #[test]
@@ -217,6 +247,36 @@ fn each_program_has_its_own_policy() {
         2,
         "{out}"
     );
+}
+
+/// gdb single-stepping over a CPUID the sandbox answers stops right after
+/// it, then after the next instruction, as natively.
+#[test]
+fn a_single_step_over_an_answered_cpuid_stops_after_it() {
+    if !kvm() || !installed("gdb", "/usr/bin/gdb") {
+        return;
+    }
+    let prog = guest("cpuid-step", &["-g", "-O0"]);
+    let script = scratch().join("cpuid-step.gdb");
+    std::fs::write(
+        &script,
+        "break at_cpuid\nrun\nstepi\np $pc == &after_cpuid\n\
+         stepi\np $pc == (char *)&after_cpuid + 1\ncontinue\n",
+    )
+    .unwrap();
+    let o = sandbox(&[
+        "--cpuid=xcr0",
+        "--",
+        "/usr/bin/gdb",
+        "-nx",
+        "-batch",
+        "-x",
+        script.to_str().unwrap(),
+        prog.to_str().unwrap(),
+    ]);
+    let out = stdout(&o);
+    let values: Vec<&str> = out.lines().filter(|l| l.starts_with('$')).collect();
+    assert_eq!(values, ["$1 = 1", "$2 = 1"], "{out}{}", stderr(&o));
 }
 
 #[test]

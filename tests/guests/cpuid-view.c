@@ -19,24 +19,52 @@
 
 #define ARCH_SET_XCR0 0x1031 /* the sandbox's (0x1021 under --arch-prctl-compat) */
 
-static void view(const char *who)
+/* What CPUID and XGETBV say, gathered without calling libc: a thread
+ * whose XCR0 lost AVX cannot run glibc's AVX string functions. */
+struct seen {
+	unsigned l1c, l7b, l7c, d0a, d0b, d0c, d2a, d2b, xcr0;
+};
+
+static struct seen look(void)
 {
+	struct seen v;
 	unsigned a, b, c, d;
 	__cpuid_count(1, 0, a, b, c, d);
-	printf("%s: leaf 1: fma %u avx %u f16c %u osxsave %u\n", who, c >> 12 & 1, c >> 28 & 1,
-	       c >> 29 & 1, c >> 27 & 1);
+	v.l1c = c;
 	__cpuid_count(7, 0, a, b, c, d);
-	printf("%s: leaf 7: avx2 %u avx512f %u pku %u\n", who, b >> 5 & 1, b >> 16 & 1,
-	       c >> 3 & 1);
+	v.l7b = b;
+	v.l7c = c;
 	__cpuid_count(0xd, 0, a, b, c, d);
-	printf("%s: leaf 0xd.0: supported %#x, size now %u, size max %u\n", who, a, b, c);
+	v.d0a = a;
+	v.d0b = b;
+	v.d0c = c;
 	__cpuid_count(0xd, 2, a, b, c, d);
-	printf("%s: leaf 0xd.2: size %u offset %u\n", who, a, b);
-	unsigned lo, hi;
-	__asm__ volatile("xgetbv" : "=a"(lo), "=d"(hi) : "c"(0));
-	printf("%s: xgetbv %#x\n", who, lo);
+	v.d2a = a;
+	v.d2b = b;
+	__asm__ volatile("xgetbv" : "=a"(a), "=d"(d) : "c"(0));
+	v.xcr0 = a;
+	return v;
 }
 
+static void show(const char *who, struct seen v)
+{
+	printf("%s: leaf 1: fma %u avx %u f16c %u osxsave %u\n", who, v.l1c >> 12 & 1,
+	       v.l1c >> 28 & 1, v.l1c >> 29 & 1, v.l1c >> 27 & 1);
+	printf("%s: leaf 7: avx2 %u avx512f %u pku %u\n", who, v.l7b >> 5 & 1, v.l7b >> 16 & 1,
+	       v.l7c >> 3 & 1);
+	printf("%s: leaf 0xd.0: supported %#x, size now %u, size max %u\n", who, v.d0a, v.d0b,
+	       v.d0c);
+	printf("%s: leaf 0xd.2: size %u offset %u\n", who, v.d2a, v.d2b);
+	printf("%s: xgetbv %#x\n", who, v.xcr0);
+}
+
+static void view(const char *who)
+{
+	show(who, look());
+}
+
+/* Sets the thread's XCR0 to `x` and looks; puts the program's XCR0 back
+ * before printing what it saw. */
 static void *other(void *arg)
 {
 	long x = (long)arg;
@@ -47,8 +75,11 @@ static void *other(void *arg)
 	static char area[4096] __attribute__((aligned(64)));
 	__asm__ volatile("xrstor %0" : : "m"(area), "a"(lo & ~3u), "d"(0) : "memory");
 	long r = syscall(SYS_arch_prctl, ARCH_SET_XCR0, x);
-	printf("thread: ARCH_SET_XCR0 %#lx: %s\n", x, r ? strerror(errno) : "0");
-	view("thread");
+	int e = errno;
+	struct seen v = look();
+	syscall(SYS_arch_prctl, ARCH_SET_XCR0, ~0UL);
+	printf("thread: ARCH_SET_XCR0 %#lx: %s\n", x, r ? strerror(e) : "0");
+	show("thread", v);
 	return NULL;
 }
 

@@ -336,6 +336,18 @@ impl Task {
         }
     }
 
+    /// A tracer's single step done: its SIGTRAP, as after trap `v`.
+    fn step_trap(&mut self, v: u8) -> Option<Outcome> {
+        let info = tracee::step_done(&mut self.thread, false);
+        let t = &mut self.thread;
+        t.trap = signals::frame::Trap {
+            error_code: 0,
+            trapno: u64::from(v),
+            cr2: t.trap.cr2,
+        };
+        deliver::force(t, libc::SIGTRAP, info, false).err()
+    }
+
     /// A #GP of the CPUID at `rip` that faulted for the sandbox to answer
     /// (`--cpuid`), not for the program (ARCH_SET_CPUID): the policy's
     /// answer for the thread's XCR0 goes into its registers, and it goes
@@ -480,7 +492,13 @@ impl Task {
             return Ok(outcome);
         }
         if v == vector::GENERAL_PROTECTION && self.answer_cpuid(f.rip)? {
-            return Ok(None);
+            // A single step ends after the answered instruction, as after
+            // one the CPU executed.
+            return Ok(if self.thread.stepping {
+                self.step_trap(vector::DEBUG)
+            } else {
+                None
+            });
         }
         if v == vector::PAGE_FAULT {
             if let Some(outcome) = self.unbacked(cr2, f.error_code) {
@@ -491,14 +509,7 @@ impl Task {
             }
         }
         if v == vector::DEBUG && self.thread.stepping {
-            let info = tracee::step_done(&mut self.thread, false);
-            let t = &mut self.thread;
-            t.trap = signals::frame::Trap {
-                error_code: 0,
-                trapno: u64::from(v),
-                cr2: t.trap.cr2,
-            };
-            return Ok(deliver::force(t, libc::SIGTRAP, info, false).err());
+            return Ok(self.step_trap(v));
         }
         let t = &mut self.thread;
         let fault = {

@@ -39,7 +39,7 @@ soak: build
 test-real-kvm: build
 	@bins=$$($(CARGO) test --release --locked --workspace --no-run --message-format=json 2>/dev/null \
 		| tests/nested/test-binaries.sh $(LANE_TESTS)) || exit 1; \
-	$(LANE) --timeout 1200 -- tests/nested/suite.sh $(CURDIR)/$(SANDBOX) $$bins || { \
+	$(LANE) --timeout 1500 -- tests/nested/suite.sh $(CURDIR)/$(SANDBOX) $$bins || { \
 		status=$$?; \
 		echo "---- tail of the guest console (target/nested/last-console.log) ----"; \
 		tail -n 40 target/nested/last-console.log 2>/dev/null | tr -d '\r'; \

@@ -46,8 +46,10 @@ fn fork_children_signalled_at_once_live_as_natively() {
         return;
     }
     let prog = guest("signalled-fork", &[]);
-    let n = same(&[prog.as_os_str(), "150".as_ref()], &[]);
-    assert_eq!(stdout(&n), "fork children not exiting 0: 0 of 150\n");
+    // 60 children: at the 1 in 10 each lost, all 60 living by chance is
+    // a chance in 500; more would cost the lane's software CPU too much.
+    let n = same(&[prog.as_os_str(), "60".as_ref()], &[]);
+    assert_eq!(stdout(&n), "fork children not exiting 0: 0 of 60\n");
 }
 
 #[test]

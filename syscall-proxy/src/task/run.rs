@@ -34,8 +34,8 @@ enum Filtered {
     Ended(Ended),
 }
 
-/// The syscall-exit stop of a call seccomp did not let through, which
-/// Linux still makes.
+/// The syscall-exit stop of a call that was not made (the tracer or
+/// seccomp skipped it), which Linux still makes.
 fn skipped_exit_stop(t: &mut Thread, nr: u64) {
     if let Some(p) = tracee::exit_stop_due() {
         tracee::syscall_exit(t, p, nr);
@@ -195,9 +195,7 @@ impl Task {
                             }
                             tracee::Entry::Skip(v) => {
                                 self.thread.vcpu.complete_syscall(v);
-                                if let Some(p) = tracee::exit_stop_due() {
-                                    tracee::syscall_exit(&mut self.thread, p, u64::MAX);
-                                }
+                                skipped_exit_stop(&mut self.thread, u64::MAX);
                                 continue;
                             }
                         }

@@ -1,6 +1,8 @@
 //! Raw host system calls, with Linux's own return convention.
 
+use std::cell::Cell;
 use std::fmt;
+use std::sync::OnceLock;
 
 /// A Linux errno value (positive).
 #[derive(Clone, Copy, PartialEq, Eq)]
@@ -21,6 +23,20 @@ impl Errno {
                 .unwrap_or(libc::EIO),
         )
     }
+}
+
+/// Whether the host thread, whose credentials are the program's, has
+/// CAP_SYS_ADMIN in effect.
+pub fn has_cap_sys_admin() -> bool {
+    // _LINUX_CAPABILITY_VERSION_3 (include/uapi/linux/capability.h): two
+    // words of (effective, permitted, inheritable).
+    const VERSION_3: u32 = 0x2008_0522;
+    const CAP_SYS_ADMIN: u32 = 21;
+    let mut header = [VERSION_3, 0];
+    let mut data = [[0u32; 3]; 2];
+    // SAFETY: capget writes two data words into our array.
+    let r = unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) };
+    r == 0 && data[0][0] & (1 << CAP_SYS_ADMIN) != 0
 }
 
 /// A system call's result: the value, or the errno it failed with.
@@ -122,6 +138,7 @@ std::arch::global_asm!(
     "xcr0_sandbox_forward_cancelled:",
     "mov rax, -4096",
     "ret",
+    "xcr0_sandbox_forward_end:",
 );
 
 unsafe extern "C" {
@@ -129,6 +146,84 @@ unsafe extern "C" {
     static xcr0_sandbox_forward_check: u8;
     static xcr0_sandbox_forward_syscall: u8;
     static xcr0_sandbox_forward_cancelled: u8;
+    static xcr0_sandbox_forward_end: u8;
+}
+
+/// The stub's signature.
+type Stub = unsafe extern "C" fn(waiting: *const u8, nr: u64, args: *const u64) -> i64;
+
+/// Where a copy of the stub makes the calls a seccomp listener of the
+/// program's judges: the host filter behind the listener picks them out by
+/// the address of their `syscall` (seccomp::notify). The address is fixed
+/// because that filter outlives the sandbox's own re-exec, and the new
+/// image must put its copy where the filter looks; it is far from where
+/// Linux places binaries, heaps, mappings and stacks.
+const NOTIFY_STUB: u64 = 0x2a2a_0000_0000;
+
+/// An offset into the stub.
+fn stub_offset(label: &u8) -> u64 {
+    label as *const u8 as u64 - xcr0_sandbox_forward as *const () as u64
+}
+
+thread_local! {
+    /// Whether the thread's next forwarded call goes through the copy.
+    static NOTIFY: Cell<bool> = const { Cell::new(false) };
+}
+
+/// Sends the thread's next forwarded call (`forward`) through the stub
+/// the listener's filter picks out, or no longer.
+pub fn notify_next(on: bool) {
+    NOTIFY.set(on);
+}
+
+/// Whether the thread's next forwarded call goes to the listener.
+pub fn notifying() -> bool {
+    NOTIFY.get()
+}
+
+/// The instruction pointer the kernel gives a filter for a call made by
+/// the copy: the address after its `syscall`.
+pub fn notify_call_ip() -> u64 {
+    // SAFETY: only the label's address is taken.
+    NOTIFY_STUB + stub_offset(unsafe { &xcr0_sandbox_forward_syscall }) + 2
+}
+
+/// The copy, mapped on first use in this image; None if the address is
+/// taken (then the call fails with ENOSYS, as with no listener).
+fn notify_stub() -> Option<Stub> {
+    static MAPPED: OnceLock<bool> = OnceLock::new();
+    let mapped = *MAPPED.get_or_init(|| {
+        // SAFETY: only the labels' addresses are taken.
+        let len = stub_offset(unsafe { &xcr0_sandbox_forward_end }) as usize;
+        let page = 4096;
+        // SAFETY: a fresh anonymous page where nothing is mapped
+        // (MAP_FIXED_NOREPLACE fails otherwise).
+        let p = unsafe {
+            libc::mmap(
+                NOTIFY_STUB as *mut libc::c_void,
+                page,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_FIXED_NOREPLACE,
+                -1,
+                0,
+            )
+        };
+        if p as u64 != NOTIFY_STUB {
+            log::warn!(
+                "seccomp listener: {NOTIFY_STUB:#x} is taken ({}); the program's notified calls fail with ENOSYS",
+                std::io::Error::last_os_error()
+            );
+            return false;
+        }
+        // SAFETY: the stub's code (position-independent: its one jump is
+        // relative) into the page just mapped, then made executable.
+        unsafe {
+            std::ptr::copy_nonoverlapping(xcr0_sandbox_forward as *const u8, p.cast(), len);
+            libc::mprotect(p, page, libc::PROT_READ | libc::PROT_EXEC) == 0
+        }
+    });
+    // SAFETY: the page holds a copy of the stub, which has its signature.
+    mapped.then(|| unsafe { std::mem::transmute::<u64, Stub>(NOTIFY_STUB) })
 }
 
 /// What the stub returns when it did not make the call.
@@ -142,7 +237,14 @@ pub fn cancel_window(rip: u64) -> Option<u64> {
         &raw const xcr0_sandbox_forward_syscall as u64,
         &raw const xcr0_sandbox_forward_cancelled as u64,
     );
-    (check..=call).contains(&rip).then_some(cancelled)
+    // The window in the stub or in its copy at NOTIFY_STUB.
+    let base = xcr0_sandbox_forward as *const () as u64;
+    [base, NOTIFY_STUB].into_iter().find_map(|at| {
+        let moved = |x: u64| x - base + at;
+        (moved(check)..=moved(call))
+            .contains(&rip)
+            .then(|| moved(cancelled))
+    })
 }
 
 /// Forwards a call of the program's as `syscall` does, unless a signal
@@ -153,15 +255,20 @@ pub fn cancel_window(rip: u64) -> Option<u64> {
 /// # Safety
 /// As for [`syscall`].
 pub unsafe fn forward(nr: u64, a: [u64; 6], waiting: *const u8) -> SysResult {
+    let stub: Stub = if NOTIFY.take() {
+        notify_stub().ok_or(Errno(libc::ENOSYS))?
+    } else {
+        xcr0_sandbox_forward
+    };
     // SAFETY: the stub makes the call as `syscall` does (the caller
     // vouches for it) or none; `waiting` is the thread's slot flag.
-    let ret = unsafe { xcr0_sandbox_forward(waiting, nr, a.as_ptr()) };
+    let ret = unsafe { stub(waiting, nr, a.as_ptr()) };
     if ret == CANCELLED {
         if may_wait(nr as i64, &a) {
             return Err(Errno(libc::EINTR));
         }
-        // SAFETY: as above.
-        return unsafe { syscall(nr, a) };
+        // SAFETY: as above, with no signal to wait for.
+        return decode(unsafe { stub(&0, nr, a.as_ptr()) });
     }
     decode(ret)
 }

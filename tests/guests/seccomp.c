@@ -9,6 +9,8 @@
  *   fork     inheritance by a fork child and across exec
  *   trace    a tracer's PTRACE_EVENT_SECCOMP: message, syscall info, the
  *            call changed and skipped, its order among syscall stops
+ *   suspend  PTRACE_O_SUSPEND_SECCOMP: the filters off while the tracer
+ *            asks, and the option refused to a tracer under seccomp
  *   loop N   N getppid calls under a filter of 16 comparisons: ns per call
  *            (make bench) */
 #define _GNU_SOURCE
@@ -485,6 +487,56 @@ static int trace(void)
 	return 0;
 }
 
+/* PTRACE_O_SUSPEND_SECCOMP: the child's filter (ERRNO 7 for getppid) is
+ * not applied while its tracer asks so; the option wants a tracer with
+ * CAP_SYS_ADMIN and without seccomp. */
+static int suspend(void)
+{
+	int go[2];
+	pipe(go);
+	pid_t pid = fork();
+	if (pid == 0) {
+		pid_t parent = getppid();
+		nnp();
+		on_call(0, SYS_getppid, SECCOMP_RET_ERRNO | 7);
+		char c;
+		read(go[0], &c, 1);
+		long r = syscall(SYS_getppid);
+		printf("child: getppid under suspension is the parent's: %d\n", r == parent);
+		read(go[0], &c, 1);
+		r = syscall(SYS_getppid);
+		printf("child: getppid after the detach: %ld errno %d\n", r, errno);
+		_exit(0);
+	}
+	int st;
+	result("SEIZE with SUSPEND_SECCOMP", ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_SUSPEND_SECCOMP));
+	write(go[1], "g", 1);
+	/* The child prints, then waits again: stop it there to detach. */
+	usleep(100000);
+	ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+	waitpid(pid, &st, 0);
+	result("detach", ptrace(PTRACE_DETACH, pid, 0, 0));
+	write(go[1], "g", 1);
+	waitpid(pid, &st, 0);
+	/* A tracer under seccomp may not. */
+	pid = fork();
+	if (pid == 0) {
+		pause();
+		_exit(0);
+	}
+	nnp();
+	on_call(0, SYS_getppid, SECCOMP_RET_ERRNO | 7);
+	result("SEIZE with SUSPEND_SECCOMP by a filtered tracer",
+	       ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_SUSPEND_SECCOMP));
+	result("SEIZE without it", ptrace(PTRACE_SEIZE, pid, 0, 0));
+	ptrace(PTRACE_INTERRUPT, pid, 0, 0);
+	waitpid(pid, &st, 0);
+	result("SETOPTIONS with it, stopped", ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_SUSPEND_SECCOMP));
+	kill(pid, SIGKILL);
+	waitpid(pid, &st, 0);
+	return 0;
+}
+
 static int loop(long n)
 {
 	struct sock_filter f[40];
@@ -531,6 +583,8 @@ int main(int argc, char **argv)
 		return forks(argc, argv);
 	if (!strcmp(m, "trace"))
 		return trace();
+	if (!strcmp(m, "suspend"))
+		return suspend();
 	if (!strcmp(m, "loop"))
 		return loop(argc > 2 ? atol(argv[2]) : 1000000);
 	fprintf(stderr, "usage: seccomp errors|actions|trap|kill-thread|kill-process|"

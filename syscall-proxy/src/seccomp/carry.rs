@@ -4,7 +4,8 @@
 //! an exec: execve is not among its calls.)
 //!
 //! The file holds the filters oldest first, each as its length (u32), its
-//! LOG flag (u32) and its instructions as struct sock_filter.
+//! flags (u32: LOG, LISTENER) and its instructions as struct sock_filter.
+//! A listener's host filter and descriptor cross the exec by themselves.
 
 use std::fs::File;
 use std::io::{Read, Seek, SeekFrom, Write};
@@ -15,6 +16,10 @@ use libc::sock_filter;
 
 use super::{Filter, Mode, Shared, bpf, decode};
 use crate::thread::Thread;
+
+/// A filter's flags in the file.
+const LOG: u32 = 1;
+const LISTENER: u32 = 2;
 
 /// The thread's filters in a new memfd, parked high and left open across
 /// an exec (`drop_carried` closes it if the exec fails); None when it has
@@ -28,7 +33,8 @@ pub fn carry(t: &Thread) -> std::io::Result<Option<RawFd>> {
     let mut bytes = Vec::new();
     for f in chain {
         bytes.extend_from_slice(&(f.insns.len() as u32).to_ne_bytes());
-        bytes.extend_from_slice(&u32::from(f.log).to_ne_bytes());
+        let flags = if f.log { LOG } else { 0 } | if f.listener { LISTENER } else { 0 };
+        bytes.extend_from_slice(&flags.to_ne_bytes());
         for i in &f.insns {
             bytes.extend_from_slice(&i.code.to_ne_bytes());
             bytes.extend_from_slice(&[i.jt, i.jf]);
@@ -73,7 +79,7 @@ pub fn adopt(fd: i32) -> Result<Shared, String> {
         if rest.len() < 8 {
             return Err(bad());
         }
-        let (len, log) = (word(rest) as usize, word(&rest[4..]) != 0);
+        let (len, flags) = (word(rest) as usize, word(&rest[4..]));
         let end = 8 + len * size_of::<sock_filter>();
         let insns = decode(rest.get(8..end).ok_or_else(bad)?);
         bpf::check(&insns).map_err(|_| bad())?;
@@ -81,7 +87,8 @@ pub fn adopt(fd: i32) -> Result<Shared, String> {
         newest = Some(Arc::new(Filter {
             len: bpf::converted_len(&insns),
             insns: insns.into_boxed_slice(),
-            log,
+            log: flags & LOG != 0,
+            listener: flags & LISTENER != 0,
             prev: newest,
         }));
     }

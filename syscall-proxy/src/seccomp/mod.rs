@@ -12,14 +12,11 @@
 //! of filters, shared by reference between the threads and children that
 //! inherited it. The process lists its threads' states for TSYNC.
 //!
-//! User notification (SECCOMP_FILTER_FLAG_NEW_LISTENER) is not offered:
-//! the flag, SECCOMP_GET_NOTIF_SIZES and the action's availability fail
-//! as on a kernel without it, and a filter returning
-//! SECCOMP_RET_USER_NOTIF gets ENOSYS, Linux's answer when no listener
-//! exists.
+//! User notification goes through the host kernel (`notify`).
 
 pub mod bpf;
 mod carry;
+mod notify;
 
 pub use carry::{adopt, carry, drop_carried};
 
@@ -28,7 +25,7 @@ use std::sync::{Arc, Mutex};
 
 use libc::{SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, sock_filter};
 
-use crate::host::{Errno, SysResult};
+use crate::host::{self, Errno, SysResult};
 use crate::syscalls::tsc;
 use crate::thread::Thread;
 use crate::umem;
@@ -48,9 +45,10 @@ const TSYNC: u32 = libc::SECCOMP_FILTER_FLAG_TSYNC as u32;
 const LOG: u32 = libc::SECCOMP_FILTER_FLAG_LOG as u32;
 const SPEC_ALLOW: u32 = libc::SECCOMP_FILTER_FLAG_SPEC_ALLOW as u32;
 const TSYNC_ESRCH: u32 = libc::SECCOMP_FILTER_FLAG_TSYNC_ESRCH as u32;
-/// The flags offered: not NEW_LISTENER, nor WAIT_KILLABLE_RECV, which
-/// needs it.
-const FLAGS: u32 = TSYNC | LOG | SPEC_ALLOW | TSYNC_ESRCH;
+const NEW_LISTENER: u32 = libc::SECCOMP_FILTER_FLAG_NEW_LISTENER as u32;
+const WAIT_KILLABLE_RECV: u32 = libc::SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV as u32;
+/// Every flag Linux knows.
+const FLAGS: u32 = TSYNC | LOG | SPEC_ALLOW | TSYNC_ESRCH | NEW_LISTENER | WAIT_KILLABLE_RECV;
 
 /// One installed filter and the one installed before it.
 pub struct Filter {
@@ -59,6 +57,8 @@ pub struct Filter {
     len: usize,
     /// SECCOMP_FILTER_FLAG_LOG.
     log: bool,
+    /// Installed with a listener (SECCOMP_FILTER_FLAG_NEW_LISTENER).
+    listener: bool,
     prev: Option<Arc<Filter>>,
 }
 
@@ -116,6 +116,8 @@ pub enum Verdict {
     Trap(u16),
     /// PTRACE_EVENT_SECCOMP with this data as its message.
     Trace(u16),
+    /// Leave the call to the filter's listener (`notify`).
+    Notify,
     /// End the thread, or the whole process, with this signal.
     Kill {
         process: bool,
@@ -155,9 +157,9 @@ pub fn verdict(t: &Thread, nr: u64, args: [u64; 6], rip: u64) -> Verdict {
                 instruction_pointer: rip,
                 args,
             };
-            let (ret, log) = run_filters(&f, &data);
-            let v = action(ret);
-            if log || ret & SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_LOG {
+            let (ret, by) = run_filters(&f, &data);
+            let v = action(ret, by.is_some_and(|f| f.listener));
+            if by.is_some_and(|f| f.log) || ret & SECCOMP_RET_ACTION_FULL == libc::SECCOMP_RET_LOG {
                 log::info!("seccomp: syscall {nr} at {rip:#x}: {ret:#x}");
             } else {
                 log::trace!("seccomp: syscall {nr}: {ret:#x}");
@@ -168,28 +170,31 @@ pub fn verdict(t: &Thread, nr: u64, args: [u64; 6], rip: u64) -> Verdict {
 }
 
 /// Every filter's verdict, the most restrictive action winning (the
-/// newest among equals), and whether the filter that gave it logs.
-fn run_filters(newest: &Arc<Filter>, data: &libc::seccomp_data) -> (u32, bool) {
+/// newest among equals), and the filter that gave it (none for ALLOW).
+fn run_filters<'a>(
+    newest: &'a Arc<Filter>,
+    data: &libc::seccomp_data,
+) -> (u32, Option<&'a Arc<Filter>>) {
     let rank = |r: u32| (r & SECCOMP_RET_ACTION_FULL) as i32;
-    let mut best = (libc::SECCOMP_RET_ALLOW, false);
+    let mut best = (libc::SECCOMP_RET_ALLOW, None);
     for f in newest.chain() {
         let r = bpf::run(&f.insns, data);
         if rank(r) < rank(best.0) {
-            best = (r, f.log && r != libc::SECCOMP_RET_ALLOW);
+            best = (r, Some(f));
         }
     }
     best
 }
 
-/// What a filter's return value asks.
-fn action(ret: u32) -> Verdict {
+/// What a filter's return value asks, of a filter with a listener or not.
+fn action(ret: u32, listener: bool) -> Verdict {
     let data = (ret & SECCOMP_RET_DATA) as u16;
     match ret & SECCOMP_RET_ACTION_FULL {
         libc::SECCOMP_RET_ALLOW | libc::SECCOMP_RET_LOG => Verdict::Allow,
         libc::SECCOMP_RET_ERRNO => Verdict::Errno(u32::from(data).min(MAX_ERRNO) as i32),
         libc::SECCOMP_RET_TRAP => Verdict::Trap(data),
         libc::SECCOMP_RET_TRACE => Verdict::Trace(data),
-        // No listener can exist (see the module's comment).
+        libc::SECCOMP_RET_USER_NOTIF if listener => Verdict::Notify,
         libc::SECCOMP_RET_USER_NOTIF => Verdict::Errno(libc::ENOSYS),
         libc::SECCOMP_RET_KILL_THREAD => Verdict::Kill {
             process: false,
@@ -218,6 +223,7 @@ pub fn seccomp(t: &mut Thread, op: u64, flags: u64, uargs: u64) -> SysResult {
                 libc::SECCOMP_RET_KILL_THREAD,
                 libc::SECCOMP_RET_TRAP,
                 libc::SECCOMP_RET_ERRNO,
+                libc::SECCOMP_RET_USER_NOTIF,
                 libc::SECCOMP_RET_TRACE,
                 libc::SECCOMP_RET_LOG,
                 libc::SECCOMP_RET_ALLOW,
@@ -228,7 +234,19 @@ pub fn seccomp(t: &mut Thread, op: u64, flags: u64, uargs: u64) -> SysResult {
                 Err(Errno(libc::EOPNOTSUPP))
             }
         }
-        // SECCOMP_GET_NOTIF_SIZES among them: not offered.
+        // The host's listeners are the program's: their sizes too.
+        libc::SECCOMP_GET_NOTIF_SIZES if flags == 0 => {
+            let mut sizes = [0u16; 3];
+            // SAFETY: the call writes struct seccomp_notif_sizes, three
+            // u16, into our array.
+            let r = unsafe { libc::syscall(libc::SYS_seccomp, op, 0, sizes.as_mut_ptr()) };
+            if r < 0 {
+                return Err(Errno::last());
+            }
+            let space = t.process.vm.memory.lock().expect("address space");
+            umem::write(&space, uargs, sizes)?;
+            Ok(0)
+        }
         _ => Err(Errno(libc::EINVAL)),
     }
 }
@@ -274,6 +292,15 @@ fn set_filter(t: &mut Thread, flags: u32, uargs: u64) -> SysResult {
     if flags & !FLAGS != 0 {
         return Err(Errno(libc::EINVAL));
     }
+    // With TSYNC a failure returns a thread id, which a listener's
+    // descriptor could not be told from, unless TSYNC_ESRCH; and waiting
+    // killably is a listener's.
+    let has = |f| flags & f != 0;
+    if (has(TSYNC) && has(NEW_LISTENER) && !has(TSYNC_ESRCH))
+        || (has(WAIT_KILLABLE_RECV) && !has(NEW_LISTENER))
+    {
+        return Err(Errno(libc::EINVAL));
+    }
     let insns = {
         let space = t.process.vm.memory.lock().expect("address space");
         let prog: [u64; 2] = umem::read(&space, uargs)?;
@@ -303,6 +330,10 @@ fn set_filter(t: &mut Thread, flags: u32, uargs: u64) -> SysResult {
         Mode::Disabled => None,
         Mode::Filter(f) => Some(f.clone()),
     };
+    // One listener to a thread's chain.
+    if has(NEW_LISTENER) && current.iter().flat_map(|f| f.chain()).any(|f| f.listener) {
+        return Err(Errno(libc::EBUSY));
+    }
     let len = bpf::converted_len(&insns);
     let total = len
         + current
@@ -334,10 +365,18 @@ fn set_filter(t: &mut Thread, flags: u32, uargs: u64) -> SysResult {
             }
         }
     }
+    // The host's checks are the program's: its filter is the last thing
+    // that may fail.
+    let listener = if has(NEW_LISTENER) {
+        Some(notify::listen(flags)?)
+    } else {
+        None
+    };
     let new = Arc::new(Filter {
         len,
         insns: insns.into_boxed_slice(),
-        log: flags & LOG != 0,
+        log: has(LOG),
+        listener: listener.is_some(),
         prev: current,
     });
     *mode = Mode::Filter(new.clone());
@@ -346,7 +385,7 @@ fn set_filter(t: &mut Thread, flags: u32, uargs: u64) -> SysResult {
             *s.lock().expect("seccomp") = Mode::Filter(new.clone());
         }
     }
-    Ok(0)
+    Ok(listener.map_or(0, |fd| fd as u64))
 }
 
 /// Instructions from their bytes (struct sock_filter: code, jt, jf, k).
@@ -367,18 +406,13 @@ fn decode(bytes: &[u8]) -> Vec<sock_filter> {
 /// (PR_SET_NO_NEW_PRIVS and the credential calls go to the host).
 fn may_filter() -> bool {
     // SAFETY: prctl with integer arguments only.
-    if unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1 {
-        return true;
-    }
-    // _LINUX_CAPABILITY_VERSION_3 (include/uapi/linux/capability.h): two
-    // words of (effective, permitted, inheritable).
-    const VERSION_3: u32 = 0x2008_0522;
-    const CAP_SYS_ADMIN: u32 = 21;
-    let mut header = [VERSION_3, 0];
-    let mut data = [[0u32; 3]; 2];
-    // SAFETY: capget writes two data words into our array.
-    let r = unsafe { libc::syscall(libc::SYS_capget, header.as_mut_ptr(), data.as_mut_ptr()) };
-    r == 0 && data[0][0] & (1 << CAP_SYS_ADMIN) != 0
+    let nnp = unsafe { libc::prctl(libc::PR_GET_NO_NEW_PRIVS, 0, 0, 0, 0) } == 1;
+    nnp || host::has_cap_sys_admin()
+}
+
+/// Whether the thread is under seccomp (strict or filters).
+pub fn filtered(t: &Thread) -> bool {
+    !matches!(*t.seccomp.lock().expect("seccomp"), Mode::Disabled)
 }
 
 #[cfg(test)]
@@ -388,13 +422,20 @@ mod tests {
     #[test]
     fn actions_and_their_data() {
         use libc::*;
-        assert_eq!(action(SECCOMP_RET_ALLOW), Verdict::Allow);
-        assert_eq!(action(SECCOMP_RET_LOG), Verdict::Allow);
-        assert_eq!(action(SECCOMP_RET_ERRNO | 13), Verdict::Errno(13));
-        assert_eq!(action(SECCOMP_RET_ERRNO | 0xffff), Verdict::Errno(4095));
-        assert_eq!(action(SECCOMP_RET_TRAP | 7), Verdict::Trap(7));
-        assert_eq!(action(SECCOMP_RET_TRACE | 9), Verdict::Trace(9));
-        assert_eq!(action(SECCOMP_RET_USER_NOTIF), Verdict::Errno(ENOSYS));
+        assert_eq!(action(SECCOMP_RET_ALLOW, false), Verdict::Allow);
+        assert_eq!(action(SECCOMP_RET_LOG, false), Verdict::Allow);
+        assert_eq!(action(SECCOMP_RET_ERRNO | 13, false), Verdict::Errno(13));
+        assert_eq!(
+            action(SECCOMP_RET_ERRNO | 0xffff, false),
+            Verdict::Errno(4095)
+        );
+        assert_eq!(action(SECCOMP_RET_TRAP | 7, false), Verdict::Trap(7));
+        assert_eq!(action(SECCOMP_RET_TRACE | 9, false), Verdict::Trace(9));
+        assert_eq!(
+            action(SECCOMP_RET_USER_NOTIF, false),
+            Verdict::Errno(ENOSYS)
+        );
+        assert_eq!(action(SECCOMP_RET_USER_NOTIF, true), Verdict::Notify);
         let thread = Verdict::Kill {
             process: false,
             sig: SIGSYS,
@@ -403,9 +444,9 @@ mod tests {
             process: true,
             sig: SIGSYS,
         };
-        assert_eq!(action(SECCOMP_RET_KILL_THREAD | 5), thread);
-        assert_eq!(action(SECCOMP_RET_KILL_PROCESS), process);
-        assert_eq!(action(0x0004_0000), process, "unknown actions kill");
+        assert_eq!(action(SECCOMP_RET_KILL_THREAD | 5, false), thread);
+        assert_eq!(action(SECCOMP_RET_KILL_PROCESS, false), process);
+        assert_eq!(action(0x0004_0000, false), process, "unknown actions kill");
     }
 
     fn ret(k: u32) -> Arc<Filter> {
@@ -419,6 +460,7 @@ mod tests {
             .into_boxed_slice(),
             len: 5,
             log: false,
+            listener: false,
             prev: None,
         })
     }
@@ -446,5 +488,12 @@ mod tests {
         assert_eq!(run_filters(&f, &d).0, SECCOMP_RET_KILL_PROCESS);
         let f = on(ret(SECCOMP_RET_ALLOW), ret(SECCOMP_RET_LOG));
         assert_eq!(run_filters(&f, &d).0, SECCOMP_RET_LOG);
+        // USER_NOTIF is the listener's only from the filter that has it.
+        let mut listening = Arc::into_inner(ret(SECCOMP_RET_ALLOW)).unwrap();
+        listening.listener = true;
+        let f = on(Arc::new(listening), ret(SECCOMP_RET_USER_NOTIF));
+        let (r, by) = run_filters(&f, &d);
+        assert_eq!(r, SECCOMP_RET_USER_NOTIF);
+        assert!(by.is_some_and(|f| !f.listener));
     }
 }

@@ -48,6 +48,9 @@ pub fn kernel_info(sig: i32, code: i32, addr: u64) -> Info {
 pub struct Interrupted {
     pub nr: u64,
     pub args: [u64; 6],
+    /// It waited for a seccomp listener's answer, which any call restarts
+    /// from (ERESTARTSYS).
+    pub notified: bool,
 }
 
 impl Interrupted {
@@ -57,6 +60,9 @@ impl Interrupted {
     /// sigtimedwait, System V IPC, waits with a timeout).
     fn restartable(&self) -> bool {
         let nr = self.nr as i64;
+        if self.notified {
+            return true;
+        }
         match nr {
             libc::SYS_futex => {
                 // A wait with a timeout sets a restart block instead.
@@ -375,6 +381,7 @@ mod tests {
     #[test]
     fn blocking_calls_restart_as_signal_7_lists() {
         let call = |nr: i64, args: [u64; 6]| Interrupted {
+            notified: false,
             nr: nr as u64,
             args,
         };
@@ -386,5 +393,11 @@ mod tests {
         let wait = libc::FUTEX_WAIT as u64;
         assert!(call(libc::SYS_futex, [0, wait, 0, 0, 0, 0]).restartable());
         assert!(!call(libc::SYS_futex, [0, wait, 0, 0x1000, 0, 0]).restartable());
+        let notified = Interrupted {
+            notified: true,
+            ..call(libc::SYS_getppid, [0; 6])
+        };
+        assert!(!call(libc::SYS_getppid, [0; 6]).restartable());
+        assert!(notified.restartable(), "seccomp's wait for a listener");
     }
 }

@@ -338,6 +338,8 @@ pub fn ioctl_arg(cmd: u64) -> Arg {
         TIOCSPGRP | TIOCPKT | TIOCMBIS | TIOCMBIC | TIOCMSET | TIOCSSOFTCAR | FIONBIO
         | TIOCSETD | FIOASYNC => R(2, C(INT)),
         TIOCSTI => R(2, C(1)),
+        // Its flags are the argument itself.
+        SECCOMP_IOCTL_NOTIF_SET_FLAGS => Maybe(2),
         TIOCGWINSZ => W(2, C(size::<winsize>())),
         TIOCSWINSZ => R(2, C(size::<winsize>())),
         FIOQSIZE => W(2, C(size::<loff_t>())),

@@ -177,6 +177,60 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
     action
 }
 
+/// Whether the host makes call `nr` with the program's own arguments once
+/// the sandbox has checked them, rather than the sandbox carrying it out
+/// (or changing it): only such a call can be left to a seccomp listener,
+/// whose CONTINUE has the host make it (seccomp::notify).
+pub fn made_by_host(nr: i64) -> bool {
+    !matches!(
+        nr,
+        libc::SYS_exit
+            | libc::SYS_exit_group
+            | libc::SYS_brk
+            | libc::SYS_set_tid_address
+            | libc::SYS_mmap
+            | libc::SYS_munmap
+            | libc::SYS_mprotect
+            | libc::SYS_pkey_mprotect
+            | libc::SYS_mremap
+            | libc::SYS_madvise
+            | libc::SYS_mlock
+            | libc::SYS_mlock2
+            | libc::SYS_munlock
+            | libc::SYS_msync
+            | libc::SYS_mincore
+            | libc::SYS_arch_prctl
+            | libc::SYS_rt_sigaction
+            | libc::SYS_rt_sigprocmask
+            | libc::SYS_sigaltstack
+            | libc::SYS_rt_sigreturn
+            | libc::SYS_close_range
+            | libc::SYS_prctl
+            | libc::SYS_seccomp
+            | libc::SYS_perf_event_open
+            | libc::SYS_rseq
+            | libc::SYS_execve
+            | libc::SYS_execveat
+            | libc::SYS_clone
+            | libc::SYS_clone3
+            | libc::SYS_fork
+            | libc::SYS_vfork
+            | libc::SYS_ptrace
+            | libc::SYS_wait4
+            | libc::SYS_waitid
+            | libc::SYS_unshare
+            | libc::SYS_setns
+            | libc::SYS_io_uring_setup
+            | libc::SYS_io_uring_enter
+            | libc::SYS_io_uring_register
+            | libc::SYS_getrlimit
+            | libc::SYS_setrlimit
+            | libc::SYS_prlimit64
+            | libc::SYS_pkey_alloc
+            | libc::SYS_pkey_free
+    ) && args::spec(nr).is_some()
+}
+
 /// Forwards without checks: for calls whose arguments are all integers or
 /// were checked by the caller.
 pub(crate) fn forward_raw(nr: i64, a: [u64; 6]) -> SysResult {

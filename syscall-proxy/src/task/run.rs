@@ -9,7 +9,7 @@ use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
 use vmm::{Exit, Syscall, VcpuError};
 
 use crate::clone::{Child, ChildIds};
-use crate::host::{Errno, SysResult, encode};
+use crate::host::{self, Errno, SysResult, encode};
 use crate::process::Outcome;
 use crate::seccomp::{self, Verdict};
 use crate::signals::{self, arrival, deliver};
@@ -205,12 +205,17 @@ impl Task {
                         Filtered::Skipped => continue,
                         Filtered::Ended(e) => return Ok(e),
                     }
-                    match syscalls::handle(&mut self.thread, sc) {
+                    let notified = host::notifying();
+                    let action = syscalls::handle(&mut self.thread, sc);
+                    // Unless a check failed before the call was forwarded.
+                    host::notify_next(false);
+                    match action {
                         Action::Return(v) => {
                             if v as i64 == -i64::from(libc::EINTR) {
                                 self.interrupted = Some(deliver::Interrupted {
                                     nr: sc.nr,
                                     args: sc.args,
+                                    notified,
                                 });
                             }
                             self.thread.vcpu.complete_syscall(v);
@@ -280,6 +285,9 @@ impl Task {
     /// (after the tracer's entry stop, as Linux since 4.8) and acts on
     /// their verdict.
     fn filter(&mut self, sc: &mut Syscall) -> Filtered {
+        if tracee::seccomp_suspended() {
+            return Filtered::Make;
+        }
         let t = &mut self.thread;
         let mut verdict = seccomp::verdict(t, sc.nr, sc.args, sc.rip);
         if let Verdict::Trace(data) = verdict {
@@ -303,8 +311,22 @@ impl Task {
                 }
             };
         }
+        if verdict == Verdict::Notify {
+            verdict = if syscalls::made_by_host(sc.nr as i64) {
+                // The host makes it through the stub the listener's host
+                // filter picks out (seccomp::notify).
+                host::notify_next(true);
+                Verdict::Allow
+            } else {
+                log::debug!(
+                    "seccomp: syscall {} is the sandbox's, not for a listener: ENOSYS",
+                    sc.nr
+                );
+                Verdict::Errno(libc::ENOSYS)
+            };
+        }
         match verdict {
-            Verdict::Allow | Verdict::Trace(_) => Filtered::Make,
+            Verdict::Allow | Verdict::Trace(_) | Verdict::Notify => Filtered::Make,
             Verdict::Errno(e) => {
                 t.vcpu.complete_syscall(-i64::from(e) as u64);
                 skipped_exit_stop(t, sc.nr);

@@ -35,6 +35,12 @@ pub fn traced() -> Option<&'static mut Page> {
     (p.traced != 0).then_some(p)
 }
 
+/// Whether the tracer suspended the thread's seccomp filters
+/// (PTRACE_O_SUSPEND_SECCOMP).
+pub fn seccomp_suspended() -> bool {
+    traced().is_some_and(|p| p.options & libc::PTRACE_O_SUSPEND_SECCOMP as u32 != 0)
+}
+
 /// Whether a stop is due at system calls (PTRACE_SYSCALL or SYSEMU).
 pub fn at_syscalls() -> Option<&'static mut Page> {
     traced().filter(|p| p.mode == mode::SYSCALL || mode::emulates(p.mode))

@@ -21,9 +21,9 @@ use vmm::kvm_regs;
 
 use super::page::{self, Found, Page, dirty, mode};
 use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
-use super::tracee::{MARK, STOP_SIGNAL};
-use crate::host::{Errno, SysResult};
-use crate::seccomp::AUDIT_ARCH_X86_64;
+use super::tracee::{self, MARK, STOP_SIGNAL};
+use crate::host::{Errno, SysResult, has_cap_sys_admin};
+use crate::seccomp::{self, AUDIT_ARCH_X86_64};
 use crate::syscalls::{ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, forward_raw};
 use crate::thread::Thread;
 use crate::umem;
@@ -36,11 +36,22 @@ const PTRACE_ARCH_PRCTL: u32 = 30;
 /// in an interrupted system call.
 const ERESTARTSYS: u64 = -512i64 as u64;
 
-/// Options a sandboxed tracee cannot honour: suspending its seccomp
-/// filters (checkpoint/restore's), which fails as on a kernel built
-/// without CONFIG_CHECKPOINT_RESTORE. PTRACE_O_TRACESECCOMP gives the
-/// tracer the PTRACE_EVENT_SECCOMP stops of the tracee's filters.
-const UNSUPPORTED_OPTIONS: u32 = PTRACE_O_SUSPEND_SECCOMP as u32;
+/// Suspending the tracee's seccomp filters (checkpoint/restore's), which
+/// the tracee's sandbox honours (`tracee::seccomp_suspended`).
+const SUSPEND_SECCOMP: u32 = PTRACE_O_SUSPEND_SECCOMP as u32;
+
+/// check_ptrace_options: suspending seccomp takes CAP_SYS_ADMIN, and a
+/// tracer that is not under seccomp, nor suspended itself.
+fn check_options(thread: &Thread, options: u32) -> Result<(), Errno> {
+    if options & SUSPEND_SECCOMP == 0 {
+        return Ok(());
+    }
+    let own_suspended = tracee::seccomp_suspended();
+    if !has_cap_sys_admin() || seccomp::filtered(thread) || own_suspended {
+        return Err(Errno(libc::EPERM));
+    }
+    Ok(())
+}
 
 /// Options the host applies too: EXITKILL, and following new tasks, for
 /// which the host attaches each new task of the tracee's to the tracer
@@ -168,9 +179,7 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         libc::PTRACE_ATTACH => host(req, pid, 0, 0),
         libc::PTRACE_SEIZE => {
             let options = data as u32;
-            if options & UNSUPPORTED_OPTIONS != 0 {
-                return Err(Errno(libc::EINVAL));
-            }
+            check_options(thread, options)?;
             host(req, pid, 0, u64::from(options & HOST_OPTIONS))?;
             SEIZED.lock().expect("seized").insert(pid, options);
             claim_seized(pid);
@@ -457,9 +466,10 @@ fn sandboxed(
         }
         libc::PTRACE_SETOPTIONS => {
             let options = data as u32;
-            if options & UNSUPPORTED_OPTIONS != 0 || data >> 32 != 0 {
+            if data >> 32 != 0 {
                 return Err(Errno(libc::EINVAL));
             }
+            check_options(thread, options)?;
             host(req, pid, 0, u64::from(options & HOST_OPTIONS))?;
             p.options = options;
             page::write_control(pid, at, p)?;

@@ -276,6 +276,32 @@ pub fn raise_default(sig: i32) {
     }
 }
 
+/// Before an exec: the host ignores what the program ignores, so that the
+/// kernel keeps them ignored for the new image (Signals::inherited), also
+/// where the host handler takes them now (a traced thread, `catch_all`,
+/// and the signals of the sandbox's own faults). Returns them, for
+/// `exec_failed`.
+pub fn ignore_for_exec(signals: &super::Signals) -> Vec<i32> {
+    let ignored: Vec<i32> = all()
+        .filter(|&s| s != libc::SIGKILL && s != libc::SIGSTOP && signals.ignored(s))
+        .collect();
+    let ign = KernelSigaction {
+        handler: SIG_IGN,
+        ..Default::default()
+    };
+    for &sig in &ignored {
+        let _ = set_host(sig, &ign);
+    }
+    ignored
+}
+
+/// After a failed exec: back to what `install` gives them.
+pub fn exec_failed(signals: &super::Signals, ignored: &[i32]) {
+    for &sig in ignored {
+        let _ = install(sig, &signals.action(sig));
+    }
+}
+
 /// Signal `sig`'s bit in a kernel sigset.
 pub fn bit(sig: i32) -> u64 {
     1 << (sig - 1)

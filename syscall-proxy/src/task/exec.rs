@@ -20,6 +20,7 @@ use crate::host::Errno;
 use crate::limits;
 use crate::loader::{elf, resolve};
 use crate::seccomp;
+use crate::signals::arrival;
 use crate::syscalls::procfs;
 use crate::thread::Thread;
 use crate::trace::tracee;
@@ -302,6 +303,8 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         // SAFETY: a descriptor of the sandbox's own; flags only.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
     }
+    let signals = thread.process.signals.lock().expect("signals").clone();
+    let ignored = arrival::ignore_for_exec(&signals);
     // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
     // until the call returns; on success it does not.
     unsafe {
@@ -314,6 +317,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     let err = std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC);
+    arrival::exec_failed(&signals, &ignored);
     for fd in kept() {
         // SAFETY: as above, back to close-on-exec.
         unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };

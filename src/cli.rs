@@ -4,7 +4,7 @@ use std::ffi::OsString;
 
 use clap::Parser;
 
-const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MASK] [--cpuid=POLICY] [--] PROG [ARGS]...]...\n       xcr0-sandbox --check";
+const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MASK] [--cpuid=POLICY] [--] PROG [ARGS]...]...\n       xcr0-sandbox --check\n       xcr0-sandbox check-trace DIR";
 
 #[derive(Parser, Debug)]
 #[command(
@@ -16,7 +16,10 @@ const USAGE: &str = "xcr0-sandbox [OPTIONS] [--] PROG [ARGS]... [::: [--xcr0=MAS
                   bndregs, bndcsr, mpx, opmask, zmm_hi256, hi16_zmm, avx512, pkru, tilecfg, \
                   tiledata, amx, apx.\n\nExit status: the program's own (death by signal is \
                   mirrored); 2 usage; 125 the sandbox could not run it; 126 cannot execute; \
-                  127 not found. With --check: 0 when XCR0 is enforced, 1 when not."
+                  127 not found. With --check: 0 when XCR0 is enforced, 1 when not.\n\n\
+                  check-trace DIR: whether the rr trace in DIR can be replayed here, and how: \
+                  0 replayable (as is, or with the options it prints), 1 not replayable here, \
+                  2 an unreadable trace."
 )]
 struct Cli {
     /// XCR0 for the program (default: the host's)
@@ -24,11 +27,16 @@ struct Cli {
     xcr0: Option<String>,
     /// What the program's CPUID answers: host (the default), xcr0 (the
     /// host's without the features the XCR0 disables), or FILE (a CPUID
-    /// table: rr traceinfo's JSON, or its cpuidRecords array)
+    /// table: rr traceinfo's JSON, or its cpuidRecords array; or an rr
+    /// trace directory)
     #[arg(long, value_name = "POLICY")]
     cpuid: Option<String>,
+    /// Run with the XCR0 and the CPUID table of the rr trace in DIR (its
+    /// header: --xcr0 and --cpuid=DIR)
+    #[arg(long, value_name = "DIR", conflicts_with_all = ["xcr0", "cpuid"])]
+    rr_trace: Option<std::path::PathBuf>,
     /// Report the KVM in use and whether it really applies a guest's XCR0
-    #[arg(long, conflicts_with_all = ["command", "xcr0", "cpuid"])]
+    #[arg(long, conflicts_with_all = ["command", "xcr0", "cpuid", "rr_trace"])]
     check: bool,
     /// Run even where the KVM does not apply XCR0 (warns once)
     #[arg(long)]
@@ -61,6 +69,8 @@ struct Cli {
 
 pub enum Command {
     Check,
+    /// `check-trace DIR`.
+    CheckTrace(std::path::PathBuf),
     /// One program, or several (`:::`, `:|:`, see tasks.rs).
     Run {
         programs: Vec<crate::tasks::Spec>,
@@ -88,7 +98,25 @@ pub struct Args {
 /// Parses the command line. --help and --version print and give 0; a
 /// usage error is one line with the usage, and gives 2.
 pub fn parse() -> Result<Args, u8> {
-    let cli = match Cli::try_parse() {
+    let words: Vec<OsString> = std::env::args_os().collect();
+    if words.get(1).is_some_and(|w| w == "check-trace") {
+        let [_, _, dir] = &words[..] else {
+            crate::report::line(
+                "check-trace takes one trace directory; usage: xcr0-sandbox check-trace DIR",
+            );
+            return Err(2);
+        };
+        return Ok(Args {
+            command: Command::CheckTrace(dir.into()),
+            xcr0: None,
+            cpuid: None,
+            allow_unenforced: false,
+            stats: false,
+            arch_prctl_compat: false,
+            verbose: 0,
+        });
+    }
+    let cli = match Cli::try_parse_from(words) {
         Ok(c) => c,
         Err(e) if !e.use_stderr() => {
             let _ = e.print();
@@ -141,10 +169,24 @@ pub fn parse() -> Result<Args, u8> {
             }
         }
     };
+    // The trace's XCR0 (CPUID 0xD.0's where it recorded 0) and table.
+    let (xcr0, cpuid) = match &cli.rr_trace {
+        None => (cli.xcr0, cli.cpuid),
+        Some(dir) => match syscall_proxy::cpuid::rr_trace::read(dir) {
+            Ok(h) => (
+                Some(format!("{:#x}", h.xcr0())),
+                Some(dir.to_string_lossy().into_owned()),
+            ),
+            Err(e) => {
+                crate::report::line(format_args!("--rr-trace: {e}"));
+                return Err(2);
+            }
+        },
+    };
     Ok(Args {
         command,
-        xcr0: cli.xcr0,
-        cpuid: cli.cpuid,
+        xcr0,
+        cpuid,
         allow_unenforced: cli.allow_unenforced_xcr0,
         stats: cli.stats,
         arch_prctl_compat: cli.arch_prctl_compat,

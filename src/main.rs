@@ -5,6 +5,7 @@
 // (the unit tests keep the test harness's).
 #![cfg_attr(not(test), no_main)]
 
+mod check_trace;
 mod cli;
 mod exit;
 mod report;
@@ -53,6 +54,7 @@ fn run_main() -> u8 {
     report::init_logging(args.verbose);
     match args.command {
         Command::Check => run_check(),
+        Command::CheckTrace(dir) => check_trace::run(&dir, replay_host),
         Command::Run { .. } | Command::Exec { .. } => run(args),
     }
 }
@@ -156,7 +158,7 @@ fn run(args: Args) -> u8 {
             return code;
         }
         Command::Run { programs } => programs,
-        Command::Check => unreachable!(),
+        Command::Check | Command::CheckTrace(_) => unreachable!(),
     };
     // Every XCR0 and CPUID policy is checked before anything starts.
     let mut masks = Vec::new();
@@ -294,6 +296,32 @@ fn run_one(
     // The leader's run ends the process; it does not return.
     task.run();
     unreachable!("the leader's task ends the process")
+}
+
+/// What this host offers a replay (check-trace).
+fn replay_host() -> Result<check_trace::Host, String> {
+    let hv = open_kvm(None).map_err(|e| e.to_string())?;
+    let supported = hv.supported_xcr0();
+    let values = check::check_values(supported);
+    let enforced = values
+        .iter()
+        .all(|&x| check::probe(&hv, x).is_ok_and(|r| r.enforced()));
+    let sandbox_cpuid_faulting = values
+        .first()
+        .is_some_and(|&x| check::cpuid_faulting(&hv, x).unwrap_or(false));
+    // ARCH_SET_CPUID (arch/x86/include/uapi/asm/prctl.h) with 1 leaves
+    // CPUID as it is, and fails with ENODEV without CPUID faulting.
+    const ARCH_SET_CPUID: libc::c_long = 0x1012;
+    // SAFETY: integer arguments; enabling CPUID changes nothing.
+    let native_cpuid_faulting =
+        unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1) } == 0;
+    Ok(check_trace::Host {
+        xcr0: kvm::host_xcr0(),
+        supported,
+        enforced,
+        sandbox_cpuid_faulting,
+        native_cpuid_faulting,
+    })
 }
 
 fn run_check() -> u8 {

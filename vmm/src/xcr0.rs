@@ -62,6 +62,11 @@ const COMPONENTS: &[Component] = &[
     },
 ];
 
+/// The name of XSAVE component `bit`, if it has one.
+pub fn component_name(bit: u32) -> Option<&'static str> {
+    COMPONENTS.iter().find(|c| c.bit == bit).map(|c| c.names[0])
+}
+
 /// Names that stand for several components at once.
 const GROUPS: &[(&str, u64)] = &[("mpx", BNDREGS | BNDCSR), ("avx512", AVX512), ("amx", AMX)];
 

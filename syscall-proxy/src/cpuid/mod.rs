@@ -16,11 +16,16 @@
 //! - a file: a whole table, rr's `cpuidRecords` (`rr traceinfo`'s JSON:
 //!   rows of eax_in, ecx_in, eax, ebx, ecx, edx; ecx_in 0xffffffff for
 //!   any subleaf), with leaf 0xD's current size following the XCR0.
+//! - an rr trace directory: the CPUID records of its header (`rr_trace`).
 
 mod features;
+#[rustfmt::skip]
+#[allow(clippy::all, clippy::undocumented_unsafe_blocks, unsafe_op_in_unsafe_fn)]
+mod rr_header_capnp;
+pub mod rr_trace;
 mod table;
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
 pub use table::Table;
@@ -43,11 +48,15 @@ impl Policy {
         match s {
             "host" => Ok(Policy::Host),
             "xcr0" => Ok(Policy::Xcr0),
-            "" => Err("--cpuid: empty; accepted: host, xcr0, or a file of CPUID records".into()),
+            "" => Err("--cpuid: empty; accepted: host, xcr0, a file of CPUID records, or an rr trace directory".into()),
+            path if Path::new(path).join("version").is_file() => {
+                let h = rr_trace::read(Path::new(path)).map_err(|e| format!("--cpuid={path}: {e}"))?;
+                Ok(Policy::File(Arc::new(Table::from_records(h.records, Path::new(path)))))
+            }
             path => {
                 let p = PathBuf::from(path);
                 let text = std::fs::read_to_string(&p).map_err(|e| {
-                    format!("--cpuid={path}: {e}; accepted: host, xcr0, or a file of CPUID records")
+                    format!("--cpuid={path}: {e}; accepted: host, xcr0, a file of CPUID records, or an rr trace directory")
                 })?;
                 let t = Table::from_json(&text, &p).map_err(|e| format!("--cpuid={path}: {e}"))?;
                 Ok(Policy::File(Arc::new(t)))

@@ -57,6 +57,13 @@ impl Table {
         Ok(Table { records, path })
     }
 
+    /// The records of an rr trace header (`rr_trace`), from the trace in
+    /// `dir`.
+    pub fn from_records(records: Vec<(u32, u32, Regs)>, dir: &Path) -> Table {
+        let path = std::path::absolute(dir).unwrap_or_else(|_| dir.to_path_buf());
+        Table { records, path }
+    }
+
     pub fn path(&self) -> &Path {
         &self.path
     }

@@ -7,8 +7,8 @@ LANE := tests/nested/lane.sh
 # The test binaries that run inside the lane: real programs, error cases,
 # the XCR0 suite, the VMM's own probe and memory-mirror tests, CPUID
 # policies and rr trace headers (replayable with --xcr0 only where XCR0 is
-# applied).
-LANE_TESTS := programs errors fidelity processes signals mixing xcr0 probe memory cpuid rr_trace
+# applied), --explain (a disabled component's #UD comes only there).
+LANE_TESTS := programs errors fidelity processes signals mixing xcr0 probe memory cpuid rr_trace explain
 
 .PHONY: all build test test-host test-real-kvm demo bench lint soak clean
 

@@ -44,6 +44,10 @@ struct Cli {
     /// Print VM exit, ioctl and syscall counts on stderr at the end
     #[arg(long)]
     stats: bool,
+    /// Report each #UD (the instruction, where, the XSAVE component it
+    /// needs) and, at exit, each task's first CPUID leaf 0xD
+    #[arg(long)]
+    explain: bool,
     /// arch_prctl 0x1021 is ARCH_SET_XCR0, as in the unmerged kernel patch
     /// (what rr forks probe), instead of ARCH_GET_XCOMP_SUPP.
     #[arg(long)]
@@ -91,6 +95,7 @@ pub struct Args {
     pub cpuid: Option<String>,
     pub allow_unenforced: bool,
     pub stats: bool,
+    pub explain: bool,
     pub arch_prctl_compat: bool,
     pub verbose: u8,
 }
@@ -112,6 +117,7 @@ pub fn parse() -> Result<Args, u8> {
             cpuid: None,
             allow_unenforced: false,
             stats: false,
+            explain: false,
             arch_prctl_compat: false,
             verbose: 0,
         });
@@ -189,6 +195,7 @@ pub fn parse() -> Result<Args, u8> {
         cpuid,
         allow_unenforced: cli.allow_unenforced_xcr0,
         stats: cli.stats,
+        explain: cli.explain,
         arch_prctl_compat: cli.arch_prctl_compat,
         verbose: cli.verbose,
     })

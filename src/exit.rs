@@ -10,6 +10,7 @@ pub fn finish(process: &Process, r: Result<Outcome, String>) -> ! {
     if process.options.stats {
         print_stats(process);
     }
+    process.looks.report(process.options.explain);
     process.wind_down();
     match r {
         Ok(outcome) => mirror(outcome),

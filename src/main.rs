@@ -256,6 +256,7 @@ fn run_one(
         exec_argv0,
         options: syscall_proxy::Options {
             verbose: args.verbose,
+            explain: args.explain,
             stats: carried.map_or(args.stats, |c| c.stats),
             report_fd: report::fd(),
             default_xcr0: carried.map_or(chosen.xcr0.bits(), |c| c.default_xcr0),

@@ -77,6 +77,8 @@ pub fn init_logging(verbose: u8) {
     b.target(env_logger::Target::Pipe(Box::new(Sink)));
     b.format(|buf, record| {
         let level = match record.level() {
+            // --explain's reports are not warnings.
+            _ if record.target() == "explain" => "explain".to_string(),
             log::Level::Warn => "warning".to_string(),
             l => l.as_str().to_lowercase(),
         };

@@ -118,6 +118,7 @@ std::arch::global_asm!(
     ".globl xcr0_sandbox_forward_check",
     ".globl xcr0_sandbox_forward_syscall",
     ".globl xcr0_sandbox_forward_cancelled",
+    ".globl xcr0_sandbox_forward_end",
     "xcr0_sandbox_forward:",
     // (waiting: *const u8 in rdi, nr in rsi, args: *const [u64; 6] in rdx)
     "mov rax, rsi",

@@ -8,6 +8,7 @@
 //! dispositions, the sandbox's own descriptors.
 
 pub mod cpuid;
+pub mod explain;
 pub mod host;
 pub mod identity;
 pub mod launch;

@@ -710,6 +710,42 @@ impl Vcpu {
         self.xcr0
     }
 
+    /// What CPUID (`leaf`, `subleaf`) gives the guest when the vCPU runs
+    /// it itself: the CPU's own answer where CPL3 runs natively
+    /// (`native`: PVM), else the table this vCPU was given, with what KVM
+    /// fills in at run time (OSXSAVE; leaf 0xD.0's size for the XCR0).
+    pub fn guest_cpuid(&self, native: bool, leaf: u32, subleaf: u32) -> [u32; 4] {
+        if native {
+            let r = std::arch::x86_64::__cpuid_count(leaf, subleaf);
+            return [r.eax, r.ebx, r.ecx, r.edx];
+        }
+        let lookup = |leaf: u32, subleaf: u32| {
+            self.setup
+                .cpuid
+                .as_slice()
+                .iter()
+                .find(|e| {
+                    e.function == leaf
+                        && (e.flags & kvm_bindings::KVM_CPUID_FLAG_SIGNIFCANT_INDEX == 0
+                            || e.index == subleaf)
+                })
+                .map_or([0; 4], |e| [e.eax, e.ebx, e.ecx, e.edx])
+        };
+        let mut r = lookup(leaf, subleaf);
+        match (leaf, subleaf) {
+            // CR4.OSXSAVE is always set here.
+            (1, _) => r[2] |= 1 << 27,
+            (0xd, 0) => {
+                r[1] = self.xcr0.xsave_size(|i| {
+                    let [size, offset, ..] = lookup(0xd, i);
+                    (size, offset)
+                })
+            }
+            _ => {}
+        }
+        r
+    }
+
     /// Runs until the next exit the layer above must handle.
     ///
     /// No lock is taken on the way: whoever narrows a mapping flushes

@@ -90,11 +90,16 @@ impl Policy {
 }
 
 /// Before a task first runs (and in a fork child's new vCPU): the vCPU
-/// faults on CPUID for the sandbox to answer, if the policy says so.
+/// faults on CPUID for the sandbox to answer, if the policy says so, or
+/// to see (`--explain`, where the KVM can fault: else unseen).
 pub fn arm(t: &mut crate::thread::Thread) -> Result<(), vmm::VcpuError> {
-    let on = t.process.options.cpuid.emulated();
+    let answer = t.process.options.cpuid.emulated();
+    let on = answer || crate::explain::watches_cpuid(&t.process.options);
     if on != t.vcpu.cpuid_answered() {
-        t.vcpu.set_cpuid_answered(on)?;
+        match t.vcpu.set_cpuid_answered(on) {
+            Err(e) if !answer => log::debug!("--explain: CPUID cannot fault here: {e}"),
+            r => r?,
+        }
     }
     Ok(())
 }

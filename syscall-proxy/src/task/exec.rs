@@ -268,6 +268,9 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         format!("--xcr0={:#x}", thread.vcpu.xcr0().bits()).into_bytes(),
         format!("--cpuid={}", options.cpuid.to_arg()).into_bytes(),
     ];
+    if options.explain {
+        words.push(b"--explain".to_vec());
+    }
     if options.verbose > 0 {
         words.push(format!("-{}", "v".repeat(options.verbose.into())).into_bytes());
     }

@@ -47,6 +47,8 @@ pub struct Options {
     pub arch_prctl_compat: bool,
     /// `--cpuid`: what the program's CPUID answers.
     pub cpuid: crate::cpuid::Policy,
+    /// `--explain`: report each #UD, and the first looks at XCR0 at exit.
+    pub explain: bool,
 }
 
 /// Ends the host process as the program's process ended (or the sandbox
@@ -91,6 +93,8 @@ pub struct Process {
     pub xcomp: Mutex<crate::syscalls::xstate::Permissions>,
     /// Its threads' seccomp states, for TSYNC.
     pub seccomp: crate::seccomp::Threads,
+    /// Its threads' first looks at XCR0, for `--explain`.
+    pub looks: crate::explain::Looks,
     counters: Arc<Counters>,
     live: Mutex<Live>,
     alone: Condvar,
@@ -131,6 +135,7 @@ impl Process {
             options,
             xcomp: Mutex::default(),
             seccomp: Default::default(),
+            looks: Default::default(),
             counters: Arc::default(),
             live: Mutex::new(Live {
                 threads: 1,

@@ -9,6 +9,7 @@ use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
 use vmm::{Exit, Syscall, VcpuError};
 
 use crate::clone::{Child, ChildIds};
+use crate::cpuid::Policy;
 use crate::host::{self, Errno, SysResult, encode};
 use crate::process::Outcome;
 use crate::seccomp::{self, Verdict};
@@ -385,11 +386,16 @@ impl Task {
             }
         }
         let mut r = t.vcpu.user_regs(&t.process.vm.memory);
-        let a = t
-            .process
-            .options
-            .cpuid
-            .answer(r.rax as u32, r.rcx as u32, t.vcpu.xcr0().bits());
+        let (leaf, subleaf) = (r.rax as u32, r.rcx as u32);
+        t.process.looks.cpuid(t, leaf, rip);
+        let a = match &t.process.options.cpuid {
+            // Seen only (`--explain`): answered as the vCPU would.
+            Policy::Host => {
+                let native = t.process.vm.hv.flavour == vmm::kvm::Flavour::Pvm;
+                t.vcpu.guest_cpuid(native, leaf, subleaf)
+            }
+            p => p.answer(leaf, subleaf, t.vcpu.xcr0().bits()),
+        };
         log::trace!(
             "cpuid {:#x}.{:#x} at {rip:#x}: {a:#x?}",
             r.rax as u32,
@@ -510,6 +516,14 @@ impl Task {
             && let Some(outcome) = self.xfd(f.rip)?
         {
             return Ok(outcome);
+        }
+        if v == vector::INVALID_OPCODE {
+            let bits = if f.cs as u16 == selectors::USER_CS32 {
+                32
+            } else {
+                64
+            };
+            crate::explain::invalid_opcode(&self.thread, f.rip, bits);
         }
         if v == vector::GENERAL_PROTECTION && self.answer_cpuid(f.rip)? {
             // A single step ends after the answered instruction, as after

@@ -51,7 +51,7 @@ fn set(records: &mut [[u32; 6]], leaf: u32, sub: u32, answer: [u32; 4]) {
 fn get(records: &[[u32; 6]], leaf: u32, sub: u32) -> [u32; 4] {
     let r = records
         .iter()
-        .find(|r| r[0] == leaf && r[1] == sub)
+        .find(|r| r[0] == leaf && (r[1] == sub || r[1] == u32::MAX))
         .expect("the record");
     [r[2], r[3], r[4], r[5]]
 }
@@ -195,11 +195,29 @@ fn an_avx512_layout_of_another_vendor_is_not_replayable() {
         return;
     }
     let mut records = host_records();
+    let host_has_it = get(&records, 0xd, 5)[0] != 0;
     for (bit, size, amd_offset) in [(5, 64, 832), (6, 512, 896), (7, 1024, 1408)] {
         let [_, off, ..] = get(&records, 0xd, bit);
         let other = if off != 0 { off + 256 } else { amd_offset };
         set(&mut records, 0xd, bit, [size, other, 0, 0]);
     }
+    // The other vendor's name in leaf 0 (EBX, EDX, ECX).
+    let [max, ebx, ..] = get(&records, 0, 0);
+    let other: [u32; 3] = if ebx == u32::from_le_bytes(*b"Auth") {
+        [
+            u32::from_le_bytes(*b"Genu"),
+            u32::from_le_bytes(*b"ineI"),
+            u32::from_le_bytes(*b"ntel"),
+        ]
+    } else {
+        [
+            u32::from_le_bytes(*b"Auth"),
+            u32::from_le_bytes(*b"enti"),
+            u32::from_le_bytes(*b"cAMD"),
+        ]
+    };
+    let row = records.iter_mut().find(|r| r[0] == 0).expect("leaf 0");
+    row[2..].copy_from_slice(&[max, other[0], other[2], other[1]]);
     let xcr0 = check_mask("host xcr0") | 0xe7;
     let dir = trace("avx512", "85\n", xcr0, &records, false);
     let o = check_trace(&dir);
@@ -207,6 +225,11 @@ fn an_avx512_layout_of_another_vendor_is_not_replayable() {
     let out = stdout(&o);
     assert!(out.contains("not replayable on this host: "), "{out}");
     assert!(out.contains("component 5 (opmask)"), "{out}");
+    if host_has_it {
+        assert!(out.contains("recorded on another vendor's CPU"), "{out}");
+    } else {
+        assert!(out.contains("which this host's CPU does not have"), "{out}");
+    }
 }
 
 #[test]

@@ -68,17 +68,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
             Action::Return(unsafe { libc::gettid() } as u64)
         }
         libc::SYS_pkey_mprotect if a[3] as i32 != -1 => ret(Err(Errno(libc::EINVAL))),
-        libc::SYS_mmap
-        | libc::SYS_munmap
-        | libc::SYS_mprotect
-        | libc::SYS_pkey_mprotect
-        | libc::SYS_mremap
-        | libc::SYS_madvise
-        | libc::SYS_mlock
-        | libc::SYS_mlock2
-        | libc::SYS_munlock
-        | libc::SYS_msync
-        | libc::SYS_mincore => ret(memory(thread, nr, a)),
+        _ if is_memory_call(nr) => ret(memory(thread, nr, a)),
         libc::SYS_arch_prctl => ret(arch_prctl(thread, a)),
         libc::SYS_rt_sigaction => ret(sigaction(thread, a)),
         libc::SYS_rt_sigprocmask => ret(sigprocmask(thread, a)),
@@ -188,17 +178,6 @@ pub fn made_by_host(nr: i64) -> bool {
             | libc::SYS_exit_group
             | libc::SYS_brk
             | libc::SYS_set_tid_address
-            | libc::SYS_mmap
-            | libc::SYS_munmap
-            | libc::SYS_mprotect
-            | libc::SYS_pkey_mprotect
-            | libc::SYS_mremap
-            | libc::SYS_madvise
-            | libc::SYS_mlock
-            | libc::SYS_mlock2
-            | libc::SYS_munlock
-            | libc::SYS_msync
-            | libc::SYS_mincore
             | libc::SYS_arch_prctl
             | libc::SYS_rt_sigaction
             | libc::SYS_rt_sigprocmask
@@ -228,7 +207,27 @@ pub fn made_by_host(nr: i64) -> bool {
             | libc::SYS_prlimit64
             | libc::SYS_pkey_alloc
             | libc::SYS_pkey_free
-    ) && args::spec(nr).is_some()
+    ) && !is_memory_call(nr)
+        && args::spec(nr).is_some()
+}
+
+/// The calls on the address space, which the guest's page tables follow
+/// (`memory`).
+fn is_memory_call(nr: i64) -> bool {
+    matches!(
+        nr,
+        libc::SYS_mmap
+            | libc::SYS_munmap
+            | libc::SYS_mprotect
+            | libc::SYS_pkey_mprotect
+            | libc::SYS_mremap
+            | libc::SYS_madvise
+            | libc::SYS_mlock
+            | libc::SYS_mlock2
+            | libc::SYS_munlock
+            | libc::SYS_msync
+            | libc::SYS_mincore
+    )
 }
 
 /// Forwards without checks: for calls whose arguments are all integers or

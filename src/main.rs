@@ -310,12 +310,11 @@ fn replay_host() -> Result<check_trace::Host, String> {
     let sandbox_cpuid_faulting = values
         .first()
         .is_some_and(|&x| check::cpuid_faulting(&hv, x).unwrap_or(false));
-    // ARCH_SET_CPUID (arch/x86/include/uapi/asm/prctl.h) with 1 leaves
-    // CPUID as it is, and fails with ENODEV without CPUID faulting.
-    const ARCH_SET_CPUID: libc::c_long = 0x1012;
+    // ARCH_SET_CPUID with 1 leaves CPUID as it is, and fails with ENODEV
+    // without CPUID faulting.
+    let set_cpuid = syscall_proxy::syscalls::ARCH_SET_CPUID;
     // SAFETY: integer arguments; enabling CPUID changes nothing.
-    let native_cpuid_faulting =
-        unsafe { libc::syscall(libc::SYS_arch_prctl, ARCH_SET_CPUID, 1) } == 0;
+    let native_cpuid_faulting = unsafe { libc::syscall(libc::SYS_arch_prctl, set_cpuid, 1) } == 0;
     Ok(check_trace::Host {
         xcr0: kvm::host_xcr0(),
         supported,

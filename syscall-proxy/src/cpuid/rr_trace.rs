@@ -41,13 +41,7 @@ impl Header {
 
     /// The recorded answer to CPUID (`leaf`, `subleaf`), zero if none.
     pub fn leaf(&self, leaf: u32, subleaf: u32) -> Regs {
-        let find = |s| {
-            self.records
-                .iter()
-                .find(|&&(l, ls, _)| l == leaf && ls == s)
-                .map(|&(_, _, r)| r)
-        };
-        find(subleaf).or_else(|| find(u32::MAX)).unwrap_or([0; 4])
+        super::table::lookup(&self.records, leaf, subleaf)
     }
 }
 

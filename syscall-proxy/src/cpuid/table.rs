@@ -79,16 +79,23 @@ impl Table {
     }
 
     fn lookup(&self, leaf: u32, subleaf: u32) -> Regs {
-        let find = |s| {
-            self.records
-                .iter()
-                .find(|&&(l, ls, _)| l == leaf && ls == s)
-                .map(|&(_, _, r)| r)
-        };
-        find(subleaf)
-            .or_else(|| find(ANY_SUBLEAF))
-            .unwrap_or([0; 4])
+        lookup(&self.records, leaf, subleaf)
     }
+}
+
+/// The answer `records` (rr's rows: eax_in, ecx_in, answer) give to
+/// (`leaf`, `subleaf`): its own row, else the leaf's any-subleaf row, else
+/// zero.
+pub fn lookup(records: &[(u32, u32, Regs)], leaf: u32, subleaf: u32) -> Regs {
+    let find = |s| {
+        records
+            .iter()
+            .find(|&&(l, ls, _)| l == leaf && ls == s)
+            .map(|&(_, _, r)| r)
+    };
+    find(subleaf)
+        .or_else(|| find(ANY_SUBLEAF))
+        .unwrap_or([0; 4])
 }
 
 #[cfg(test)]

@@ -306,6 +306,8 @@ pub(crate) const ARCH_SET_GS: u64 = 0x1001;
 pub(crate) const ARCH_SET_FS: u64 = 0x1002;
 pub(crate) const ARCH_GET_FS: u64 = 0x1003;
 pub(crate) const ARCH_GET_GS: u64 = 0x1004;
+pub const ARCH_GET_CPUID: u64 = 0x1011;
+pub const ARCH_SET_CPUID: u64 = 0x1012;
 
 /// arch_prctl(2): FS/GS bases live in the vCPU; the XSAVE and XCR0 calls
 /// are `xstate`'s.
@@ -313,8 +315,6 @@ fn arch_prctl(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     if let Some(r) = xstate::arch_prctl(thread, a) {
         return r;
     }
-    const ARCH_GET_CPUID: u64 = 0x1011;
-    const ARCH_SET_CPUID: u64 = 0x1012;
     // The first non-canonical address under 4-level paging.
     const CANONICAL_TOP: u64 = 0x0000_8000_0000_0000;
     let space = || thread.process.vm.memory.lock().expect("address space");

@@ -312,22 +312,21 @@ impl Task {
                 }
             };
         }
-        if verdict == Verdict::Notify {
-            verdict = if syscalls::made_by_host(sc.nr as i64) {
+        if verdict == Verdict::Notify && !syscalls::made_by_host(sc.nr as i64) {
+            log::debug!(
+                "seccomp: syscall {} is the sandbox's, not for a listener: ENOSYS",
+                sc.nr
+            );
+            verdict = Verdict::Errno(libc::ENOSYS);
+        }
+        match verdict {
+            Verdict::Allow | Verdict::Trace(_) => Filtered::Make,
+            Verdict::Notify => {
                 // The host makes it through the stub the listener's host
                 // filter picks out (seccomp::notify).
                 host::notify_next(true);
-                Verdict::Allow
-            } else {
-                log::debug!(
-                    "seccomp: syscall {} is the sandbox's, not for a listener: ENOSYS",
-                    sc.nr
-                );
-                Verdict::Errno(libc::ENOSYS)
-            };
-        }
-        match verdict {
-            Verdict::Allow | Verdict::Trace(_) | Verdict::Notify => Filtered::Make,
+                Filtered::Make
+            }
             Verdict::Errno(e) => {
                 t.vcpu.complete_syscall(-i64::from(e) as u64);
                 skipped_exit_stop(t, sc.nr);
@@ -396,11 +395,7 @@ impl Task {
             }
             p => p.answer(leaf, subleaf, t.vcpu.xcr0().bits()),
         };
-        log::trace!(
-            "cpuid {:#x}.{:#x} at {rip:#x}: {a:#x?}",
-            r.rax as u32,
-            r.rcx as u32
-        );
+        log::trace!("cpuid {leaf:#x}.{subleaf:#x} at {rip:#x}: {a:#x?}");
         // CPUID writes the low halves and clears the high ones.
         (r.rax, r.rbx, r.rcx, r.rdx) = (a[0].into(), a[1].into(), a[2].into(), a[3].into());
         r.rip = rip + 2;

@@ -646,3 +646,37 @@ fn gdb_shows_exactly_the_registers_the_xcr0_enables() {
         }
     }
 }
+
+/// The debug registers a tracer sets (emulated through the guest page
+/// tables and a private root per stepping vCPU: trace/hwbp.rs) fire here
+/// as natively, under an XCR0 smaller than the host's: each kind of
+/// breakpoint hit once with its siginfo, DR6 and RF, and what Linux
+/// refuses (tests/guests/ptrace.c's `hwbp`).
+#[test]
+fn debug_registers_fire_as_natively_under_a_kvm_that_applies_xcr0() {
+    if !ready() {
+        return;
+    }
+    let tracer = guest("ptrace", &[]);
+    let native = run_limited(command(false, &[tracer.to_str().unwrap(), "hwbp"]));
+    let mut c = sandbox_cmd();
+    c.args(["--xcr0", "0x3", "--", tracer.to_str().unwrap(), "hwbp"]);
+    let sandboxed = run_limited_for(c, std::time::Duration::from_secs(300));
+    assert_eq!(
+        status(&sandboxed),
+        status(&native),
+        "{}",
+        both(&native, &sandboxed)
+    );
+    assert_eq!(
+        stdout(&sandboxed),
+        stdout(&native),
+        "{}",
+        both(&native, &sandboxed)
+    );
+    assert!(
+        stdout(&native).contains("execute: sig 5 code 4"),
+        "{}",
+        stdout(&native)
+    );
+}

@@ -27,6 +27,10 @@
  *              registers, each task followed to its end
  *   follow_seized  the same under PTRACE_SEIZE (new tasks start in
  *              PTRACE_EVENT_STOP), seized while running
+ *   hwbp       debug registers through POKEUSER: what Linux refuses; a
+ *              write watchpoint, a read/write watchpoint and an
+ *              instruction breakpoint, each hit once with its siginfo and
+ *              DR6, resumed past (RF); a fork child starts without them
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -40,6 +44,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <dirent.h>
+#include <stddef.h>
 #include <pthread.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
@@ -828,6 +833,123 @@ static void scenario_cycles(int n)
 	       count("/proc/self/fd") == fds, count("/proc/self/task") == threads, followed == n);
 }
 
+static volatile long hw_written;
+static volatile int hw_read[2];
+__attribute__((noinline)) void hw_target(void) { __asm__ volatile("" ::: "memory"); }
+
+static void hwbp_body(void)
+{
+	raise(SIGUSR2);
+	hw_written = 1;
+	int v = hw_read[0];
+	hw_target();
+	hw_written = v + 2;
+	pid_t child = fork();
+	if (child == 0) {
+		/* Not inherited: this runs without a stop. */
+		hw_written = 7;
+		hw_target();
+		_exit(3);
+	}
+	int st;
+	waitpid(child, &st, 0);
+	char msg[32];
+	int n = snprintf(msg, sizeof msg, "child: fork child %d\n", WEXITSTATUS(st));
+	write(1, msg, n);
+}
+
+#define USER_DR(n) (offsetof(struct user, u_debugreg) + (n) * sizeof(long))
+
+static const char *err_name(long rc)
+{
+	if (rc != -1)
+		return "ok";
+	return errno == EINVAL ? "EINVAL" : errno == EIO ? "EIO" : strerror(errno);
+}
+
+static void hw_stop(pid_t pid, const char *what)
+{
+	int st = waitstop(pid);
+	struct user_regs_struct r;
+	siginfo_t si;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+	errno = 0;
+	long dr6 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(6), 0);
+	printf("%s: sig %d code %d addr is rip %d at %s+%lld dr6 %#lx rf %d\n", what, WSTOPSIG(st),
+	       si.si_code, si.si_addr == (void *)r.rip,
+	       r.rip >= (unsigned long long)hw_target && r.rip < (unsigned long long)hw_target + 16 ? "hw_target"
+												    : "hwbp_body",
+	       (long long)(r.rip - (r.rip >= (unsigned long long)hw_target &&
+						r.rip < (unsigned long long)hw_target + 16
+					? (unsigned long long)hw_target
+					: (unsigned long long)hwbp_body)),
+	       errno ? -1L : dr6, !!(r.eflags & 0x10000));
+	/* As gdb does: DR6 cleared before going on. */
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(6), 0));
+}
+
+static void scenario_hwbp(void)
+{
+	pid_t pid = traced_child(hwbp_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACEFORK));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+	unsigned long w = (unsigned long)&hw_written, r = (unsigned long)&hw_read[0];
+	/* What Linux refuses. */
+	printf("DR4: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(4), 0)));
+	printf("DR0 kernel address: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), 0xffffffff81000000UL)));
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), w + 4));
+	printf("8-byte watch misaligned: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(7), 1 | 1 << 16 | 2 << 18)));
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), w));
+	printf("I/O breakpoint: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(7), 1 | 2 << 16)));
+	printf("execute with a length: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(7), 1 | 1 << 18)));
+	errno = 0;
+	long dr7 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(7), 0);
+	printf("DR7 after the refusals: %#lx\n", errno ? -1L : dr7);
+	/* DR0: an 8-byte write watch, DR1: a 4-byte read/write watch, DR2:
+	 * an instruction breakpoint. */
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(1), r));
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(2), (unsigned long)hw_target));
+	unsigned long want = 1 | 4 | 16 | 1UL << 16 | 2UL << 18 | 3UL << 20 | 3UL << 22;
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(7), want));
+	errno = 0;
+	dr7 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(7), 0);
+	printf("DR7 set: %d\n", !errno && dr7 == (long)want);
+	printf("DR0 misaligned under the 8-byte watch: %s\n",
+	       err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), w + 2)));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	hw_stop(pid, "write");
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	hw_stop(pid, "read");
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	hw_stop(pid, "execute");
+	/* The write after the call hits DR0 again; the call itself, resumed
+	 * with RF, does not stop twice. */
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	hw_stop(pid, "write again");
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	/* The fork event, then the child's first stop, then both go on. */
+	int st = waitstop(pid);
+	printf("fork event: %d\n", st >> 16 == PTRACE_EVENT_FORK);
+	unsigned long child;
+	CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &child));
+	show(waitstop(child));
+	errno = 0;
+	dr7 = ptrace(PTRACE_PEEKUSER, child, USER_DR(7), 0);
+	printf("child's DR7: %#lx\n", errno ? -1L : dr7);
+	CHECK(ptrace(PTRACE_CONT, child, 0, 0));
+	show(waitstop(child));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	/* SIGCHLD of the child's end, then the parent's own end. */
+	st = waitstop(pid);
+	show(st);
+	if (WIFSTOPPED(st)) {
+		CHECK(ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(st)));
+		show(waitstop(pid));
+	}
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -862,6 +984,8 @@ int main(int argc, char **argv)
 		scenario_follow();
 	else if (!strcmp(s, "follow_seized"))
 		scenario_follow_seized();
+	else if (!strcmp(s, "hwbp"))
+		scenario_hwbp();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

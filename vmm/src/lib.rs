@@ -23,7 +23,7 @@ pub mod xcr0;
 pub use kvm::{Flavour, Hypervisor, KvmError};
 /// The general-purpose registers, as KVM and the layers above exchange them.
 pub use kvm_bindings::kvm_regs;
-pub use memory::{AddressSpace, Lent, Prot};
+pub use memory::{AddressSpace, Lent, Narrow, Overlay, Prot};
 pub use vcpu::{Exit, Probed, Syscall, ThreadState, Vcpu, VcpuError};
 pub use vm::{Forked, Vm};
 pub use xcr0::Xcr0;

@@ -7,7 +7,7 @@
 //! the guest's page tables, with the program's protections, so any other
 //! access is a guest #PF, never a write into the sandbox.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
@@ -60,6 +60,48 @@ impl Prot {
             user: true,
         })
     }
+}
+
+/// What a page's guest entry loses while a thread's debug register watches
+/// it: the accesses that must fault so that the VMM sees them (the guest's
+/// own debug registers never fire on the KVMs here; see trace/hwbp.rs in
+/// syscall-proxy).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Narrow {
+    /// Writes fault (a write watchpoint).
+    pub write: bool,
+    /// Instruction fetches fault (an instruction breakpoint).
+    pub exec: bool,
+    /// Every user access faults (a read/write watchpoint).
+    pub all: bool,
+}
+
+impl Narrow {
+    pub fn union(self, o: Narrow) -> Narrow {
+        Narrow {
+            write: self.write || o.write,
+            exec: self.exec || o.exec,
+            all: self.all || o.all,
+        }
+    }
+
+    fn apply(self, a: Access) -> Access {
+        Access {
+            write: a.write && !self.write && !self.all,
+            exec: a.exec && !self.exec && !self.all,
+            user: a.user && !self.all,
+        }
+    }
+}
+
+/// A vCPU's private page-table root in which watched pages have their
+/// real rights, for the one instruction it steps through them
+/// ([`AddressSpace::step_root`]).
+#[derive(Debug, Default)]
+pub struct Overlay {
+    frames: Vec<u64>,
+    /// The address space's `generation` the copy was made at.
+    generation: Option<u64>,
 }
 
 /// Guest-physical memory the VMM owns: stubs, descriptor tables, CPL0
@@ -196,6 +238,13 @@ pub struct AddressSpace {
     /// vCPUs of this VM handed out to threads and not given back: the
     /// `Vm` counts them, `flush` reads them.
     live_vcpus: Arc<AtomicUsize>,
+    /// Each thread's watched pages (by host tid), and their union, which
+    /// the guest entries carry narrowed (see [`Narrow`]).
+    watches: HashMap<i32, Vec<(u64, Narrow)>>,
+    watched: BTreeMap<u64, Narrow>,
+    /// Bumped by every change of the page tables or of `watched`: an
+    /// [`Overlay`] made at another generation is made again.
+    generation: u64,
     pub stats: MemoryStats,
 }
 
@@ -232,6 +281,9 @@ impl AddressSpace {
             flush_pending: false,
             flush_forced: false,
             live_vcpus: Arc::default(),
+            watches: HashMap::new(),
+            watched: BTreeMap::new(),
+            generation: 0,
             stats: MemoryStats {
                 memslots: 1,
                 ..Default::default()
@@ -257,7 +309,7 @@ impl AddressSpace {
         for (&chunk, &gpa) in &self.chunks {
             set_memslot(&vm, chunk_region(chunk, gpa))?;
         }
-        Ok(AddressSpace {
+        let mut child = AddressSpace {
             vm,
             pt: self.pt.clone(),
             program: self.program.clone(),
@@ -270,11 +322,20 @@ impl AddressSpace {
             flush_pending: false,
             flush_forced: false,
             live_vcpus: Arc::default(),
+            watches: HashMap::new(),
+            watched: BTreeMap::new(),
+            generation: 0,
             stats: MemoryStats {
                 memslots: 1 + self.chunks.len() as u64,
                 ..Default::default()
             },
-        })
+        };
+        // A child's threads start with no debug registers (Linux clears
+        // them at fork): its entries get their rights back.
+        for &page in self.watched.keys() {
+            child.reenter(page)?;
+        }
+        Ok(child)
     }
 
     pub fn arena(&self) -> &Arena {
@@ -342,6 +403,7 @@ impl AddressSpace {
 
     fn note(&mut self, f: NeedsFlush) {
         self.flush_pending |= f.0;
+        self.generation += 1;
     }
 
     /// Records that host [start, end) now holds a program mapping with
@@ -376,10 +438,11 @@ impl AddressSpace {
             let chunk = chunk_of(at);
             let piece_end = end.min((chunk + 1) << CHUNK_SHIFT);
             let (window, hva) = (self.chunks[&chunk], chunk << CHUNK_SHIFT);
-            flush.0 |= self
-                .pt
-                .map(at, piece_end, access, |va| window + (va - hva))?
-                .0;
+            let gpa = |va| window + (va - hva);
+            flush.0 |= self.pt.map(at, piece_end, access, gpa)?.0;
+            for (&page, &n) in self.watched.range(at..piece_end) {
+                flush.0 |= self.pt.map(page, page + PAGE_SIZE, n.apply(access), gpa)?.0;
+            }
             at = piece_end;
         }
         Ok(flush)
@@ -464,6 +527,90 @@ impl AddressSpace {
             // Nothing changes on the host here.
             self.unmap_unfollowed(s, e);
         }
+    }
+
+    /// The rights the program's mappings (or a lent page) give user
+    /// accesses to the page of `addr`, whatever a watch took away.
+    pub fn real_access(&self, addr: u64) -> Option<Access> {
+        if self.poisoned.get(addr).is_some() {
+            return None;
+        }
+        match self.program.get(addr) {
+            Some((_, _, prot)) => prot.access(),
+            None => self.lent.get(addr).and_then(|(_, _, l)| l.prot.access()),
+        }
+    }
+
+    /// What a watch takes away from the page of `addr`, if one does.
+    pub fn watched(&self, addr: u64) -> Option<Narrow> {
+        self.watched.get(&(addr & !(PAGE_SIZE - 1))).copied()
+    }
+
+    /// Sets the pages thread `tid`'s debug registers watch (none: the
+    /// thread has none, or ended), and narrows the guest entries of every
+    /// watched page, flushed before this returns.
+    pub fn set_watches(&mut self, tid: i32, pages: Vec<(u64, Narrow)>) -> Result<(), MemoryError> {
+        let before = std::mem::take(&mut self.watched);
+        if pages.is_empty() {
+            self.watches.remove(&tid);
+        } else {
+            self.watches.insert(tid, pages);
+        }
+        for &(page, n) in self.watches.values().flatten() {
+            let e = self.watched.entry(page & !(PAGE_SIZE - 1)).or_default();
+            *e = e.union(n);
+        }
+        let changed: Vec<u64> = before
+            .iter()
+            .filter(|&(p, n)| self.watched.get(p) != Some(n))
+            .map(|(&p, _)| p)
+            .chain(
+                self.watched
+                    .iter()
+                    .filter(|&(p, n)| before.get(p) != Some(n))
+                    .map(|(&p, _)| p),
+            )
+            .collect();
+        for page in changed {
+            self.reenter(page)?;
+        }
+        self.generation += 1;
+        self.flush()
+    }
+
+    /// Enters the page again with its rights less what `watched` takes
+    /// away, if it is in the guest page tables now.
+    fn reenter(&mut self, page: u64) -> Result<(), MemoryError> {
+        let (Some(access), true) = (self.real_access(page), self.pt.entry(page) & 1 != 0) else {
+            return Ok(());
+        };
+        let f = self.enter(page, page + PAGE_SIZE, access)?;
+        // Nothing changes on the host: other vCPUs must not keep the
+        // wider entry.
+        self.flush_forced |= f.0;
+        self.note(f);
+        Ok(())
+    }
+
+    /// A root for `o`'s vCPU in which every watched page has its real
+    /// rights, made again (and the guest's translations flushed: the
+    /// frames are rewritten behind a shadow-paging KVM's back) when the
+    /// tables changed since; for one step through a watched page.
+    pub fn step_root(&mut self, o: &mut Overlay) -> Result<u64, MemoryError> {
+        if o.generation == Some(self.generation) {
+            return Ok(o.frames[0]);
+        }
+        let pages: Vec<(u64, Access)> = self
+            .watched
+            .keys()
+            .filter_map(|&p| self.real_access(p).map(|a| (p, a)))
+            .collect();
+        let root = self.pt.overlay(&mut o.frames, &pages)?;
+        self.flush_pending = true;
+        self.flush_forced = true;
+        self.flush()?;
+        o.generation = Some(self.generation);
+        Ok(root)
     }
 
     /// Maps arena pages at their host address for the guest runtime.

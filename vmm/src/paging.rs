@@ -4,6 +4,8 @@
 //! them to the guest-physical addresses the memslots back. Everything here
 //! works on a [`FrameStore`], so it is tested on plain memory without KVM.
 
+use std::collections::HashMap;
+
 use x86_64::structures::paging::PageTableFlags as F;
 
 pub const PAGE_SIZE: u64 = 4096;
@@ -193,6 +195,68 @@ impl<S: FrameStore> PageTables<S> {
         }
     }
 
+    /// Builds, in `frames` (grown from the store as needed, kept by the
+    /// caller for the next call), a root that translates as this one does
+    /// except that each `(va, access)` page has `access`: the paths to
+    /// those pages are private copies, every other entry is shared. Returns
+    /// the root, for CR3. Pages not mapped here stay unmapped.
+    pub fn overlay(
+        &mut self,
+        frames: &mut Vec<u64>,
+        pages: &[(u64, Access)],
+    ) -> Result<u64, OutOfFrames> {
+        let mut used = 0;
+        let mut take = |store: &mut S| -> Result<u64, OutOfFrames> {
+            if used == frames.len() {
+                frames.push(store.alloc().ok_or(OutOfFrames)?);
+            }
+            used += 1;
+            Ok(frames[used - 1])
+        };
+        let copy = |store: &mut S, from: u64, to: u64| {
+            for i in 0..ENTRIES {
+                let e = store.read(from, i);
+                store.write(to, i, e);
+            }
+        };
+        let root = take(&mut self.store)?;
+        copy(&mut self.store, self.root, root);
+        // Shared table -> its private copy, per level below the root.
+        let mut copies: HashMap<u64, u64> = HashMap::new();
+        for &(va, access) in pages {
+            let (mut shared, mut private) = (self.root, root);
+            let mut complete = true;
+            for level in 0..3 {
+                let i = index(va, level);
+                let e = self.store.read(shared, i);
+                if e & F::PRESENT.bits() == 0 {
+                    complete = false;
+                    break;
+                }
+                let next = e & ADDR_MASK;
+                let mine = match copies.get(&next) {
+                    Some(&t) => t,
+                    None => {
+                        let t = take(&mut self.store)?;
+                        copy(&mut self.store, next, t);
+                        copies.insert(next, t);
+                        t
+                    }
+                };
+                self.store.write(private, i, mine | (e & !ADDR_MASK));
+                (shared, private) = (next, mine);
+            }
+            if complete {
+                let e = self.store.read(shared, index(va, 3));
+                if e & F::PRESENT.bits() != 0 {
+                    self.store
+                        .write(private, index(va, 3), leaf_entry(e & ADDR_MASK, access));
+                }
+            }
+        }
+        Ok(root)
+    }
+
     /// Translates `va` as the MMU would for an access with `need` rights.
     pub fn translate(&mut self, va: u64, need: Access) -> Option<u64> {
         let e = self.entry(va);
@@ -295,5 +359,41 @@ pub(crate) mod tests {
             NeedsFlush(true)
         );
         assert_eq!(pt.translate(0x40_1000, R), None, "supervisor-only");
+    }
+
+    #[test]
+    fn an_overlay_widens_its_pages_and_shares_the_rest() {
+        let mut pt = PageTables::new(MapStore::default()).unwrap();
+        let id = |va| va;
+        let _ = pt.map(0x40_0000, 0x40_3000, R, id).unwrap();
+        let _ = pt.map(0x7000_0000, 0x7000_1000, RW, id).unwrap();
+        let mut frames = Vec::new();
+        let root = pt.overlay(&mut frames, &[(0x40_1000, RW)]).unwrap();
+        assert_eq!(frames.len(), 4, "root and the three tables on one path");
+        let shared = pt.root;
+        pt.root = root;
+        assert_eq!(pt.translate(0x40_1000, RW), Some(0x40_1000));
+        assert_eq!(
+            pt.translate(0x40_0000, RW),
+            None,
+            "its neighbours as before"
+        );
+        assert_eq!(pt.translate(0x40_2000, R), Some(0x40_2000));
+        assert_eq!(pt.translate(0x7000_0000, RW), Some(0x7000_0000));
+        pt.root = shared;
+        assert_eq!(
+            pt.translate(0x40_1000, RW),
+            None,
+            "the shared tables unchanged"
+        );
+        // Again: the same frames, nothing allocated.
+        let again = pt
+            .overlay(&mut frames, &[(0x40_1000, RW), (0x40_2000, RW)])
+            .unwrap();
+        assert_eq!((again, frames.len()), (root, 4));
+        // A page that is not mapped stays so.
+        let _ = pt.overlay(&mut frames, &[(0x9000_0000, RW)]).unwrap();
+        pt.root = frames[0];
+        assert_eq!(pt.translate(0x9000_0000, R), None);
     }
 }

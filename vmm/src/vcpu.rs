@@ -16,7 +16,7 @@ use kvm_bindings::{
 use kvm_ioctls::{SyncReg, VcpuExit, VcpuFd};
 use x86_64::registers::rflags::RFlags;
 
-use crate::memory::AddressSpace;
+use crate::memory::{AddressSpace, Overlay};
 
 /// Where kvm_run holds the guest's general-purpose registers (struct
 /// kvm_regs) after an exit, under KVM_CAP_SYNC_REGS.
@@ -268,6 +268,10 @@ pub struct Vcpu {
     cpuid_fault_msr: bool,
     /// RDTSC and RDTSCP at CPL3 raise #GP (CR4.TSD, PR_SET_TSC).
     tsc_trapping: bool,
+    /// Its private page-table root for steps through watched pages, kept
+    /// with the vCPU (reused by the next thread) so that its frames stay
+    /// bounded by the vCPUs.
+    overlay: Overlay,
     counters: Arc<VcpuCounters>,
 }
 
@@ -414,6 +418,7 @@ impl Vcpu {
             cpuid_answered: false,
             cpuid_fault_msr: false,
             tsc_trapping: false,
+            overlay: Overlay::default(),
             counters,
         };
         v.reset(xcr0)?;
@@ -951,6 +956,35 @@ impl Vcpu {
         r
     }
 
+    /// Sets or clears the trap flag in the program's RFLAGS where this stop
+    /// keeps them (R11 in a system call, the frame after a fault), nothing
+    /// else changed: a step through one instruction, whatever exit ends it.
+    pub fn set_user_trap_flag(&mut self, memory: &Mutex<AddressSpace>, on: bool) {
+        let tf = RFlags::TRAP_FLAG.bits();
+        let apply = |f: u64| if on { f | tf } else { f & !tf };
+        match self.stop() {
+            Stop::Syscall | Stop::Entry => {
+                let r = &mut self.fd.sync_regs_mut().regs;
+                r.r11 = apply(r.r11);
+            }
+            Stop::Exception(frame) => {
+                let mem = memory.lock().expect("address space");
+                let arena = mem.arena();
+                let gpa = arena
+                    .gpa_of_hva(frame)
+                    .expect("exception frame in the arena")
+                    + 8 * FRAME_RFLAGS;
+                arena.write(gpa, &apply(arena.read_u64(gpa)).to_le_bytes());
+                return;
+            }
+            Stop::User | Stop::InStub => {
+                let r = &mut self.fd.sync_regs_mut().regs;
+                r.rflags = apply(r.rflags);
+            }
+        }
+        self.fd.set_sync_dirty_reg(SyncReg::Register);
+    }
+
     /// Resumes the program with exactly `regs` (every general-purpose
     /// register, RIP, RSP, RFLAGS) at CPL3, however it stopped: what a
     /// signal frame's setup and sigreturn need.
@@ -1123,6 +1157,25 @@ impl Vcpu {
         } else {
             sregs.fs.base = base;
         }
+        self.fd.sync_regs_mut().sregs = sregs;
+        self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
+        self.sregs_staged = true;
+        Ok(())
+    }
+
+    /// The vCPU's private root for steps through watched pages.
+    pub fn overlay(&mut self) -> &mut Overlay {
+        &mut self.overlay
+    }
+
+    /// Points the guest's CR3 at `root` before it resumes: a step through
+    /// a page its debug registers watch, under a private root, and back.
+    pub fn set_cr3(&mut self, root: u64) -> Result<(), VcpuError> {
+        let mut sregs = self.sregs()?;
+        if sregs.cr3 == root {
+            return Ok(());
+        }
+        sregs.cr3 = root;
         self.fd.sync_regs_mut().sregs = sregs;
         self.fd.set_sync_dirty_reg(SyncReg::SystemRegister);
         self.sregs_staged = true;

@@ -16,7 +16,7 @@ use crate::seccomp::{self, Verdict};
 use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
-use crate::trace::tracee;
+use crate::trace::{hwbp, tracee};
 use crate::umem;
 
 /// Host stack of a thread or a vfork child: the run loop and the system
@@ -63,6 +63,9 @@ pub struct Task {
     traced_exec: Option<tracee::Carried>,
     /// The tracing of a new thread its creator's tracer follows.
     followed: Option<tracee::Carried>,
+    /// A step through a page the debug registers watch that the last exit
+    /// ended (hwbp.rs).
+    watch_step: Option<hwbp::Step>,
 }
 
 impl Task {
@@ -73,6 +76,7 @@ impl Task {
             interrupted: None,
             traced_exec: None,
             followed: None,
+            watch_step: None,
         }
     }
 
@@ -150,6 +154,7 @@ impl Task {
         // SAFETY: as above.
         let tid = unsafe { libc::gettid() };
         self.thread.process.seccomp.leave(tid);
+        hwbp::forget(&mut self.thread);
         ended
     }
 
@@ -161,6 +166,9 @@ impl Task {
             self.thread.vcpu.clear_kick();
             if self.thread.vcpu.at_user_boundary() {
                 while let Some(a) = arrival::take() {
+                    // A step through a watched page not yet run: the
+                    // handler's frame must not carry its trap flag.
+                    hwbp::step_end(&mut self.thread)?;
                     let s = deliver::Signal {
                         sig: a.sig,
                         info: a.info,
@@ -176,6 +184,7 @@ impl Task {
             }
             tracee::before_guest(&mut self.thread);
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
+            self.watch_step = hwbp::step_end(&mut self.thread)?;
             self.thread.orig_rax = match exit {
                 Exit::Syscall(sc) => sc.nr,
                 _ => u64::MAX,
@@ -357,6 +366,25 @@ impl Task {
     }
 
     /// A tracer's single step done: its SIGTRAP, as after trap `v`.
+    /// A debug register's hit (hwbp.rs): SIGTRAP as Linux sends it, before
+    /// the instruction for a breakpoint, after it for a watchpoint.
+    fn hw_trap(&mut self, dr6: u64, before: bool) -> Option<Outcome> {
+        let t = &mut self.thread;
+        let info = match hwbp::hit(t, dr6, before) {
+            Ok(info) => info,
+            Err(e) => {
+                log::error!("debug register hit: {e}");
+                return Some(Outcome::Signaled(libc::SIGSEGV));
+            }
+        };
+        t.trap = signals::frame::Trap {
+            error_code: 0,
+            trapno: u64::from(vector::DEBUG),
+            cr2: t.trap.cr2,
+        };
+        deliver::force(t, libc::SIGTRAP, info, false).err()
+    }
+
     fn step_trap(&mut self, v: u8) -> Option<Outcome> {
         let info = tracee::step_done(&mut self.thread, false);
         let t = &mut self.thread;
@@ -534,6 +562,29 @@ impl Task {
                 return Ok(outcome);
             }
             if self.spurious(cr2, f.error_code) {
+                return Ok(None);
+            }
+        }
+        if v == vector::PAGE_FAULT {
+            match hwbp::page_fault(&mut self.thread, f.rip, cr2, f.error_code)? {
+                hwbp::OnFault::NotOurs => {}
+                hwbp::OnFault::Stepping => return Ok(None),
+                hwbp::OnFault::Breakpoint(dr6) => return Ok(self.hw_trap(dr6, true)),
+            }
+        }
+        if v == vector::DEBUG
+            && let Some(step) = self.watch_step.take()
+        {
+            // The instruction ran through a watched page.
+            if self.thread.stepping {
+                let outcome = self.step_trap(v);
+                crate::trace::page::own().debugreg[6] |= step.hits;
+                return Ok(outcome);
+            }
+            if step.hits != 0 {
+                return Ok(self.hw_trap(step.hits, false));
+            }
+            if step.own_tf {
                 return Ok(None);
             }
         }

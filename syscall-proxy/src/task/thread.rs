@@ -33,6 +33,8 @@ pub struct Thread {
     pub orig_rax: u64,
     /// Its seccomp mode and filters.
     pub seccomp: crate::seccomp::Shared,
+    /// Its debug registers, as a tracer set them.
+    pub hwbp: crate::trace::hwbp::State,
 }
 
 impl Thread {
@@ -51,6 +53,7 @@ impl Thread {
             stepping: false,
             orig_rax: u64::MAX,
             seccomp: Default::default(),
+            hwbp: Default::default(),
         }
     }
 }

@@ -5,6 +5,7 @@
 //! guest's registers and the stops only the tracee's sandbox can make.
 //! README's "Debuggers and tracers" section gives the protocol.
 
+pub mod hwbp;
 pub mod page;
 pub mod regs;
 pub mod tracee;

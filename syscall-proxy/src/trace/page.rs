@@ -116,9 +116,10 @@ pub struct Page {
     /// The thread's XCR0, and the size of its XSAVE image under it.
     pub xcr0: u64,
     pub xsave_len: u64,
-    /// DR0-DR7 as a tracer set and reads them (DR4 and DR5 unused, as in
-    /// struct user): kept, not loaded into the guest (no breakpoint can be
-    /// enabled, tracer.rs).
+    /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct
+    /// user), DR6 with its reserved bits flipped as the kernel keeps it
+    /// (virtual_dr6); the thread takes them into effect before it next
+    /// enters the guest (hwbp.rs).
     pub debugreg: [u64; 8],
     pub xsave: [u8; XSAVE_MAX],
 }

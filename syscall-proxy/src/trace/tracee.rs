@@ -67,6 +67,9 @@ pub fn before_guest(t: &mut Thread) {
     if p.traced != 0 || t.stepping {
         prepare_step(t);
     }
+    if p.traced != 0 || t.hwbp.any() {
+        super::hwbp::refresh(t, &p.debugreg);
+    }
 }
 
 fn prepare_step(t: &mut Thread) {
@@ -88,16 +91,18 @@ fn set_trap_flag(t: &mut Thread, on: bool) {
     t.stepping = on;
 }
 
-/// DR6.BS, which a single step sets in the thread's DR6 as a tracer
-/// reads it (virtual_dr6).
-const DR6_BS: u64 = 1 << 14;
+/// DR6.BS, which a single step's #DB leaves alone in the thread's DR6 as
+/// a tracer reads it (virtual_dr6, reset at each #DB).
+pub const DR6_BS: u64 = 1 << 14;
 
 /// A single step ended: at a #DB (`syscall` false: the instruction at
 /// `rip` is next) or at a system call's return. Returns the SIGTRAP the
 /// kernel sends for it (send_sigtrap, user_single_step_report).
 pub fn step_done(t: &mut Thread, syscall: bool) -> [u8; 128] {
     set_trap_flag(t, false);
-    page::own().debugreg[6] |= DR6_BS;
+    if !syscall {
+        page::own().debugreg[6] = DR6_BS;
+    }
     let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
     let code = if syscall { TRAP_BRKPT } else { TRAP_TRACE };
     crate::signals::deliver::kernel_info(libc::SIGTRAP, code, rip)
@@ -124,6 +129,12 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.in_stop = 0;
     p.in_clone = 0;
     let tid = crate::umem::own_tid();
+    if p.tid != tid {
+        // A fork child's breakpoints are not its parent's (DR7 reads as
+        // the parent's: the kernel copies it, not the breakpoints).
+        p.debugreg[..4].fill(0);
+        t.hwbp = super::hwbp::State::inherited(&p.debugreg);
+    }
     if p.tid == tid && p.traced != 0 {
         // A tracer attached already, in the moment since the fork (it
         // names the page's thread as it writes it): its settings stay.

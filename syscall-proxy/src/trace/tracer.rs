@@ -19,6 +19,7 @@ use libc::{PTRACE_O_EXITKILL, PTRACE_O_SUSPEND_SECCOMP, PTRACE_O_TRACECLONE, PTR
 use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
+use super::hwbp;
 use super::page::{self, Found, Page, dirty, mode};
 use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
 use super::tracee::{self, MARK, STOP_SIGNAL};
@@ -278,11 +279,6 @@ const PEEK_MAX: usize = 1024;
 const USER_REGS_END: u64 = size_of::<libc::user_regs_struct>() as u64;
 const USER_DEBUGREG: u64 = std::mem::offset_of!(libc::user, u_debugreg) as u64;
 const USER_SIZE: u64 = size_of::<libc::user>() as u64;
-/// DR7's local and global enable bits of DR0-DR3.
-const DR7_ENABLE: u64 = 0xff;
-/// The first address above user space (TASK_SIZE_MAX): no breakpoint
-/// there.
-const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
 
 /// A request about a sandboxed tracee whose page is `p`, at `at` in it.
 fn sandboxed(
@@ -329,7 +325,10 @@ fn sandboxed(
                         .expect("8 bytes"),
                 )
             } else if (USER_DEBUGREG..USER_DEBUGREG + 64).contains(&addr) {
-                p.debugreg[((addr - USER_DEBUGREG) / 8) as usize]
+                match (addr - USER_DEBUGREG) / 8 {
+                    6 => p.debugreg[6] ^ hwbp::DR6_RESERVED,
+                    n => p.debugreg[n as usize],
+                }
             } else {
                 0
             };
@@ -352,21 +351,26 @@ fn sandboxed(
                 return Err(Errno(libc::EIO));
             }
             // In any stop: gdb clears them as it detaches from the stop
-            // ATTACH made.
+            // ATTACH made. The thread takes them up as it next enters the
+            // guest (hwbp.rs).
             let n = ((addr - USER_DEBUGREG) / 8) as usize;
+            let mut dr = p.debugreg;
+            dr[n] = if n == 6 {
+                data ^ hwbp::DR6_RESERVED
+            } else {
+                data
+            };
             match n {
                 // DR4 and DR5 do not exist (ptrace_set_debugreg).
                 4 | 5 => return Err(Errno(libc::EIO)),
-                0..=3 if data >= TASK_SIZE_MAX => return Err(Errno(libc::EINVAL)),
-                // Enabling a breakpoint: the guest's debug registers have
-                // not been seen to fire on either KVM here (PVM, the lane's
-                // kvm_amd), so it fails rather than never stopping (gdb
-                // says "Couldn't write debug register"; software
-                // watchpoints work).
-                7 if data & DR7_ENABLE != 0 => return Err(Errno(libc::EIO)),
+                0..=3 if data >= hwbp::TASK_SIZE_MAX => return Err(Errno(libc::EINVAL)),
+                // What an enabled breakpoint must be (the old DR7 stays).
+                0..=3 | 7 => {
+                    hwbp::decode(&dr)?;
+                }
                 _ => {}
             }
-            p.debugreg[n] = data;
+            p.debugreg = dr;
             page::write_part(pid, at, p, std::mem::offset_of!(Page, debugreg), 64)?;
             page::write_control(pid, at, p)?;
             Ok(0)

@@ -209,6 +209,7 @@ micro_benchmarks() {
     # and a PTRACE_SYSCALL of the tracer's; and one PEEKDATA of it
     selftimed ptrace-stop op ns "ptrace: a traced system call (entry and exit stops, wait + PTRACE_SYSCALL each)" -- "$work/ptrace-cycle" stop 2000
     selftimed ptrace-peek op ns "ptrace: PTRACE_PEEKDATA of one word" -- "$work/ptrace-cycle" peek 20000
+    selftimed ptrace-watch op ns "ptrace: a write beside a watched word (same page, no hit)" -- "$work/ptrace-cycle" watch 5000
     # VmRSS growth over 64 threads parked on a barrier: in the sandbox
     # /proc/self is the sandbox process, so it adds the sandbox's own cost
     selftimed thread-rss op KiB "memory per extra thread (VmRSS)" -- "$work/thread-rss" 64

@@ -558,18 +558,20 @@ impl Task {
             });
         }
         if v == vector::PAGE_FAULT {
+            // Before the retries below: a watch's fault is allowed by the
+            // mapping too.
+            match hwbp::page_fault(&mut self.thread, f.rip, cr2, f.error_code)? {
+                hwbp::OnFault::NotOurs => {}
+                hwbp::OnFault::Stepping => return Ok(None),
+                hwbp::OnFault::Breakpoint(dr6) => return Ok(self.hw_trap(dr6, true)),
+            }
+        }
+        if v == vector::PAGE_FAULT {
             if let Some(outcome) = self.unbacked(cr2, f.error_code) {
                 return Ok(outcome);
             }
             if self.spurious(cr2, f.error_code) {
                 return Ok(None);
-            }
-        }
-        if v == vector::PAGE_FAULT {
-            match hwbp::page_fault(&mut self.thread, f.rip, cr2, f.error_code)? {
-                hwbp::OnFault::NotOurs => {}
-                hwbp::OnFault::Stepping => return Ok(None),
-                hwbp::OnFault::Breakpoint(dr6) => return Ok(self.hw_trap(dr6, true)),
             }
         }
         if v == vector::DEBUG

@@ -252,18 +252,21 @@ pub fn page_fault(
     if error & PRESENT == 0 || error & USER == 0 {
         return Ok(OnFault::NotOurs);
     }
-    let r = t.vcpu.user_regs(&t.process.vm.memory);
-    let (fs, gs) = (t.vcpu.fs_base()?, t.vcpu.gs_base()?);
-    let mut space = t.process.vm.memory.lock().expect("address space");
-    let allowed = space
-        .watched(cr2)
-        .and(space.real_access(cr2))
-        .is_some_and(|a| {
-            a.user && (error & WRITE == 0 || a.write) && (error & FETCH == 0 || a.exec)
-        });
+    let allowed = {
+        let space = t.process.vm.memory.lock().expect("address space");
+        space
+            .watched(cr2)
+            .and(space.real_access(cr2))
+            .is_some_and(|a| {
+                a.user && (error & WRITE == 0 || a.write) && (error & FETCH == 0 || a.exec)
+            })
+    };
     if !allowed {
         return Ok(OnFault::NotOurs);
     }
+    let r = t.vcpu.user_regs(&t.process.vm.memory);
+    let (fs, gs) = (t.vcpu.fs_base()?, t.vcpu.gs_base()?);
+    let mut space = t.process.vm.memory.lock().expect("address space");
     let st = &mut t.hwbp;
     if error & FETCH != 0 && st.resume_past != Some(rip) {
         let hits = st

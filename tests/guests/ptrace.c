@@ -30,7 +30,8 @@
  *   hwbp       debug registers through POKEUSER: what Linux refuses; a
  *              write watchpoint, a read/write watchpoint and an
  *              instruction breakpoint, each hit once with its siginfo and
- *              DR6, resumed past (RF); a fork child starts without them
+ *              DR6, resumed past (RF); a fork child and a thread the
+ *              tracer does not follow run without them
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -837,6 +838,12 @@ static volatile long hw_written;
 static volatile int hw_read[2];
 __attribute__((noinline)) void hw_target(void) { __asm__ volatile("" ::: "memory"); }
 
+static void *hw_writer(void *arg)
+{
+	hw_written = 9;
+	return arg;
+}
+
 static void hwbp_body(void)
 {
 	raise(SIGUSR2);
@@ -856,6 +863,12 @@ static void hwbp_body(void)
 	char msg[32];
 	int n = snprintf(msg, sizeof msg, "child: fork child %d\n", WEXITSTATUS(st));
 	write(1, msg, n);
+	/* A thread the tracer does not follow has no debug registers: its
+	 * write does not stop; this thread's next one does. */
+	pthread_t t;
+	pthread_create(&t, 0, hw_writer, 0);
+	pthread_join(t, 0);
+	hw_written = 11;
 }
 
 #define USER_DR(n) (offsetof(struct user, u_debugreg) + (n) * sizeof(long))
@@ -941,11 +954,17 @@ static void scenario_hwbp(void)
 	CHECK(ptrace(PTRACE_CONT, child, 0, 0));
 	show(waitstop(child));
 	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
-	/* SIGCHLD of the child's end, then the parent's own end. */
+	/* SIGCHLD of the child's end, then the write after the thread's,
+	 * then the parent's own end. */
 	st = waitstop(pid);
 	show(st);
 	if (WIFSTOPPED(st)) {
 		CHECK(ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(st)));
+		hw_stop(pid, "write after an untraced thread's");
+		errno = 0;
+		long v = ptrace(PTRACE_PEEKDATA, pid, &hw_written, 0);
+		printf("value: %ld\n", errno ? -1L : v);
+		CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
 		show(waitstop(pid));
 	}
 }

@@ -462,6 +462,19 @@ fn gdb_hardware_watchpoints_fire_in_a_threaded_program_as_natively() {
     );
 }
 
+/// In all-stop mode gdb stops the other threads with SIGSTOP, a stop the
+/// host makes: a thread stopped so in a system call (a worker in read)
+/// still shows its FPU and extended state (the sandbox keeps them in the
+/// trace page while a traced thread is in a system call).
+#[test]
+fn gdb_reads_the_fpu_of_a_thread_it_stopped_in_a_system_call_as_natively() {
+    gdb_on_debuggee(
+        "set pagination off\nbreak all_started\nrun threads\nthread 3\n\
+         p $mxcsr\ninfo registers fctrl\np sizeof($xmm0)\ncontinue\n",
+        "$1 = [ IM DM ZM OM UM PM ]",
+    );
+}
+
 #[test]
 fn gdb_shows_the_threads_of_a_four_thread_program_as_natively() {
     gdb_on_debuggee(

@@ -192,6 +192,7 @@ impl Task {
             match exit {
                 Exit::Syscall(mut sc) => {
                     self.thread.process.count_syscall();
+                    tracee::syscall_entered(&mut self.thread);
                     // Progress since the last fault: a later fault at the
                     // same place is a new one.
                     self.last_fault = None;

@@ -116,6 +116,9 @@ pub struct Page {
     /// The thread's XCR0, and the size of its XSAVE image under it.
     pub xcr0: u64,
     pub xsave_len: u64,
+    /// Non-zero when `xsave` is the thread's now, though `fresh` may not be
+    /// (in a system call: `tracee::syscall_entered`).
+    pub fp_fresh: u64,
     /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct
     /// user), DR6 with its reserved bits flipped as the kernel keeps it
     /// (virtual_dr6); the thread takes them into effect before it next

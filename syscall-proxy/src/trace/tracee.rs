@@ -60,6 +60,7 @@ const TRAP_TRACE: i32 = 2;
 pub fn before_guest(t: &mut Thread) {
     let p = page::own();
     p.fresh = 0;
+    p.fp_fresh = 0;
     if p.traced != 0 && !arrival::catching_all() {
         let signals = t.process.signals.lock().expect("signals").clone();
         arrival::catch_all(&signals);
@@ -190,6 +191,13 @@ fn snapshot(t: &mut Thread, p: &mut Page, orig_rax: u64) {
     let fs = t.vcpu.fs_base().unwrap_or(0);
     let gs = t.vcpu.gs_base().unwrap_or(0);
     p.regs = regs::user_regs(&r, orig_rax, fs, gs);
+    fill_xsave(t, p);
+    p.sigmask = arrival::mask();
+    p.fresh = 1;
+}
+
+/// The thread's XCR0 and XSAVE image into the page.
+fn fill_xsave(t: &mut Thread, p: &mut Page) {
     p.xcr0 = t.vcpu.xcr0().bits();
     let (_, size) = crate::syscalls::xstate::frame_features(t);
     p.xsave_len = u64::from(size).min(page::XSAVE_MAX as u64);
@@ -197,8 +205,18 @@ fn snapshot(t: &mut Thread, p: &mut Page, orig_rax: u64) {
         let n = x.len().min(page::XSAVE_MAX);
         p.xsave[..n].copy_from_slice(&x[..n]);
     }
-    p.sigmask = arrival::mask();
-    p.fresh = 1;
+}
+
+/// A traced thread is about to make a system call, in which a stop the
+/// host makes (ATTACH's SIGSTOP, a group stop, PTRACE_INTERRUPT) may find
+/// it, its sandbox unable to answer: its FPU and extended state go into
+/// the page, where the tracer reads them in such a stop (KVM keeps them
+/// out of the tracer's reach). They stay so until the guest runs again.
+pub fn syscall_entered(t: &mut Thread) {
+    if let Some(p) = traced() {
+        fill_xsave(t, p);
+        p.fp_fresh = 1;
+    }
 }
 
 /// Takes back what the tracer changed during the stop.

@@ -300,6 +300,15 @@ fn sandboxed(
             Err(Errno(libc::EIO))
         }
     };
+    // The FPU and extended state are in the page in the thread's own stops
+    // and while it is in a system call.
+    let fp_readable = || {
+        if in_stop || p.fp_fresh != 0 {
+            Ok(())
+        } else {
+            Err(Errno(libc::EIO))
+        }
+    };
     match req {
         libc::PTRACE_GETREGS => {
             let r = regs_of(pid, p)?;
@@ -376,7 +385,7 @@ fn sandboxed(
             Ok(0)
         }
         libc::PTRACE_GETFPREGS => {
-            settable()?;
+            fp_readable()?;
             put(thread, data, &p.xsave[..FXSAVE_SIZE])?;
             Ok(0)
         }
@@ -397,11 +406,11 @@ fn sandboxed(
             let set = match addr {
                 NT_PRSTATUS => as_bytes(&regs_of(pid, p)?).to_vec(),
                 NT_PRFPREG => {
-                    settable()?;
+                    fp_readable()?;
                     p.xsave[..FXSAVE_SIZE].to_vec()
                 }
                 NT_X86_XSTATE => {
-                    settable()?;
+                    fp_readable()?;
                     regs::xstate(&p.xsave, p.xsave_len as usize, p.xcr0)
                 }
                 _ => return Err(Errno(libc::EINVAL)),

@@ -27,7 +27,8 @@
  *              registers, each task followed to its end
  *   follow_seized  the same under PTRACE_SEIZE (new tasks start in
  *              PTRACE_EVENT_STOP), seized while running
- *   hwbp       debug registers through POKEUSER: what Linux refuses; a
+ *   hwbp       debug registers through PEEK/POKEUSER: DR6 before and after
+ *              a single step; what Linux refuses; a
  *              write watchpoint, a read/write watchpoint and an
  *              instruction breakpoint, each hit once with its siginfo and
  *              DR6, resumed past (RF); a fork child and a thread the
@@ -909,6 +910,17 @@ static void scenario_hwbp(void)
 	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
 	show(waitstop(pid));
 	unsigned long w = (unsigned long)&hw_written, r = (unsigned long)&hw_read[0];
+	/* DR6 before any #DB, after a single step's, and as written. */
+	errno = 0;
+	long dr6 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(6), 0);
+	printf("DR6 at first: %#lx\n", errno ? -1L : dr6);
+	CHECK(ptrace(PTRACE_SINGLESTEP, pid, 0, 0));
+	waitstop(pid);
+	dr6 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(6), 0);
+	printf("DR6 after a step: %#lx\n", errno ? -1L : dr6);
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(6), 0x1234));
+	dr6 = ptrace(PTRACE_PEEKUSER, pid, USER_DR(6), 0);
+	printf("DR6 as written: %#lx\n", errno ? -1L : dr6);
 	/* What Linux refuses. */
 	printf("DR4: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(4), 0)));
 	printf("DR0 kernel address: %s\n", err_name(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), 0xffffffff81000000UL)));

@@ -14,6 +14,7 @@ use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use kvm_bindings::kvm_userspace_memory_region;
 use kvm_ioctls::VmFd;
 use vm_memory::{Bytes, GuestAddress, GuestMemoryBackend, GuestMemoryMmap};
+use x86_64::structures::paging::PageTableFlags;
 
 use crate::layout::*;
 use crate::paging::{Access, FrameStore, NeedsFlush, OutOfFrames, PAGE_SIZE, PageTables};
@@ -560,16 +561,11 @@ impl AddressSpace {
             let e = self.watched.entry(page & !(PAGE_SIZE - 1)).or_default();
             *e = e.union(n);
         }
-        let changed: Vec<u64> = before
-            .iter()
-            .filter(|&(p, n)| self.watched.get(p) != Some(n))
-            .map(|(&p, _)| p)
-            .chain(
-                self.watched
-                    .iter()
-                    .filter(|&(p, n)| before.get(p) != Some(n))
-                    .map(|(&p, _)| p),
-            )
+        let changed: std::collections::BTreeSet<u64> = before
+            .keys()
+            .chain(self.watched.keys())
+            .copied()
+            .filter(|p| before.get(p) != self.watched.get(p))
             .collect();
         for page in changed {
             self.reenter(page)?;
@@ -581,7 +577,8 @@ impl AddressSpace {
     /// Enters the page again with its rights less what `watched` takes
     /// away, if it is in the guest page tables now.
     fn reenter(&mut self, page: u64) -> Result<(), MemoryError> {
-        let (Some(access), true) = (self.real_access(page), self.pt.entry(page) & 1 != 0) else {
+        let present = self.pt.entry(page) & PageTableFlags::PRESENT.bits() != 0;
+        let (Some(access), true) = (self.real_access(page), present) else {
             return Ok(());
         };
         let f = self.enter(page, page + PAGE_SIZE, access)?;

@@ -108,20 +108,14 @@ pub fn invalid_opcode(t: &Thread, rip: u64, bitness: u32) {
     if !on(t) {
         return;
     }
-    let mut bytes = [0u8; 15];
-    let mut n = 0;
-    {
+    let bytes = {
         let space = t.process.vm.memory.lock().expect("address space");
-        // Up to the end of what is readable: an instruction may end a page.
-        while n < bytes.len() && umem::read_bytes(&space, rip + n as u64, &mut bytes[n..=n]).is_ok()
-        {
-            n += 1;
-        }
-    }
+        umem::read_instruction(&space, rip)
+    };
     let place = symbols::place(rip);
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
-    let line = report(rip, &bytes[..n], bitness, t.vcpu.xcr0().bits(), &place);
+    let line = report(rip, &bytes, bitness, t.vcpu.xcr0().bits(), &place);
     log::warn!(target: "explain", "task {tid}: {line}");
 }
 

@@ -124,6 +124,18 @@ pub fn read_bytes(space: &AddressSpace, addr: u64, buf: &mut [u8]) -> Result<(),
 }
 
 /// Copies `bytes` to `addr` of program memory, which must be writable.
+/// The bytes of the instruction at `rip` as the guest would fetch them:
+/// up to 15, fewer where readable memory ends (an instruction may end a
+/// page).
+pub fn read_instruction(space: &AddressSpace, rip: u64) -> Vec<u8> {
+    let mut bytes = [0u8; 15];
+    let mut n = 0;
+    while n < bytes.len() && read_bytes(space, rip + n as u64, &mut bytes[n..=n]).is_ok() {
+        n += 1;
+    }
+    bytes[..n].to_vec()
+}
+
 pub fn write_bytes(space: &AddressSpace, addr: u64, bytes: &[u8]) -> Result<(), Errno> {
     if bytes.is_empty() {
         return Ok(());

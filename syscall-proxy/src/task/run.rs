@@ -366,7 +366,6 @@ impl Task {
         }
     }
 
-    /// A tracer's single step done: its SIGTRAP, as after trap `v`.
     /// A debug register's hit (hwbp.rs): SIGTRAP as Linux sends it, before
     /// the instruction for a breakpoint, after it for a watchpoint.
     fn hw_trap(&mut self, dr6: u64, before: bool) -> Option<Outcome> {
@@ -386,6 +385,7 @@ impl Task {
         deliver::force(t, libc::SIGTRAP, info, false).err()
     }
 
+    /// A tracer's single step done: its SIGTRAP, as after trap `v`.
     fn step_trap(&mut self, v: u8) -> Option<Outcome> {
         let info = tracee::step_done(&mut self.thread, false);
         let t = &mut self.thread;
@@ -566,8 +566,6 @@ impl Task {
                 hwbp::OnFault::Stepping => return Ok(None),
                 hwbp::OnFault::Breakpoint(dr6) => return Ok(self.hw_trap(dr6, true)),
             }
-        }
-        if v == vector::PAGE_FAULT {
             if let Some(outcome) = self.unbacked(cr2, f.error_code) {
                 return Ok(outcome);
             }

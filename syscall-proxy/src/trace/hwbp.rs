@@ -27,9 +27,7 @@ use crate::thread::Thread;
 pub const DR6_RESERVED: u64 = 0xffff_0ff0;
 /// The first address above user space (TASK_SIZE_MAX).
 pub const TASK_SIZE_MAX: u64 = 0x7fff_ffff_f000;
-const TF: u64 = 1 << 8;
 const RF: u64 = 1 << 16;
-const TRAP_HWBKPT: i32 = 4;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Kind {
@@ -281,14 +279,8 @@ pub fn page_fault(
     }
     st.resume_past = None;
     let hits = if st.bps.iter().any(|b| b.kind != Kind::Execute) {
-        let mut code = [0u8; 15];
-        let mut n = 0;
-        while n < code.len()
-            && crate::umem::read_bytes(&space, rip + n as u64, &mut code[n..n + 1]).is_ok()
-        {
-            n += 1;
-        }
-        data_hits(&code[..n], &r, fs, gs, &st.bps).unwrap_or_else(|| {
+        let code = crate::umem::read_instruction(&space, rip);
+        data_hits(&code, &r, fs, gs, &st.bps).unwrap_or_else(|| {
             // Undecidable: the faulting access, as one byte.
             st.bps
                 .iter()
@@ -302,7 +294,7 @@ pub fn page_fault(
     let root = space.step_root(t.vcpu.overlay())?;
     drop(space);
     t.vcpu.set_cr3(root)?;
-    let own_tf = r.rflags & TF == 0;
+    let own_tf = r.rflags & super::tracee::TF == 0;
     if own_tf {
         t.vcpu.set_user_trap_flag(&t.process.vm.memory, true);
     }
@@ -340,7 +332,7 @@ pub fn hit(t: &mut Thread, dr6: u64, before: bool) -> Result<[u8; 128], vmm::Vcp
     }
     Ok(crate::signals::deliver::kernel_info(
         libc::SIGTRAP,
-        TRAP_HWBKPT,
+        libc::TRAP_HWBKPT,
         r.rip,
     ))
 }

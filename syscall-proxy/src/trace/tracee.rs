@@ -47,10 +47,7 @@ pub fn at_syscalls() -> Option<&'static mut Page> {
 }
 
 /// RFLAGS.TF.
-const TF: u64 = 0x100;
-/// si_code of a single step (include/uapi/asm-generic/siginfo.h).
-const TRAP_BRKPT: i32 = 1;
-const TRAP_TRACE: i32 = 2;
+pub const TF: u64 = 0x100;
 
 /// Before the guest runs: a thread that became traced has every signal
 /// come through the sandbox; the trap flag is set for PTRACE_SINGLESTEP,
@@ -94,7 +91,7 @@ fn set_trap_flag(t: &mut Thread, on: bool) {
 
 /// DR6.BS, which a single step's #DB leaves alone in the thread's DR6 as
 /// a tracer reads it (virtual_dr6, reset at each #DB).
-pub const DR6_BS: u64 = 1 << 14;
+const DR6_BS: u64 = 1 << 14;
 
 /// A single step ended: at a #DB (`syscall` false: the instruction at
 /// `rip` is next) or at a system call's return. Returns the SIGTRAP the
@@ -105,7 +102,11 @@ pub fn step_done(t: &mut Thread, syscall: bool) -> [u8; 128] {
         page::own().debugreg[6] = DR6_BS;
     }
     let rip = t.vcpu.user_regs(&t.process.vm.memory).rip;
-    let code = if syscall { TRAP_BRKPT } else { TRAP_TRACE };
+    let code = if syscall {
+        libc::TRAP_BRKPT
+    } else {
+        libc::TRAP_TRACE
+    };
     crate::signals::deliver::kernel_info(libc::SIGTRAP, code, rip)
 }
 

@@ -111,6 +111,22 @@ fn main_calling_pthread_exit_leaves_the_other_threads_running() {
     );
 }
 
+/// A process whose leader ended by exit(2) before its other threads ends
+/// with the status of the last one's exit(2) (measured natively).
+#[test]
+fn a_process_whose_leader_exited_first_ends_with_the_last_threads_status() {
+    if !kvm() {
+        return;
+    }
+    let threads = guest("threads", &["-pthread"]);
+    let n = same(&[threads.as_os_str(), OsStr::new("leader-exit")], &[]);
+    assert_exit(&n, 5);
+    assert_eq!(
+        stdout(&n),
+        "main: exit(2) with 3\nthe last thread: exit(2) with 5\n"
+    );
+}
+
 #[test]
 fn python_threading_with_a_hundred_workers() {
     if !kvm() {

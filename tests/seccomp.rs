@@ -64,10 +64,15 @@ fn trap_raises_sigsys_as_natively() {
 fn kill_actions_and_strict_mode_end_as_natively() {
     scenario("kill-thread", "joined the killed thread");
     scenario("kill-process", "installed");
+    scenario(
+        "kill-leader",
+        "leader: killed next\nthe other thread: exit(2)\n",
+    );
     scenario("strict", "write and read work");
     scenario("strict-exit", "write and read work");
     // Natively: killed by SIGSYS, SIGSYS, SIGKILL (exit_group is not
-    // allowed), and exit(2)'s status.
+    // allowed), and exit(2)'s status; a process whose leader was killed
+    // alone ends with the status of its last thread's exit(2).
     let prog = seccomp_guest();
     for (mode, sig) in [
         ("kill-thread", libc::SIGSYS),
@@ -79,6 +84,8 @@ fn kill_actions_and_strict_mode_end_as_natively() {
     }
     let args = [prog.as_os_str(), "strict-exit".as_ref()];
     assert_exit(&run_limited(command(false, &args)), 7);
+    let args = [prog.as_os_str(), "kill-leader".as_ref()];
+    assert_exit(&run_limited(command(false, &args)), 5);
 }
 
 #[test]

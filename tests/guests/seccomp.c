@@ -286,6 +286,31 @@ static int kill_thread(void)
 	return 0;
 }
 
+static void *exit_later(void *arg)
+{
+	usleep(200000);
+	puts("the other thread: exit(2)");
+	fflush(stdout);
+	syscall(SYS_exit, 5);
+	return arg;
+}
+
+/* The leader killed alone while another thread runs, which then ends by
+ * exit(2): the process ends with that last thread's status (measured). */
+static int kill_leader(void)
+{
+	pthread_t t;
+	no_core();
+	nnp();
+	pthread_create(&t, NULL, exit_later, NULL);
+	on_call(0, SYS_getppid, SECCOMP_RET_KILL_THREAD);
+	puts("leader: killed next");
+	fflush(stdout);
+	getppid();
+	puts("not reached");
+	return 0;
+}
+
 static int kill_process(void)
 {
 	no_core();
@@ -573,6 +598,8 @@ int main(int argc, char **argv)
 		return kill_thread();
 	if (!strcmp(m, "kill-process"))
 		return kill_process();
+	if (!strcmp(m, "kill-leader"))
+		return kill_leader();
 	if (!strcmp(m, "strict"))
 		return strict(0);
 	if (!strcmp(m, "strict-exit"))

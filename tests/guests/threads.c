@@ -16,6 +16,8 @@
  *                      another thread spins: echo replaces the process
  *   threads main-exit  main calls pthread_exit; the last thread finishes
  *                      the output and the process exits 0
+ *   threads leader-exit  main ends by exit(2) with 3, the last thread later
+ *                      by exit(2) with 5: the process's status is 5
  */
 #define _GNU_SOURCE
 #include <emmintrin.h>
@@ -29,6 +31,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #define NTHREADS 64
@@ -272,6 +275,16 @@ static void *last_one(void *arg)
 	return NULL;
 }
 
+static void *last_exit(void *arg)
+{
+	(void)arg;
+	usleep(50000);
+	printf("the last thread: exit(2) with 5\n");
+	fflush(stdout);
+	syscall(SYS_exit, 5);
+	return NULL;
+}
+
 int main(int argc, char **argv)
 {
 	const char *mode = argc > 1 ? argv[1] : "";
@@ -280,6 +293,12 @@ int main(int argc, char **argv)
 		join(start(!strcmp(mode, "exit") ? exit_three : exec_echo, NULL));
 		printf("main: not reached\n");
 		return 1;
+	}
+	if (!strcmp(mode, "leader-exit")) {
+		start(last_exit, NULL);
+		printf("main: exit(2) with 3\n");
+		fflush(stdout);
+		syscall(SYS_exit, 3);
 	}
 	if (!strcmp(mode, "main-exit")) {
 		start(last_one, NULL);

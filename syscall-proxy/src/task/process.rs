@@ -77,8 +77,11 @@ struct Counters {
 #[derive(Debug, Default)]
 struct Live {
     threads: usize,
-    /// The leader's status once it called exit(2) with others running.
-    leader_exit: Option<i32>,
+    /// How the thread that ended last ended (exit(2), or killed alone by
+    /// seccomp), once the leader has: the process's status when the leader
+    /// ended before the others, as Linux reports it (measured: the last
+    /// thread's exit(2) status, the leader's own when it ends last).
+    last_end: Option<Outcome>,
 }
 
 pub struct Process {
@@ -139,7 +142,7 @@ impl Process {
             counters: Arc::default(),
             live: Mutex::new(Live {
                 threads: 1,
-                leader_exit: None,
+                last_end: None,
             }),
             alone: Condvar::new(),
             reaper: Mutex::default(),
@@ -236,8 +239,15 @@ impl Process {
     }
 
     /// A thread other than the leader ends (its host thread `tid` is about
-    /// to return), with `ctid` its CLONE_CHILD_CLEARTID address.
-    pub fn thread_ending(&self, tid: libc::pid_t, ctid: u64) {
+    /// to return) as `how` says, with `ctid` its CLONE_CHILD_CLEARTID
+    /// address.
+    pub fn thread_ending(&self, tid: libc::pid_t, ctid: u64, how: Outcome) {
+        {
+            let mut live = self.live.lock().expect("threads");
+            if live.last_end.is_some() {
+                live.last_end = Some(how);
+            }
+        }
         let reaper = self.reaper.lock().expect("reaper");
         match &reaper.ended {
             Some(tx) => {
@@ -297,15 +307,16 @@ impl Process {
     /// The leader called exit(2): the process lives on until its last
     /// thread ends, then exits with the leader's status, as Linux reports
     /// a thread group whose leader exited first.
-    pub fn leader_exited(&self, code: i32) -> ! {
+    pub fn leader_exited(&self, how: Outcome) -> ! {
         let mut live = self.live.lock().expect("threads");
-        live.leader_exit = Some(code);
+        live.last_end = Some(how);
         live.threads -= 1;
         while live.threads > 0 {
             live = self.alone.wait(live).expect("threads");
         }
+        let how = live.last_end.unwrap_or(how);
         drop(live);
-        self.end(Ok(Outcome::Exited(code)))
+        self.end(Ok(how))
     }
 
     /// Just before the host process exits: the sandbox's own host threads

@@ -47,6 +47,8 @@ fn skipped_exit_stop(t: &mut Thread, nr: u64) {
 enum Ended {
     /// exit(2): this thread only, with this status.
     Thread(i32),
+    /// This thread only, killed by this signal (SECCOMP_RET_KILL_THREAD).
+    ThreadKilled(i32),
     /// The whole process (exit_group, a fatal signal).
     Process(Outcome),
 }
@@ -111,7 +113,7 @@ impl Task {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         process.xcomp.lock().expect("xcomp").altstacks.remove(&tid);
-        process.thread_ending(tid, t.clear_child_tid);
+        process.thread_ending(tid, t.clear_child_tid, code);
     }
 
     /// Runs the only task of a process to the process's end, in place (a
@@ -122,12 +124,15 @@ impl Task {
         self.leader_exit(code)
     }
 
-    /// The status of the thread's own exit(2); anything else ends the
-    /// process (exit_group, a fatal signal, an internal error).
-    fn thread_exit_code(&self, ended: Result<Ended, VcpuError>) -> i32 {
+    /// How the thread alone ended (its own exit(2), or killed by seccomp);
+    /// anything else ends the process (exit_group, a fatal signal, an
+    /// internal error). A leader's end is the process's status once every
+    /// other thread has ended, as Linux reports it.
+    fn thread_exit_code(&self, ended: Result<Ended, VcpuError>) -> Outcome {
         let process = &self.thread.process;
         match ended {
-            Ok(Ended::Thread(code)) => code,
+            Ok(Ended::Thread(code)) => Outcome::Exited(code),
+            Ok(Ended::ThreadKilled(sig)) => Outcome::Signaled(sig),
             Ok(Ended::Process(outcome)) => process.end(Ok(outcome)),
             Err(e) => process.end(Err(e.to_string())),
         }
@@ -135,11 +140,11 @@ impl Task {
 
     /// The leader called exit(2): the process ends with its status once
     /// every other thread has.
-    fn leader_exit(&mut self, code: i32) -> ! {
+    fn leader_exit(&mut self, how: Outcome) -> ! {
         signals::arrival::stop_taking();
         let process = self.thread.process.clone();
         process.clear_child_tid(self.thread.clear_child_tid);
-        process.leader_exited(code)
+        process.leader_exited(how)
     }
 
     /// Runs the thread until it ends, listed meanwhile among its
@@ -360,7 +365,7 @@ impl Task {
                 if process || t.process.seccomp.alone() {
                     Filtered::Ended(Ended::Process(Outcome::Signaled(sig)))
                 } else {
-                    Filtered::Ended(Ended::Thread(sig))
+                    Filtered::Ended(Ended::ThreadKilled(sig))
                 }
             }
         }

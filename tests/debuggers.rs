@@ -48,12 +48,14 @@ macro_rules! scenarios {
 /// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU and SYSEMU_SINGLESTEP, PEEKSIGINFO,
-/// signals cancelled and changed, attach,
-/// seize and interrupt, the wait variants, a tracer that exits without
-/// detaching, and a tracer following a fork, a thread and a vfork+exec
-/// (attached by TRACEME, and seized while running), and the debug
-/// registers (what Linux refuses, each kind of breakpoint hit, DR6, RF,
-/// a fork child without them).
+/// signals cancelled and changed, attach (the registers and FPU read and
+/// written in ATTACH's stop), seize and interrupt, a sleep that restarts
+/// after a signal passed on to be ignored and after one cancelled, the
+/// wait variants, a tracer that exits without detaching, and a tracer
+/// following a fork, a thread and a vfork+exec (attached by TRACEME, and
+/// seized while running), and the debug registers (what Linux refuses,
+/// each kind of breakpoint hit, DR6, RF, a fork child without them, a
+/// followed thread with its creator's DR7 and no breakpoints).
 mod ptrace {
     use super::*;
     scenarios!(
@@ -68,10 +70,12 @@ mod ptrace {
         peek,
         signals,
         attach,
+        restart,
         waits,
         orphan,
         follow,
         follow_seized,
+        hwbp_thread,
         hwbp
     );
 }
@@ -558,6 +562,147 @@ fn gdb_attaches_by_pid_as_natively() {
         no.contains("in waiting () at") && no.contains("(LWP N) \"debuggee_g_O0\""),
         "natively:\n{no}"
     );
+}
+
+/// `debuggee spin` (main in pause(), a thread spinning with MXCSR set to
+/// flush to zero), attached by gdb by pid to run the commands `ex` and
+/// detach, natively and sandboxed. After gdb has gone, the program says
+/// whether it is still alive and which call main is in.
+fn gdb_attached_to_spinning(ex: &[&str]) -> (Output, Output) {
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    let ex = ex.iter().map(|e| format!(" -ex '{e}'")).collect::<String>();
+    // The program is attached once main is in pause() (34), bounded.
+    let script = format!(
+        "{p} spin & pid=$!\n\
+         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         /usr/bin/gdb -nx -batch -p $pid{ex} -ex detach 2>&1\n\
+         sleep 0.3; kill -0 $pid && echo alive; echo \"in call $(cut -d' ' -f1 /proc/$pid/syscall)\"\n\
+         kill $pid\n",
+        p = prog.display()
+    );
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
+        c.stdin(std::process::Stdio::null());
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited_for(c, Duration::from_secs(120))
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    assert!(!stdout(&s).contains("Couldn't"), "{}", both(&n, &s));
+    (n, s)
+}
+
+/// The values gdb printed ($N = ...), and what the script said after.
+fn gdb_values(o: &Output) -> Vec<String> {
+    stdout(o)
+        .lines()
+        .filter(|l| l.starts_with('$') || l == &"alive" || l.starts_with("in call "))
+        .map(str::to_string)
+        .collect()
+}
+
+/// gdb attaching by pid stops each thread where it is, a stop the host
+/// makes: the main thread in pause(), which it entered before it was
+/// traced, and a thread spinning in the program's code. In both gdb reads
+/// and changes the FPU and SSE registers, and `info all-registers` lists
+/// the registers native's does.
+#[test]
+fn gdb_attached_reads_and_changes_the_fpu_of_running_and_waiting_threads_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let (n, s) = gdb_attached_to_spinning(&[
+        "thread 2",
+        "p $mxcsr",
+        "set var $mxcsr = 0x1f80",
+        "p $mxcsr",
+        "set var $xmm1.v4_int32[3] = 77",
+        "p $xmm1.v4_int32[3]",
+        "thread 1",
+        "p $mxcsr",
+        "set var $mxcsr = 0x1fa0",
+        "p $mxcsr",
+        "info registers fctrl",
+        "set var $xmm2.v2_int64[1] = -3",
+        "p $xmm2.v2_int64[1]",
+        "info all-registers",
+    ]);
+    // Also the names of the registers listed (their values are whatever
+    // the threads left there).
+    let seen = |o: &Output| {
+        let names = stdout(o)
+            .lines()
+            .filter(|l| !l.contains("opening /proc/self/mem file failed"))
+            .filter_map(|l| {
+                let name = l.split_whitespace().next()?;
+                let shown = l.split_whitespace().count() > 1
+                    && name.starts_with(|c: char| c.is_ascii_lowercase())
+                    && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_');
+                shown.then(|| {
+                    l.split_whitespace()
+                        .take(if name == "fctrl" { 3 } else { 1 })
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                })
+            })
+            .collect::<Vec<_>>();
+        [gdb_values(o), names].concat()
+    };
+    let (no, so) = (seen(&n), seen(&s));
+    assert_eq!(so, no, "{}", both(&n, &s));
+    let text = no.join("\n");
+    for expect in [
+        "$1 = [ IM DM ZM OM UM PM FZ ]",
+        "$3 = 77",
+        "$5 = [ PE IM DM ZM OM UM PM ]",
+        "$6 = -3",
+        "fctrl 0x37f 895",
+        "st7",
+        "mxcsr",
+        "alive",
+        "in call 34",
+    ] {
+        assert!(text.contains(expect), "natively, no {expect:?}:\n{text}");
+    }
+}
+
+/// gdb, attached by pid, changes the general registers of a thread
+/// stopped in the program's code and of one stopped in pause(), and calls
+/// a function of the program in each: the calls return, and the program
+/// goes on as before (main back in pause(), restarted as Linux restarts
+/// it).
+#[test]
+fn gdb_attached_calls_functions_in_running_and_waiting_threads_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let (n, s) = gdb_attached_to_spinning(&[
+        "thread 1",
+        "set var $rbx = 5",
+        "p $rbx",
+        "p $orig_rax",
+        "p $rax",
+        "call add(2, 3)",
+        "p $rbx",
+        "p $rax",
+        "thread 2",
+        "set var $r12 = 42",
+        "p $r12",
+        "call add(4, 5)",
+        "p $r12",
+    ]);
+    let (no, so) = (gdb_values(&n), gdb_values(&s));
+    assert_eq!(so, no, "{}", both(&n, &s));
+    let text = no.join("\n");
+    for expect in [
+        "$1 = 5\n$2 = 34\n",
+        "$4 = 5\n$5 = 5\n",
+        "$8 = 9\n$9 = 42",
+        "alive\nin call 34",
+    ] {
+        assert!(text.contains(expect), "natively, no {expect:?}:\n{text}");
+    }
 }
 
 /// personality(ADDR_NO_RANDOMIZE), which gdb and rr set before running a

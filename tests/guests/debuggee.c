@@ -3,7 +3,8 @@
  * threads: four threads blocked in read while main calls all_started.
  * fork: a child that calls child_work, its parent waiting for it.
  * avx: an AVX instruction (SIGILL where XCR0 leaves AVX disabled).
- * wait: blocks in pause(), called from waiting (for a debugger to attach). */
+ * wait: blocks in pause(), called from waiting (for a debugger to attach).
+ * spin: as wait, beside a thread spinning with MXCSR set to flush to zero. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -80,8 +81,25 @@ void uses_avx(void) { __asm__ volatile("vpxor %%ymm0, %%ymm0, %%ymm0" ::: "xmm0"
 
 void waiting(void) { pause(); }
 
+static volatile int stop_spinning;
+static volatile long spins;
+static void *spinner(void *arg)
+{
+	__builtin_ia32_ldmxcsr(0x9f80);
+	while (!stop_spinning) spins++;
+	return arg;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "spin")) {
+		pthread_t t;
+		pthread_create(&t, 0, spinner, 0);
+		while (!spins)
+			usleep(100);
+		waiting();
+		return 0;
+	}
 	if (argc > 1 && !strcmp(argv[1], "wait")) {
 		waiting();
 		return 0;

@@ -17,7 +17,11 @@
  *   peek       PTRACE_PEEKSIGINFO: the blocked signals queued at a stop
  *   signals    a signal cancelled, one changed, GETSIGINFO/SETSIGINFO,
  *              GETSIGMASK
- *   attach     ATTACH to a running child, GETREGS, DETACH; SEIZE, INTERRUPT
+ *   attach     ATTACH to a running child in pause(): GETREGS, SETREGS,
+ *              GETFPREGS, SETFPREGS in that stop, DETACH; SEIZE, INTERRUPT
+ *   restart    a sleep interrupted by a signal the tracer passes on to be
+ *              ignored, then by one it cancels: RAX at each stop, and the
+ *              sleep going on each time as if never interrupted
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
  *   orphan     a tracer exits without detaching its tracee, stopped at a
  *              system call: the tracee goes on
@@ -33,6 +37,8 @@
  *              instruction breakpoint, each hit once with its siginfo and
  *              DR6, resumed past (RF); a fork child and a thread the
  *              tracer does not follow run without them
+ *   hwbp_thread  a thread the tracer follows: its creator's DR7, no
+ *              breakpoints, its write not stopped, the creator's stopped
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -562,7 +568,15 @@ static void scenario_attach(void)
 	show(st);
 	struct user_regs_struct r;
 	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
-	printf("in pause: orig_rax %lld\n", (long long)r.orig_rax);
+	printf("in pause: orig_rax %lld rax %lld\n", (long long)r.orig_rax, (long long)r.rax);
+	printf("SETREGS there: %ld\n", ptrace(PTRACE_SETREGS, pid, 0, &r));
+	struct user_fpregs_struct fp;
+	CHECK(ptrace(PTRACE_GETFPREGS, pid, 0, &fp));
+	printf("mxcsr there %#x fcw %#x\n", fp.mxcsr, fp.cwd);
+	fp.mxcsr |= 0x8000; /* flush to zero */
+	printf("SETFPREGS there: %ld\n", ptrace(PTRACE_SETFPREGS, pid, 0, &fp));
+	CHECK(ptrace(PTRACE_GETFPREGS, pid, 0, &fp));
+	printf("mxcsr then %#x\n", fp.mxcsr);
 	CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
 	errno = 0;
 	long after = ptrace(PTRACE_GETREGS, pid, 0, &r);
@@ -577,6 +591,38 @@ static void scenario_attach(void)
 	kill(pid, SIGTERM);
 	st = waitstop(pid);
 	show(st);
+}
+
+static void restart_body(void)
+{
+	for (int i = 0; i < 2; i++) {
+		struct timespec ts = { 0, 600000000 };
+		int r = nanosleep(&ts, 0);
+		printf("child: nanosleep %d %s\n", r, r ? strerror(errno) : "");
+	}
+	fflush(stdout);
+}
+
+static void scenario_restart(void)
+{
+	pid_t pid = traced_child(restart_body);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int sigs[2] = { SIGCHLD, SIGUSR2 };
+	for (int i = 0; i < 2; i++) {
+		usleep(100000);
+		kill(pid, sigs[i]);
+		int st = waitstop(pid);
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		printf("stop sig %d: orig_rax %lld rax %lld\n", WSTOPSIG(st), (long long)r.orig_rax,
+		       (long long)r.rax);
+		/* SIGCHLD passed on (ignored), SIGUSR2 (fatal) cancelled. */
+		CHECK(ptrace(PTRACE_CONT, pid, 0, i == 0 ? SIGCHLD : 0));
+		/* Into the second sleep, however the first restarted. */
+		if (i == 0)
+			usleep(800000);
+	}
+	show(waitstop(pid));
 }
 
 static void waits_body(void)
@@ -981,6 +1027,45 @@ static void scenario_hwbp(void)
 	}
 }
 
+static void hwbp_thread_body(void)
+{
+	raise(SIGUSR2);
+	pthread_t t;
+	pthread_create(&t, 0, hw_writer, 0);
+	pthread_join(t, 0);
+	hw_written = 11;
+}
+
+/* A thread the tracer follows reads its creator's DR7 but has no
+ * breakpoints (copy_thread), and its write does not stop. */
+static void scenario_hwbp_thread(void)
+{
+	pid_t pid = traced_child(hwbp_thread_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+	long want = 1 | 1 << 16 | 3 << 18;
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(0), (unsigned long)&hw_written));
+	CHECK(ptrace(PTRACE_POKEUSER, pid, USER_DR(7), want));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("clone event: %d\n", st >> 16 == PTRACE_EVENT_CLONE);
+	unsigned long tid;
+	CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &tid));
+	show(waitstop(tid));
+	errno = 0;
+	long dr7 = ptrace(PTRACE_PEEKUSER, tid, USER_DR(7), 0);
+	printf("thread's DR7 is its creator's: %d\n", !errno && dr7 == want);
+	long dr0 = ptrace(PTRACE_PEEKUSER, tid, USER_DR(0), 0);
+	printf("thread's DR0: %#lx\n", errno ? -1L : dr0);
+	CHECK(ptrace(PTRACE_CONT, tid, 0, 0));
+	show(waitstop(tid));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	hw_stop(pid, "the creator's write");
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -1007,6 +1092,8 @@ int main(int argc, char **argv)
 		scenario_signals();
 	else if (!strcmp(s, "attach"))
 		scenario_attach();
+	else if (!strcmp(s, "restart"))
+		scenario_restart();
 	else if (!strcmp(s, "waits"))
 		scenario_waits();
 	else if (!strcmp(s, "orphan"))
@@ -1017,6 +1104,8 @@ int main(int argc, char **argv)
 		scenario_follow_seized();
 	else if (!strcmp(s, "hwbp"))
 		scenario_hwbp();
+	else if (!strcmp(s, "hwbp_thread"))
+		scenario_hwbp_thread();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -21,6 +21,12 @@ use crate::memory::{AddressSpace, Overlay};
 /// Where kvm_run holds the guest's general-purpose registers (struct
 /// kvm_regs) after an exit, under KVM_CAP_SYNC_REGS.
 pub const SYNC_REGS_OFFSET: u64 = std::mem::offset_of!(kvm_bindings::kvm_run, s) as u64;
+/// Where kvm_run says which synced registers userspace changed, and the
+/// bit that says the general-purpose ones did (taken in at the next
+/// KVM_RUN).
+pub const SYNC_DIRTY_OFFSET: u64 =
+    std::mem::offset_of!(kvm_bindings::kvm_run, kvm_dirty_regs) as u64;
+pub const SYNC_DIRTY_REGS: u64 = kvm_bindings::KVM_SYNC_X86_REGS as u64;
 use crate::tsc::{self, TscSample};
 use crate::xcr0::Xcr0;
 
@@ -1112,6 +1118,16 @@ impl Vcpu {
         ioctl("KVM_SET_XSAVE2", unsafe { self.fd.set_xsave2(&x2) })
     }
 
+    /// A handle on this vCPU's extended state for code its own thread runs
+    /// while that thread's usual code is interrupted (a call a tracer
+    /// makes it run in a stop: syscall-proxy's trace/inject.rs).
+    pub fn fp_port(&self) -> FpPort {
+        FpPort {
+            fd: &self.fd,
+            larger: self.xsave2_extra().is_some_and(|extra| extra > 0),
+        }
+    }
+
     fn set_xsave_raw(&mut self, x: &kvm_xsave) -> Result<(), VcpuError> {
         self.counters.other(1);
         // SAFETY: a kvm_xsave in the legacy 4096-byte layout; components
@@ -1241,5 +1257,59 @@ mod tests {
     fn rflags_are_linuxs() {
         assert_eq!(SYSCALL_MASK, 0x4_7700);
         assert_eq!(USER_RFLAGS, 0x202);
+    }
+}
+
+/// The extended state of a vCPU through the legacy 4096-byte XSAVE area
+/// (every component but AMX's tile data), which needs no allocation: for
+/// code that interrupts the thread running the vCPU, and may have stopped
+/// it inside the allocator.
+#[derive(Clone, Copy)]
+pub struct FpPort {
+    fd: *const VcpuFd,
+    /// The vCPU's area is larger than the legacy one (AMX): KVM_SET_XSAVE
+    /// would read that much.
+    larger: bool,
+}
+
+impl FpPort {
+    /// Whether `set` is refused: the vCPU's area is larger than the
+    /// legacy one.
+    pub fn larger(self) -> bool {
+        self.larger
+    }
+
+    /// The size of the area `get` and `set` move.
+    pub const SIZE: usize = size_of::<kvm_xsave>();
+
+    /// KVM_GET_XSAVE into `out`, as standard XSAVE-format bytes.
+    ///
+    /// # Safety
+    /// The vCPU it came from is alive and has not moved, and the caller is
+    /// the thread that runs it, outside any KVM call.
+    pub unsafe fn get(self, out: &mut [u8; Self::SIZE]) -> Result<(), VcpuError> {
+        // SAFETY: the caller's promise: the VcpuFd is alive and in place.
+        let x = ioctl("KVM_GET_XSAVE", unsafe { &*self.fd }.get_xsave())?;
+        for (b, w) in out.chunks_exact_mut(4).zip(x.region) {
+            b.copy_from_slice(&w.to_le_bytes());
+        }
+        Ok(())
+    }
+
+    /// KVM_SET_XSAVE from standard XSAVE-format bytes; refused where the
+    /// vCPU's area is larger (KVM would read past these).
+    ///
+    /// # Safety
+    /// As for `get`.
+    pub unsafe fn set(self, bytes: &[u8; Self::SIZE]) -> Result<(), VcpuError> {
+        if self.larger {
+            return Err(VcpuError::Unexpected(String::new()));
+        }
+        let mut x = kvm_xsave::default();
+        for (w, b) in x.region.iter_mut().zip(bytes.chunks_exact(4)) {
+            *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
+        }
+        // SAFETY: the caller's promise, and a kvm_xsave of the legacy size.
+        ioctl("KVM_SET_XSAVE", unsafe { (*self.fd).set_xsave(&x) })
     }
 }

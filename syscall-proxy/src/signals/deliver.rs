@@ -110,6 +110,49 @@ impl Interrupted {
     }
 }
 
+impl Interrupted {
+    /// Whether the call restarts when no handler runs (the signal is
+    /// ignored, or its tracer cancelled it): every call the kernel returns
+    /// an ERESTART code from, not those that return EINTR themselves
+    /// (signal(7): epoll waits, semop, sigtimedwait, io_getevents).
+    pub fn restarts_without_handler(&self) -> bool {
+        self.kernel_code() != -i64::from(libc::EINTR)
+    }
+
+    /// What RAX holds in a task stopped in this interrupted call, as a
+    /// tracer reads it there.
+    pub fn kernel_code(&self) -> i64 {
+        const ERESTARTNOHAND: i64 = -514;
+        const ERESTART_RESTARTBLOCK: i64 = -516;
+        if self.restartable() {
+            return crate::trace::regs::ERESTARTSYS;
+        }
+        match self.nr as i64 {
+            libc::SYS_epoll_wait
+            | libc::SYS_epoll_pwait
+            | libc::SYS_epoll_pwait2
+            | libc::SYS_semop
+            | libc::SYS_semtimedop
+            | libc::SYS_rt_sigtimedwait
+            | libc::SYS_io_getevents => -i64::from(libc::EINTR),
+            libc::SYS_nanosleep | libc::SYS_clock_nanosleep | libc::SYS_futex => {
+                ERESTART_RESTARTBLOCK
+            }
+            _ => ERESTARTNOHAND,
+        }
+    }
+
+    /// The call a tracer's registers leave to restart, if any: what it
+    /// set in the stop stands for what the sandbox knew.
+    fn from_regs(r: &libc::user_regs_struct) -> Option<Interrupted> {
+        crate::trace::regs::restarts(r).map(|nr| Interrupted {
+            nr,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+            notified: false,
+        })
+    }
+}
+
 /// A signal to deliver to the thread now.
 pub struct Signal {
     pub sig: i32,
@@ -146,12 +189,17 @@ pub fn deliver(
     mut s: Signal,
     interrupted: Option<Interrupted>,
 ) -> Result<(), Outcome> {
+    let mut interrupted = interrupted;
     if tracee::traced().is_some() {
-        s.sig = tracee::signal(t, s.sig, &mut s.info);
+        let code = interrupted.map(|i| i.kernel_code() as u64);
+        s.sig = tracee::signal(t, s.sig, &mut s.info, code);
+        if let Some(r) = tracee::regs_set_at_stop() {
+            interrupted = Interrupted::from_regs(&r);
+        }
         if s.sig == 0 {
             // The tracer cancelled it: as for a signal without a handler.
             let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
-            if let Some(i) = interrupted.filter(Interrupted::restartable) {
+            if let Some(i) = interrupted.filter(Interrupted::restarts_without_handler) {
                 restart(&mut regs, i);
                 set_regs(t, &regs)?;
             }
@@ -165,7 +213,7 @@ pub fn deliver(
         SIG_IGN | SIG_DFL => {
             // Gone since it arrived: the call restarts as without a
             // handler, and a default action is the kernel's to carry out.
-            if let Some(i) = interrupted.filter(Interrupted::restartable) {
+            if let Some(i) = interrupted.filter(Interrupted::restarts_without_handler) {
                 restart(&mut regs, i);
                 set_regs(t, &regs)?;
             }
@@ -302,9 +350,16 @@ pub fn force(t: &mut Thread, sig: i32, info: Info, reset: bool) -> Result<(), Ou
     }
     let (mut sig, mut info) = (sig, info);
     if tracee::traced().is_some() {
-        sig = tracee::signal(t, sig, &mut info);
+        sig = tracee::signal(t, sig, &mut info, None);
         if sig == 0 {
-            // The tracer cancelled it: the instruction runs again.
+            // The tracer cancelled it: the instruction runs again, or a
+            // call its registers leave to restart does (a debugger's
+            // return from a call it made the thread run in a system call).
+            if let Some(i) = tracee::regs_set_at_stop().and_then(|r| Interrupted::from_regs(&r)) {
+                let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
+                restart(&mut regs, i);
+                set_regs(t, &regs)?;
+            }
             return Ok(());
         }
     }
@@ -399,5 +454,35 @@ mod tests {
         };
         assert!(!call(libc::SYS_getppid, [0; 6]).restartable());
         assert!(notified.restartable(), "seccomp's wait for a listener");
+    }
+
+    #[test]
+    fn without_a_handler_only_the_calls_that_return_eintr_themselves_do_not_restart() {
+        let call = |nr: i64| Interrupted {
+            notified: false,
+            nr: nr as u64,
+            args: [0; 6],
+        };
+        for nr in [
+            libc::SYS_read,
+            libc::SYS_pause,
+            libc::SYS_rt_sigsuspend,
+            libc::SYS_nanosleep,
+            libc::SYS_clock_nanosleep,
+            libc::SYS_poll,
+            libc::SYS_select,
+        ] {
+            assert!(call(nr).restarts_without_handler(), "{nr}");
+        }
+        for nr in [
+            libc::SYS_epoll_wait,
+            libc::SYS_semop,
+            libc::SYS_rt_sigtimedwait,
+        ] {
+            assert!(!call(nr).restarts_without_handler(), "{nr}");
+        }
+        assert_eq!(call(libc::SYS_read).kernel_code(), -512);
+        assert_eq!(call(libc::SYS_pause).kernel_code(), -514);
+        assert_eq!(call(libc::SYS_nanosleep).kernel_code(), -516);
     }
 }

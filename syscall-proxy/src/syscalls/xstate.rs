@@ -234,6 +234,7 @@ fn set_xcr0(thread: &mut Thread, value: u64) -> SysResult {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() };
     log::info!("thread {tid}: XCR0 {old} -> {new}");
+    crate::trace::tracee::xcr0_changed(thread);
     Ok(0)
 }
 

@@ -107,6 +107,7 @@ impl Task {
         }
         signals::arrival::stop_taking();
         crate::trace::page::release();
+        crate::trace::inject::set_port(None);
         let t = self.thread;
         let process = t.process.clone();
         process.vm.release_vcpu(t.vcpu);
@@ -188,7 +189,9 @@ impl Task {
                 self.interrupted = None;
             }
             tracee::before_guest(&mut self.thread);
-            let exit = self.thread.vcpu.run(&self.thread.process.vm.memory)?;
+            let exit = self.thread.vcpu.run(&self.thread.process.vm.memory);
+            tracee::after_guest();
+            let exit = exit?;
             self.watch_step = hwbp::step_end(&mut self.thread)?;
             self.thread.orig_rax = match exit {
                 Exit::Syscall(sc) => sc.nr,
@@ -226,6 +229,9 @@ impl Task {
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
                     match action {
+                        Action::Return(_) if tracee::regs_set_in_call(&mut self.thread) => {
+                            continue;
+                        }
                         Action::Return(v) => {
                             if v as i64 == -i64::from(libc::EINTR) {
                                 self.interrupted = Some(deliver::Interrupted {
@@ -446,6 +452,9 @@ impl Task {
         let creating = tracee::creating(&mut self.thread, ids.kind(), ids.untraced());
         let followed = creating.as_ref().map(|c| c.follow);
         if ids.is_thread() {
+            // The new thread reads its creator's DR7, but has none of its
+            // breakpoints (copy_thread): tracee::start.
+            let dr7 = crate::trace::page::own().debugreg[7];
             process.thread_started();
             let (tx, rx) = mpsc::sync_channel(1);
             let spawned = std::thread::Builder::new()
@@ -458,6 +467,9 @@ impl Task {
                     // as Linux's thread list is.
                     thread.process.seccomp.enter(tid, &thread.seccomp);
                     let _ = tx.send(tid);
+                    if dr7 != 0 {
+                        crate::trace::page::own().debugreg[7] = dr7;
+                    }
                     let mut task = Task::new(thread);
                     task.followed = followed;
                     task.run();

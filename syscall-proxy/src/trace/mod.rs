@@ -6,6 +6,7 @@
 //! README's "Debuggers and tracers" section gives the protocol.
 
 pub mod hwbp;
+pub mod inject;
 pub mod page;
 pub mod regs;
 pub mod tracee;

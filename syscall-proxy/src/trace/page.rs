@@ -100,6 +100,10 @@ pub struct Page {
     /// host reports that clone's PTRACE_EVENT stops, during which this
     /// page holds the thread's state (`in_stop` is set too).
     pub in_clone: u32,
+    /// Non-zero when a tracer set `regs` in a stop the host made while the
+    /// thread was in a system call: they replace the call's result
+    /// (`tracee::regs_set_in_call`).
+    pub regs_in_call: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
     pub sigmask: u64,
@@ -110,6 +114,9 @@ pub struct Page {
     /// runtime's syscall stub (where a system call's exit stops).
     pub kvm_run: u64,
     pub syscall_stub: u64,
+    /// Where the runtime's stubs start (a page of them): a guest stopped
+    /// there is between the program and the sandbox.
+    pub stubs: u64,
     /// In a vfork child's page: its parent's, which the child displaced
     /// from the thread-local storage they share (`take_over`).
     pub up: u64,
@@ -119,6 +126,14 @@ pub struct Page {
     /// Non-zero when `xsave` is the thread's now, though `fresh` may not be
     /// (in a system call: `tracee::syscall_entered`).
     pub fp_fresh: u64,
+    /// Non-zero while the thread is in KVM_RUN: a stop the host makes
+    /// then finds it at the call's return, the guest's registers in
+    /// kvm_run, which a tracer may change there.
+    pub in_guest: u64,
+    /// Where a call a tracer makes the thread run in a stop the host made
+    /// enters, and what it returned (0, or -errno): inject.rs.
+    pub call_entry: u64,
+    pub call_result: i64,
     /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct
     /// user), DR6 with its reserved bits flipped as the kernel keeps it
     /// (virtual_dr6); the thread takes them into effect before it next

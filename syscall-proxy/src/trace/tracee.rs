@@ -68,6 +68,18 @@ pub fn before_guest(t: &mut Thread) {
     if p.traced != 0 || t.hwbp.any() {
         super::hwbp::refresh(t, &p.debugreg);
     }
+    super::inject::set_port(Some(t.vcpu.fp_port()));
+    // SAFETY: a field of this thread's page; volatile, as the tracer reads
+    // it from another process while this thread is stopped in KVM_RUN.
+    unsafe { std::ptr::write_volatile(&mut p.in_guest, 1) };
+}
+
+/// KVM_RUN returned: the thread runs the sandbox's code again.
+#[inline]
+pub fn after_guest() {
+    let p = page::own();
+    // SAFETY: as in before_guest.
+    unsafe { std::ptr::write_volatile(&mut p.in_guest, 0) };
 }
 
 fn prepare_step(t: &mut Thread) {
@@ -124,8 +136,13 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     let p = page::own();
     p.kvm_run = t.vcpu.kvm_run_addr();
     p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
+    p.stubs = t.vcpu.setup().runtime.enter_user;
+    p.call_entry = super::inject::entry();
+    super::inject::set_port(Some(t.vcpu.fp_port()));
     p.fresh = 0;
+    p.in_guest = 0;
     bases_changed(t);
+    xcr0_changed(t);
     // A fork child's copy of its parent's page may say the parent was in
     // a stop.
     p.in_stop = 0;
@@ -169,7 +186,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     // A SIGSTOP the kernel queued without a sender (SI_USER from pid 0).
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
-    let sig = signal(t, libc::SIGSTOP, &mut info);
+    let sig = signal(t, libc::SIGSTOP, &mut info, None);
     if sig != 0 {
         // SAFETY: raises the signal the tracer chose at this thread.
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
@@ -197,11 +214,18 @@ fn snapshot(t: &mut Thread, p: &mut Page, orig_rax: u64) {
     p.fresh = 1;
 }
 
-/// The thread's XCR0 and XSAVE image into the page.
-fn fill_xsave(t: &mut Thread, p: &mut Page) {
+/// The thread's XCR0 changed, or is first known: kept in the page, which
+/// a tracer sizes the XSTATE regset by in any stop.
+pub fn xcr0_changed(t: &mut Thread) {
+    let p = page::own();
     p.xcr0 = t.vcpu.xcr0().bits();
     let (_, size) = crate::syscalls::xstate::frame_features(t);
     p.xsave_len = u64::from(size).min(page::XSAVE_MAX as u64);
+}
+
+/// The thread's XCR0 and XSAVE image into the page.
+fn fill_xsave(t: &mut Thread, p: &mut Page) {
+    xcr0_changed(t);
     if let Ok(x) = t.vcpu.xsave() {
         let n = x.len().min(page::XSAVE_MAX);
         p.xsave[..n].copy_from_slice(&x[..n]);
@@ -218,6 +242,44 @@ pub fn syscall_entered(t: &mut Thread) {
         fill_xsave(t, p);
         p.fp_fresh = 1;
     }
+}
+
+/// After a system call the sandbox made for the thread: registers a
+/// tracer set in a stop the host made meanwhile replace its outcome
+/// (`tracer::set_regs_in_call`); a call they leave to restart restarts, as
+/// the kernel's would. Whether they did.
+pub fn regs_set_in_call(t: &mut Thread) -> bool {
+    let p = page::own();
+    // SAFETY: a field of this thread's page, which the tracer writes from
+    // another process while this thread is stopped.
+    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } == 0 {
+        return false;
+    }
+    page::reload(p);
+    p.regs_in_call = 0;
+    let mut r = p.regs;
+    if let Some(nr) = regs::restarts(&r) {
+        r.rax = nr;
+        r.rip = r.rip.wrapping_sub(2);
+    }
+    let before = regs::user_regs(
+        &t.vcpu.user_regs(&t.process.vm.memory),
+        u64::MAX,
+        t.vcpu.fs_base().unwrap_or(0),
+        t.vcpu.gs_base().unwrap_or(0),
+    );
+    p.regs = r;
+    p.dirty = dirty::REGS;
+    apply(t, p, &before);
+    p.dirty = 0;
+    true
+}
+
+/// The registers the tracer set in the stop just ended, if it set any.
+pub fn regs_set_at_stop() -> Option<libc::user_regs_struct> {
+    traced()
+        .filter(|p| p.dirty & dirty::REGS != 0)
+        .map(|p| p.regs)
 }
 
 /// Takes back what the tracer changed during the stop.
@@ -426,12 +488,16 @@ pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64) {
 }
 
 /// The signal-delivery stop for `sig` with `info`: returns the signal to
-/// deliver instead (0: none) and its siginfo.
-pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128]) -> i32 {
+/// deliver instead (0: none) and its siginfo. In a system call the signal
+/// interrupted, RAX shows `in_call`, the code the kernel leaves there.
+pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128], in_call: Option<u64>) -> i32 {
     let Some(p) = traced() else {
         return sig;
     };
     snapshot(t, p, t.orig_rax);
+    if let Some(code) = in_call {
+        p.regs.rax = code;
+    }
     p.siginfo = *info;
     p.syscall = page::SyscallAt::default();
     let before = p.regs;
@@ -584,7 +650,7 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
         let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
         info[16..20].copy_from_slice(&pid.to_le_bytes());
         info[20..24].copy_from_slice(&uid.to_le_bytes());
-        let sig = signal(t, libc::SIGTRAP, &mut info);
+        let sig = signal(t, libc::SIGTRAP, &mut info, None);
         if sig != 0 {
             // SAFETY: raises the signal the tracer chose at this thread.
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };

@@ -20,6 +20,7 @@ use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
 use super::hwbp;
+use super::inject;
 use super::page::{self, Found, Page, dirty, mode};
 use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
 use super::tracee::{self, MARK, STOP_SIGNAL};
@@ -32,10 +33,6 @@ use crate::umem;
 /// PTRACE_ARCH_PRCTL (arch/x86/include/uapi/asm/ptrace-abi.h), which
 /// libc lacks.
 const PTRACE_ARCH_PRCTL: u32 = 30;
-
-/// -ERESTARTSYS (include/linux/errno.h), what RAX holds in a task stopped
-/// in an interrupted system call.
-const ERESTARTSYS: u64 = -512i64 as u64;
 
 /// Suspending the tracee's seccomp filters (checkpoint/restore's), which
 /// the tracee's sandbox honours (`tracee::seccomp_suspended`).
@@ -70,7 +67,7 @@ const HOST_OPTIONS: u32 = (PTRACE_O_EXITKILL
 static SEIZED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 
 /// The host's ptrace.
-fn host(req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
+pub(super) fn host(req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
     // SAFETY: callers pass addresses of their own buffers, or of program
     // memory checked beforehand, or integers.
     let r = unsafe { libc::syscall(libc::SYS_ptrace, req as libc::c_long, pid, addr, data) };
@@ -123,7 +120,7 @@ fn target(pid: i32) -> Result<Target, Errno> {
 /// The program's registers in the stop: the page's, or, in a stop the
 /// host made while the guest ran, those KVM left in kvm_run.
 fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
-    if p.in_stop != 0 || p.fresh != 0 {
+    if p.in_stop != 0 || p.fresh != 0 || p.regs_in_call != 0 {
         return Ok(p.regs);
     }
     let at = p.kvm_run + vmm::vcpu::SYNC_REGS_OFFSET;
@@ -132,12 +129,17 @@ fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
     let mut orig_rax = u64::MAX;
     if r.rip == p.syscall_stub {
         // In a system call the sandbox is making: as the kernel shows a
-        // task stopped in one, its number in orig_rax and RAX saying it
-        // would restart.
+        // task stopped in one, its number in orig_rax and in RAX the code
+        // that says how it restarts.
         r.rip = r.rcx;
         r.rflags = r.r11;
         orig_rax = r.rax;
-        r.rax = ERESTARTSYS;
+        let call = crate::signals::deliver::Interrupted {
+            nr: r.rax,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+            notified: false,
+        };
+        r.rax = call.kernel_code() as u64;
     }
     Ok(regs::user_regs(
         &r,
@@ -290,23 +292,15 @@ fn sandboxed(
     at: u64,
     p: &mut Page,
 ) -> SysResult {
-    // What only a stop the tracee raised can change: the registers of a
-    // stop the host made while the guest ran are KVM's, out of reach.
     let in_stop = p.in_stop != 0;
-    let settable = || {
-        if in_stop {
-            Ok(())
-        } else {
-            Err(Errno(libc::EIO))
-        }
-    };
     // The FPU and extended state are in the page in the thread's own stops
-    // and while it is in a system call.
-    let fp_readable = || {
+    // and while it is in a system call; in other stops the host made, a
+    // call into the thread fetches them (inject.rs).
+    let fp_readable = |p: &mut Page| {
         if in_stop || p.fp_fresh != 0 {
             Ok(())
         } else {
-            Err(Errno(libc::EIO))
+            inject::fp(pid, at, p, false)
         }
     };
     match req {
@@ -316,7 +310,6 @@ fn sandboxed(
             Ok(0)
         }
         libc::PTRACE_SETREGS => {
-            settable()?;
             // SAFETY: user_regs_struct is plain integers.
             let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
             get(thread, data, as_bytes_mut(&mut r))?;
@@ -349,8 +342,7 @@ fn sandboxed(
                 return Err(Errno(libc::EIO));
             }
             if addr < USER_REGS_END {
-                settable()?;
-                let mut r = p.regs;
+                let mut r = regs_of(pid, p)?;
                 as_bytes_mut(&mut r)[addr as usize..addr as usize + 8]
                     .copy_from_slice(&data.to_le_bytes());
                 return set_regs(pid, at, p, r);
@@ -385,12 +377,12 @@ fn sandboxed(
             Ok(0)
         }
         libc::PTRACE_GETFPREGS => {
-            fp_readable()?;
+            fp_readable(p)?;
             put(thread, data, &p.xsave[..FXSAVE_SIZE])?;
             Ok(0)
         }
         libc::PTRACE_SETFPREGS => {
-            settable()?;
+            fp_readable(p)?;
             let mut fx = [0u8; FXSAVE_SIZE];
             get(thread, data, &mut fx)?;
             let mut image = p.xsave[..p.xsave_len as usize].to_vec();
@@ -406,11 +398,11 @@ fn sandboxed(
             let set = match addr {
                 NT_PRSTATUS => as_bytes(&regs_of(pid, p)?).to_vec(),
                 NT_PRFPREG => {
-                    fp_readable()?;
+                    fp_readable(p)?;
                     p.xsave[..FXSAVE_SIZE].to_vec()
                 }
                 NT_X86_XSTATE => {
-                    fp_readable()?;
+                    fp_readable(p)?;
                     regs::xstate(&p.xsave, p.xsave_len as usize, p.xcr0)
                 }
                 _ => return Err(Errno(libc::EINVAL)),
@@ -421,7 +413,6 @@ fn sandboxed(
                 put(thread, data + 8, &(n as u64).to_le_bytes())?;
                 return Ok(0);
             }
-            settable()?;
             let mut new = set.clone();
             get(thread, base, &mut new[..n])?;
             match addr {
@@ -508,7 +499,10 @@ fn sandboxed(
                 put(thread, data, &p.sigmask.to_le_bytes())?;
                 return Ok(0);
             }
-            settable()?;
+            if !in_stop {
+                // Outside the guest the sandbox keeps the mask itself.
+                return Err(Errno(libc::EIO));
+            }
             let mut m = 0u64;
             get(thread, data, as_bytes_mut(&mut m))?;
             p.sigmask = m & !(1 << (libc::SIGKILL - 1) | 1 << (libc::SIGSTOP - 1));
@@ -536,7 +530,6 @@ fn sandboxed(
                 ARCH_GET_FS => put(thread, addr, &r.fs_base.to_le_bytes()).map(|()| 0),
                 ARCH_GET_GS => put(thread, addr, &r.gs_base.to_le_bytes()).map(|()| 0),
                 ARCH_SET_FS | ARCH_SET_GS => {
-                    settable()?;
                     let mut r = r;
                     if data == ARCH_SET_FS {
                         r.fs_base = addr;
@@ -558,7 +551,15 @@ fn sandboxed(
     }
 }
 
+/// New registers for the tracee: into the page in a stop it raised, to
+/// take effect as it resumes; into kvm_run in a stop the host made while
+/// the guest ran, where KVM takes them at the next KVM_RUN. Elsewhere (a
+/// stop the host made in the sandbox's own code, a system call among
+/// them) they are out of reach: EIO.
 fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
+    if p.in_stop == 0 {
+        return set_guest_regs(pid, at, p, r);
+    }
     p.regs = regs::sanitize(&r, &p.regs);
     p.dirty |= dirty::REGS;
     page::write_part(
@@ -572,8 +573,80 @@ fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysRe
     Ok(0)
 }
 
+fn set_guest_regs(pid: i32, page_at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
+    let now = regs_of(pid, p)?;
+    let host_now = host_regs(pid)?;
+    if p.fresh == 0 && p.in_guest == 0 && now.orig_rax != u64::MAX {
+        return set_regs_in_call(pid, page_at, p, r, &now, host_now);
+    }
+    let at_run = host_now.orig_rax == libc::SYS_ioctl as u64
+        && host_now.rax == -i64::from(libc::EINTR) as u64;
+    // The FS and GS bases are KVM's segment registers, not in kvm_run.
+    let bases_kept = r.fs_base == now.fs_base && r.gs_base == now.gs_base;
+    let at = p.kvm_run + vmm::vcpu::SYNC_REGS_OFFSET;
+    let mut raw = kvm_regs::default();
+    page::read_remote(pid, at, as_bytes_mut(&mut raw))?;
+    let in_stubs = (p.stubs..p.stubs + 4096).contains(&raw.rip);
+    if p.in_guest == 0 || !at_run || in_stubs || !bases_kept {
+        return Err(Errno(libc::EIO));
+    }
+    let new = regs::kvm(&regs::sanitize(&r, &now));
+    page::write_remote(pid, at, as_bytes(&new))?;
+    let mut dirty = [0u8; 8];
+    let at = p.kvm_run + vmm::vcpu::SYNC_DIRTY_OFFSET;
+    page::read_remote(pid, at, &mut dirty)?;
+    let dirty = u64::from_le_bytes(dirty) | vmm::vcpu::SYNC_DIRTY_REGS;
+    page::write_remote(pid, at, &dirty.to_le_bytes())?;
+    Ok(0)
+}
+
+/// New registers for a thread the host stopped in a system call the
+/// sandbox is making for it: the page holds them, and they replace the
+/// call's outcome as it returns (a call they leave to restart restarts,
+/// as the kernel's would). A host call of the same number, interrupted and
+/// about to restart, returns EINTR to the sandbox instead, so that they
+/// take effect as the thread resumes (gdb's calls into a thread it
+/// attached in a system call).
+fn set_regs_in_call(
+    pid: i32,
+    at: u64,
+    p: &mut Page,
+    r: libc::user_regs_struct,
+    now: &libc::user_regs_struct,
+    mut host_now: libc::user_regs_struct,
+) -> SysResult {
+    p.regs = regs::sanitize(&r, now);
+    p.regs_in_call = 1;
+    page::write_part(
+        pid,
+        at,
+        p,
+        std::mem::offset_of!(Page, regs),
+        size_of::<libc::user_regs_struct>(),
+    )?;
+    page::write_control(pid, at, p)?;
+    if host_now.orig_rax == now.orig_rax && regs::restarts(&host_now).is_some() {
+        host_now.orig_rax = u64::MAX;
+        host_now.rax = -i64::from(libc::EINTR) as u64;
+        host(
+            libc::PTRACE_SETREGS,
+            pid,
+            0,
+            &host_now as *const libc::user_regs_struct as u64,
+        )?;
+    }
+    Ok(0)
+}
+
 fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
     p.xsave[..image.len()].copy_from_slice(image);
+    if p.in_stop == 0 {
+        // A stop the host made: a call into the thread loads it now.
+        let n = image.len().min(vmm::vcpu::FpPort::SIZE);
+        page::write_part(pid, at, p, std::mem::offset_of!(Page, xsave), n)?;
+        inject::fp(pid, at, p, true)?;
+        return Ok(0);
+    }
     p.dirty |= dirty::XSAVE;
     page::write_part(pid, at, p, std::mem::offset_of!(Page, xsave), image.len())?;
     page::write_control(pid, at, p)?;
@@ -797,7 +870,7 @@ fn claim_seized(pid: i32) {
 }
 
 /// The stop `pid` has waiting to be reported (left waiting), as status >> 8.
-fn waiting_stop(pid: i32) -> Option<u32> {
+pub(super) fn waiting_stop(pid: i32) -> Option<u32> {
     let mut info = [0u8; 128];
     // SAFETY: waitid into our own siginfo, leaving the stop waiting.
     let r = unsafe {

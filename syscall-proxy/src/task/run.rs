@@ -229,9 +229,6 @@ impl Task {
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
                     match action {
-                        Action::Return(_) if tracee::regs_set_in_call(&mut self.thread) => {
-                            continue;
-                        }
                         Action::Return(v) => {
                             if v as i64 == -i64::from(libc::EINTR) {
                                 self.interrupted = Some(deliver::Interrupted {

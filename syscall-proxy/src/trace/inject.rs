@@ -79,7 +79,13 @@ fn transfer(p: &mut Page, store: bool) -> Result<(), Errno> {
         unsafe { port.set(area) }.map_err(|_| Errno(libc::EINVAL))?;
     }
     // SAFETY: as above.
-    unsafe { port.get(area) }.map_err(|_| Errno(libc::EIO))
+    unsafe { port.get(area) }.map_err(|_| Errno(libc::EIO))?;
+    // Past the legacy area (AMX's tile data): their initial value.
+    let len = (p.xsave_len as usize).min(page::XSAVE_MAX);
+    if len > FpPort::SIZE {
+        p.xsave[FpPort::SIZE..len].fill(0);
+    }
+    Ok(())
 }
 
 /// How long the call may take before the tracer gives up on it: two
@@ -130,8 +136,9 @@ pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
         return Err(Errno(-result as i32));
     }
     p.fp_fresh = 1;
+    let len = (p.xsave_len as usize).clamp(FpPort::SIZE, page::XSAVE_MAX);
     let from = std::mem::offset_of!(Page, xsave);
-    page::read_remote(pid, at + from as u64, &mut p.xsave[..FpPort::SIZE])
+    page::read_remote(pid, at + from as u64, &mut p.xsave[..len])
 }
 
 /// The thread's host state the call changes.

@@ -56,6 +56,11 @@ pub const TF: u64 = 0x100;
 #[inline]
 pub fn before_guest(t: &mut Thread) {
     let p = page::own();
+    // SAFETY: a field of this thread's page, which the tracer writes from
+    // another process while this thread is stopped.
+    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } != 0 {
+        regs_set_in_call(t, p);
+    }
     p.fresh = 0;
     p.fp_fresh = 0;
     if p.traced != 0 && !arrival::catching_all() {
@@ -244,17 +249,11 @@ pub fn syscall_entered(t: &mut Thread) {
     }
 }
 
-/// After a system call the sandbox made for the thread: registers a
-/// tracer set in a stop the host made meanwhile replace its outcome
-/// (`tracer::set_regs_in_call`); a call they leave to restart restarts, as
-/// the kernel's would. Whether they did.
-pub fn regs_set_in_call(t: &mut Thread) -> bool {
-    let p = page::own();
-    // SAFETY: a field of this thread's page, which the tracer writes from
-    // another process while this thread is stopped.
-    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } == 0 {
-        return false;
-    }
+/// After a system call the sandbox made for the thread, as the guest is
+/// about to run again: registers a tracer set in a stop the host made
+/// meanwhile replace the call's outcome (`tracer::set_regs_in_call`); a
+/// call they leave to restart restarts, as the kernel's would.
+fn regs_set_in_call(t: &mut Thread, p: &mut Page) {
     page::reload(p);
     p.regs_in_call = 0;
     let mut r = p.regs;
@@ -272,7 +271,6 @@ pub fn regs_set_in_call(t: &mut Thread) -> bool {
     p.dirty = dirty::REGS;
     apply(t, p, &before);
     p.dirty = 0;
-    true
 }
 
 /// The registers the tracer set in the stop just ended, if it set any.

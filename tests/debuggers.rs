@@ -538,24 +538,7 @@ fn gdb_attaches_by_pid_as_natively() {
     if !kvm() || !tool("gdb") {
         return;
     }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    // The program is attached once it is in pause() (34), bounded.
-    let script = format!(
-        "{p} wait & pid=$!\n\
-         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
-         do sleep 0.05; i=$((i+1)); done\n\
-         /usr/bin/gdb -nx -batch -p $pid -ex bt -ex 'info threads' -ex detach 2>&1\n\
-         kill $pid\n",
-        p = prog.display()
-    );
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
-        c.stdin(std::process::Stdio::null());
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited_for(c, Duration::from_secs(120))
-    };
-    let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let (n, s) = gdb_attached("wait", &["bt", "info threads"], "");
     let (no, so) = (gdb_normalised(&stdout(&n)), gdb_normalised(&stdout(&s)));
     assert_eq!(so, no, "gdb -p");
     assert!(
@@ -564,20 +547,20 @@ fn gdb_attaches_by_pid_as_natively() {
     );
 }
 
-/// `debuggee spin` (main in pause(), a thread spinning with MXCSR set to
-/// flush to zero), attached by gdb by pid to run the commands `ex` and
-/// detach, natively and sandboxed. After gdb has gone, the program says
-/// whether it is still alive and which call main is in.
-fn gdb_attached_to_spinning(ex: &[&str]) -> (Output, Output) {
+/// `debuggee MODE` (main in pause(); under `spin` beside a thread
+/// spinning with MXCSR set to flush to zero), attached by gdb by pid to
+/// run the commands `ex` and detach, then the shell commands `after`,
+/// natively and sandboxed: the same status.
+fn gdb_attached(mode: &str, ex: &[&str], after: &str) -> (Output, Output) {
     let prog = guest("debuggee", &["-g", "-O0"]);
     let ex = ex.iter().map(|e| format!(" -ex '{e}'")).collect::<String>();
     // The program is attached once main is in pause() (34), bounded.
     let script = format!(
-        "{p} spin & pid=$!\n\
+        "{p} {mode} & pid=$!\n\
          i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
          do sleep 0.05; i=$((i+1)); done\n\
          /usr/bin/gdb -nx -batch -p $pid{ex} -ex detach 2>&1\n\
-         sleep 0.3; kill -0 $pid && echo alive; echo \"in call $(cut -d' ' -f1 /proc/$pid/syscall)\"\n\
+         {after}\n\
          kill $pid\n",
         p = prog.display()
     );
@@ -589,6 +572,15 @@ fn gdb_attached_to_spinning(ex: &[&str]) -> (Output, Output) {
     };
     let (n, s) = (run(false), run(true));
     assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    (n, s)
+}
+
+/// `gdb_attached` to `debuggee spin`; after gdb has gone, the program
+/// says whether it is still alive and which call main is in.
+fn gdb_attached_to_spinning(ex: &[&str]) -> (Output, Output) {
+    let after = "sleep 0.3; kill -0 $pid && echo alive; \
+                 echo \"in call $(cut -d' ' -f1 /proc/$pid/syscall)\"";
+    let (n, s) = gdb_attached("spin", ex, after);
     assert!(!stdout(&s).contains("Couldn't"), "{}", both(&n, &s));
     (n, s)
 }
@@ -651,19 +643,26 @@ fn gdb_attached_reads_and_changes_the_fpu_of_running_and_waiting_threads_as_nati
     };
     let (no, so) = (seen(&n), seen(&s));
     assert_eq!(so, no, "{}", both(&n, &s));
-    let text = no.join("\n");
-    for expect in [
-        "$1 = [ IM DM ZM OM UM PM FZ ]",
-        "$3 = 77",
-        "$5 = [ PE IM DM ZM OM UM PM ]",
-        "$6 = -3",
-        "fctrl 0x37f 895",
-        "st7",
-        "mxcsr",
-        "alive",
-        "in call 34",
-    ] {
-        assert!(text.contains(expect), "natively, no {expect:?}:\n{text}");
+    contains_all(
+        &no.join("\n"),
+        &[
+            "$1 = [ IM DM ZM OM UM PM FZ ]",
+            "$3 = 77",
+            "$5 = [ PE IM DM ZM OM UM PM ]",
+            "$6 = -3",
+            "fctrl 0x37f 895",
+            "st7",
+            "mxcsr",
+            "alive",
+            "in call 34",
+        ],
+    );
+}
+
+/// Asserts that the native output `text` holds each of `expect`.
+fn contains_all(text: &str, expect: &[&str]) {
+    for e in expect {
+        assert!(text.contains(e), "natively, no {e:?}:\n{text}");
     }
 }
 
@@ -694,15 +693,15 @@ fn gdb_attached_calls_functions_in_running_and_waiting_threads_as_natively() {
     ]);
     let (no, so) = (gdb_values(&n), gdb_values(&s));
     assert_eq!(so, no, "{}", both(&n, &s));
-    let text = no.join("\n");
-    for expect in [
-        "$1 = 5\n$2 = 34\n",
-        "$4 = 5\n$5 = 5\n",
-        "$8 = 9\n$9 = 42",
-        "alive\nin call 34",
-    ] {
-        assert!(text.contains(expect), "natively, no {expect:?}:\n{text}");
-    }
+    contains_all(
+        &no.join("\n"),
+        &[
+            "$1 = 5\n$2 = 34\n",
+            "$4 = 5\n$5 = 5\n",
+            "$8 = 9\n$9 = 42",
+            "alive\nin call 34",
+        ],
+    );
 }
 
 /// personality(ADDR_NO_RANDOMIZE), which gdb and rr set before running a

@@ -562,15 +562,15 @@ fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysRe
     }
     p.regs = regs::sanitize(&r, &p.regs);
     p.dirty |= dirty::REGS;
-    page::write_part(
-        pid,
-        at,
-        p,
-        std::mem::offset_of!(Page, regs),
-        size_of::<libc::user_regs_struct>(),
-    )?;
-    page::write_control(pid, at, p)?;
+    write_regs(pid, at, p)?;
     Ok(0)
+}
+
+/// The page's registers and control words into the tracee's page.
+fn write_regs(pid: i32, at: u64, p: &Page) -> Result<(), Errno> {
+    let len = size_of::<libc::user_regs_struct>();
+    page::write_part(pid, at, p, std::mem::offset_of!(Page, regs), len)?;
+    page::write_control(pid, at, p)
 }
 
 fn set_guest_regs(pid: i32, page_at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
@@ -617,14 +617,7 @@ fn set_regs_in_call(
 ) -> SysResult {
     p.regs = regs::sanitize(&r, now);
     p.regs_in_call = 1;
-    page::write_part(
-        pid,
-        at,
-        p,
-        std::mem::offset_of!(Page, regs),
-        size_of::<libc::user_regs_struct>(),
-    )?;
-    page::write_control(pid, at, p)?;
+    write_regs(pid, at, p)?;
     if host_now.orig_rax == now.orig_rax && regs::restarts(&host_now).is_some() {
         host_now.orig_rax = u64::MAX;
         host_now.rax = -i64::from(libc::EINTR) as u64;

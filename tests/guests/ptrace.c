@@ -21,7 +21,8 @@
  *              GETFPREGS, SETFPREGS in that stop, DETACH; SEIZE, INTERRUPT
  *   restart    a sleep interrupted by a signal the tracer passes on to be
  *              ignored, then by one it cancels: RAX at each stop, and the
- *              sleep going on each time as if never interrupted
+ *              sleep going on each time as if never interrupted; then by
+ *              one a handler without SA_RESTART takes: EINTR
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
  *   orphan     a tracer exits without detaching its tracee, stopped at a
  *              system call: the tracee goes on
@@ -595,8 +596,10 @@ static void scenario_attach(void)
 
 static void restart_body(void)
 {
-	for (int i = 0; i < 2; i++) {
-		struct timespec ts = { 0, 600000000 };
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGUSR1, &sa, 0);
+	for (int i = 0; i < 3; i++) {
+		struct timespec ts = { 1, 0 };
 		int r = nanosleep(&ts, 0);
 		printf("child: nanosleep %d %s\n", r, r ? strerror(errno) : "");
 	}
@@ -607,20 +610,26 @@ static void scenario_restart(void)
 {
 	pid_t pid = traced_child(restart_body);
 	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
-	int sigs[2] = { SIGCHLD, SIGUSR2 };
-	for (int i = 0; i < 2; i++) {
-		usleep(100000);
+	/* Each in its sleep (1 s each), however the one before restarted:
+	 * natively 0-1, 1-2 and 2-3 s; a restart that sleeps the whole time
+	 * again puts them at 0.1-1.1, 1.1-2.1 (1.3-2.3 once restarted) and
+	 * 2.3-3.3 s. */
+	int sigs[3] = { SIGCHLD, SIGUSR2, SIGUSR1 };
+	useconds_t at[3] = { 100000, 1300000, 2600000 }, now = 0;
+	for (int i = 0; i < 3; i++) {
+		usleep(at[i] - now);
+		now = at[i];
 		kill(pid, sigs[i]);
 		int st = waitstop(pid);
 		struct user_regs_struct r;
 		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
 		printf("stop sig %d: orig_rax %lld rax %lld\n", WSTOPSIG(st), (long long)r.orig_rax,
 		       (long long)r.rax);
-		/* SIGCHLD passed on (ignored), SIGUSR2 (fatal) cancelled. */
-		CHECK(ptrace(PTRACE_CONT, pid, 0, i == 0 ? SIGCHLD : 0));
-		/* Into the second sleep, however the first restarted. */
-		if (i == 0)
-			usleep(800000);
+		/* As a debugger writes them back. */
+		CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
+		/* SIGCHLD passed on (ignored), SIGUSR2 (fatal) cancelled,
+		 * SIGUSR1 to a handler without SA_RESTART: EINTR. */
+		CHECK(ptrace(PTRACE_CONT, pid, 0, i == 1 ? 0 : sigs[i]));
 	}
 	show(waitstop(pid));
 }

@@ -134,7 +134,8 @@ impl Interrupted {
             | libc::SYS_semop
             | libc::SYS_semtimedop
             | libc::SYS_rt_sigtimedwait
-            | libc::SYS_io_getevents => -i64::from(libc::EINTR),
+            | libc::SYS_io_getevents
+            | libc::SYS_io_uring_enter => -i64::from(libc::EINTR),
             libc::SYS_nanosleep | libc::SYS_clock_nanosleep | libc::SYS_futex => {
                 ERESTART_RESTARTBLOCK
             }
@@ -231,6 +232,10 @@ pub fn deliver(
         && i.restartable()
     {
         restart(&mut regs, i);
+    } else if interrupted.is_some() {
+        // The call fails with EINTR, whatever ERESTART code a tracer left
+        // in RAX (handle_signal).
+        regs.rax = -i64::from(libc::EINTR) as u64;
     }
     setup_frame(t, &s, &act, &regs)?;
     tracee::handler_entered(t);

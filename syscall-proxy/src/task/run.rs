@@ -225,9 +225,15 @@ impl Task {
                         Filtered::Ended(e) => return Ok(e),
                     }
                     let notified = host::notifying();
+                    tracee::making_call(true);
                     let action = syscalls::handle(&mut self.thread, sc);
+                    tracee::making_call(false);
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
+                    let returned = matches!(action, Action::Return(_));
+                    if tracee::regs_set_in_call(&mut self.thread, returned) {
+                        continue;
+                    }
                     match action {
                         Action::Return(v) => {
                             if v as i64 == -i64::from(libc::EINTR) {
@@ -519,6 +525,7 @@ impl Task {
         // this thread's vCPU's again, and the id umem names this process
         // by is read again.
         arrival::set_kick(self.thread.vcpu.kick_flag());
+        crate::trace::inject::set_port(Some(self.thread.vcpu.fp_port()));
         crate::umem::forget_own_id();
         crate::trace::page::give_back(own_page);
         tracee::created(&mut self.thread, creating);

@@ -49,11 +49,10 @@ extern "C" fn fp_call(page: *mut Page, store: u64) -> ! {
     // SAFETY: the tracer passes the page of this thread, which it holds
     // in no other use while the thread runs this call.
     let p = unsafe { &mut *page };
+    // (Not `fp_fresh`: the guest may run again before the thread next
+    // clears it; the tracer marks its own copy.)
     p.call_result = match transfer(p, store != 0) {
-        Ok(()) => {
-            p.fp_fresh = 1;
-            0
-        }
+        Ok(()) => 0,
         Err(e) => -i64::from(e.0),
     };
     loop {
@@ -94,8 +93,8 @@ const CALL_TAKES_WITHIN: std::time::Duration = std::time::Duration::from_secs(2)
 
 /// The tracer's side: runs the call in tracee `pid` (host-stopped, its
 /// page `p` at `at`), storing the page's XSAVE image first if `store`
-/// (written there by the caller); the page then holds the thread's
-/// extended state (`fp_fresh`).
+/// (written there by the caller); `p` then holds the thread's extended
+/// state (`fp_fresh`, in this copy only).
 pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
     if p.call_entry == 0 {
         return Err(Errno(libc::EIO));
@@ -122,16 +121,15 @@ pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
         .and_then(|()| await_trap(pid));
     if let Err(e) = ran {
         log::warn!("ptrace: call into task {pid} failed: {e:?}");
+        stop_again(pid);
     }
-    // Back as it was, whatever happened (if it is stopped at all).
+    // Back as it was, whatever happened.
     saved.put_back(pid);
     ran?;
-    let mut fresh = [0u8; 16];
-    let from = std::mem::offset_of!(Page, fp_fresh);
-    page::read_remote(pid, at + from as u64, &mut fresh[..8])?;
+    let mut result = [0u8; 8];
     let from = std::mem::offset_of!(Page, call_result);
-    page::read_remote(pid, at + from as u64, &mut fresh[8..])?;
-    let result = i64::from_le_bytes(fresh[8..].try_into().expect("8 bytes"));
+    page::read_remote(pid, at + from as u64, &mut result)?;
+    let result = i64::from_le_bytes(result);
     if result != 0 {
         return Err(Errno(-result as i32));
     }
@@ -221,6 +219,33 @@ fn await_trap(pid: i32) -> Result<(), Errno> {
             None => std::thread::sleep(std::time::Duration::from_micros(50)),
         }
     }
+}
+
+/// After a call that did not end in its trap within the bound: the thread
+/// stopped again (SIGSTOP, which nothing blocks, taken here), so that its
+/// registers can be put back; a stop of another kind is left waiting.
+fn stop_again(pid: i32) {
+    if waiting_stop(pid).is_none() {
+        // SAFETY: tkill on a thread this thread traces.
+        unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
+    }
+    let start = std::time::Instant::now();
+    while start.elapsed() < CALL_TAKES_WITHIN {
+        match waiting_stop(pid) {
+            Some(code)
+                if code == libc::SIGSTOP as u32
+                    || (code == libc::SIGTRAP as u32 && from_int3(pid)) =>
+            {
+                let mut status = 0;
+                // SAFETY: takes the stop just seen, into our status.
+                unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+                return;
+            }
+            Some(_) => return,
+            None => std::thread::sleep(std::time::Duration::from_micros(50)),
+        }
+    }
+    log::warn!("ptrace: task {pid} did not stop again after a call into it");
 }
 
 /// Whether the SIGTRAP stop of `pid` is a breakpoint trap's (si_code

@@ -100,9 +100,12 @@ pub struct Page {
     /// host reports that clone's PTRACE_EVENT stops, during which this
     /// page holds the thread's state (`in_stop` is set too).
     pub in_clone: u32,
+    /// Non-zero while the sandbox makes a system call for the thread
+    /// (`tracee::making_call`).
+    pub in_call: u32,
     /// Non-zero when a tracer set `regs` in a stop the host made while the
-    /// thread was in a system call: they replace the call's result
-    /// (`tracee::regs_set_in_call`).
+    /// thread was in a system call, whose host call it cut short: they
+    /// replace the call's outcome (`tracee::regs_set_in_call`).
     pub regs_in_call: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
@@ -337,8 +340,8 @@ pub fn write_part(tid: i32, addr: u64, page: &Page, from: usize, len: usize) -> 
     write_remote(tid, addr + from as u64, bytes)
 }
 
-/// Writes the page's control words (traced .. fresh): what the tracer
-/// changes at every resume.
+/// Writes the page's control words (traced .. regs_in_call): what the
+/// tracer changes at every resume.
 pub fn write_control(tid: i32, addr: u64, page: &Page) -> Result<(), Errno> {
     let from = std::mem::offset_of!(Page, traced);
     let to = std::mem::offset_of!(Page, event_msg);

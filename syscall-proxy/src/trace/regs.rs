@@ -27,15 +27,16 @@ const ERESTART_RESTARTBLOCK: i64 = -516;
 
 /// The call that registers left in an interrupted system call make once
 /// the task returns to user mode with no handler to run
-/// (arch_do_signal_or_restart): its own, or restart_syscall; None if they
-/// say no call restarts (orig_rax -1, or RAX a result).
+/// (arch_do_signal_or_restart); None if they say no call restarts
+/// (orig_rax -1, or RAX a result). Where the kernel would make
+/// restart_syscall, the call itself is made again: the sandbox keeps no
+/// restart block.
 pub fn restarts(r: &libc::user_regs_struct) -> Option<u64> {
     if (r.orig_rax as i64) < 0 {
         return None;
     }
     match r.rax as i64 {
-        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => Some(r.orig_rax),
-        ERESTART_RESTARTBLOCK => Some(libc::SYS_restart_syscall as u64),
+        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => Some(r.orig_rax),
         _ => None,
     }
 }

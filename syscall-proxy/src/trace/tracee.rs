@@ -56,11 +56,6 @@ pub const TF: u64 = 0x100;
 #[inline]
 pub fn before_guest(t: &mut Thread) {
     let p = page::own();
-    // SAFETY: a field of this thread's page, which the tracer writes from
-    // another process while this thread is stopped.
-    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } != 0 {
-        regs_set_in_call(t, p);
-    }
     p.fresh = 0;
     p.fp_fresh = 0;
     if p.traced != 0 && !arrival::catching_all() {
@@ -146,6 +141,8 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     super::inject::set_port(Some(t.vcpu.fp_port()));
     p.fresh = 0;
     p.in_guest = 0;
+    p.in_call = 0;
+    p.regs_in_call = 0;
     bases_changed(t);
     xcr0_changed(t);
     // A fork child's copy of its parent's page may say the parent was in
@@ -249,13 +246,32 @@ pub fn syscall_entered(t: &mut Thread) {
     }
 }
 
-/// After a system call the sandbox made for the thread, as the guest is
-/// about to run again: registers a tracer set in a stop the host made
-/// meanwhile replace the call's outcome (`tracer::set_regs_in_call`); a
-/// call they leave to restart restarts, as the kernel's would.
-fn regs_set_in_call(t: &mut Thread, p: &mut Page) {
+/// The sandbox starts (`on`) or has ended a system call for the thread:
+/// a tracer may set its registers in a stop the host makes meanwhile.
+#[inline]
+pub fn making_call(on: bool) {
+    let p = page::own();
+    // SAFETY: a field of this thread's page, which the tracer reads from
+    // another process while this thread is stopped.
+    unsafe { std::ptr::write_volatile(&mut p.in_call, u32::from(on)) };
+}
+
+/// After a system call the sandbox made for the thread: registers a tracer
+/// set in a stop the host made meanwhile (`tracer::set_regs_in_call`)
+/// replace the call's outcome if it `returned` one; a call they leave to
+/// restart restarts, as the kernel's would. Whether they did.
+#[inline]
+pub fn regs_set_in_call(t: &mut Thread, returned: bool) -> bool {
+    let p = page::own();
+    // SAFETY: as in making_call.
+    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } == 0 {
+        return false;
+    }
     page::reload(p);
     p.regs_in_call = 0;
+    if !returned {
+        return false;
+    }
     let mut r = p.regs;
     if let Some(nr) = regs::restarts(&r) {
         r.rax = nr;
@@ -271,6 +287,7 @@ fn regs_set_in_call(t: &mut Thread, p: &mut Page) {
     p.dirty = dirty::REGS;
     apply(t, p, &before);
     p.dirty = 0;
+    true
 }
 
 /// The registers the tracer set in the stop just ended, if it set any.

@@ -127,12 +127,18 @@ fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
     let mut r = kvm_regs::default();
     page::read_remote(pid, at, as_bytes_mut(&mut r))?;
     let mut orig_rax = u64::MAX;
-    if r.rip == p.syscall_stub {
-        // In a system call the sandbox is making: as the kernel shows a
-        // task stopped in one, its number in orig_rax and in RAX the code
-        // that says how it restarts.
+    let at_stub = r.rip == p.syscall_stub;
+    if at_stub {
+        // At a system call: the program's RIP and RFLAGS are where the
+        // stub's return takes them.
         r.rip = r.rcx;
         r.rflags = r.r11;
+    }
+    if at_stub && p.in_call != 0 {
+        // In a system call the sandbox is making (outside one, RAX is a
+        // finished call's result): as the kernel shows a task stopped in
+        // one, its number in orig_rax and in RAX the code that says how
+        // it restarts.
         orig_rax = r.rax;
         let call = crate::signals::deliver::Interrupted {
             nr: r.rax,
@@ -576,7 +582,8 @@ fn write_regs(pid: i32, at: u64, p: &Page) -> Result<(), Errno> {
 fn set_guest_regs(pid: i32, page_at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
     let now = regs_of(pid, p)?;
     let host_now = host_regs(pid)?;
-    if p.fresh == 0 && p.in_guest == 0 && now.orig_rax != u64::MAX {
+    let in_call = p.in_call != 0 && p.in_guest == 0 && now.orig_rax != u64::MAX;
+    if p.regs_in_call != 0 || in_call {
         return set_regs_in_call(pid, page_at, p, r, &now, host_now);
     }
     let at_run = host_now.orig_rax == libc::SYS_ioctl as u64
@@ -601,12 +608,13 @@ fn set_guest_regs(pid: i32, page_at: u64, p: &mut Page, r: libc::user_regs_struc
 }
 
 /// New registers for a thread the host stopped in a system call the
-/// sandbox is making for it: the page holds them, and they replace the
-/// call's outcome as it returns (a call they leave to restart restarts,
-/// as the kernel's would). A host call of the same number, interrupted and
-/// about to restart, returns EINTR to the sandbox instead, so that they
-/// take effect as the thread resumes (gdb's calls into a thread it
-/// attached in a system call).
+/// sandbox is making for it, in the host call of the same number,
+/// interrupted and about to restart: that call returns EINTR to the
+/// sandbox instead, and the registers, kept in the page, replace its
+/// outcome (a call they leave to restart restarts, as the kernel's
+/// would): gdb's calls into a thread it attached in a system call. Where
+/// the host call cannot be cut short so (the stop came before it began,
+/// after it ended, or in another call), they are out of reach: EIO.
 fn set_regs_in_call(
     pid: i32,
     at: u64,
@@ -615,10 +623,11 @@ fn set_regs_in_call(
     now: &libc::user_regs_struct,
     mut host_now: libc::user_regs_struct,
 ) -> SysResult {
-    p.regs = regs::sanitize(&r, now);
-    p.regs_in_call = 1;
-    write_regs(pid, at, p)?;
-    if host_now.orig_rax == now.orig_rax && regs::restarts(&host_now).is_some() {
+    // (Cut short already if registers were set earlier in this stop.)
+    if p.regs_in_call == 0 {
+        if host_now.orig_rax != now.orig_rax || regs::restarts(&host_now).is_none() {
+            return Err(Errno(libc::EIO));
+        }
         host_now.orig_rax = u64::MAX;
         host_now.rax = -i64::from(libc::EINTR) as u64;
         host(
@@ -628,6 +637,9 @@ fn set_regs_in_call(
             &host_now as *const libc::user_regs_struct as u64,
         )?;
     }
+    p.regs = regs::sanitize(&r, now);
+    p.regs_in_call = 1;
+    write_regs(pid, at, p)?;
     Ok(0)
 }
 

@@ -49,7 +49,8 @@ macro_rules! scenarios {
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU and SYSEMU_SINGLESTEP, PEEKSIGINFO,
 /// signals cancelled and changed, attach (the registers and FPU read and
-/// written in ATTACH's stop), seize and interrupt, a sleep that restarts
+/// written in ATTACH's stop), seize and interrupt, a group stop (no
+/// siginfo, the FPU read, the resume signal ignored), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, the
 /// wait variants, a tracer that exits without detaching, and a tracer
 /// following a fork, a thread and a vfork+exec (attached by TRACEME, and
@@ -70,6 +71,7 @@ mod ptrace {
         peek,
         signals,
         attach,
+        group,
         restart,
         waits,
         orphan,

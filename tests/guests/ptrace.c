@@ -19,6 +19,8 @@
  *              GETSIGMASK
  *   attach     ATTACH to a running child in pause(): GETREGS, SETREGS,
  *              GETFPREGS, SETFPREGS in that stop, DETACH; SEIZE, INTERRUPT
+ *   group      a group stop of an attached child: GETSIGINFO, GETFPREGS,
+ *              GETSIGINFO again, the resume signal ignored
  *   restart    a sleep interrupted by a signal the tracer passes on to be
  *              ignored, then by one it cancels: RAX at each stop, and the
  *              sleep going on each time as if never interrupted; then by
@@ -594,6 +596,41 @@ static void scenario_attach(void)
 	show(st);
 }
 
+static const char *err_name(long rc);
+
+/* A group stop of a child attached in pause(): no siginfo there, the
+ * FPU readable, and still no siginfo and the resume signal ignored after
+ * (the sandbox reads the FPU through a call into the stopped thread). */
+static void scenario_group(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		spin_body();
+	usleep(100000);
+	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+	show(waitstop(pid));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	kill(pid, SIGSTOP);
+	int st = waitstop(pid);
+	printf("SIGSTOP: ");
+	show(st);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, SIGSTOP));
+	st = waitstop(pid);
+	printf("group stop: ");
+	show(st);
+	siginfo_t si;
+	printf("GETSIGINFO: %s\n", err_name(ptrace(PTRACE_GETSIGINFO, pid, 0, &si)));
+	struct user_fpregs_struct fp;
+	printf("GETFPREGS: %s\n", err_name(ptrace(PTRACE_GETFPREGS, pid, 0, &fp)));
+	printf("then GETSIGINFO: %s\n", err_name(ptrace(PTRACE_GETSIGINFO, pid, 0, &si)));
+	/* Ignored in a group stop: the child lives on. */
+	CHECK(ptrace(PTRACE_CONT, pid, 0, SIGUSR2));
+	usleep(100000);
+	printf("alive after: %d\n", waitpid(pid, &st, WNOHANG | __WALL) == 0);
+	kill(pid, SIGKILL);
+	show(waitstop(pid));
+}
+
 static void restart_body(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -1101,6 +1138,8 @@ int main(int argc, char **argv)
 		scenario_signals();
 	else if (!strcmp(s, "attach"))
 		scenario_attach();
+	else if (!strcmp(s, "group"))
+		scenario_group();
 	else if (!strcmp(s, "restart"))
 		scenario_restart();
 	else if (!strcmp(s, "waits"))

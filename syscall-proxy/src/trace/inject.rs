@@ -124,8 +124,13 @@ pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
         stop_again(pid);
     }
     // Back as it was, whatever happened.
+    let group = saved.info.is_none();
     saved.put_back(pid);
     ran?;
+    if group && p.held_group == 0 {
+        p.held_group = 1;
+        page::write_control(pid, at, p)?;
+    }
     let mut result = [0u8; 8];
     let from = std::mem::offset_of!(Page, call_result);
     page::read_remote(pid, at + from as u64, &mut result)?;

@@ -107,6 +107,10 @@ pub struct Page {
     /// thread was in a system call, whose host call it cut short: they
     /// replace the call's outcome (`tracee::regs_set_in_call`).
     pub regs_in_call: u32,
+    /// Non-zero while the thread is in a group stop that a call into it
+    /// (inject.rs) turned into a SIGTRAP stop: the tracer still answers
+    /// for a group stop (no siginfo, the resume signal ignored).
+    pub held_group: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
     pub sigmask: u64,
@@ -340,7 +344,7 @@ pub fn write_part(tid: i32, addr: u64, page: &Page, from: usize, len: usize) -> 
     write_remote(tid, addr + from as u64, bytes)
 }
 
-/// Writes the page's control words (traced .. regs_in_call): what the
+/// Writes the page's control words (traced .. held_group): what the
 /// tracer changes at every resume.
 pub fn write_control(tid: i32, addr: u64, page: &Page) -> Result<(), Errno> {
     let from = std::mem::offset_of!(Page, traced);

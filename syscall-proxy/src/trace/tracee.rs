@@ -58,6 +58,7 @@ pub fn before_guest(t: &mut Thread) {
     let p = page::own();
     p.fresh = 0;
     p.fp_fresh = 0;
+    p.held_group = 0;
     if p.traced != 0 && !arrival::catching_all() {
         let signals = t.process.signals.lock().expect("signals").clone();
         arrival::catch_all(&signals);

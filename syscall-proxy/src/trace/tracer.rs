@@ -444,6 +444,9 @@ fn sandboxed(
         libc::PTRACE_GETSIGINFO => {
             let info = if in_stop {
                 stop_siginfo(p)
+            } else if p.held_group != 0 {
+                // A group stop has none.
+                return Err(Errno(libc::EINVAL));
             } else {
                 host_siginfo(pid)?
             };
@@ -453,6 +456,9 @@ fn sandboxed(
         libc::PTRACE_SETSIGINFO => {
             let mut info = [0u8; 128];
             get(thread, data, &mut info)?;
+            if !in_stop && p.held_group != 0 {
+                return Err(Errno(libc::EINVAL));
+            }
             if !in_stop {
                 return host(req, pid, 0, info.as_ptr() as u64);
             }
@@ -719,6 +725,8 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
         p.traced = 0;
     }
     let in_stop = p.in_stop != 0;
+    // A group stop ignores the signal it is resumed with.
+    let sig = if p.held_group != 0 { 0 } else { sig };
     if in_stop {
         p.sig = sig as u32;
         let stop_sig = if p.code < 0x80 { p.code as i32 } else { 0 };

@@ -278,7 +278,19 @@ pub fn run_limited_for(mut c: Command, limit: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    let child = c.spawn().unwrap_or_else(|e| panic!("spawn {c:?}: {e}"));
+    // A script this test binary has just written is busy (ETXTBSY) while
+    // another test's fork, made as the file was open for writing, has not
+    // yet reached its exec: moments, so a bounded retry.
+    let mut tries = 0;
+    let child = loop {
+        match c.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => break r.unwrap_or_else(|e| panic!("spawn {c:?}: {e}")),
+        }
+    };
     let group = child.id() as i32;
     let (done, finished) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {

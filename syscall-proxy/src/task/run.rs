@@ -225,13 +225,12 @@ impl Task {
                         Filtered::Ended(e) => return Ok(e),
                     }
                     let notified = host::notifying();
-                    tracee::making_call(true);
+                    tracee::making_call();
                     let action = syscalls::handle(&mut self.thread, sc);
-                    tracee::making_call(false);
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
                     let returned = matches!(action, Action::Return(_));
-                    if tracee::regs_set_in_call(&mut self.thread, returned) {
+                    if tracee::call_made(&mut self.thread, returned) {
                         continue;
                     }
                     match action {

@@ -26,13 +26,13 @@ use super::tracer::{host, waiting_stop};
 use crate::host::Errno;
 
 thread_local! {
-    /// The port of the vCPU this host thread runs, set before it enters
-    /// the guest (the vCPU does not move while its thread runs it).
+    /// The port of the vCPU this host thread runs, set as its task starts
+    /// (the vCPU does not move while its thread runs it) and given back to
+    /// a vfork parent.
     static PORT: Cell<Option<FpPort>> = const { Cell::new(None) };
 }
 
-/// Before the guest runs (or the thread's first stop): where the call
-/// finds the vCPU.
+/// Where the call finds the vCPU of the task this thread runs.
 pub fn set_port(port: Option<FpPort>) {
     PORT.set(port);
 }

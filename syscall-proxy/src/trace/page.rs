@@ -105,7 +105,7 @@ pub struct Page {
     pub in_call: u32,
     /// Non-zero when a tracer set `regs` in a stop the host made while the
     /// thread was in a system call, whose host call it cut short: they
-    /// replace the call's outcome (`tracee::regs_set_in_call`).
+    /// replace the call's outcome (`tracee::call_made`).
     pub regs_in_call: u32,
     /// Non-zero while the thread is in a group stop that a call into it
     /// (inject.rs) turned into a SIGTRAP stop: the tracer still answers

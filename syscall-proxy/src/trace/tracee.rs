@@ -69,7 +69,6 @@ pub fn before_guest(t: &mut Thread) {
     if p.traced != 0 || t.hwbp.any() {
         super::hwbp::refresh(t, &p.debugreg);
     }
-    super::inject::set_port(Some(t.vcpu.fp_port()));
     // SAFETY: a field of this thread's page; volatile, as the tracer reads
     // it from another process while this thread is stopped in KVM_RUN.
     unsafe { std::ptr::write_volatile(&mut p.in_guest, 1) };
@@ -247,26 +246,30 @@ pub fn syscall_entered(t: &mut Thread) {
     }
 }
 
-/// The sandbox starts (`on`) or has ended a system call for the thread:
-/// a tracer may set its registers in a stop the host makes meanwhile.
+/// The sandbox starts a system call for the thread: a tracer may set its
+/// registers in a stop the host makes meanwhile (until `call_made`).
 #[inline]
-pub fn making_call(on: bool) {
+pub fn making_call() {
     let p = page::own();
     // SAFETY: a field of this thread's page, which the tracer reads from
     // another process while this thread is stopped.
-    unsafe { std::ptr::write_volatile(&mut p.in_call, u32::from(on)) };
+    unsafe { std::ptr::write_volatile(&mut p.in_call, 1) };
 }
 
-/// After a system call the sandbox made for the thread: registers a tracer
+/// The sandbox has made a system call for the thread: registers a tracer
 /// set in a stop the host made meanwhile (`tracer::set_regs_in_call`)
 /// replace the call's outcome if it `returned` one; a call they leave to
 /// restart restarts, as the kernel's would. Whether they did.
 #[inline]
-pub fn regs_set_in_call(t: &mut Thread, returned: bool) -> bool {
+pub fn call_made(t: &mut Thread, returned: bool) -> bool {
     let p = page::own();
-    // SAFETY: as in making_call.
-    if unsafe { std::ptr::read_volatile(&p.regs_in_call) } == 0 {
-        return false;
+    // SAFETY: fields of this thread's page, which the tracer reads and
+    // writes from another process while this thread is stopped.
+    unsafe {
+        std::ptr::write_volatile(&mut p.in_call, 0);
+        if std::ptr::read_volatile(&p.regs_in_call) == 0 {
+            return false;
+        }
     }
     page::reload(p);
     p.regs_in_call = 0;

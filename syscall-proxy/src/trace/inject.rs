@@ -22,7 +22,7 @@ use std::cell::Cell;
 use vmm::vcpu::FpPort;
 
 use super::page::{self, Page};
-use super::tracer::{host, waiting_stop};
+use super::tracer::{host, next_stop, take_stop, waiting_stop};
 use crate::host::Errno;
 
 thread_local! {
@@ -210,19 +210,12 @@ impl Saved {
 /// Waits, bounded, for the call's breakpoint trap and takes it; any other
 /// stop is left for the program's wait.
 fn await_trap(pid: i32) -> Result<(), Errno> {
-    let start = std::time::Instant::now();
-    loop {
-        match waiting_stop(pid) {
-            Some(code) if code == libc::SIGTRAP as u32 && from_int3(pid) => {
-                let mut status = 0;
-                // SAFETY: takes the stop just seen, into our status.
-                unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
-                return Ok(());
-            }
-            Some(_) => return Err(Errno(libc::EIO)),
-            None if start.elapsed() > CALL_TAKES_WITHIN => return Err(Errno(libc::EIO)),
-            None => std::thread::sleep(std::time::Duration::from_micros(50)),
+    match next_stop(pid, CALL_TAKES_WITHIN) {
+        Some(code) if code == libc::SIGTRAP as u32 && from_int3(pid) => {
+            take_stop(pid);
+            Ok(())
         }
+        _ => Err(Errno(libc::EIO)),
     }
 }
 
@@ -234,23 +227,15 @@ fn stop_again(pid: i32) {
         // SAFETY: tkill on a thread this thread traces.
         unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
     }
-    let start = std::time::Instant::now();
-    while start.elapsed() < CALL_TAKES_WITHIN {
-        match waiting_stop(pid) {
-            Some(code)
-                if code == libc::SIGSTOP as u32
-                    || (code == libc::SIGTRAP as u32 && from_int3(pid)) =>
-            {
-                let mut status = 0;
-                // SAFETY: takes the stop just seen, into our status.
-                unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
-                return;
-            }
-            Some(_) => return,
-            None => std::thread::sleep(std::time::Duration::from_micros(50)),
+    match next_stop(pid, CALL_TAKES_WITHIN) {
+        Some(code)
+            if code == libc::SIGSTOP as u32 || (code == libc::SIGTRAP as u32 && from_int3(pid)) =>
+        {
+            take_stop(pid)
         }
+        Some(_) => {}
+        None => log::warn!("ptrace: task {pid} did not stop again after a call into it"),
     }
-    log::warn!("ptrace: task {pid} did not stop again after a call into it");
 }
 
 /// Whether the SIGTRAP stop of `pid` is a breakpoint trap's (si_code

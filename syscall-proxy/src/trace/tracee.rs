@@ -144,7 +144,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.in_call = 0;
     p.regs_in_call = 0;
     bases_changed(t);
-    xcr0_changed(t);
+    record_xcr0(t, p);
     // A fork child's copy of its parent's page may say the parent was in
     // a stop.
     p.in_stop = 0;
@@ -219,7 +219,10 @@ fn snapshot(t: &mut Thread, p: &mut Page, orig_rax: u64) {
 /// The thread's XCR0 changed, or is first known: kept in the page, which
 /// a tracer sizes the XSTATE regset by in any stop.
 pub fn xcr0_changed(t: &mut Thread) {
-    let p = page::own();
+    record_xcr0(t, page::own());
+}
+
+fn record_xcr0(t: &mut Thread, p: &mut Page) {
     p.xcr0 = t.vcpu.xcr0().bits();
     let (_, size) = crate::syscalls::xstate::frame_features(t);
     p.xsave_len = u64::from(size).min(page::XSAVE_MAX as u64);
@@ -227,7 +230,7 @@ pub fn xcr0_changed(t: &mut Thread) {
 
 /// The thread's XCR0 and XSAVE image into the page.
 fn fill_xsave(t: &mut Thread, p: &mut Page) {
-    xcr0_changed(t);
+    record_xcr0(t, p);
     if let Ok(x) = t.vcpu.xsave() {
         let n = x.len().min(page::XSAVE_MAX);
         p.xsave[..n].copy_from_slice(&x[..n]);

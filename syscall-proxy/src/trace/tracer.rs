@@ -852,16 +852,9 @@ fn claim_seized(pid: i32) {
     if waiting_stop(pid).is_some() || host(libc::PTRACE_INTERRUPT, pid, 0, 0).is_err() {
         return;
     }
-    let start = std::time::Instant::now();
-    let code = loop {
-        if let Some(code) = waiting_stop(pid) {
-            break code;
-        }
-        if start.elapsed() > NEW_TASK_STOPS_WITHIN {
-            log::warn!("ptrace: seized task {pid} did not stop to be claimed");
-            return;
-        }
-        std::thread::sleep(std::time::Duration::from_micros(200));
+    let Some(code) = next_stop(pid, NEW_TASK_STOPS_WITHIN) else {
+        log::warn!("ptrace: seized task {pid} did not stop to be claimed");
+        return;
     };
     if code != libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u32) << 8 {
         // A signal came first: the program sees that stop (and, later,
@@ -869,9 +862,7 @@ fn claim_seized(pid: i32) {
         log::debug!("ptrace: seized task {pid} stopped first with {code:#x}");
         return;
     }
-    let mut status = 0;
-    // SAFETY: takes the stop just seen, into our status.
-    unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
+    take_stop(pid);
     if let Ok(r) = host_regs(pid)
         && let Found::Sandboxed(at) = page::find(pid, r.fs_base)
         && let Ok(mut p) = page::read_page(pid, at)
@@ -880,6 +871,28 @@ fn claim_seized(pid: i32) {
         claim(pid, at, &mut p);
     }
     let _ = host(libc::PTRACE_CONT, pid, 0, 0);
+}
+
+/// The stop `pid` has waiting or makes within `within` (polled, left
+/// waiting), as status >> 8; None if none comes.
+pub(super) fn next_stop(pid: i32, within: std::time::Duration) -> Option<u32> {
+    let start = std::time::Instant::now();
+    loop {
+        if let Some(code) = waiting_stop(pid) {
+            return Some(code);
+        }
+        if start.elapsed() > within {
+            return None;
+        }
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
+/// Takes the stop `pid` has waiting (seen by `waiting_stop`).
+pub(super) fn take_stop(pid: i32) {
+    let mut status = 0;
+    // SAFETY: waits for a tracee of this thread's, into our status.
+    unsafe { libc::waitpid(pid, &mut status, libc::__WALL | libc::WNOHANG) };
 }
 
 /// The stop `pid` has waiting to be reported (left waiting), as status >> 8.

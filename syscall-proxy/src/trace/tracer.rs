@@ -564,10 +564,10 @@ fn sandboxed(
 }
 
 /// New registers for the tracee: into the page in a stop it raised, to
-/// take effect as it resumes; into kvm_run in a stop the host made while
-/// the guest ran, where KVM takes them at the next KVM_RUN. Elsewhere (a
-/// stop the host made in the sandbox's own code, a system call among
-/// them) they are out of reach: EIO.
+/// take effect as it resumes; in a stop the host made, into kvm_run while
+/// the guest ran (KVM takes them at the next KVM_RUN) or into the page
+/// while the sandbox makes a call for it (`set_regs_in_call`). Elsewhere
+/// (the sandbox's own code between those) they are out of reach: EIO.
 fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
     if p.in_stop == 0 {
         return set_guest_regs(pid, at, p, r);

@@ -51,7 +51,9 @@ macro_rules! scenarios {
 /// signals cancelled and changed, attach (the registers and FPU read and
 /// written in ATTACH's stop), seize and interrupt, a group stop (no
 /// siginfo, the FPU read, the resume signal ignored), a sleep that restarts
-/// after a signal passed on to be ignored and after one cancelled, the
+/// after a signal passed on to be ignored and after one cancelled, a
+/// sleep, a poll and a futex wait going on through restart_syscall to
+/// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), the
 /// wait variants, a tracer that exits without detaching, and a tracer
 /// following a fork, a thread and a vfork+exec (attached by TRACEME, and
 /// seized while running), and the debug registers (what Linux refuses,
@@ -73,6 +75,7 @@ mod ptrace {
         attach,
         group,
         restart,
+        resume,
         waits,
         orphan,
         follow,
@@ -184,7 +187,9 @@ fn strace_normalised(text: &str) -> Vec<String> {
             // A fork a SIGCHLD interrupted, natively or not, and made again.
             continue;
         }
-        if line.starts_with("wait4(") && line.ends_with("= -1 EINTR (Interrupted system call)") {
+        if line.starts_with("wait4(")
+            && line.ends_with("= ? ERESTARTSYS (To be restarted if SA_RESTART is set)")
+        {
             // A shell's wait a SIGCHLD interrupted (the child ended after
             // the wait began rather than before), and made again.
             continue;
@@ -195,7 +200,8 @@ fn strace_normalised(text: &str) -> Vec<String> {
         {
             l = format!("getrandom(BYTES{}", &rest[end + 1..]);
         }
-        for key in ["pid=", "= ", "tid=["] {
+        // What is left of an interrupted sleep.
+        for key in ["pid=", "= ", "tid=[", "tv_nsec="] {
             l = number_after(&l, key);
         }
         out.push(l);
@@ -311,6 +317,16 @@ fn strace_each_task_same(args: &[&str], tasks: usize) {
     assert_eq!(stdout(&s), stdout(&n), "{args:?}: the program's output");
     assert_eq!(sr, nr, "{args:?}: the tasks' reports");
     assert!(nr.len() >= tasks, "{args:?}: {} tasks natively", nr.len());
+}
+
+/// A sleep a handled signal interrupts shows ERESTART_RESTARTBLOCK at its
+/// exit and EINTR after the handler; one an ignored signal interrupts
+/// goes on through restart_syscall, to its first deadline.
+#[test]
+fn strace_shows_interrupted_and_restarted_sleeps_as_natively() {
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    let calls = "trace=clock_nanosleep,restart_syscall,rt_sigreturn";
+    strace_same(&["-e", calls, prog.to_str().unwrap(), "sleeps"], 6);
 }
 
 #[test]

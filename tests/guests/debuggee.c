@@ -4,13 +4,17 @@
  * fork: a child that calls child_work, its parent waiting for it.
  * avx: an AVX instruction (SIGILL where XCR0 leaves AVX disabled).
  * wait: blocks in pause(), called from waiting (for a debugger to attach).
- * spin: as wait, beside a thread spinning with MXCSR set to flush to zero. */
+ * spin: as wait, beside a thread spinning with MXCSR set to flush to zero.
+ * sleeps: a sleep a timer's handled signal interrupts (EINTR), then one
+ * its ignored signal interrupts (restarted, only a tracer sees it). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/time.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 int counter;
 int add(int a, int b) { return a + b; }
@@ -90,8 +94,27 @@ static void *spinner(void *arg)
 	return arg;
 }
 
+static void on_alarm(int s) { (void)s; }
+static int sleeps(void)
+{
+	struct sigaction sa = { .sa_handler = on_alarm };
+	sigaction(SIGALRM, &sa, 0);
+	struct itimerval in = { .it_value = { 0, 300000 } };
+	setitimer(ITIMER_REAL, &in, 0);
+	struct timespec ts = { 1, 0 }, rem;
+	int r = nanosleep(&ts, &rem);
+	printf("handled: %d, %ld s left\n", r, (long)rem.tv_sec);
+	signal(SIGALRM, SIG_IGN);
+	setitimer(ITIMER_REAL, &in, 0);
+	r = nanosleep(&ts, &rem);
+	printf("ignored: %d\n", r);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "sleeps"))
+		return sleeps();
 	if (argc > 1 && !strcmp(argv[1], "spin")) {
 		pthread_t t;
 		pthread_create(&t, 0, spinner, 0);

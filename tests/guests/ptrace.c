@@ -25,6 +25,11 @@
  *              ignored, then by one it cancels: RAX at each stop, and the
  *              sleep going on each time as if never interrupted; then by
  *              one a handler without SA_RESTART takes: EINTR
+ *   resume     under PTRACE_SYSCALL, a sleep, a poll and a futex wait
+ *              interrupted by a signal the tracer cancels: the exit stop's
+ *              ERESTART_RESTARTBLOCK, then restart_syscall's stops, each
+ *              waiting only what was left; the sleep interrupted again, in
+ *              restart_syscall, by a handled signal: EINTR and what is left
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
  *   orphan     a tracer exits without detaching its tracee, stopped at a
  *              system call: the tracee goes on
@@ -57,6 +62,8 @@
 #include <dirent.h>
 #include <stddef.h>
 #include <pthread.h>
+#include <time.h>
+#include <linux/futex.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -671,6 +678,100 @@ static void scenario_restart(void)
 	show(waitstop(pid));
 }
 
+static double seconds_since(const struct timespec *t0)
+{
+	struct timespec t;
+	clock_gettime(CLOCK_MONOTONIC, &t);
+	return (t.tv_sec - t0->tv_sec) + (t.tv_nsec - t0->tv_nsec) / 1e9;
+}
+
+/* Each wait is 1.5 s. The sleep is interrupted 0.5 s in, and again 0.5 s
+ * into its restart, by a handled signal: EINTR after 1 s with 0.5 s left
+ * (1.5 s and 1 s left if the restart starts its whole time again). The
+ * poll and the futex wait are interrupted 0.75 s in: one that starts its
+ * whole time again takes 2.25 s, one that goes on to its deadline 1.5 s. */
+static void resume_body(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGUSR1, &sa, 0);
+	struct timespec t0, ts = { 1, 500000000 }, rem = { 0, 0 };
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	int r = nanosleep(&ts, &rem);
+	double took = seconds_since(&t0), left = rem.tv_sec + rem.tv_nsec / 1e9;
+	printf("child: nanosleep %d %s, left 0.3-0.7 s %d, took 0.9-1.3 s %d\n", r,
+	       r ? strerror(errno) : "", left > 0.3 && left < 0.7, took > 0.9 && took < 1.3);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	long n = syscall(SYS_poll, (void *)0, 0, 1500);
+	took = seconds_since(&t0);
+	printf("child: poll %ld, took 1.5-2.0 s %d\n", n, took >= 1.5 && took < 2.0);
+	static int word;
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	n = syscall(SYS_futex, &word, FUTEX_WAIT_PRIVATE, 0, &ts, 0, 0);
+	took = seconds_since(&t0);
+	printf("child: futex %ld %s, took 1.5-2.0 s %d\n", n, n ? strerror(errno) : "",
+	       took >= 1.5 && took < 2.0);
+	fflush(stdout);
+}
+
+static const char *call_name(long long nr)
+{
+	switch (nr) {
+	case SYS_clock_nanosleep: return "clock_nanosleep";
+	case SYS_poll: return "poll";
+	case SYS_futex: return "futex";
+	case SYS_restart_syscall: return "restart_syscall";
+	default: return 0;
+	}
+}
+
+static void scenario_resume(void)
+{
+	pid_t pid = traced_child(resume_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD));
+	int sig = 0, interrupts = 0;
+	for (;;) {
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
+		sig = 0;
+		int st = waitstop(pid);
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			break;
+		}
+		if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
+			sig = WSTOPSIG(st);
+			printf("signal %d%s\n", sig, sig == SIGUSR2 ? ", cancelled" : "");
+			if (sig == SIGUSR2)
+				sig = 0;
+			continue;
+		}
+		struct __ptrace_syscall_info info;
+		CHECK(ptrace(PTRACE_GET_SYSCALL_INFO, pid, sizeof info, &info));
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		const char *name = call_name(r.orig_rax);
+		/* Futexes of glibc's own, without a timeout, are not these. */
+		if (!name || (r.orig_rax == SYS_futex && r.r10 == 0))
+			continue;
+		int entry = info.op == PTRACE_SYSCALL_INFO_ENTRY;
+		printf("%s %s: rax %lld\n", entry ? "entry" : "exit", name,
+		       entry ? 0 : (long long)r.rax);
+		/* The sleep, its restart, the poll and the futex wait, each
+		 * interrupted once from outside while it waits. */
+		static const int sigs[4] = { SIGUSR2, SIGUSR1, SIGUSR2, SIGUSR2 };
+		static const useconds_t after[4] = { 500000, 500000, 750000, 750000 };
+		int restarting = r.orig_rax == SYS_restart_syscall;
+		if (!entry || interrupts == 4 || restarting != (interrupts == 1))
+			continue;
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, 0));
+		usleep(after[interrupts]);
+		kill(pid, sigs[interrupts++]);
+		/* Its exit stop, which the loop's next wait takes. */
+		st = waitstop(pid);
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		printf("exit %s: rax %lld\n", call_name(r.orig_rax), (long long)r.rax);
+	}
+}
+
 static void waits_body(void)
 {
 	usleep(200000);
@@ -1142,6 +1243,8 @@ int main(int argc, char **argv)
 		scenario_group();
 	else if (!strcmp(s, "restart"))
 		scenario_restart();
+	else if (!strcmp(s, "resume"))
+		scenario_resume();
 	else if (!strcmp(s, "waits"))
 		scenario_waits();
 	else if (!strcmp(s, "orphan"))

@@ -10,7 +10,7 @@ use super::{KernelSigaction, SIG_DFL, SIG_IGN};
 use crate::process::Outcome;
 use crate::syscalls::xstate;
 use crate::thread::Thread;
-use crate::trace::tracee;
+use crate::trace::{regs, tracee};
 use crate::umem;
 
 const SIGINFO_SIZE: usize = size_of::<libc::siginfo_t>();
@@ -42,115 +42,146 @@ pub fn kernel_info(sig: i32, code: i32, addr: u64) -> Info {
     b
 }
 
-/// The system call a signal interrupted (it returned EINTR): what Linux
-/// would restart under SA_RESTART (signal(7)), when the handler asks.
+/// The system call a signal interrupted (it returned EINTR), and the
+/// ERESTART code the kernel's would have returned, which decides whether
+/// it runs again.
 #[derive(Clone, Copy, Debug)]
 pub struct Interrupted {
     pub nr: u64,
     pub args: [u64; 6],
-    /// It waited for a seccomp listener's answer, which any call restarts
-    /// from (ERESTARTSYS).
-    pub notified: bool,
+    code: i64,
 }
 
 impl Interrupted {
-    /// Whether the kernel returns ERESTARTSYS here (restarted under
-    /// SA_RESTART) rather than ERESTARTNOHAND or ERESTART_RESTARTBLOCK
-    /// (EINTR whatever the flags: sleeps, poll, select, epoll, sigsuspend,
-    /// sigtimedwait, System V IPC, waits with a timeout).
-    fn restartable(&self) -> bool {
-        let nr = self.nr as i64;
-        if self.notified {
-            return true;
-        }
-        match nr {
-            libc::SYS_futex => {
-                // A wait with a timeout sets a restart block instead.
-                let cmd = self.args[1] as i32 & libc::FUTEX_CMD_MASK;
-                !matches!(cmd, libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET) || self.args[3] == 0
-            }
-            libc::SYS_read
-            | libc::SYS_readv
-            | libc::SYS_write
-            | libc::SYS_writev
-            | libc::SYS_pread64
-            | libc::SYS_pwrite64
-            | libc::SYS_preadv
-            | libc::SYS_pwritev
-            | libc::SYS_preadv2
-            | libc::SYS_pwritev2
-            | libc::SYS_ioctl
-            | libc::SYS_open
-            | libc::SYS_openat
-            | libc::SYS_openat2
-            | libc::SYS_creat
-            | libc::SYS_wait4
-            | libc::SYS_waitid
-            | libc::SYS_accept
-            | libc::SYS_accept4
-            | libc::SYS_connect
-            | libc::SYS_recvfrom
-            | libc::SYS_recvmsg
-            | libc::SYS_recvmmsg
-            | libc::SYS_sendto
-            | libc::SYS_sendmsg
-            | libc::SYS_sendmmsg
-            | libc::SYS_flock
-            | libc::SYS_fcntl
-            | libc::SYS_mq_timedsend
-            | libc::SYS_mq_timedreceive
-            | libc::SYS_getrandom
-            | libc::SYS_splice
-            | libc::SYS_tee
-            | libc::SYS_vmsplice
-            | libc::SYS_sendfile
-            | libc::SYS_copy_file_range => true,
-            _ => false,
-        }
+    /// `notified`: it waited for a seccomp listener's answer, which any
+    /// call restarts from (ERESTARTSYS).
+    pub fn new(nr: u64, args: [u64; 6], notified: bool) -> Interrupted {
+        let code = if notified {
+            regs::ERESTARTSYS
+        } else {
+            kernel_code(nr, &args)
+        };
+        Interrupted { nr, args, code }
     }
-}
 
-impl Interrupted {
-    /// Whether the call restarts when no handler runs (the signal is
-    /// ignored, or its tracer cancelled it): every call the kernel returns
-    /// an ERESTART code from, not those that return EINTR themselves
-    /// (signal(7): epoll waits, semop, sigtimedwait, io_getevents).
-    pub fn restarts_without_handler(&self) -> bool {
-        self.kernel_code() != -i64::from(libc::EINTR)
+    /// The call a tracer's registers leave to restart, if any: what it
+    /// set in the stop stands for what the sandbox knew.
+    pub fn from_regs(r: &libc::user_regs_struct) -> Option<Interrupted> {
+        regs::restarts(r).map(|_| Interrupted {
+            nr: r.orig_rax,
+            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
+            code: r.rax as i64,
+        })
     }
 
     /// What RAX holds in a task stopped in this interrupted call, as a
     /// tracer reads it there.
     pub fn kernel_code(&self) -> i64 {
-        const ERESTARTNOHAND: i64 = -514;
-        const ERESTART_RESTARTBLOCK: i64 = -516;
-        if self.restartable() {
-            return crate::trace::regs::ERESTARTSYS;
-        }
-        match self.nr as i64 {
-            libc::SYS_epoll_wait
-            | libc::SYS_epoll_pwait
-            | libc::SYS_epoll_pwait2
-            | libc::SYS_semop
-            | libc::SYS_semtimedop
-            | libc::SYS_rt_sigtimedwait
-            | libc::SYS_io_getevents
-            | libc::SYS_io_uring_enter => -i64::from(libc::EINTR),
-            libc::SYS_nanosleep | libc::SYS_clock_nanosleep | libc::SYS_futex => {
-                ERESTART_RESTARTBLOCK
-            }
-            _ => ERESTARTNOHAND,
-        }
+        self.code
     }
 
-    /// The call a tracer's registers leave to restart, if any: what it
-    /// set in the stop stands for what the sandbox knew.
-    fn from_regs(r: &libc::user_regs_struct) -> Option<Interrupted> {
-        crate::trace::regs::restarts(r).map(|nr| Interrupted {
-            nr,
-            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
-            notified: false,
-        })
+    /// Whether the call restarts when no handler runs (the signal is
+    /// ignored, or its tracer cancelled it): every call the kernel returns
+    /// an ERESTART code from, not those that return EINTR themselves
+    /// (signal(7): epoll waits, semop, sigtimedwait, io_getevents).
+    pub fn restarts_without_handler(&self) -> bool {
+        self.code != -i64::from(libc::EINTR)
+    }
+
+    /// Whether it restarts after a handler with flags `sa_flags` ran
+    /// (handle_signal): ERESTARTSYS under SA_RESTART, and ERESTARTNOINTR.
+    fn restarts_after_handler(&self, sa_flags: u64) -> bool {
+        self.code == regs::ERESTARTNOINTR
+            || (self.code == regs::ERESTARTSYS && sa_flags & SA_RESTART != 0)
+    }
+
+    /// The call the thread makes to restart it: restart_syscall for a
+    /// sleep that goes on to the deadline it had (signals::restart).
+    fn restart_nr(&self) -> u64 {
+        if self.code == regs::ERESTART_RESTARTBLOCK {
+            libc::SYS_restart_syscall as u64
+        } else {
+            self.nr
+        }
+    }
+}
+
+/// What the kernel's call `nr` returns when a signal interrupts it.
+fn kernel_code(nr: u64, args: &[u64; 6]) -> i64 {
+    let nr = nr as i64;
+    if restarts_under_sa_restart(nr, args) {
+        return regs::ERESTARTSYS;
+    }
+    match nr {
+        libc::SYS_epoll_wait
+        | libc::SYS_epoll_pwait
+        | libc::SYS_epoll_pwait2
+        | libc::SYS_semop
+        | libc::SYS_semtimedop
+        | libc::SYS_rt_sigtimedwait
+        | libc::SYS_io_getevents
+        | libc::SYS_io_uring_enter => -i64::from(libc::EINTR),
+        // An absolute sleep is made again as it was (do_nanosleep).
+        libc::SYS_clock_nanosleep if args[1] as i32 & libc::TIMER_ABSTIME != 0 => {
+            regs::ERESTARTNOHAND
+        }
+        libc::SYS_nanosleep
+        | libc::SYS_clock_nanosleep
+        | libc::SYS_poll
+        | libc::SYS_futex
+        | libc::SYS_restart_syscall => regs::ERESTART_RESTARTBLOCK,
+        _ => regs::ERESTARTNOHAND,
+    }
+}
+
+/// Whether the kernel returns ERESTARTSYS from call `nr` (restarted
+/// under SA_RESTART, signal(7)) rather than ERESTARTNOHAND or
+/// ERESTART_RESTARTBLOCK (EINTR whatever the flags: sleeps, poll, select,
+/// epoll, sigsuspend, sigtimedwait, System V IPC, waits with a timeout).
+fn restarts_under_sa_restart(nr: i64, args: &[u64; 6]) -> bool {
+    match nr {
+        libc::SYS_futex => {
+            // A wait with a timeout sets a restart block instead.
+            let cmd = args[1] as i32 & libc::FUTEX_CMD_MASK;
+            !matches!(cmd, libc::FUTEX_WAIT | libc::FUTEX_WAIT_BITSET) || args[3] == 0
+        }
+        libc::SYS_read
+        | libc::SYS_readv
+        | libc::SYS_write
+        | libc::SYS_writev
+        | libc::SYS_pread64
+        | libc::SYS_pwrite64
+        | libc::SYS_preadv
+        | libc::SYS_pwritev
+        | libc::SYS_preadv2
+        | libc::SYS_pwritev2
+        | libc::SYS_ioctl
+        | libc::SYS_open
+        | libc::SYS_openat
+        | libc::SYS_openat2
+        | libc::SYS_creat
+        | libc::SYS_wait4
+        | libc::SYS_waitid
+        | libc::SYS_accept
+        | libc::SYS_accept4
+        | libc::SYS_connect
+        | libc::SYS_recvfrom
+        | libc::SYS_recvmsg
+        | libc::SYS_recvmmsg
+        | libc::SYS_sendto
+        | libc::SYS_sendmsg
+        | libc::SYS_sendmmsg
+        | libc::SYS_flock
+        | libc::SYS_fcntl
+        | libc::SYS_mq_timedsend
+        | libc::SYS_mq_timedreceive
+        | libc::SYS_getrandom
+        | libc::SYS_splice
+        | libc::SYS_tee
+        | libc::SYS_vmsplice
+        | libc::SYS_sendfile
+        | libc::SYS_copy_file_range => true,
+        _ => false,
     }
 }
 
@@ -227,10 +258,7 @@ pub fn deliver(
         }
         _ => {}
     }
-    if let Some(i) = interrupted
-        && act.flags & SA_RESTART != 0
-        && i.restartable()
-    {
+    if let Some(i) = interrupted.filter(|i| i.restarts_after_handler(act.flags)) {
         restart(&mut regs, i);
     } else if interrupted.is_some() {
         // The call fails with EINTR, whatever ERESTART code a tracer left
@@ -242,10 +270,23 @@ pub fn deliver(
     Ok(())
 }
 
+/// No signal came to deliver after call `i` was interrupted (another
+/// thread took it): the program sees EINTR, unless a tracer left an
+/// ERESTART code in RAX, which restarts the call as Linux restarts one
+/// whenever its task returns to user mode with such a code.
+pub fn undelivered(t: &mut Thread, i: Interrupted) -> Result<(), Outcome> {
+    let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
+    if regs.rax as i64 == i.code && i.restarts_without_handler() {
+        restart(&mut regs, i);
+        set_regs(t, &regs)?;
+    }
+    Ok(())
+}
+
 /// The system call runs again when the program resumes (at the handler's
 /// return), as with ERESTARTSYS: back over `syscall`, its number in RAX.
 fn restart(regs: &mut kvm_regs, i: Interrupted) {
-    regs.rax = i.nr;
+    regs.rax = i.restart_nr();
     regs.rip -= 2;
 }
 
@@ -393,6 +434,9 @@ pub fn sigreturn(t: &mut Thread) -> Result<(), Outcome> {
         return bad_frame(t);
     }
     let r = frame::parse(&bytes);
+    // restore_sigcontext: a restart_syscall after the handler resumes
+    // nothing.
+    t.restart = None;
     arrival::set_mask(r.mask);
     if r.cs | 3 != guest_runtime::abi::selectors::USER_CS {
         return bad_frame(t);
@@ -439,35 +483,26 @@ mod tests {
     use super::*;
 
     #[test]
-    fn blocking_calls_restart_as_signal_7_lists() {
-        let call = |nr: i64, args: [u64; 6]| Interrupted {
-            notified: false,
-            nr: nr as u64,
-            args,
-        };
-        assert!(call(libc::SYS_read, [0; 6]).restartable());
-        assert!(call(libc::SYS_wait4, [0; 6]).restartable());
-        assert!(!call(libc::SYS_nanosleep, [0; 6]).restartable());
-        assert!(!call(libc::SYS_epoll_wait, [0; 6]).restartable());
-        assert!(!call(libc::SYS_rt_sigsuspend, [0; 6]).restartable());
+    fn blocking_calls_restart_under_sa_restart_as_signal_7_lists() {
+        let call = |nr: i64, args: [u64; 6]| Interrupted::new(nr as u64, args, false);
+        let restarts = |i: Interrupted| i.restarts_after_handler(SA_RESTART);
+        assert!(restarts(call(libc::SYS_read, [0; 6])));
+        assert!(restarts(call(libc::SYS_wait4, [0; 6])));
+        assert!(!call(libc::SYS_read, [0; 6]).restarts_after_handler(0));
+        assert!(!restarts(call(libc::SYS_nanosleep, [0; 6])));
+        assert!(!restarts(call(libc::SYS_epoll_wait, [0; 6])));
+        assert!(!restarts(call(libc::SYS_rt_sigsuspend, [0; 6])));
         let wait = libc::FUTEX_WAIT as u64;
-        assert!(call(libc::SYS_futex, [0, wait, 0, 0, 0, 0]).restartable());
-        assert!(!call(libc::SYS_futex, [0, wait, 0, 0x1000, 0, 0]).restartable());
-        let notified = Interrupted {
-            notified: true,
-            ..call(libc::SYS_getppid, [0; 6])
-        };
-        assert!(!call(libc::SYS_getppid, [0; 6]).restartable());
-        assert!(notified.restartable(), "seccomp's wait for a listener");
+        assert!(restarts(call(libc::SYS_futex, [0, wait, 0, 0, 0, 0])));
+        assert!(!restarts(call(libc::SYS_futex, [0, wait, 0, 0x1000, 0, 0])));
+        assert!(!restarts(call(libc::SYS_getppid, [0; 6])));
+        let notified = Interrupted::new(libc::SYS_getppid as u64, [0; 6], true);
+        assert!(restarts(notified), "seccomp's wait for a listener");
     }
 
     #[test]
     fn without_a_handler_only_the_calls_that_return_eintr_themselves_do_not_restart() {
-        let call = |nr: i64| Interrupted {
-            notified: false,
-            nr: nr as u64,
-            args: [0; 6],
-        };
+        let call = |nr: i64| Interrupted::new(nr as u64, [0; 6], false);
         for nr in [
             libc::SYS_read,
             libc::SYS_pause,
@@ -488,6 +523,47 @@ mod tests {
         }
         assert_eq!(call(libc::SYS_read).kernel_code(), -512);
         assert_eq!(call(libc::SYS_pause).kernel_code(), -514);
-        assert_eq!(call(libc::SYS_nanosleep).kernel_code(), -516);
+        assert_eq!(call(libc::SYS_select).kernel_code(), -514);
+    }
+
+    #[test]
+    fn relative_sleeps_go_on_through_restart_syscall_and_absolute_ones_are_made_again() {
+        let restart_syscall = libc::SYS_restart_syscall as u64;
+        let rel = |nr: i64, args: [u64; 6]| Interrupted::new(nr as u64, args, false);
+        for (nr, args) in [
+            (libc::SYS_nanosleep, [0; 6]),
+            (libc::SYS_clock_nanosleep, [1, 0, 0, 0, 0, 0]),
+            (libc::SYS_poll, [0, 1, u32::MAX as u64, 0, 0, 0]),
+            (
+                libc::SYS_futex,
+                [0, libc::FUTEX_WAIT as u64, 0, 0x1000, 0, 0],
+            ),
+            (libc::SYS_restart_syscall, [0; 6]),
+        ] {
+            let i = rel(nr, args);
+            assert_eq!(i.kernel_code(), -516, "{nr}");
+            assert_eq!(i.restart_nr(), restart_syscall, "{nr}");
+        }
+        let abs = [1, libc::TIMER_ABSTIME as u64, 0, 0, 0, 0];
+        let i = rel(libc::SYS_clock_nanosleep, abs);
+        assert_eq!(i.kernel_code(), -514);
+        assert_eq!(i.restart_nr(), libc::SYS_clock_nanosleep as u64);
+    }
+
+    #[test]
+    fn a_tracer_s_code_decides_the_restart() {
+        // SAFETY: plain integers, valid all zero.
+        let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        r.orig_rax = libc::SYS_nanosleep as u64;
+        r.rax = regs::ERESTARTSYS as u64;
+        let i = Interrupted::from_regs(&r).expect("restarts");
+        assert_eq!(i.restart_nr(), libc::SYS_nanosleep as u64);
+        assert!(i.restarts_after_handler(SA_RESTART));
+        r.rax = regs::ERESTART_RESTARTBLOCK as u64;
+        let i = Interrupted::from_regs(&r).expect("restarts");
+        assert_eq!(i.restart_nr(), libc::SYS_restart_syscall as u64);
+        assert!(!i.restarts_after_handler(SA_RESTART));
+        r.rax = 0;
+        assert!(Interrupted::from_regs(&r).is_none());
     }
 }

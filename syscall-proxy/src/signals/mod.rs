@@ -1,12 +1,13 @@
 //! The program's signals: dispositions (emulated: handlers are guest
 //! addresses), their arrival on the host (arrival.rs), the frame Linux
-//! builds (frame.rs), and delivery to the program's handlers and back
-//! (deliver.rs).
+//! builds (frame.rs), delivery to the program's handlers and back
+//! (deliver.rs), and how an interrupted sleep goes on (restart.rs).
 
 pub mod arrival;
 pub mod deliver;
 pub mod faults;
 pub mod frame;
+pub mod restart;
 
 use crate::host::Errno;
 

@@ -132,6 +132,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
             ret(rlimit(thread, nr, a))
         }
         libc::SYS_futex => ret(checked(thread, nr, a, args::futex_args(a[1]), None)),
+        libc::SYS_restart_syscall => ret(signals::restart::resume(thread)),
         // Guest page-table entries carry no protection key: keys would
         // protect nothing, so none can be allocated (as on a CPU without PKU).
         libc::SYS_pkey_alloc => ret(Err(Errno(libc::ENOSPC))),
@@ -183,6 +184,7 @@ pub fn made_by_host(nr: i64) -> bool {
             | libc::SYS_rt_sigprocmask
             | libc::SYS_sigaltstack
             | libc::SYS_rt_sigreturn
+            | libc::SYS_restart_syscall
             | libc::SYS_close_range
             | libc::SYS_prctl
             | libc::SYS_seccomp
@@ -246,19 +248,29 @@ pub(crate) fn checked(
     spec: &[args::Arg],
     extra: Option<args::Arg>,
 ) -> SysResult {
-    let specs = || spec.iter().chain(extra.as_ref()).copied();
-    if specs().all(|s| matches!(s, args::Arg::Fd(_))) {
+    check_args(thread, a, spec.iter().chain(extra.as_ref()).copied())?;
+    forward_raw(nr, a)
+}
+
+/// Checks the arguments `specs` name against the program's memory.
+pub(crate) fn check_args(
+    thread: &Thread,
+    a: [u64; 6],
+    specs: impl Iterator<Item = args::Arg> + Clone,
+) -> Result<(), Errno> {
+    if specs.clone().all(|s| matches!(s, args::Arg::Fd(_))) {
         // Descriptors or nothing: no need of the address-space lock, which
         // other threads' calls and memory changes take.
-        specs().try_for_each(|s| match s {
+        specs.into_iter().try_for_each(|s| match s {
             args::Arg::Fd(i) => check::fd(&a, i),
             _ => Ok(()),
-        })?;
+        })
     } else {
         let space = thread.process.vm.memory.lock().expect("address space");
-        specs().try_for_each(|s| check::check(&space, &a, s))?;
+        specs
+            .into_iter()
+            .try_for_each(|s| check::check(&space, &a, s))
     }
-    forward_raw(nr, a)
 }
 
 /// The memory calls; a mapping narrowed for one vCPU is flushed for all

@@ -19,6 +19,9 @@ use crate::thread::Thread;
 use crate::trace::{hwbp, tracee};
 use crate::umem;
 
+/// A call's result when a signal interrupted it.
+const EINTR: u64 = -libc::EINTR as i64 as u64;
+
 /// Host stack of a thread or a vfork child: the run loop and the system
 /// call handlers, never the program.
 const HOST_STACK: usize = 256 << 10;
@@ -39,7 +42,7 @@ enum Filtered {
 /// seccomp skipped it), which Linux still makes.
 fn skipped_exit_stop(t: &mut Thread, nr: u64) {
     if let Some(p) = tracee::exit_stop_due() {
-        tracee::syscall_exit(t, p, nr);
+        tracee::syscall_exit(t, p, nr, None);
     }
 }
 
@@ -186,7 +189,11 @@ impl Task {
                         return Ok(Ended::Process(outcome));
                     }
                 }
-                self.interrupted = None;
+                if let Some(i) = self.interrupted.take()
+                    && let Err(outcome) = deliver::undelivered(&mut self.thread, i)
+                {
+                    return Ok(Ended::Process(outcome));
+                }
             }
             tracee::before_guest(&mut self.thread);
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory);
@@ -225,8 +232,14 @@ impl Task {
                         Filtered::Ended(e) => return Ok(e),
                     }
                     let notified = host::notifying();
+                    let block = signals::restart::before(&self.thread, sc.nr, sc.args);
                     tracee::making_call();
                     let action = syscalls::handle(&mut self.thread, sc);
+                    if block.is_some() && matches!(action, Action::Return(v) if v == EINTR) {
+                        // It restarts through restart_syscall, to the
+                        // deadline it had.
+                        self.thread.restart = block;
+                    }
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
                     let returned = matches!(action, Action::Return(_));
@@ -235,12 +248,9 @@ impl Task {
                     }
                     match action {
                         Action::Return(v) => {
-                            if v as i64 == -i64::from(libc::EINTR) {
-                                self.interrupted = Some(deliver::Interrupted {
-                                    nr: sc.nr,
-                                    args: sc.args,
-                                    notified,
-                                });
+                            if v == EINTR {
+                                self.interrupted =
+                                    Some(deliver::Interrupted::new(sc.nr, sc.args, notified));
                             }
                             self.thread.vcpu.complete_syscall(v);
                         }
@@ -258,7 +268,7 @@ impl Task {
                                 && sc.nr == libc::SYS_rt_sigreturn as u64
                                 && let Some(p) = tracee::exit_stop_due()
                             {
-                                tracee::syscall_exit(&mut self.thread, p, u64::MAX);
+                                tracee::syscall_exit(&mut self.thread, p, u64::MAX, None);
                             }
                             continue;
                         }
@@ -274,7 +284,12 @@ impl Task {
                         }
                     };
                     if traced && let Some(p) = tracee::exit_stop_due() {
-                        tracee::syscall_exit(&mut self.thread, p, sc.nr);
+                        let code = self.interrupted.map(|i| i.kernel_code());
+                        tracee::syscall_exit(&mut self.thread, p, sc.nr, code);
+                        if let Some(r) = tracee::regs_set_at_stop() {
+                            // The tracer's RAX decides whether it restarts.
+                            self.interrupted = deliver::Interrupted::from_regs(&r);
+                        }
                     }
                     if self.thread.stepping {
                         // The step ends at the call's return.

@@ -35,6 +35,8 @@ pub struct Thread {
     pub seccomp: crate::seccomp::Shared,
     /// Its debug registers, as a tracer set them.
     pub hwbp: crate::trace::hwbp::State,
+    /// What restart_syscall resumes (the kernel's restart_block).
+    pub restart: Option<crate::signals::restart::Block>,
 }
 
 impl Thread {
@@ -54,6 +56,7 @@ impl Thread {
             orig_rax: u64::MAX,
             seccomp: Default::default(),
             hwbp: Default::default(),
+            restart: None,
         }
     }
 }

@@ -21,22 +21,22 @@ const XSTATE_BV: usize = 512;
 /// What RAX holds in a task stopped in an interrupted system call
 /// (include/linux/errno.h), by how the kernel restarts it.
 pub const ERESTARTSYS: i64 = -512;
-const ERESTARTNOINTR: i64 = -513;
-const ERESTARTNOHAND: i64 = -514;
-const ERESTART_RESTARTBLOCK: i64 = -516;
+pub const ERESTARTNOINTR: i64 = -513;
+pub const ERESTARTNOHAND: i64 = -514;
+pub const ERESTART_RESTARTBLOCK: i64 = -516;
 
 /// The call that registers left in an interrupted system call make once
 /// the task returns to user mode with no handler to run
-/// (arch_do_signal_or_restart); None if they say no call restarts
-/// (orig_rax -1, or RAX a result). Where the kernel would make
-/// restart_syscall, the call itself is made again: the sandbox keeps no
-/// restart block.
+/// (arch_do_signal_or_restart): the call itself, or restart_syscall for
+/// ERESTART_RESTARTBLOCK; None if they say no call restarts (orig_rax -1,
+/// or RAX a result).
 pub fn restarts(r: &libc::user_regs_struct) -> Option<u64> {
     if (r.orig_rax as i64) < 0 {
         return None;
     }
     match r.rax as i64 {
-        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND | ERESTART_RESTARTBLOCK => Some(r.orig_rax),
+        ERESTARTSYS | ERESTARTNOINTR | ERESTARTNOHAND => Some(r.orig_rax),
+        ERESTART_RESTARTBLOCK => Some(libc::SYS_restart_syscall as u64),
         _ => None,
     }
 }

@@ -496,8 +496,13 @@ pub fn seccomp_stop(t: &mut Thread, nr: u64, args: [u64; 6], data: u16) -> Optio
 
 /// The syscall-exit stop of system call `nr` (-1: skipped, or
 /// rt_sigreturn), its result in RAX.
-pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64) {
+pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64, interrupted: Option<i64>) {
     snapshot(t, p, nr);
+    if let Some(code) = interrupted {
+        // A signal interrupted it: RAX holds the code that says how it
+        // restarts, as the kernel's exit stop shows it.
+        p.regs.rax = code as u64;
+    }
     p.syscall = page::SyscallAt {
         op: u32::from(PTRACE_SYSCALL_INFO_EXIT),
         nr,
@@ -661,7 +666,7 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
         apply(t, p, &before);
     }
     if let Some(p) = exit_stop_due() {
-        syscall_exit(t, p, libc::SYS_execve as u64);
+        syscall_exit(t, p, libc::SYS_execve as u64, None);
     }
     t.orig_rax = libc::SYS_execve as u64;
     if c.options & PTRACE_O_TRACEEXEC as u32 == 0 && traced().is_some() {

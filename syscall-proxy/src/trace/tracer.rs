@@ -140,11 +140,8 @@ fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
         // one, its number in orig_rax and in RAX the code that says how
         // it restarts.
         orig_rax = r.rax;
-        let call = crate::signals::deliver::Interrupted {
-            nr: r.rax,
-            args: [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9],
-            notified: false,
-        };
+        let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
+        let call = crate::signals::deliver::Interrupted::new(r.rax, args, false);
         r.rax = call.kernel_code() as u64;
     }
     Ok(regs::user_regs(

@@ -58,7 +58,9 @@ macro_rules! scenarios {
 /// following a fork, a thread and a vfork+exec (attached by TRACEME, and
 /// seized while running), and the debug registers (what Linux refuses,
 /// each kind of breakpoint hit, DR6, RF, a fork child without them, a
-/// followed thread with its creator's DR7 and no breakpoints).
+/// followed thread with its creator's DR7 and no breakpoints), and a
+/// followed thread's creator back from its clone before the tracer has
+/// waited for the new thread.
 mod ptrace {
     use super::*;
     scenarios!(
@@ -81,6 +83,7 @@ mod ptrace {
         follow,
         follow_seized,
         hwbp_thread,
+        clone_first,
         hwbp
     );
 }

@@ -47,6 +47,9 @@
  *              tracer does not follow run without them
  *   hwbp_thread  a thread the tracer follows: its creator's DR7, no
  *              breakpoints, its write not stopped, the creator's stopped
+ *   clone_first  a followed thread's creator back from its clone (exit
+ *              stop, the new tid) while the tracer has not yet waited for
+ *              the new thread's first stop, as Linux lets it
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -1213,6 +1216,52 @@ static void scenario_hwbp_thread(void)
 	show(waitstop(pid));
 }
 
+static void *returns(void *arg)
+{
+	return arg;
+}
+
+static void clone_first_body(void)
+{
+	pthread_t t;
+	pthread_create(&t, 0, returns, 0);
+	pthread_join(t, 0);
+}
+
+/* The tracer waits for the creator alone until its clone returns: the new
+ * thread stays in its first stop meanwhile. */
+static void scenario_clone_first(void)
+{
+	pid_t pid = traced_child(clone_first_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD));
+	unsigned long tid = 0;
+	int st;
+	for (;;) {
+		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, 0));
+		st = waitstop(pid);
+		if (st >> 16 == PTRACE_EVENT_CLONE) {
+			CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &tid));
+			printf("clone event\n");
+			continue;
+		}
+		if (tid && WIFSTOPPED(st) && WSTOPSIG(st) == (SIGTRAP | 0x80))
+			break;
+		if (!WIFSTOPPED(st)) {
+			show(st);
+			return;
+		}
+	}
+	struct user_regs_struct r;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	printf("creator's clone returned the new tid: %d\n", r.rax == tid);
+	printf("new thread's first stop: ");
+	show(waitstop(tid));
+	CHECK(ptrace(PTRACE_CONT, tid, 0, 0));
+	show(waitstop(tid));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(pid));
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IONBF, 0);
@@ -1257,6 +1306,8 @@ int main(int argc, char **argv)
 		scenario_hwbp();
 	else if (!strcmp(s, "hwbp_thread"))
 		scenario_hwbp_thread();
+	else if (!strcmp(s, "clone_first"))
+		scenario_clone_first();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -20,7 +20,7 @@ mod notify;
 
 pub use carry::{adopt, carry, drop_carried};
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
 use libc::{SECCOMP_RET_ACTION_FULL, SECCOMP_RET_DATA, sock_filter};
@@ -87,22 +87,70 @@ pub fn inherit(from: &Shared) -> Shared {
 
 /// The process's threads' states, by thread id, for TSYNC.
 #[derive(Default)]
-pub struct Threads(Mutex<HashMap<libc::pid_t, Shared>>);
+pub struct Threads(Mutex<Listed>);
+
+#[derive(Default)]
+struct Listed {
+    live: HashMap<libc::pid_t, Entry>,
+    /// New threads that ended before their creator listed them.
+    gone_unlisted: HashSet<libc::pid_t>,
+}
+
+struct Entry {
+    state: Shared,
+    /// A new thread listed by itself, which its creator lists too (each
+    /// as soon as it can, neither waiting for the other).
+    creator_to_list: bool,
+}
 
 impl Threads {
+    /// A thread starts to run: listed unless it already is.
     pub fn enter(&self, tid: libc::pid_t, s: &Shared) {
-        self.0.lock().expect("seccomp").insert(tid, s.clone());
+        self.list(tid, s, false);
+    }
+
+    /// A new thread, first thing, before its creator has listed it.
+    pub fn enter_new(&self, tid: libc::pid_t, s: &Shared) {
+        self.list(tid, s, true);
+    }
+
+    /// The creator of thread `tid`, before its clone returns: listed
+    /// unless it has already ended.
+    pub fn created(&self, tid: libc::pid_t, s: &Shared) {
+        let mut l = self.0.lock().expect("seccomp");
+        if !l.gone_unlisted.remove(&tid) {
+            l.live
+                .entry(tid)
+                .or_insert_with(|| Entry {
+                    state: s.clone(),
+                    creator_to_list: false,
+                })
+                .creator_to_list = false;
+        }
+    }
+
+    fn list(&self, tid: libc::pid_t, s: &Shared, creator_to_list: bool) {
+        let mut l = self.0.lock().expect("seccomp");
+        l.live.entry(tid).or_insert_with(|| Entry {
+            state: s.clone(),
+            creator_to_list,
+        });
     }
 
     pub fn leave(&self, tid: libc::pid_t) {
-        self.0.lock().expect("seccomp").remove(&tid);
+        let mut l = self.0.lock().expect("seccomp");
+        if let Some(e) = l.live.remove(&tid)
+            && e.creator_to_list
+        {
+            l.gone_unlisted.insert(tid);
+        }
     }
 
     /// Whether the calling thread is the only one left (a thread counts
     /// from its creation until its run ends, before its CLONE_CHILD_CLEARTID
     /// is cleared, as Linux's signal->live).
     pub fn alone(&self) -> bool {
-        self.0.lock().expect("seccomp").len() <= 1
+        self.0.lock().expect("seccomp").live.len() <= 1
     }
 }
 
@@ -346,7 +394,13 @@ fn set_filter(t: &mut Thread, flags: u32, uargs: u64) -> SysResult {
     }
     // SAFETY: gettid has no preconditions.
     let own = unsafe { libc::gettid() };
-    let others = || threads.iter().filter(|(tid, _)| **tid != own);
+    let others = || {
+        threads
+            .live
+            .iter()
+            .filter(|(tid, _)| **tid != own)
+            .map(|(tid, e)| (tid, &e.state))
+    };
     if flags & TSYNC != 0 {
         for (tid, s) in others() {
             let ok = match &*s.lock().expect("seccomp") {
@@ -418,6 +472,32 @@ pub fn filtered(t: &Thread) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_new_thread_is_listed_once_whoever_lists_it_first_and_never_after_its_end() {
+        let s = Shared::default();
+        let listed = |t: &Threads| t.0.lock().unwrap().live.len();
+        // The creator first, then the thread, which ends.
+        let t = Threads::default();
+        t.enter(1, &s);
+        t.created(2, &s);
+        t.enter_new(2, &s);
+        assert_eq!(listed(&t), 2);
+        t.leave(2);
+        assert!(t.alone());
+        // The thread first, then the creator.
+        t.enter_new(3, &s);
+        t.created(3, &s);
+        t.leave(3);
+        assert!(t.alone());
+        // The thread ends before its creator lists it: not listed after.
+        t.enter_new(4, &s);
+        assert!(!t.alone(), "listed from its start");
+        t.leave(4);
+        t.created(4, &s);
+        assert!(t.alone());
+        assert!(t.0.lock().unwrap().gone_unlisted.is_empty());
+    }
 
     #[test]
     fn actions_and_their_data() {

@@ -15,6 +15,7 @@
 //! ([`crate::task`]) starts the host thread or process that runs it.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use vmm::{Forked, ThreadState, Vcpu, VcpuError};
 
@@ -262,10 +263,15 @@ fn child_state(thread: &mut Thread, r: Request) -> Result<ThreadState, Errno> {
 /// (for threads and vfork children, which share memory with the parent),
 /// CLONE_CHILD_SETTID and CLONE_CHILD_CLEARTID. The kernel ignores faults
 /// on these addresses, and so does this.
-fn settid(thread: &mut Thread, r: Request, parent_too: bool) {
+fn settid(thread: &mut Thread, r: Request, parent_too: bool, started: Option<&AtomicI32>) {
     // SAFETY: gettid has no preconditions.
     let tid = unsafe { libc::gettid() } as u32;
     let space = thread.process.vm.memory.lock().expect("address space");
+    if let Some(started) = started {
+        // Under the lock: its creator's write of CLONE_PARENT_SETTID
+        // (ChildIds::parent_settid) comes before, or not at all.
+        started.store(tid as i32, Ordering::SeqCst);
+    }
     if parent_too && r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
         let _ = umem::write(&space, r.parent_tid, tid);
     }
@@ -366,7 +372,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             // A new state: another thread of the parent may have held the
             // old one's lock at the fork (TSYNC).
             thread.seccomp = filters;
-            settid(thread, r, false);
+            settid(thread, r, false, None);
             // SAFETY: gettid has no preconditions.
             let tid = unsafe { libc::gettid() };
             thread.process.seccomp.enter(tid, &thread.seccomp);
@@ -448,10 +454,23 @@ impl ChildIds {
     /// In the child, before the program runs there: CLONE_PARENT_SETTID,
     /// CLONE_CHILD_SETTID, CLONE_CHILD_CLEARTID (the memory is shared),
     /// and, in a vfork child's own process, the host side of
-    /// CLONE_CLEAR_SIGHAND.
-    pub fn settid(self, child: &mut Thread) {
-        settid(child, self.0, true);
+    /// CLONE_CLEAR_SIGHAND. A thread sets `started` to its id meanwhile.
+    pub fn settid(self, child: &mut Thread, started: Option<&AtomicI32>) {
+        settid(child, self.0, true, started);
         Signals::install_cleared(self.1);
+    }
+
+    /// In the creator of thread `tid`, before its clone returns:
+    /// CLONE_PARENT_SETTID, unless the thread has `started` and so written
+    /// it (it may have ended since and cleared it, CLONE_CHILD_CLEARTID
+    /// naming the same word, as glibc's do).
+    pub fn parent_settid(self, creator: &Thread, tid: libc::pid_t, started: &AtomicI32) {
+        if self.0.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
+            let space = creator.process.vm.memory.lock().expect("address space");
+            if started.load(Ordering::SeqCst) == 0 {
+                let _ = umem::write(&space, self.0.parent_tid, tid as u32);
+            }
+        }
     }
 
     /// In the parent of a vfork child: CLONE_PARENT_SETTID and CLONE_PIDFD.

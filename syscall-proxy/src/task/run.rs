@@ -3,7 +3,8 @@
 //! until it ends. The loop also starts the host threads and processes of
 //! the threads and vfork children the program creates.
 
-use std::sync::mpsc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicI32, Ordering};
 
 use guest_runtime::abi::{ExceptionFrame, pf_error, selectors, vector};
 use vmm::{Exit, Syscall, VcpuError};
@@ -18,6 +19,20 @@ use crate::syscalls::{self, Action};
 use crate::thread::Thread;
 use crate::trace::{hwbp, tracee};
 use crate::umem;
+
+/// The id of a host thread just spawned, whether or not it has run: glibc
+/// set it (CLONE_PARENT_SETTID) before pthread_create returned, and the
+/// thread's CPU clock names it (the kernel's encoding of a thread's clock,
+/// ~tid << 3 with the clock's type in the low bits). None once the thread
+/// has ended (glibc's tid is cleared then).
+fn host_tid(h: &std::thread::JoinHandle<()>) -> Option<libc::pid_t> {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the handle's thread is not joined yet, so its pthread_t is
+    // valid; the call writes the clockid_t we own.
+    let r = unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) };
+    (r == 0).then_some(!(clock >> 3))
+}
 
 /// A call's result when a signal interrupted it.
 const EINTR: u64 = -libc::EINTR as i64 as u64;
@@ -473,17 +488,16 @@ impl Task {
             // breakpoints (copy_thread): tracee::start.
             let dr7 = crate::trace::page::own().debugreg[7];
             process.thread_started();
-            let (tx, rx) = mpsc::sync_channel(1);
+            let seccomp = thread.seccomp.clone();
+            let started = Arc::new(AtomicI32::new(0));
+            let started_as = started.clone();
             let spawned = std::thread::Builder::new()
                 .stack_size(HOST_STACK)
                 .spawn(move || {
-                    ids.settid(&mut thread);
                     // SAFETY: gettid has no preconditions.
                     let tid = unsafe { libc::gettid() };
-                    // Listed before its creator returns from the clone,
-                    // as Linux's thread list is.
-                    thread.process.seccomp.enter(tid, &thread.seccomp);
-                    let _ = tx.send(tid);
+                    thread.process.seccomp.enter_new(tid, &thread.seccomp);
+                    ids.settid(&mut thread, Some(&started_as));
                     if dr7 != 0 {
                         crate::trace::page::own().debugreg[7] = dr7;
                     }
@@ -491,12 +505,10 @@ impl Task {
                     task.followed = followed;
                     task.run();
                 });
-            // Before any other host clone (the reaper's), which the tracer
-            // is not to follow.
-            tracee::created(&mut self.thread, creating);
             let handle = match spawned {
                 Ok(h) => h,
                 Err(e) => {
+                    tracee::created(&mut self.thread, creating);
                     // The closure, and the vCPU in it, are gone: KVM
                     // keeps the vCPU.
                     log::debug!("clone: no host thread: {e}");
@@ -504,7 +516,17 @@ impl Task {
                     return Err(Errno(libc::EAGAIN));
                 }
             };
-            let tid = rx.recv().map_err(|_| Errno(libc::EAGAIN))?;
+            // Known without waiting for the new thread to run, which a
+            // tracer following it may hold in its first stop while this
+            // one goes on; a thread already ended said it as it began.
+            let tid = host_tid(&handle).unwrap_or_else(|| started.load(Ordering::SeqCst));
+            ids.parent_settid(&self.thread, tid, &started);
+            // Listed before its creator returns from the clone (or stops
+            // at the clone's event), as Linux's thread list is.
+            process.seccomp.created(tid, &seccomp);
+            // Before any other host clone (the reaper's), which the tracer
+            // is not to follow.
+            tracee::created(&mut self.thread, creating);
             process.adopt_thread(tid, handle);
             return Ok(tid as u64);
         }
@@ -784,7 +806,7 @@ extern "C" fn vfork_child(arg: *mut libc::c_void) -> libc::c_int {
     // The parent's id is in the thread-local storage this child shares.
     crate::umem::forget_own_id();
     crate::trace::page::take_over();
-    child.1.settid(&mut child.0.thread);
+    child.1.settid(&mut child.0.thread, None);
     let followed = child.0.followed.take();
     tracee::start(&mut child.0.thread, followed);
     child.0.run_to_end()

@@ -6,7 +6,8 @@
  * wait: blocks in pause(), called from waiting (for a debugger to attach).
  * spin: as wait, beside a thread spinning with MXCSR set to flush to zero.
  * sleeps: a sleep a timer's handled signal interrupts (EINTR), then one
- * its ignored signal interrupts (restarted, only a tracer sees it). */
+ * its ignored signal interrupts (restarted, only a tracer sees it).
+ * stopped: a sleep a SIGSTOP and a SIGCONT from a grandchild interrupt. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -111,8 +112,29 @@ static int sleeps(void)
 	return 0;
 }
 
+static int stopped(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		pid_t parent = getppid();
+		if (fork() == 0) {
+			usleep(300000);
+			kill(parent, SIGSTOP);
+			usleep(200000);
+			kill(parent, SIGCONT);
+		}
+		_exit(0);
+	}
+	waitpid(pid, 0, 0);
+	struct timespec ts = { 1, 0 };
+	printf("slept: %d\n", nanosleep(&ts, 0));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
+	if (argc > 1 && !strcmp(argv[1], "stopped"))
+		return stopped();
 	if (argc > 1 && !strcmp(argv[1], "sleeps"))
 		return sleeps();
 	if (argc > 1 && !strcmp(argv[1], "spin")) {

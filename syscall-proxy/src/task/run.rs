@@ -189,6 +189,15 @@ impl Task {
             // makes KVM_RUN return at once.
             self.thread.vcpu.clear_kick();
             if self.thread.vcpu.at_user_boundary() {
+                if let Some((sig, info)) = tracee::requeued() {
+                    let mask = arrival::mask();
+                    let s = deliver::Signal { sig, info, mask };
+                    if let Err(outcome) =
+                        deliver::deliver(&mut self.thread, s, self.interrupted.take())
+                    {
+                        return Ok(Ended::Process(outcome));
+                    }
+                }
                 while let Some(a) = arrival::take() {
                     // A step through a watched page not yet run: the
                     // handler's frame must not carry its trap flag.

@@ -111,6 +111,10 @@ pub struct Page {
     /// (inject.rs) turned into a SIGTRAP stop: the tracer still answers
     /// for a group stop (no siginfo, the resume signal ignored).
     pub held_group: u32,
+    /// A signal whose delivery stop the host made in a system call, which
+    /// the tracer handed back for the sandbox to deliver after the call's
+    /// exit stop, with its siginfo in `siginfo` (`tracer::requeue`).
+    pub requeued: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
     pub sigmask: u64,

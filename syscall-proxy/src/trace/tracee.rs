@@ -35,6 +35,23 @@ pub fn traced() -> Option<&'static mut Page> {
     (p.traced != 0).then_some(p)
 }
 
+/// A signal the tracer handed back from a stop the host made in a system
+/// call (`tracer::requeue`), with its siginfo: delivered now, after the
+/// call's exit stop, as Linux orders them.
+pub fn requeued() -> Option<(i32, [u8; 128])> {
+    let p = traced()?;
+    // SAFETY: fields of this thread's page, which the tracer writes from
+    // another process while this thread is stopped.
+    let sig = unsafe { std::ptr::read_volatile(&p.requeued) };
+    if sig == 0 {
+        return None;
+    }
+    p.requeued = 0;
+    // SAFETY: as above.
+    let info = unsafe { std::ptr::read_volatile(&p.siginfo) };
+    Some((sig as i32, info))
+}
+
 /// Whether the tracer suspended the thread's seccomp filters
 /// (PTRACE_O_SUSPEND_SECCOMP).
 pub fn seccomp_suspended() -> bool {

@@ -624,26 +624,78 @@ fn set_regs_in_call(
     p: &mut Page,
     r: libc::user_regs_struct,
     now: &libc::user_regs_struct,
-    mut host_now: libc::user_regs_struct,
+    host_now: libc::user_regs_struct,
 ) -> SysResult {
     // (Cut short already if registers were set earlier in this stop.)
     if p.regs_in_call == 0 {
-        if host_now.orig_rax != now.orig_rax || regs::restarts(&host_now).is_none() {
-            return Err(Errno(libc::EIO));
-        }
-        host_now.orig_rax = u64::MAX;
-        host_now.rax = -i64::from(libc::EINTR) as u64;
-        host(
-            libc::PTRACE_SETREGS,
-            pid,
-            0,
-            &host_now as *const libc::user_regs_struct as u64,
-        )?;
+        cut_short(pid, now, host_now)?;
     }
     p.regs = regs::sanitize(&r, now);
     p.regs_in_call = 1;
     write_regs(pid, at, p)?;
     Ok(0)
+}
+
+/// Makes the host call a thread stopped in (`host_now`) return EINTR to
+/// the sandbox rather than restart, if it is the call the sandbox makes
+/// for the program's (`now`: the guest's registers) and was interrupted;
+/// EIO otherwise.
+fn cut_short(
+    pid: i32,
+    now: &libc::user_regs_struct,
+    mut host_now: libc::user_regs_struct,
+) -> Result<(), Errno> {
+    let resumed_by = |nr: i64| {
+        matches!(
+            nr,
+            libc::SYS_clock_nanosleep | libc::SYS_ppoll | libc::SYS_futex
+        )
+    };
+    // restart_syscall's host call is the sleep it resumes (signals::restart).
+    let same = host_now.orig_rax == now.orig_rax
+        || (now.orig_rax == libc::SYS_restart_syscall as u64
+            && resumed_by(host_now.orig_rax as i64));
+    if !same || regs::restarts(&host_now).is_none() {
+        return Err(Errno(libc::EIO));
+    }
+    host_now.orig_rax = u64::MAX;
+    host_now.rax = -i64::from(libc::EINTR) as u64;
+    host(
+        libc::PTRACE_SETREGS,
+        pid,
+        0,
+        &host_now as *const libc::user_regs_struct as u64,
+    )?;
+    Ok(())
+}
+
+/// A signal-delivery stop the host made for `sig` while the thread was in
+/// a system call, under PTRACE_SYSCALL: Linux reports the call's exit stop
+/// (its ERESTART code in RAX) first. The host call is cut short, the
+/// signal handed to the sandbox with its siginfo and taken from the host;
+/// the sandbox makes the exit stop, then delivers it (`tracee::requeued`).
+/// None where that cannot be done (the call was not interrupted, or this
+/// is a group stop): the host's stop is reported.
+fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
+    if p.mode != mode::SYSCALL || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+        return None;
+    }
+    // EINVAL in a group stop.
+    let info = host_siginfo(pid).ok()?;
+    let now = regs_of(pid, p).ok()?;
+    if now.orig_rax == u64::MAX {
+        return None;
+    }
+    cut_short(pid, &now, host_regs(pid).ok()?).ok()?;
+    p.requeued = sig as u32;
+    p.siginfo = info;
+    let written = page::write_part(pid, at, p, std::mem::offset_of!(Page, siginfo), 128)
+        .and_then(|()| page::write_control(pid, at, p));
+    if written.is_err() {
+        // Cut short with nothing to deliver: as if it were ignored.
+        log::warn!("ptrace: signal {sig} of {pid} could not be handed back");
+    }
+    Some(Verdict::PassOver(0))
 }
 
 fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
@@ -820,6 +872,11 @@ fn judged(pid: i32, code: u32) -> Verdict {
             if caught(pid, sig) {
                 // On its way to the program's handler, whose delivery stops.
                 return Verdict::PassOver(sig);
+            }
+            if sig != 0
+                && let Some(v) = requeue(pid, at, &mut p, sig)
+            {
+                return v;
             }
             Verdict::Report(code)
         }

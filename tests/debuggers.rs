@@ -49,7 +49,8 @@ macro_rules! scenarios {
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU and SYSEMU_SINGLESTEP, PEEKSIGINFO,
 /// signals cancelled and changed, attach (the registers and FPU read and
-/// written in ATTACH's stop), seize and interrupt, a group stop (no
+/// written in ATTACH's stop), the GS base set where ATTACH stopped a
+/// thread in program code, seize and interrupt, a group stop (no
 /// siginfo, the FPU read, the resume signal ignored), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
@@ -75,6 +76,7 @@ mod ptrace {
         peek,
         signals,
         attach,
+        bases,
         group,
         restart,
         resume,

@@ -19,6 +19,8 @@
  *              GETSIGMASK
  *   attach     ATTACH to a running child in pause(): GETREGS, SETREGS,
  *              GETFPREGS, SETFPREGS in that stop, DETACH; SEIZE, INTERRUPT
+ *   bases      ATTACH to a child running its own code: its GS base set
+ *              there (SETREGS), which the child reads once let go
  *   group      a group stop of an attached child: GETSIGINFO, GETFPREGS,
  *              GETSIGINFO again, the resume signal ignored
  *   restart    a sleep interrupted by a signal the tracer passes on to be
@@ -67,6 +69,7 @@
 #include <pthread.h>
 #include <time.h>
 #include <linux/futex.h>
+#include <asm/prctl.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -604,6 +607,40 @@ static void scenario_attach(void)
 	kill(pid, SIGTERM);
 	st = waitstop(pid);
 	show(st);
+}
+
+static volatile int let_go;
+
+static void bases_body(void)
+{
+	while (!let_go)
+		;
+	unsigned long gs = 0;
+	syscall(SYS_arch_prctl, ARCH_GET_GS, &gs);
+	printf("child: GS base %#lx\n", gs);
+	exit(0);
+}
+
+/* Registers set where the host stopped a thread in program code: the
+ * general ones, and the GS base (KVM's segment register). */
+static void scenario_bases(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		bases_body();
+	usleep(200000);
+	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+	show(waitstop(pid));
+	struct user_regs_struct r;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	printf("in its loop: orig_rax %lld, GS base %#llx\n", (long long)r.orig_rax, r.gs_base);
+	r.gs_base = 0x12340000;
+	printf("SETREGS: %ld\n", ptrace(PTRACE_SETREGS, pid, 0, &r));
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	printf("GS base then %#llx\n", r.gs_base);
+	CHECK(ptrace(PTRACE_POKEDATA, pid, (void *)&let_go, 1));
+	CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+	show(waitstop(pid));
 }
 
 static const char *err_name(long rc);
@@ -1290,6 +1327,8 @@ int main(int argc, char **argv)
 		scenario_attach();
 	else if (!strcmp(s, "group"))
 		scenario_group();
+	else if (!strcmp(s, "bases"))
+		scenario_bases();
 	else if (!strcmp(s, "restart"))
 		scenario_restart();
 	else if (!strcmp(s, "resume"))

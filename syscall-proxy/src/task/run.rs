@@ -221,7 +221,7 @@ impl Task {
             }
             tracee::before_guest(&mut self.thread);
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory);
-            tracee::after_guest();
+            tracee::after_guest(&mut self.thread);
             let exit = exit?;
             self.watch_step = hwbp::step_end(&mut self.thread)?;
             self.thread.orig_rax = match exit {

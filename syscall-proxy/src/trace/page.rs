@@ -115,6 +115,10 @@ pub struct Page {
     /// the tracer handed back for the sandbox to deliver after the call's
     /// exit stop, with its siginfo in `siginfo` (`tracer::requeue`).
     pub requeued: u32,
+    /// Non-zero when a tracer set the FS and GS bases in `regs` in a stop
+    /// the host made while the guest ran: the sandbox loads them as KVM_RUN
+    /// returns, before the guest runs again (`tracee::after_guest`).
+    pub bases_set: u32,
     pub event_msg: u64,
     /// The program's blocked mask.
     pub sigmask: u64,

@@ -91,12 +91,29 @@ pub fn before_guest(t: &mut Thread) {
     unsafe { std::ptr::write_volatile(&mut p.in_guest, 1) };
 }
 
-/// KVM_RUN returned: the thread runs the sandbox's code again.
+/// KVM_RUN returned: the thread runs the sandbox's code again, with the
+/// FS and GS bases a tracer set meanwhile.
 #[inline]
-pub fn after_guest() {
+pub fn after_guest(t: &mut Thread) {
     let p = page::own();
-    // SAFETY: as in before_guest.
+    // SAFETY: as in before_guest; the tracer writes `bases_set` only while
+    // the thread is stopped in KVM_RUN.
     unsafe { std::ptr::write_volatile(&mut p.in_guest, 0) };
+    // SAFETY: as above.
+    if unsafe { std::ptr::read_volatile(&p.bases_set) } != 0 {
+        set_bases(t, p);
+    }
+}
+
+#[cold]
+fn set_bases(t: &mut Thread, p: &mut Page) {
+    p.bases_set = 0;
+    // SAFETY: as in after_guest.
+    let r = unsafe { std::ptr::read_volatile(&p.regs) };
+    let (fs, gs) = (r.fs_base, r.gs_base);
+    if t.vcpu.set_segment_base(false, fs).is_err() || t.vcpu.set_segment_base(true, gs).is_err() {
+        log::warn!("ptrace: the FS and GS bases a tracer set could not be loaded");
+    }
 }
 
 fn prepare_step(t: &mut Thread) {

@@ -597,10 +597,18 @@ fn set_guest_regs(pid: i32, page_at: u64, p: &mut Page, r: libc::user_regs_struc
     let mut raw = kvm_regs::default();
     page::read_remote(pid, at, as_bytes_mut(&mut raw))?;
     let in_stubs = (p.stubs..p.stubs + 4096).contains(&raw.rip);
-    if p.in_guest == 0 || !at_run || in_stubs || !bases_kept {
+    if p.in_guest == 0 || !at_run || in_stubs {
         return Err(Errno(libc::EIO));
     }
-    let new = regs::kvm(&regs::sanitize(&r, &now));
+    let sane = regs::sanitize(&r, &now);
+    if !bases_kept {
+        // KVM's segment registers: loaded by the sandbox as KVM_RUN
+        // returns (`tracee::after_guest`).
+        (p.regs.fs_base, p.regs.gs_base) = (sane.fs_base, sane.gs_base);
+        p.bases_set = 1;
+        write_regs(pid, page_at, p)?;
+    }
+    let new = regs::kvm(&sane);
     page::write_remote(pid, at, as_bytes(&new))?;
     let mut dirty = [0u8; 8];
     let at = p.kvm_run + vmm::vcpu::SYNC_DIRTY_OFFSET;

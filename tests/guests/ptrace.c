@@ -51,7 +51,9 @@
  *              breakpoints, its write not stopped, the creator's stopped
  *   clone_first  a followed thread's creator back from its clone (exit
  *              stop, the new tid) while the tracer has not yet waited for
- *              the new thread's first stop, as Linux lets it
+ *              the new thread's first stop, as Linux lets it; a thread
+ *              cloned with CLONE_PARENT_SETTID: its id already written at
+ *              the clone's event stop
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -70,6 +72,7 @@
 #include <time.h>
 #include <linux/futex.h>
 #include <asm/prctl.h>
+#include <sched.h>
 #include <sys/ptrace.h>
 #include <sys/syscall.h>
 #include <sys/uio.h>
@@ -1265,10 +1268,50 @@ static void clone_first_body(void)
 	pthread_join(t, 0);
 }
 
+static int parent_tid;
+static char raw_stack[65536] __attribute__((aligned(16)));
+
+static int raw_thread(void *arg)
+{
+	(void)arg;
+	syscall(SYS_exit, 0);
+	return 0;
+}
+
+/* A thread by a bare clone (no thread library), its id written to
+ * parent_tid. */
+static void parent_settid_body(void)
+{
+	int flags = CLONE_VM | CLONE_FS | CLONE_FILES | CLONE_SIGHAND | CLONE_THREAD |
+		    CLONE_SYSVSEM | CLONE_PARENT_SETTID;
+	clone(raw_thread, raw_stack + sizeof raw_stack, flags, 0, &parent_tid);
+	usleep(100000);
+}
+
+static void parent_settid_stop(void)
+{
+	pid_t pid = traced_child(parent_settid_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	printf("clone event: %d\n", st >> 16 == PTRACE_EVENT_CLONE);
+	unsigned long tid;
+	CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &tid));
+	errno = 0;
+	long word = ptrace(PTRACE_PEEKDATA, pid, &parent_tid, 0);
+	printf("CLONE_PARENT_SETTID written by then: %d\n", !errno && (int)word == (int)tid);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	show(waitstop(tid));
+	CHECK(ptrace(PTRACE_CONT, tid, 0, 0));
+	show(waitstop(tid));
+	show(waitstop(pid));
+}
+
 /* The tracer waits for the creator alone until its clone returns: the new
  * thread stays in its first stop meanwhile. */
 static void scenario_clone_first(void)
 {
+	parent_settid_stop();
 	pid_t pid = traced_child(clone_first_body);
 	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACECLONE | PTRACE_O_TRACESYSGOOD));
 	unsigned long tid = 0;

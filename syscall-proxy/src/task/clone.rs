@@ -45,6 +45,15 @@ impl Request {
     fn untraced(self) -> bool {
         self.flags & bit(libc::CLONE_UNTRACED) != 0
     }
+
+    /// Where CLONE_PARENT_SETTID writes the new task's id (0: nowhere).
+    fn parent_tid_at(self) -> u64 {
+        if self.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
+            self.parent_tid
+        } else {
+            0
+        }
+    }
 }
 
 const fn bit(f: libc::c_int) -> u64 {
@@ -337,7 +346,7 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
     // taken in the child.
     let (signals, cleared, brk) = inherited(thread, r);
     let filters = seccomp::inherit(&thread.seccomp);
-    let creating = tracee::creating(thread, NewTask::Fork, r.untraced());
+    let creating = tracee::creating(thread, NewTask::Fork, r.untraced(), r.parent_tid_at());
     let follow = creating.as_ref().map(|c| c.follow);
     // A signal's kick writes into this vCPU's kvm_run, which the child
     // unmaps at once: none may kick until each side points it at its own.
@@ -444,6 +453,11 @@ impl ChildIds {
     /// CLONE_UNTRACED: no tracer follows the child.
     pub fn untraced(self) -> bool {
         self.0.untraced()
+    }
+
+    /// Where CLONE_PARENT_SETTID writes the child's id (0: nowhere).
+    pub fn parent_tid_at(self) -> u64 {
+        self.0.parent_tid_at()
     }
 
     /// The host clone flags of a vfork child.

@@ -205,9 +205,21 @@ impl Process {
 
     /// A thread's host thread `tid` was made: the reaper joins it once it
     /// has ended.
-    pub fn adopt_thread(self: &Arc<Self>, tid: libc::pid_t, handle: JoinHandle<()>) {
+    pub fn adopt_thread(&self, tid: libc::pid_t, handle: JoinHandle<()>) {
+        self.reaper
+            .lock()
+            .expect("reaper")
+            .handles
+            .insert(tid, handle);
+        self.adopted.notify_all();
+    }
+
+    /// Before the first thread of the program's is made: the reaper, the
+    /// sandbox's own host thread, whose host clone a tracer following the
+    /// creator's clones then sees (and lets go) before the program's, not
+    /// after it, when the tracer may be waiting for the new thread alone.
+    pub fn ensure_reaper(self: &Arc<Self>) {
         let mut reaper = self.reaper.lock().expect("reaper");
-        reaper.handles.insert(tid, handle);
         if reaper.ended.is_none() {
             let (tx, rx) = mpsc::channel();
             let me = self.clone();
@@ -235,7 +247,6 @@ impl Process {
                 Err(e) => log::error!("no reaper thread: {e}"),
             }
         }
-        self.adopted.notify_all();
     }
 
     /// A thread other than the leader ends (its host thread `tid` is about

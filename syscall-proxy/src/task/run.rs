@@ -490,7 +490,15 @@ impl Task {
     fn spawn(&mut self, child: Box<Child>) -> SysResult {
         let process = self.thread.process.clone();
         let Child { mut thread, ids } = *child;
-        let creating = tracee::creating(&mut self.thread, ids.kind(), ids.untraced());
+        if ids.is_thread() {
+            process.ensure_reaper();
+        }
+        let creating = tracee::creating(
+            &mut self.thread,
+            ids.kind(),
+            ids.untraced(),
+            ids.parent_tid_at(),
+        );
         let followed = creating.as_ref().map(|c| c.follow);
         if ids.is_thread() {
             // The new thread reads its creator's DR7, but has none of its

@@ -120,6 +120,10 @@ pub struct Page {
     /// returns, before the guest runs again (`tracee::after_guest`).
     pub bases_set: u32,
     pub event_msg: u64,
+    /// While the thread creates a task its tracer follows: where the
+    /// program's CLONE_PARENT_SETTID writes the new id, which the tracer
+    /// writes at the clone's event stop, as Linux has by then (0: nowhere).
+    pub parent_tid_at: u64,
     /// The program's blocked mask.
     pub sigmask: u64,
     pub regs: libc::user_regs_struct,

@@ -635,7 +635,12 @@ pub struct Creating {
 /// new task to the tracer and stops this thread at the PTRACE_EVENT; the
 /// page describes this thread meanwhile, as in the system call
 /// (orig_rax its number, RAX -ENOSYS).
-pub fn creating(t: &mut Thread, kind: NewTask, untraced: bool) -> Option<Creating> {
+pub fn creating(
+    t: &mut Thread,
+    kind: NewTask,
+    untraced: bool,
+    parent_tid_at: u64,
+) -> Option<Creating> {
     let p = traced()?;
     let (option, event) = kind.option_and_event();
     if untraced || p.options & option == 0 || p.tid != crate::umem::own_tid() {
@@ -649,6 +654,7 @@ pub fn creating(t: &mut Thread, kind: NewTask, untraced: bool) -> Option<Creatin
     p.sig = 0;
     p.in_clone = 1;
     p.in_stop = 1;
+    p.parent_tid_at = parent_tid_at;
     Some(Creating {
         follow: Carried {
             options: p.options,
@@ -669,6 +675,7 @@ pub fn created(t: &mut Thread, c: Option<Creating>) {
     page::reload(p);
     p.in_stop = 0;
     p.in_clone = 0;
+    p.parent_tid_at = 0;
     apply(t, p, &c.before);
 }
 

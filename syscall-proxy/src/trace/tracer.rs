@@ -90,6 +90,17 @@ fn host_regs(pid: i32) -> Result<libc::user_regs_struct, Errno> {
     Ok(r)
 }
 
+fn host_event_msg(pid: i32) -> Result<u64, Errno> {
+    let mut msg = 0u64;
+    host(
+        libc::PTRACE_GETEVENTMSG,
+        pid,
+        0,
+        &mut msg as *mut u64 as u64,
+    )?;
+    Ok(msg)
+}
+
 fn host_siginfo(pid: i32) -> Result<[u8; 128], Errno> {
     let mut info = [0u8; 128];
     host(libc::PTRACE_GETSIGINFO, pid, 0, info.as_mut_ptr() as u64)?;
@@ -863,6 +874,12 @@ fn judged(pid: i32, code: u32) -> Verdict {
                     return Verdict::PassOver(0);
                 }
                 // The program's: the page holds its state.
+                if p.parent_tid_at != 0
+                    && let Ok(tid) = host_event_msg(pid)
+                {
+                    // The new task has not run: it starts in a stop.
+                    let _ = page::write_remote(pid, p.parent_tid_at, &(tid as u32).to_le_bytes());
+                }
                 p.code = code;
                 let _ = page::write_control(pid, at, &p);
                 return Verdict::Report(code);

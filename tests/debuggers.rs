@@ -337,20 +337,24 @@ fn strace_shows_interrupted_and_restarted_sleeps_as_natively() {
 /// A sleep stopped and continued from outside: its exit stop (with
 /// ERESTART_RESTARTBLOCK) comes before the SIGSTOP's delivery stop, then
 /// restart_syscall, as natively; the host makes that stop in the host's
-/// call, which the tracer cuts short to hand the signal back.
+/// call, which the tracer cuts short to hand the signal back. With a
+/// handler for SIGCONT, the sleep fails with EINTR instead.
 #[test]
 fn strace_shows_a_sleep_stopped_and_continued_as_natively() {
     let prog = guest("debuggee", &["-g", "-O0"]);
-    let calls = "trace=clock_nanosleep,restart_syscall";
-    let args = [
-        "-e",
-        calls,
-        "-e",
-        "signal=SIGSTOP,SIGCONT",
-        prog.to_str().unwrap(),
-        "stopped",
-    ];
-    strace_same(&args, 5);
+    let calls = "trace=clock_nanosleep,restart_syscall,rt_sigreturn";
+    for handled in ["", "handled"] {
+        let args = [
+            "-e",
+            calls,
+            "-e",
+            "signal=SIGSTOP,SIGCONT",
+            prog.to_str().unwrap(),
+            "stopped",
+            handled,
+        ];
+        strace_same(&args, 5);
+    }
 }
 
 #[test]

@@ -91,7 +91,16 @@ const GROUPS: &[(&str, &[&str])] = &[
     ),
     ("frame", &["frame:"]),
     ("registers", &["registers:", "edit:"]),
-    ("restart", &["read ", "nanosleep ", "poll ", "waitpid "]),
+    (
+        "restart",
+        &[
+            "read ",
+            "nanosleep ",
+            "poll ",
+            "waitpid ",
+            "restart_syscall ",
+        ],
+    ),
     ("masks", &["default mask:", "SA_NODEFER:", "SA_RESETHAND:"]),
     ("altstack", &["altstack", "SS_AUTODISARM:"]),
     (
@@ -262,6 +271,7 @@ fn interrupted_calls_restart_under_sa_restart_as_signal_7_says() {
             "poll SA_RESTART: ret=-1 errno=EINTR",
             "waitpid SA_RESTART: got_child=1",
             "waitpid no SA_RESTART: got_child=0 errno=EINTR",
+            "restart_syscall alone: ret=-1 errno=EINTR",
         ],
     );
 }

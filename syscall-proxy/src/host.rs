@@ -189,6 +189,12 @@ pub fn notify_call_ip() -> u64 {
     NOTIFY_STUB + stub_offset(unsafe { &xcr0_sandbox_forward_syscall }) + 2
 }
 
+/// Where a thread making a call through the stub is stopped in it (after
+/// its `syscall`).
+pub fn forward_call_ip() -> u64 {
+    &raw const xcr0_sandbox_forward_syscall as u64 + 2
+}
+
 /// The copy, mapped on first use in this image; None if the address is
 /// taken (then the call fails with ENOSYS, as with no listener).
 fn notify_stub() -> Option<Stub> {

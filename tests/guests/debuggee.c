@@ -7,7 +7,8 @@
  * spin: as wait, beside a thread spinning with MXCSR set to flush to zero.
  * sleeps: a sleep a timer's handled signal interrupts (EINTR), then one
  * its ignored signal interrupts (restarted, only a tracer sees it).
- * stopped: a sleep a SIGSTOP and a SIGCONT from a grandchild interrupt. */
+ * stopped [handled]: a sleep a SIGSTOP and a SIGCONT from a grandchild
+ * interrupt (the SIGCONT to a handler: EINTR). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
@@ -112,8 +113,13 @@ static int sleeps(void)
 	return 0;
 }
 
-static int stopped(void)
+static void on_cont(int s) { (void)s; }
+static int stopped(int handled)
 {
+	if (handled) {
+		struct sigaction sa = { .sa_handler = on_cont };
+		sigaction(SIGCONT, &sa, 0);
+	}
 	pid_t pid = fork();
 	if (pid == 0) {
 		pid_t parent = getppid();
@@ -134,7 +140,7 @@ static int stopped(void)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "stopped"))
-		return stopped();
+		return stopped(argc > 2 && !strcmp(argv[2], "handled"));
 	if (argc > 1 && !strcmp(argv[1], "sleeps"))
 		return sleeps();
 	if (argc > 1 && !strcmp(argv[1], "spin")) {

@@ -706,6 +706,11 @@ static void check_restart(void)
 	}
 	close(pipefd[0]);
 	close(pipefd[1]);
+
+	/* Nothing interrupted to resume (do_no_restart_syscall). */
+	errno = 0;
+	long rs = syscall(SYS_restart_syscall);
+	printf("restart_syscall alone: ret=%ld errno=%s\n", rs, errname(errno));
 }
 
 /* ---- masks: default, SA_NODEFER, sa_mask, SA_RESETHAND ---- */

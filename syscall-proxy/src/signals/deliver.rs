@@ -74,6 +74,14 @@ impl Interrupted {
         })
     }
 
+    /// The same call, failing with EINTR itself.
+    pub fn failing(self) -> Interrupted {
+        Interrupted {
+            code: -i64::from(libc::EINTR),
+            ..self
+        }
+    }
+
     /// What RAX holds in a task stopped in this interrupted call, as a
     /// tracer reads it there.
     pub fn kernel_code(&self) -> i64 {
@@ -109,6 +117,15 @@ impl Interrupted {
 /// What the kernel's call `nr` returns when a signal interrupts it.
 fn kernel_code(nr: u64, args: &[u64; 6]) -> i64 {
     let nr = nr as i64;
+    if nr == libc::SYS_futex
+        && matches!(
+            args[1] as i32 & libc::FUTEX_CMD_MASK,
+            libc::FUTEX_LOCK_PI | libc::FUTEX_LOCK_PI2
+        )
+    {
+        // Taken again whatever the handler (futex_lock_pi).
+        return regs::ERESTARTNOINTR;
+    }
     if restarts_under_sa_restart(nr, args) {
         return regs::ERESTARTSYS;
     }
@@ -214,13 +231,15 @@ pub fn altstack_flags(t: &Thread, sp: u64) -> i32 {
 /// Delivers `s`: sets up the frame of the program's handler and points
 /// the thread at it, or carries out what the disposition says now (it may
 /// have changed since the signal arrived). `interrupted` is the system
-/// call the signal interrupted, if it did. An error is the end of the
-/// process.
+/// call the signal interrupted, if it did; it is given back if no handler
+/// ran, for the next signal or, once none is left, `no_handler_ran` (as in
+/// Linux's get_signal loop, the first handler decides the restart). An
+/// error is the end of the process.
 pub fn deliver(
     t: &mut Thread,
     mut s: Signal,
     interrupted: Option<Interrupted>,
-) -> Result<(), Outcome> {
+) -> Result<Option<Interrupted>, Outcome> {
     let mut interrupted = interrupted;
     if tracee::traced().is_some() {
         let code = interrupted.map(|i| i.kernel_code() as u64);
@@ -230,34 +249,22 @@ pub fn deliver(
         }
         if s.sig == 0 {
             // The tracer cancelled it: as for a signal without a handler.
-            let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
-            if let Some(i) = interrupted.filter(Interrupted::restarts_without_handler) {
-                restart(&mut regs, i);
-                set_regs(t, &regs)?;
-            }
             arrival::set_mask(s.mask);
-            return Ok(());
+            return Ok(interrupted);
         }
     }
     let act = t.process.signals.lock().expect("signals").action(s.sig);
-    let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
-    match act.handler {
-        SIG_IGN | SIG_DFL => {
-            // Gone since it arrived: the call restarts as without a
-            // handler, and a default action is the kernel's to carry out.
-            if let Some(i) = interrupted.filter(Interrupted::restarts_without_handler) {
-                restart(&mut regs, i);
-                set_regs(t, &regs)?;
-            }
-            arrival::set_mask(s.mask);
-            if act.handler == SIG_DFL {
-                tracee::passing(s.sig);
-                arrival::raise_default(s.sig);
-            }
-            return Ok(());
+    if matches!(act.handler, SIG_IGN | SIG_DFL) {
+        // Gone since it arrived, or left to its default action, which is
+        // the kernel's to carry out.
+        arrival::set_mask(s.mask);
+        if act.handler == SIG_DFL {
+            tracee::passing(s.sig);
+            arrival::raise_default(s.sig);
         }
-        _ => {}
+        return Ok(interrupted);
     }
+    let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
     if let Some(i) = interrupted.filter(|i| i.restarts_after_handler(act.flags)) {
         restart(&mut regs, i);
     } else if interrupted.is_some() {
@@ -267,16 +274,20 @@ pub fn deliver(
     }
     setup_frame(t, &s, &act, &regs)?;
     tracee::handler_entered(t);
-    Ok(())
+    Ok(None)
 }
 
-/// No signal came to deliver after call `i` was interrupted (another
-/// thread took it): the program sees EINTR, unless a tracer left an
-/// ERESTART code in RAX, which restarts the call as Linux restarts one
-/// whenever its task returns to user mode with such a code.
-pub fn undelivered(t: &mut Thread, i: Interrupted) -> Result<(), Outcome> {
+/// The signals at a return to the program are done and no handler took
+/// call `i` they interrupted: it restarts as Linux restarts it
+/// (arch_do_signal_or_restart) if a signal came (`signalled`), or if its
+/// ERESTART code is what the program would see (a tracer left it in RAX,
+/// or showed it at the exit stop). Otherwise (the signal went to another
+/// thread) it returns EINTR.
+pub fn no_handler_ran(t: &mut Thread, i: Interrupted, signalled: bool) -> Result<(), Outcome> {
     let mut regs = t.vcpu.user_regs(&t.process.vm.memory);
-    if regs.rax as i64 == i.code && i.restarts_without_handler() {
+    let shown = regs.rax as i64 == i.code
+        || (tracee::traced().is_some() && regs.rax as i64 == -i64::from(libc::EINTR));
+    if i.restarts_without_handler() && (signalled || shown) {
         restart(&mut regs, i);
         set_regs(t, &regs)?;
     }

@@ -27,7 +27,8 @@ pub enum Block {
     /// A futex wait with a timeout (futex_wait_restart).
     Futex {
         uaddr: u64,
-        /// FUTEX_PRIVATE_FLAG and FUTEX_CLOCK_REALTIME, as given.
+        /// FUTEX_PRIVATE_FLAG, and FUTEX_CLOCK_REALTIME as an absolute
+        /// wait gave it.
         flags: i32,
         val: u64,
         bitset: u64,
@@ -95,55 +96,84 @@ impl Time {
     }
 }
 
-/// The block call `nr` leaves if a signal interrupts it, taken before it
-/// is made (its deadline counts from then): None for calls that do not
-/// restart through restart_syscall.
-pub fn before(t: &Thread, nr: u64, a: [u64; 6]) -> Option<Block> {
-    let relative = |clock: i32, addr: u64| Some(Time::now(clock)?.after(Time::read(t, addr)?));
+/// When a call that would go on through restart_syscall began: the time,
+/// by the clock its deadline counts on, taken before it is made without
+/// reading its arguments (only an interrupted one reads them: `block`).
+#[derive(Clone, Copy, Debug)]
+pub struct Began(Option<Time>);
+
+/// The clock a relative sleep on `clock` counts on: CLOCK_REALTIME's are
+/// CLOCK_MONOTONIC's (__hrtimer_init), unaffected by the clock being set.
+fn relative_clock(clock: i32) -> i32 {
+    if clock == libc::CLOCK_REALTIME {
+        libc::CLOCK_MONOTONIC
+    } else {
+        clock
+    }
+}
+
+/// Taken before call `nr` is made, if a signal that interrupts it makes it
+/// go on through restart_syscall.
+pub fn before(nr: u64, a: [u64; 6]) -> Option<Began> {
+    match nr as i64 {
+        libc::SYS_nanosleep => Some(Began(Time::now(libc::CLOCK_MONOTONIC))),
+        libc::SYS_clock_nanosleep if a[1] as i32 & libc::TIMER_ABSTIME == 0 => {
+            Some(Began(Time::now(relative_clock(a[0] as i32))))
+        }
+        libc::SYS_poll => Some(Began(if a[2] as i32 >= 0 {
+            Time::now(libc::CLOCK_MONOTONIC)
+        } else {
+            None
+        })),
+        libc::SYS_futex if a[3] != 0 => match a[1] as i32 & libc::FUTEX_CMD_MASK {
+            // Relative, on the monotonic clock (futex_init_timeout).
+            libc::FUTEX_WAIT => Some(Began(Time::now(libc::CLOCK_MONOTONIC))),
+            // Absolute already.
+            libc::FUTEX_WAIT_BITSET => Some(Began(None)),
+            _ => None,
+        },
+        _ => None,
+    }
+}
+
+/// The block call `nr`, which began at `began` and a signal interrupted,
+/// leaves: its deadline from its timeout.
+pub fn block(t: &Thread, nr: u64, a: [u64; 6], began: Began) -> Option<Block> {
+    let relative = |addr: u64| Some(began.0?.after(Time::read(t, addr)?));
     match nr as i64 {
         libc::SYS_nanosleep => Some(Block::Sleep {
             clock: libc::CLOCK_MONOTONIC,
-            at: relative(libc::CLOCK_MONOTONIC, a[0])?,
+            at: relative(a[0])?,
             rem: a[1],
         }),
-        libc::SYS_clock_nanosleep if a[1] as i32 & libc::TIMER_ABSTIME == 0 => {
-            let clock = a[0] as i32;
-            Some(Block::Sleep {
-                clock,
-                at: relative(clock, a[2])?,
-                rem: a[3],
-            })
-        }
+        libc::SYS_clock_nanosleep => Some(Block::Sleep {
+            clock: relative_clock(a[0] as i32),
+            at: relative(a[2])?,
+            rem: a[3],
+        }),
         libc::SYS_poll => {
-            let ms = a[2] as i32;
-            let at = if ms >= 0 {
-                let d = Time {
-                    sec: i64::from(ms) / 1000,
-                    nsec: i64::from(ms) % 1000 * 1_000_000,
-                };
-                Some(Time::now(libc::CLOCK_MONOTONIC)?.after(d))
-            } else {
-                None
-            };
+            let ms = i64::from(a[2] as i32);
+            let at = began.0.map(|now| {
+                now.after(Time {
+                    sec: ms / 1000,
+                    nsec: ms % 1000 * 1_000_000,
+                })
+            });
             Some(Block::Poll {
                 fds: a[0],
                 nfds: a[1],
                 at,
             })
         }
-        libc::SYS_futex if a[3] != 0 => {
+        libc::SYS_futex => {
             let op = a[1] as i32;
-            let flags = op & (libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
-            let clock = if op & libc::FUTEX_CLOCK_REALTIME != 0 {
-                libc::CLOCK_REALTIME
+            let (at, bitset, flags) = if op & libc::FUTEX_CMD_MASK == libc::FUTEX_WAIT {
+                // Resumed as an absolute wait on the monotonic clock.
+                let flags = op & libc::FUTEX_PRIVATE_FLAG;
+                (relative(a[3])?, u64::from(u32::MAX), flags)
             } else {
-                libc::CLOCK_MONOTONIC
-            };
-            let (at, bitset) = match op & libc::FUTEX_CMD_MASK {
-                // Relative, and any waker matches.
-                libc::FUTEX_WAIT => (relative(clock, a[3])?, u64::from(u32::MAX)),
-                libc::FUTEX_WAIT_BITSET => (Time::read(t, a[3])?, a[5]),
-                _ => return None,
+                let flags = op & (libc::FUTEX_PRIVATE_FLAG | libc::FUTEX_CLOCK_REALTIME);
+                (Time::read(t, a[3])?, a[5], flags)
             };
             Some(Block::Futex {
                 uaddr: a[0],

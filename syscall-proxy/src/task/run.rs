@@ -31,7 +31,8 @@ fn host_tid(h: &std::thread::JoinHandle<()>) -> Option<libc::pid_t> {
     // SAFETY: the handle's thread is not joined yet, so its pthread_t is
     // valid; the call writes the clockid_t we own.
     let r = unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) };
-    (r == 0).then_some(!(clock >> 3))
+    // (glibc reads the id twice: 0 if the thread ended in between.)
+    Some(!(clock >> 3)).filter(|&tid| r == 0 && tid > 0)
 }
 
 /// A call's result when a signal interrupted it.
@@ -189,32 +190,32 @@ impl Task {
             // makes KVM_RUN return at once.
             self.thread.vcpu.clear_kick();
             if self.thread.vcpu.at_user_boundary() {
-                if let Some((sig, info)) = tracee::requeued() {
-                    let mask = arrival::mask();
-                    let s = deliver::Signal { sig, info, mask };
-                    if let Err(outcome) =
-                        deliver::deliver(&mut self.thread, s, self.interrupted.take())
-                    {
-                        return Ok(Ended::Process(outcome));
-                    }
-                }
-                while let Some(a) = arrival::take() {
-                    // A step through a watched page not yet run: the
-                    // handler's frame must not carry its trap flag.
-                    hwbp::step_end(&mut self.thread)?;
-                    let s = deliver::Signal {
+                let mut interrupted = self.interrupted.take();
+                let mut signalled = false;
+                let requeued = tracee::requeued().map(|(sig, info)| deliver::Signal {
+                    sig,
+                    info,
+                    mask: arrival::mask(),
+                });
+                let mut next = requeued;
+                while let Some(s) = next.take().or_else(|| {
+                    arrival::take().map(|a| deliver::Signal {
                         sig: a.sig,
                         info: a.info,
                         mask: a.mask,
-                    };
-                    if let Err(outcome) =
-                        deliver::deliver(&mut self.thread, s, self.interrupted.take())
-                    {
-                        return Ok(Ended::Process(outcome));
+                    })
+                }) {
+                    // A step through a watched page not yet run: the
+                    // handler's frame must not carry its trap flag.
+                    hwbp::step_end(&mut self.thread)?;
+                    signalled = true;
+                    match deliver::deliver(&mut self.thread, s, interrupted) {
+                        Ok(left) => interrupted = left,
+                        Err(outcome) => return Ok(Ended::Process(outcome)),
                     }
                 }
-                if let Some(i) = self.interrupted.take()
-                    && let Err(outcome) = deliver::undelivered(&mut self.thread, i)
+                if let Some(i) = interrupted
+                    && let Err(outcome) = deliver::no_handler_ran(&mut self.thread, i, signalled)
                 {
                     return Ok(Ended::Process(outcome));
                 }
@@ -256,13 +257,16 @@ impl Task {
                         Filtered::Ended(e) => return Ok(e),
                     }
                     let notified = host::notifying();
-                    let block = signals::restart::before(&self.thread, sc.nr, sc.args);
+                    let began = signals::restart::before(sc.nr, sc.args);
                     tracee::making_call();
                     let action = syscalls::handle(&mut self.thread, sc);
-                    if block.is_some() && matches!(action, Action::Return(v) if v == EINTR) {
+                    if let Some(began) = began
+                        && matches!(action, Action::Return(v) if v == EINTR)
+                    {
                         // It restarts through restart_syscall, to the
                         // deadline it had.
-                        self.thread.restart = block;
+                        self.thread.restart =
+                            signals::restart::block(&self.thread, sc.nr, sc.args, began);
                     }
                     // Unless a check failed before the call was forwarded.
                     host::notify_next(false);
@@ -273,8 +277,15 @@ impl Task {
                     match action {
                         Action::Return(v) => {
                             if v == EINTR {
-                                self.interrupted =
-                                    Some(deliver::Interrupted::new(sc.nr, sc.args, notified));
+                                let mut i = deliver::Interrupted::new(sc.nr, sc.args, notified);
+                                if sc.nr == libc::SYS_restart_syscall as u64
+                                    && self.thread.restart.is_none()
+                                {
+                                    // Nothing to resume: EINTR itself
+                                    // (do_no_restart_syscall).
+                                    i = i.failing();
+                                }
+                                self.interrupted = Some(i);
                             }
                             self.thread.vcpu.complete_syscall(v);
                         }
@@ -538,8 +549,9 @@ impl Task {
             // one goes on; a thread already ended said it as it began.
             let tid = host_tid(&handle).unwrap_or_else(|| started.load(Ordering::SeqCst));
             ids.parent_settid(&self.thread, tid, &started);
-            // Listed before its creator returns from the clone (or stops
-            // at the clone's event), as Linux's thread list is.
+            // Listed before its creator returns from the clone, as Linux's
+            // thread list is (though not yet at the clone's event stop,
+            // which the host makes inside the host clone).
             process.seccomp.created(tid, &seccomp);
             // Before any other host clone (the reaper's), which the tracer
             // is not to follow.

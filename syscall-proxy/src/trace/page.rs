@@ -153,6 +153,12 @@ pub struct Page {
     /// enters, and what it returned (0, or -errno): inject.rs.
     pub call_entry: u64,
     pub call_result: i64,
+    /// Where the stubs that make the program's host calls leave a thread
+    /// stopped in one (after their `syscall`; the seccomp listener's copy
+    /// second): only such a host call may be cut short (`tracer::cut_short`).
+    pub forward_rip: [u64; 2],
+    /// The siginfo of `requeued`.
+    pub requeued_info: [u8; 128],
     /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct
     /// user), DR6 with its reserved bits flipped as the kernel keeps it
     /// (virtual_dr6); the thread takes them into effect before it next

@@ -37,9 +37,10 @@ pub fn traced() -> Option<&'static mut Page> {
 
 /// A signal the tracer handed back from a stop the host made in a system
 /// call (`tracer::requeue`), with its siginfo: delivered now, after the
-/// call's exit stop, as Linux orders them.
+/// call's exit stop, as Linux orders them. A tracer that left meanwhile
+/// leaves it to the host to deliver.
 pub fn requeued() -> Option<(i32, [u8; 128])> {
-    let p = traced()?;
+    let p = page::own();
     // SAFETY: fields of this thread's page, which the tracer writes from
     // another process while this thread is stopped.
     let sig = unsafe { std::ptr::read_volatile(&p.requeued) };
@@ -48,7 +49,17 @@ pub fn requeued() -> Option<(i32, [u8; 128])> {
     }
     p.requeued = 0;
     // SAFETY: as above.
-    let info = unsafe { std::ptr::read_volatile(&p.siginfo) };
+    let (traced, info) = unsafe {
+        (
+            std::ptr::read_volatile(&p.traced),
+            std::ptr::read_volatile(&p.requeued_info),
+        )
+    };
+    if traced == 0 {
+        // SAFETY: raises a valid signal at this thread.
+        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
+        return None;
+    }
     Some((sig as i32, info))
 }
 
@@ -172,6 +183,10 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.syscall_stub = t.vcpu.setup().runtime.syscall_entry + 2;
     p.stubs = t.vcpu.setup().runtime.enter_user;
     p.call_entry = super::inject::entry();
+    p.forward_rip = [
+        crate::host::forward_call_ip(),
+        crate::host::notify_call_ip(),
+    ];
     super::inject::set_port(Some(t.vcpu.fp_port()));
     p.fresh = 0;
     p.in_guest = 0;
@@ -654,7 +669,12 @@ pub fn creating(
     p.sig = 0;
     p.in_clone = 1;
     p.in_stop = 1;
-    p.parent_tid_at = parent_tid_at;
+    // The tracer writes there: program memory only, as the kernel's
+    // put_user would find it.
+    let space = t.process.vm.memory.lock().expect("address space");
+    let writable = space.program_can_access(parent_tid_at, 4, true);
+    drop(space);
+    p.parent_tid_at = if writable { parent_tid_at } else { 0 };
     Some(Creating {
         follow: Carried {
             options: p.options,

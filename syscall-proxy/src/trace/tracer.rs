@@ -647,7 +647,7 @@ fn set_regs_in_call(
 ) -> SysResult {
     // (Cut short already if registers were set earlier in this stop.)
     if p.regs_in_call == 0 {
-        cut_short(pid, now, host_now)?;
+        cut_short(pid, p, now, host_now)?;
     }
     p.regs = regs::sanitize(&r, now);
     p.regs_in_call = 1;
@@ -661,6 +661,7 @@ fn set_regs_in_call(
 /// EIO otherwise.
 fn cut_short(
     pid: i32,
+    p: &Page,
     now: &libc::user_regs_struct,
     mut host_now: libc::user_regs_struct,
 ) -> Result<(), Errno> {
@@ -674,7 +675,9 @@ fn cut_short(
     let same = host_now.orig_rax == now.orig_rax
         || (now.orig_rax == libc::SYS_restart_syscall as u64
             && resumed_by(host_now.orig_rax as i64));
-    if !same || regs::restarts(&host_now).is_none() {
+    // Made through the stub that makes the program's calls, not one of
+    // the sandbox's own (a lock's futex wait) of the same number.
+    if !same || !p.forward_rip.contains(&host_now.rip) || regs::restarts(&host_now).is_none() {
         return Err(Errno(libc::EIO));
     }
     host_now.orig_rax = u64::MAX;
@@ -705,10 +708,10 @@ fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
     if now.orig_rax == u64::MAX {
         return None;
     }
-    cut_short(pid, &now, host_regs(pid).ok()?).ok()?;
+    cut_short(pid, p, &now, host_regs(pid).ok()?).ok()?;
     p.requeued = sig as u32;
-    p.siginfo = info;
-    let written = page::write_part(pid, at, p, std::mem::offset_of!(Page, siginfo), 128)
+    p.requeued_info = info;
+    let written = page::write_part(pid, at, p, std::mem::offset_of!(Page, requeued_info), 128)
         .and_then(|()| page::write_control(pid, at, p));
     if written.is_err() {
         // Cut short with nothing to deliver: as if it were ignored.

@@ -136,6 +136,12 @@ extern "C" fn on_signal(sig: libc::c_int, info: *mut libc::siginfo_t, ctx: *mut 
     });
 }
 
+/// Whether a signal for the program is waiting to be taken.
+#[inline]
+pub fn pending() -> bool {
+    SLOT.with(|slot| slot.full.load(Ordering::Acquire))
+}
+
 /// The signal that arrived for this thread, if any.
 pub fn take() -> Option<Arrival> {
     SLOT.with(|slot| {

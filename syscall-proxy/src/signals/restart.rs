@@ -114,6 +114,7 @@ fn relative_clock(clock: i32) -> i32 {
 
 /// Taken before call `nr` is made, if a signal that interrupts it makes it
 /// go on through restart_syscall.
+#[inline]
 pub fn before(nr: u64, a: [u64; 6]) -> Option<Began> {
     match nr as i64 {
         libc::SYS_nanosleep => Some(Began(Time::now(libc::CLOCK_MONOTONIC))),

@@ -189,36 +189,11 @@ impl Task {
             // Cleared before looking: a signal arriving after the look
             // makes KVM_RUN return at once.
             self.thread.vcpu.clear_kick();
-            if self.thread.vcpu.at_user_boundary() {
-                let mut interrupted = self.interrupted.take();
-                let mut signalled = false;
-                let requeued = tracee::requeued().map(|(sig, info)| deliver::Signal {
-                    sig,
-                    info,
-                    mask: arrival::mask(),
-                });
-                let mut next = requeued;
-                while let Some(s) = next.take().or_else(|| {
-                    arrival::take().map(|a| deliver::Signal {
-                        sig: a.sig,
-                        info: a.info,
-                        mask: a.mask,
-                    })
-                }) {
-                    // A step through a watched page not yet run: the
-                    // handler's frame must not carry its trap flag.
-                    hwbp::step_end(&mut self.thread)?;
-                    signalled = true;
-                    match deliver::deliver(&mut self.thread, s, interrupted) {
-                        Ok(left) => interrupted = left,
-                        Err(outcome) => return Ok(Ended::Process(outcome)),
-                    }
-                }
-                if let Some(i) = interrupted
-                    && let Err(outcome) = deliver::no_handler_ran(&mut self.thread, i, signalled)
-                {
-                    return Ok(Ended::Process(outcome));
-                }
+            if self.thread.vcpu.at_user_boundary()
+                && (tracee::has_requeued() || arrival::pending() || self.interrupted.is_some())
+                && let Some(outcome) = self.signals()?
+            {
+                return Ok(Ended::Process(outcome));
             }
             tracee::before_guest(&mut self.thread);
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory);
@@ -353,6 +328,36 @@ impl Task {
                 }
             }
         }
+    }
+
+    /// At a return to the program: delivers the signals waiting (first one
+    /// its tracer handed back, `requeued`), then decides the restart of a
+    /// call they interrupted that no handler took. Some: the process ends.
+    fn signals(&mut self) -> Result<Option<Outcome>, VcpuError> {
+        let mut interrupted = self.interrupted.take();
+        let mut signalled = false;
+        let mut next = tracee::requeued().map(|(sig, info)| deliver::Signal {
+            sig,
+            info,
+            mask: arrival::mask(),
+        });
+        while let Some(s) = next.take().or_else(|| {
+            arrival::take().map(|a| deliver::Signal {
+                sig: a.sig,
+                info: a.info,
+                mask: a.mask,
+            })
+        }) {
+            // A step through a watched page not yet run: the handler's
+            // frame must not carry its trap flag.
+            hwbp::step_end(&mut self.thread)?;
+            signalled = true;
+            match deliver::deliver(&mut self.thread, s, interrupted) {
+                Ok(left) => interrupted = left,
+                Err(outcome) => return Ok(Some(outcome)),
+            }
+        }
+        Ok(interrupted.and_then(|i| deliver::no_handler_ran(&mut self.thread, i, signalled).err()))
     }
 
     /// Runs the thread's seccomp filters on the call about to be made

@@ -35,10 +35,19 @@ pub fn traced() -> Option<&'static mut Page> {
     (p.traced != 0).then_some(p)
 }
 
+/// Whether the tracer handed a signal back (`requeued`).
+#[inline]
+pub fn has_requeued() -> bool {
+    // SAFETY: a field of this thread's page, which the tracer writes from
+    // another process while this thread is stopped.
+    unsafe { std::ptr::read_volatile(&page::own().requeued) != 0 }
+}
+
 /// A signal the tracer handed back from a stop the host made in a system
 /// call (`tracer::requeue`), with its siginfo: delivered now, after the
 /// call's exit stop, as Linux orders them. A tracer that left meanwhile
 /// leaves it to the host to deliver.
+#[cold]
 pub fn requeued() -> Option<(i32, [u8; 128])> {
     let p = page::own();
     // SAFETY: fields of this thread's page, which the tracer writes from

@@ -131,6 +131,19 @@ static pid_t traced_child(void (*body)(void))
 	return pid;
 }
 
+/* Resumes `pid` with PTRACE_SYSCALL and `sig` to its next stop: the
+ * stop's status, or -1 once it has ended (shown). */
+static int syscall_step(pid_t pid, int sig)
+{
+	CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
+	int st = waitstop(pid);
+	if (!WIFSTOPPED(st)) {
+		show(st);
+		return -1;
+	}
+	return st;
+}
+
 static volatile int got;
 static void on_signal(int s) { got = s; }
 
@@ -153,13 +166,10 @@ static void scenario_syscalls(void)
 	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
 	int entering = 1, sig = 0;
 	for (;;) {
-		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
-		sig = 0;
-		int st = waitstop(pid);
-		if (!WIFSTOPPED(st)) {
-			show(st);
+		int st = syscall_step(pid, sig);
+		if (st < 0)
 			break;
-		}
+		sig = 0;
 		struct user_regs_struct r;
 		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
 		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
@@ -575,14 +585,22 @@ static void spin_body(void)
 		pause();
 }
 
-static void scenario_attach(void)
+/* A child running `body`, attached `after` µs in; `st` its ATTACH stop. */
+static pid_t attached_child(void (*body)(void), useconds_t after, int *st)
 {
 	pid_t pid = fork();
 	if (pid == 0)
-		spin_body();
-	usleep(100000);
+		body();
+	usleep(after);
 	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
-	int st = waitstop(pid);
+	*st = waitstop(pid);
+	return pid;
+}
+
+static void scenario_attach(void)
+{
+	int st;
+	pid_t pid = attached_child(spin_body, 100000, &st);
 	printf("attached: ");
 	show(st);
 	struct user_regs_struct r;
@@ -628,12 +646,9 @@ static void bases_body(void)
  * general ones, and the GS base (KVM's segment register). */
 static void scenario_bases(void)
 {
-	pid_t pid = fork();
-	if (pid == 0)
-		bases_body();
-	usleep(200000);
-	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
-	show(waitstop(pid));
+	int st;
+	pid_t pid = attached_child(bases_body, 200000, &st);
+	show(st);
 	struct user_regs_struct r;
 	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
 	printf("in its loop: orig_rax %lld, GS base %#llx\n", (long long)r.orig_rax, r.gs_base);
@@ -653,15 +668,12 @@ static const char *err_name(long rc);
  * (the sandbox reads the FPU through a call into the stopped thread). */
 static void scenario_group(void)
 {
-	pid_t pid = fork();
-	if (pid == 0)
-		spin_body();
-	usleep(100000);
-	CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
-	show(waitstop(pid));
+	int st;
+	pid_t pid = attached_child(spin_body, 100000, &st);
+	show(st);
 	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
 	kill(pid, SIGSTOP);
-	int st = waitstop(pid);
+	st = waitstop(pid);
 	printf("SIGSTOP: ");
 	show(st);
 	CHECK(ptrace(PTRACE_CONT, pid, 0, SIGSTOP));
@@ -773,13 +785,10 @@ static void scenario_resume(void)
 	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD));
 	int sig = 0, interrupts = 0;
 	for (;;) {
-		CHECK(ptrace(PTRACE_SYSCALL, pid, 0, sig));
-		sig = 0;
-		int st = waitstop(pid);
-		if (!WIFSTOPPED(st)) {
-			show(st);
+		int st = syscall_step(pid, sig);
+		if (st < 0)
 			break;
-		}
+		sig = 0;
 		if (WSTOPSIG(st) != (SIGTRAP | 0x80)) {
 			sig = WSTOPSIG(st);
 			printf("signal %d%s\n", sig, sig == SIGUSR2 ? ", cancelled" : "");

@@ -357,6 +357,40 @@ fn strace_shows_a_sleep_stopped_and_continued_as_natively() {
     }
 }
 
+/// `strace -p` on a task blocked in a sleep, and on one blocked in a read:
+/// its PTRACE_INTERRUPT cuts the call short, and once resumed the tracee
+/// makes restart_syscall (the sleep) or the read again, which strace shows
+/// as natively. The host would restart its host call unseen: the tracer
+/// cuts it short and the sandbox restarts the program's call in view.
+#[test]
+fn strace_attached_by_pid_sees_the_interrupted_call_made_again_as_natively() {
+    if !kvm() || !tool("strace") {
+        return;
+    }
+    for script in [
+        "sleep 1.5 & sleep 0.3; strace -p $! 2>&1",
+        "sleep 1.2 | cat & sleep 0.3; strace -p $! 2>&1",
+    ] {
+        let report = |sandboxed| {
+            let mut c = command(sandboxed, &["/bin/sh", "-c", script]);
+            c.env_remove("LD_LIBRARY_PATH");
+            let o = run_limited(c);
+            assert_exit(&o, 0);
+            strace_normalised(&stdout(&o))
+                .into_iter()
+                .map(|l| number_after(&l, "Process "))
+                .take(3)
+                .collect::<Vec<_>>()
+        };
+        let (n, s) = (report(false), report(true));
+        assert!(
+            n.len() == 3 && n[0].ends_with("attached"),
+            "natively: {n:#?}"
+        );
+        assert_eq!(s, n, "{script}");
+    }
+}
+
 #[test]
 fn strace_follows_a_shell_pipeline_as_natively() {
     strace_each_task_same(&["/bin/sh", "-c", "echo a | cat; /bin/true"], 4);

@@ -293,7 +293,11 @@ impl Task {
                             return Ok(Ended::Process(outcome));
                         }
                     };
-                    if traced && let Some(p) = tracee::exit_stop_due() {
+                    // (Asked even if untraced at the call's entry: a tracer
+                    // that attached meanwhile may have restarted it.)
+                    if let Some(p) = tracee::exit_stop_due()
+                        && traced
+                    {
                         let code = self.interrupted.map(|i| i.kernel_code());
                         tracee::syscall_exit(&mut self.thread, p, sc.nr, code);
                         if let Some(r) = tracee::regs_set_at_stop() {

@@ -179,7 +179,15 @@ pub fn step_done(t: &mut Thread, syscall: bool) -> [u8; 128] {
 /// Whether a syscall-exit stop is due (PTRACE_SYSCALL; PTRACE_SYSEMU
 /// makes none).
 pub fn exit_stop_due() -> Option<&'static mut Page> {
-    traced().filter(|p| p.mode == mode::SYSCALL)
+    let p = traced()?;
+    // SAFETY: a field of this thread's page, which the tracer writes from
+    // another process while this thread is stopped.
+    if unsafe { std::ptr::read_volatile(&p.restart_in_view) } != 0 {
+        // Resumed from a stop the host made in the call, which restarts.
+        p.restart_in_view = 0;
+        return None;
+    }
+    (p.mode == mode::SYSCALL).then_some(p)
 }
 
 /// Prepares this thread's page for the thread (before it first runs): the

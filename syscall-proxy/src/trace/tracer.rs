@@ -665,16 +665,22 @@ fn cut_short(
     now: &libc::user_regs_struct,
     mut host_now: libc::user_regs_struct,
 ) -> Result<(), Errno> {
-    let resumed_by = |nr: i64| {
+    let restart_syscall = libc::SYS_restart_syscall as u64;
+    // restart_syscall's host call is the sleep it resumes (signals::restart);
+    // a sleep the host itself restarted once is its restart_syscall.
+    let sleep = |nr: u64| {
         matches!(
-            nr,
-            libc::SYS_clock_nanosleep | libc::SYS_ppoll | libc::SYS_futex
+            nr as i64,
+            libc::SYS_nanosleep
+                | libc::SYS_clock_nanosleep
+                | libc::SYS_poll
+                | libc::SYS_ppoll
+                | libc::SYS_futex
         )
     };
-    // restart_syscall's host call is the sleep it resumes (signals::restart).
     let same = host_now.orig_rax == now.orig_rax
-        || (now.orig_rax == libc::SYS_restart_syscall as u64
-            && resumed_by(host_now.orig_rax as i64));
+        || (now.orig_rax == restart_syscall && sleep(host_now.orig_rax))
+        || (host_now.orig_rax == restart_syscall && sleep(now.orig_rax));
     // Made through the stub that makes the program's calls, not one of
     // the sandbox's own (a lock's futex wait) of the same number.
     if !same || !p.forward_rip.contains(&host_now.rip) || regs::restarts(&host_now).is_none() {
@@ -718,6 +724,25 @@ fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
         log::warn!("ptrace: signal {sig} of {pid} could not be handed back");
     }
     Some(Verdict::PassOver(0))
+}
+
+/// Resuming, to stop at system calls, a thread the host stopped in a
+/// system call the sandbox makes for it, which the host would restart
+/// unseen: the host call is cut short instead, and the sandbox restarts
+/// the program's call itself, so that the tracer sees it made again (or
+/// restart_syscall) as under Linux, where the restart happens on the way
+/// back to user mode.
+fn restart_in_view(pid: i32, p: &mut Page) {
+    let to_calls = p.mode == mode::SYSCALL || mode::emulates(p.mode);
+    if !to_calls || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+        return;
+    }
+    let (Ok(now), Ok(host_now)) = (regs_of(pid, p), host_regs(pid)) else {
+        return;
+    };
+    if now.orig_rax != u64::MAX && cut_short(pid, p, &now, host_now).is_ok() {
+        p.restart_in_view = 1;
+    }
 }
 
 fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
@@ -813,6 +838,9 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
             p.dirty |= dirty::SIGINFO;
             page::write_part(pid, at, p, std::mem::offset_of!(Page, siginfo), 128)?;
         }
+    }
+    if !in_stop && req != libc::PTRACE_DETACH {
+        restart_in_view(pid, p);
     }
     page::write_control(pid, at, p)?;
     let host_req = if req == libc::PTRACE_DETACH {

@@ -7,12 +7,13 @@
  * spin: as wait, beside a thread spinning with MXCSR set to flush to zero.
  * sleeps: a sleep a timer's handled signal interrupts (EINTR), then one
  * its ignored signal interrupts (restarted, only a tracer sees it).
- * stopped [handled]: a sleep a SIGSTOP and a SIGCONT from a grandchild
- * interrupt (the SIGCONT to a handler: EINTR). */
+ * stopped [handled|GAP]: a sleep a SIGSTOP and, 200 ms (or GAP µs) later,
+ * a SIGCONT from a grandchild interrupt (the SIGCONT to a handler: EINTR). */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -114,7 +115,7 @@ static int sleeps(void)
 }
 
 static void on_cont(int s) { (void)s; }
-static int stopped(int handled)
+static int stopped(int handled, useconds_t gap)
 {
 	if (handled) {
 		struct sigaction sa = { .sa_handler = on_cont };
@@ -126,7 +127,7 @@ static int stopped(int handled)
 		if (fork() == 0) {
 			usleep(300000);
 			kill(parent, SIGSTOP);
-			usleep(200000);
+			usleep(gap);
 			kill(parent, SIGCONT);
 		}
 		_exit(0);
@@ -140,7 +141,11 @@ static int stopped(int handled)
 int main(int argc, char **argv)
 {
 	if (argc > 1 && !strcmp(argv[1], "stopped"))
-		return stopped(argc > 2 && !strcmp(argv[2], "handled"));
+	{
+		int handled = argc > 2 && !strcmp(argv[2], "handled");
+		useconds_t gap = argc > 2 && argv[2][0] && !handled ? atoi(argv[2]) : 200000;
+		return stopped(handled, gap);
+	}
 	if (argc > 1 && !strcmp(argv[1], "sleeps"))
 		return sleeps();
 	if (argc > 1 && !strcmp(argv[1], "spin")) {

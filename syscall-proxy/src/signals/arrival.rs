@@ -263,6 +263,12 @@ pub fn catch_all(signals: &super::Signals) {
 /// program's disposition is the default, so another thread's `sig`
 /// meanwhile gets the right action too).
 pub fn raise_default(sig: i32) {
+    if is_stop(sig) && continued() {
+        // A SIGCONT came since the stop signal was taken: Linux drops the
+        // stop then (prepare_signal clears JOBCTL_STOP_DEQUEUED), where a
+        // stop raised anew would wait for another SIGCONT.
+        return;
+    }
     let ignored = matches!(
         sig,
         libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
@@ -280,6 +286,30 @@ pub fn raise_default(sig: i32) {
     if all {
         let _ = install(sig, &KernelSigaction::default());
     }
+}
+
+fn is_stop(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU
+    )
+}
+
+/// Whether a SIGCONT waits for the program: in the slot, or pending on the
+/// host (blocked while the slot is full).
+fn continued() -> bool {
+    let in_slot = SLOT.with(|slot| {
+        // SAFETY: read while the slot is full, when the handler does not
+        // write it (every signal is blocked in this thread until taken).
+        slot.full.load(Ordering::Acquire) && unsafe { (*slot.arrival.get()).sig } == libc::SIGCONT
+    });
+    // SAFETY: sigset_t is plain integers, valid all zero; sigpending
+    // writes the one we own.
+    let pending = unsafe {
+        let mut set: libc::sigset_t = std::mem::zeroed();
+        libc::sigpending(&mut set) == 0 && libc::sigismember(&set, libc::SIGCONT) == 1
+    };
+    in_slot || pending
 }
 
 /// Before an exec: the host ignores what the program ignores, so that the

@@ -54,7 +54,8 @@ macro_rules! scenarios {
 /// siginfo, the FPU read, the resume signal ignored), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
-/// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), the
+/// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep
+/// PTRACE_INTERRUPT stops at its exit under PTRACE_SYSCALL, the
 /// wait variants, a tracer that exits without detaching, and a tracer
 /// following a fork, a thread and a vfork+exec (attached by TRACEME, and
 /// seized while running), and the debug registers (what Linux refuses,
@@ -80,6 +81,7 @@ mod ptrace {
         group,
         restart,
         resume,
+        interrupt,
         waits,
         orphan,
         follow,

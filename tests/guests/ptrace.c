@@ -32,6 +32,10 @@
  *              ERESTART_RESTARTBLOCK, then restart_syscall's stops, each
  *              waiting only what was left; the sleep interrupted again, in
  *              restart_syscall, by a handled signal: EINTR and what is left
+ *   interrupt  a seized child stopped by its own SIGSTOP (the group stop:
+ *              its tgkill's result), then under PTRACE_SYSCALL interrupted
+ *              (PTRACE_INTERRUPT) in a sleep: the exit stop instead of an
+ *              event stop, then restart_syscall
  *   waits      waitid with WNOWAIT then wait4, WNOHANG while running
  *   orphan     a tracer exits without detaching its tracee, stopped at a
  *              system call: the tracee goes on
@@ -824,6 +828,48 @@ static void scenario_resume(void)
 	}
 }
 
+static void interrupt_body(void)
+{
+	struct timespec ts = { 1, 0 };
+	nanosleep(&ts, 0);
+}
+
+static void scenario_interrupt(void)
+{
+	pid_t pid = fork();
+	if (pid == 0) {
+		raise(SIGSTOP);
+		interrupt_body();
+		_exit(0);
+	}
+	usleep(100000);
+	CHECK(ptrace(PTRACE_SEIZE, pid, 0, PTRACE_O_TRACESYSGOOD));
+	int st = waitstop(pid);
+	printf("stop %#x\n", st >> 8);
+	kill(pid, SIGCONT);
+	int interrupted = 0;
+	for (;;) {
+		st = syscall_step(pid, 0);
+		if (st < 0)
+			break;
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		printf("stop %#x: orig_rax %lld rax %lld\n", st >> 8, (long long)r.orig_rax,
+		       (long long)r.rax);
+		if (r.orig_rax == SYS_clock_nanosleep && r.rax == -ENOSYS && !interrupted) {
+			/* Into its sleep, interrupted 0.3 s in. */
+			CHECK(ptrace(PTRACE_SYSCALL, pid, 0, 0));
+			usleep(300000);
+			CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+			interrupted = 1;
+			st = waitstop(pid);
+			CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+			printf("interrupted: stop %#x: orig_rax %lld rax %lld\n", st >> 8,
+			       (long long)r.orig_rax, (long long)r.rax);
+		}
+	}
+}
+
 static void waits_body(void)
 {
 	usleep(200000);
@@ -1385,6 +1431,8 @@ int main(int argc, char **argv)
 		scenario_restart();
 	else if (!strcmp(s, "resume"))
 		scenario_resume();
+	else if (!strcmp(s, "interrupt"))
+		scenario_interrupt();
 	else if (!strcmp(s, "waits"))
 		scenario_waits();
 	else if (!strcmp(s, "orphan"))

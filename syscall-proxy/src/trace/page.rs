@@ -120,10 +120,10 @@ pub struct Page {
     /// returns, before the guest runs again (`tracee::after_guest`).
     pub bases_set: u32,
     /// Non-zero when the tracer, resuming the thread under PTRACE_SYSCALL
-    /// from a stop the host made in a system call, cut the host call
-    /// short: the call restarts as the program's own, its entry stop
-    /// included, and makes no exit stop, as Linux restarts a call a stop
-    /// interrupted (`tracer::restart_in_view`).
+    /// from a stop the host made in a system call it was not stopping at,
+    /// cut the host call short: the call restarts as the program's own,
+    /// its entry stop included, and makes no exit stop, as Linux restarts
+    /// a call a stop interrupted (`tracer::restart_in_view`).
     pub restart_in_view: u32,
     pub event_msg: u64,
     /// While the thread creates a task its tracer follows: where the

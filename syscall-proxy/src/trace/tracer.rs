@@ -153,7 +153,18 @@ fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
         orig_rax = r.rax;
         let args = [r.rdi, r.rsi, r.rdx, r.r10, r.r8, r.r9];
         let call = crate::signals::deliver::Interrupted::new(r.rax, args, false);
-        r.rax = call.kernel_code() as u64;
+        r.rax = match host_regs(pid) {
+            // The host call made for it has returned (the stop came after):
+            // its result, as the kernel shows a task stopped after a call.
+            Ok(h)
+                if p.forward_rip.contains(&h.rip)
+                    && h.orig_rax == orig_rax
+                    && regs::restarts(&h).is_none() =>
+            {
+                h.rax
+            }
+            _ => call.kernel_code() as u64,
+        };
     }
     Ok(regs::user_regs(
         &r,
@@ -726,22 +737,48 @@ fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
     Some(Verdict::PassOver(0))
 }
 
+/// PTRACE_INTERRUPT's stop as wait reports it (status >> 8).
+const INTERRUPT_STOP: u32 = libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u32) << 8;
+
+/// PTRACE_INTERRUPT of a thread in a system call under PTRACE_SYSCALL:
+/// Linux interrupts the call and reports its exit stop instead (ptrace(2)),
+/// where the host stopped the thread in its host call. That call is cut
+/// short and the host's stop passed over: the sandbox makes the exit stop,
+/// with the call's ERESTART code, and restarts it when resumed.
+fn interrupt_at_exit(pid: i32, p: &Page) -> Option<Verdict> {
+    if p.mode != mode::SYSCALL || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+        return None;
+    }
+    let now = regs_of(pid, p).ok()?;
+    if now.orig_rax == u64::MAX {
+        return None;
+    }
+    cut_short(pid, p, &now, host_regs(pid).ok()?).ok()?;
+    Some(Verdict::PassOver(0))
+}
+
+/// Whether a thread resumed in `mode` stops at system calls.
+fn at_calls(m: u32) -> bool {
+    m == mode::SYSCALL || mode::emulates(m)
+}
+
 /// Resuming, to stop at system calls, a thread the host stopped in a
 /// system call the sandbox makes for it, which the host would restart
 /// unseen: the host call is cut short instead, and the sandbox restarts
 /// the program's call itself, so that the tracer sees it made again (or
 /// restart_syscall) as under Linux, where the restart happens on the way
-/// back to user mode.
-fn restart_in_view(pid: i32, p: &mut Page) {
-    let to_calls = p.mode == mode::SYSCALL || mode::emulates(p.mode);
-    if !to_calls || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+/// back to user mode. The interrupted call makes its exit stop only if
+/// the thread was stopping at calls when the stop came (`was_at_calls`),
+/// as Linux's would have (before that stop, there).
+fn restart_in_view(pid: i32, p: &mut Page, was_at_calls: bool) {
+    if !at_calls(p.mode) || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
         return;
     }
     let (Ok(now), Ok(host_now)) = (regs_of(pid, p), host_regs(pid)) else {
         return;
     };
     if now.orig_rax != u64::MAX && cut_short(pid, p, &now, host_now).is_ok() {
-        p.restart_in_view = 1;
+        p.restart_in_view = u32::from(!was_at_calls);
     }
 }
 
@@ -810,6 +847,7 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
     if !(0..=64).contains(&sig) {
         return Err(Errno(libc::EIO));
     }
+    let was_at_calls = at_calls(p.mode);
     p.mode = match req {
         libc::PTRACE_SYSCALL => mode::SYSCALL,
         libc::PTRACE_SYSEMU => mode::SYSEMU,
@@ -840,7 +878,7 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
         }
     }
     if !in_stop && req != libc::PTRACE_DETACH {
-        restart_in_view(pid, p);
+        restart_in_view(pid, p, was_at_calls);
     }
     page::write_control(pid, at, p)?;
     let host_req = if req == libc::PTRACE_DETACH {
@@ -914,6 +952,11 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 p.code = code;
                 let _ = page::write_control(pid, at, &p);
                 return Verdict::Report(code);
+            }
+            if code == INTERRUPT_STOP
+                && let Some(v) = interrupt_at_exit(pid, &p)
+            {
+                return v;
             }
             if code >> 8 != 0 {
                 // PTRACE_EVENT_STOP (INTERRUPT, a group stop of a seized

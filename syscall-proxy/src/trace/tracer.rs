@@ -716,16 +716,14 @@ fn cut_short(
 /// None where that cannot be done (the call was not interrupted, or this
 /// is a group stop): the host's stop is reported.
 fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
-    if p.mode != mode::SYSCALL || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+    if p.mode != mode::SYSCALL {
         return None;
     }
     // EINVAL in a group stop.
     let info = host_siginfo(pid).ok()?;
-    let now = regs_of(pid, p).ok()?;
-    if now.orig_rax == u64::MAX {
+    if !cut_program_call(pid, p) {
         return None;
     }
-    cut_short(pid, p, &now, host_regs(pid).ok()?).ok()?;
     p.requeued = sig as u32;
     p.requeued_info = info;
     let written = page::write_part(pid, at, p, std::mem::offset_of!(Page, requeued_info), 128)
@@ -746,15 +744,7 @@ const INTERRUPT_STOP: u32 = libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u
 /// short and the host's stop passed over: the sandbox makes the exit stop,
 /// with the call's ERESTART code, and restarts it when resumed.
 fn interrupt_at_exit(pid: i32, p: &Page) -> Option<Verdict> {
-    if p.mode != mode::SYSCALL || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
-        return None;
-    }
-    let now = regs_of(pid, p).ok()?;
-    if now.orig_rax == u64::MAX {
-        return None;
-    }
-    cut_short(pid, p, &now, host_regs(pid).ok()?).ok()?;
-    Some(Verdict::PassOver(0))
+    (p.mode == mode::SYSCALL && cut_program_call(pid, p)).then_some(Verdict::PassOver(0))
 }
 
 /// Whether a thread resumed in `mode` stops at system calls.
@@ -771,15 +761,22 @@ fn at_calls(m: u32) -> bool {
 /// the thread was stopping at calls when the stop came (`was_at_calls`),
 /// as Linux's would have (before that stop, there).
 fn restart_in_view(pid: i32, p: &mut Page, was_at_calls: bool) {
-    if !at_calls(p.mode) || p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
-        return;
-    }
-    let (Ok(now), Ok(host_now)) = (regs_of(pid, p), host_regs(pid)) else {
-        return;
-    };
-    if now.orig_rax != u64::MAX && cut_short(pid, p, &now, host_now).is_ok() {
+    if at_calls(p.mode) && cut_program_call(pid, p) {
         p.restart_in_view = u32::from(!was_at_calls);
     }
+}
+
+/// In a stop the host made while the thread waited in a system call the
+/// sandbox makes for it (not already cut short by registers a tracer
+/// set): cuts that host call short (`cut_short`). Whether it did.
+fn cut_program_call(pid: i32, p: &Page) -> bool {
+    if p.in_call == 0 || p.in_guest != 0 || p.regs_in_call != 0 {
+        return false;
+    }
+    let (Ok(now), Ok(host_now)) = (regs_of(pid, p), host_regs(pid)) else {
+        return false;
+    };
+    now.orig_rax != u64::MAX && cut_short(pid, p, &now, host_now).is_ok()
 }
 
 fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {

@@ -51,7 +51,9 @@ macro_rules! scenarios {
 /// signals cancelled and changed, attach (the registers and FPU read and
 /// written in ATTACH's stop), the GS base set where ATTACH stopped a
 /// thread in program code, seize and interrupt, a group stop (no
-/// siginfo, the FPU read, the resume signal ignored), a sleep that restarts
+/// siginfo, the FPU read, the resume signal ignored), PTRACE_LISTEN in a
+/// seized thread's group stop (also after the FPU was read there), a sleep
+/// that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
 /// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep
@@ -79,6 +81,8 @@ mod ptrace {
         attach,
         bases,
         group,
+        listen,
+        listen_fpu,
         restart,
         resume,
         interrupt,

@@ -697,6 +697,56 @@ static void scenario_group(void)
 	show(waitstop(pid));
 }
 
+/* PTRACE_LISTEN in a seized thread's group stop, plain and after the
+ * FPU was read there: refused outside a group stop, the thread then left
+ * stopped but not reported, trapping again when SIGCONT ends the stop. */
+static void scenario_listen(int read_fpu)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		spin_body();
+	usleep(100000);
+	CHECK(ptrace(PTRACE_SEIZE, pid, 0, 0));
+	kill(pid, SIGSTOP);
+	int st = waitstop(pid);
+	printf("SIGSTOP: ");
+	show(st);
+	printf("LISTEN there: %s\n", err_name(ptrace(PTRACE_LISTEN, pid, 0, 0)));
+	CHECK(ptrace(PTRACE_CONT, pid, 0, SIGSTOP));
+	st = waitstop(pid);
+	printf("group stop: ");
+	show(st);
+	siginfo_t si;
+	memset(&si, 0, sizeof si);
+	CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+	printf("its siginfo: signo %d code %#x\n", si.si_signo, si.si_code);
+	if (read_fpu) {
+		struct user_fpregs_struct fp;
+		printf("GETFPREGS: %s\n", err_name(ptrace(PTRACE_GETFPREGS, pid, 0, &fp)));
+		memset(&si, 0, sizeof si);
+		CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+		printf("then its siginfo: signo %d code %#x\n", si.si_signo, si.si_code);
+	}
+	printf("LISTEN: %s\n", err_name(ptrace(PTRACE_LISTEN, pid, 0, 0)));
+	usleep(100000);
+	printf("reported while listening: %d\n", waitpid(pid, &st, WNOHANG | __WALL) != 0);
+	struct user_regs_struct r;
+	printf("GETREGS while listening: %s\n", err_name(ptrace(PTRACE_GETREGS, pid, 0, &r)));
+	kill(pid, SIGCONT);
+	st = waitstop(pid);
+	printf("after SIGCONT: ");
+	show(st);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	st = waitstop(pid);
+	printf("then: ");
+	show(st);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(st)));
+	usleep(100000);
+	printf("running after: %d\n", waitpid(pid, &st, WNOHANG | __WALL) == 0);
+	kill(pid, SIGKILL);
+	show(waitstop(pid));
+}
+
 static void restart_body(void)
 {
 	struct sigaction sa = { .sa_handler = on_signal };
@@ -1425,6 +1475,10 @@ int main(int argc, char **argv)
 		scenario_attach();
 	else if (!strcmp(s, "group"))
 		scenario_group();
+	else if (!strcmp(s, "listen"))
+		scenario_listen(0);
+	else if (!strcmp(s, "listen_fpu"))
+		scenario_listen(1);
 	else if (!strcmp(s, "bases"))
 		scenario_bases();
 	else if (!strcmp(s, "restart"))

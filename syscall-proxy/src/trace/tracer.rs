@@ -1020,7 +1020,38 @@ fn claim_seized(pid: i32) {
     {
         claim(pid, at, &mut p);
     }
-    let _ = host(libc::PTRACE_CONT, pid, 0, 0);
+    let ran = run_time(pid);
+    if host(libc::PTRACE_CONT, pid, 0, 0).is_ok() {
+        settle(pid, ran);
+    }
+}
+
+/// How long a thread resumed from the claim's stop takes to run, at most.
+const RESUMED_RUNS_WITHIN: std::time::Duration = std::time::Duration::from_millis(20);
+
+/// After the claim's stop, until the thread has run again: the host still
+/// counts a signal as pending for it then, and gives a SIGSTOP sent to its
+/// process to another of the process's threads, which here is KVM's
+/// worker: that would stop the process with no delivery stop for the
+/// tracer to see, where natively the program's one thread takes it. Waits,
+/// bounded, until the thread has run (its run time grew), so that SEIZE
+/// returns as natively with nothing of its own pending.
+fn settle(pid: i32, before: Option<u64>) {
+    let Some(before) = before else { return };
+    let start = std::time::Instant::now();
+    while run_time(pid).is_some_and(|now| now == before) && start.elapsed() < RESUMED_RUNS_WITHIN {
+        std::thread::sleep(std::time::Duration::from_micros(50));
+    }
+}
+
+/// The time thread `tid` has run, in ns (its schedstat).
+fn run_time(tid: i32) -> Option<u64> {
+    std::fs::read_to_string(format!("/proc/{tid}/schedstat"))
+        .ok()?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()
 }
 
 /// The stop `pid` has waiting or makes within `within` (polled, left

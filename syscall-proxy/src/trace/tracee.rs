@@ -363,11 +363,12 @@ pub fn call_made(t: &mut Thread, returned: bool) -> bool {
     true
 }
 
-/// The registers the tracer set in the stop just ended, if it set any.
+/// The registers the tracer set in the stop just ended, if it set any;
+/// also if it detached there (gdb puts back the registers of a thread it
+/// called a function in, then detaches: an interrupted call restarts).
 pub fn regs_set_at_stop() -> Option<libc::user_regs_struct> {
-    traced()
-        .filter(|p| p.dirty & dirty::REGS != 0)
-        .map(|p| p.regs)
+    let p = page::own();
+    (p.dirty & dirty::REGS != 0).then_some(p.regs)
 }
 
 /// Takes back what the tracer changed during the stop.

@@ -52,8 +52,11 @@ macro_rules! scenarios {
 /// written in ATTACH's stop), the GS base set where ATTACH stopped a
 /// thread in program code, seize and interrupt, a group stop (no
 /// siginfo, the FPU read, the resume signal ignored), PTRACE_LISTEN in a
-/// seized thread's group stop (also after the FPU was read there), a sleep
-/// that restarts
+/// seized thread's group stop (also after the FPU was read there), a
+/// function called 40 times into a thread busy in system calls and into
+/// one in short sleeps, each from ATTACH's stop and from a group stop
+/// wherever they found it (the registers set, the call run to its int3,
+/// the registers put back), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
 /// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep
@@ -83,6 +86,7 @@ mod ptrace {
         group,
         listen,
         listen_fpu,
+        calls,
         restart,
         resume,
         interrupt,
@@ -813,6 +817,37 @@ fn gdb_attached_calls_functions_in_running_and_waiting_threads_as_natively() {
             "alive\nin call 34",
         ],
     );
+}
+
+/// gdb, attached by pid, calls functions in a thread busy making system
+/// calls, whose stop the host makes wherever it finds the thread (often
+/// in the sandbox's own code between two exits, where registers could
+/// once not be written: "Couldn't write registers"), and in main, in
+/// pause(). Five attaches, each with three calls.
+#[test]
+fn gdb_attached_calls_functions_in_a_thread_busy_in_system_calls_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    for _ in 0..5 {
+        let after = "sleep 0.3; kill -0 $pid && echo alive";
+        let ex = [
+            "thread 2",
+            "call add(4, 5)",
+            "call add(6, 7)",
+            "thread 1",
+            "call add(1, 1)",
+        ];
+        let (n, s) = gdb_attached("calls", &ex, after);
+        let (no, so) = (gdb_values(&n), gdb_values(&s));
+        assert_eq!(so, no, "{}", both(&n, &s));
+        assert_eq!(
+            no.join("\n"),
+            "$1 = 9\n$2 = 13\n$3 = 2\nalive",
+            "{}",
+            both(&n, &s)
+        );
+    }
 }
 
 /// personality(ADDR_NO_RANDOMIZE), which gdb and rr set before running a

@@ -236,22 +236,31 @@ fn notify_stub() -> Option<Stub> {
 /// What the stub returns when it did not make the call.
 const CANCELLED: i64 = -4096;
 
-/// For the host handler: where a thread interrupted at `rip` must resume
-/// so that the call it was about to make is not made (None: elsewhere).
-pub fn cancel_window(rip: u64) -> Option<u64> {
+/// The cancel windows of the stub and of its copy at NOTIFY_STUB: where
+/// the check for a waiting signal starts, the `syscall` instruction, and
+/// where the stub returns without the call.
+pub fn cancel_windows() -> [[u64; 3]; 2] {
     let (check, call, cancelled) = (
         &raw const xcr0_sandbox_forward_check as u64,
         &raw const xcr0_sandbox_forward_syscall as u64,
         &raw const xcr0_sandbox_forward_cancelled as u64,
     );
-    // The window in the stub or in its copy at NOTIFY_STUB.
     let base = xcr0_sandbox_forward as *const () as u64;
-    [base, NOTIFY_STUB].into_iter().find_map(|at| {
-        let moved = |x: u64| x - base + at;
-        (moved(check)..=moved(call))
-            .contains(&rip)
-            .then(|| moved(cancelled))
-    })
+    [base, NOTIFY_STUB].map(|at| [check, call, cancelled].map(|x| x - base + at))
+}
+
+/// For the host handler (and a tracer doing its work, trace/carry.rs):
+/// where a thread interrupted at `rip` must resume so that the call it was
+/// about to make is not made (None: elsewhere).
+pub fn cancel_window(rip: u64) -> Option<u64> {
+    cancelled_at(&cancel_windows(), rip)
+}
+
+/// Where `rip` resumes if it is in one of `windows` (`cancel_windows`).
+pub fn cancelled_at(windows: &[[u64; 3]; 2], rip: u64) -> Option<u64> {
+    windows
+        .iter()
+        .find_map(|&[check, call, cancelled]| (check..=call).contains(&rip).then_some(cancelled))
 }
 
 /// Forwards a call of the program's as `syscall` does, unless a signal

@@ -5,6 +5,7 @@
  * avx: an AVX instruction (SIGILL where XCR0 leaves AVX disabled).
  * wait: blocks in pause(), called from waiting (for a debugger to attach).
  * spin: as wait, beside a thread spinning with MXCSR set to flush to zero.
+ * calls: as wait, beside a thread making system calls one after another.
  * sleeps: a sleep a timer's handled signal interrupts (EINTR), then one
  * its ignored signal interrupts (restarted, only a tracer sees it).
  * stopped [handled|GAP]: a sleep a SIGSTOP and, 200 ms (or GAP µs) later,
@@ -97,6 +98,16 @@ static void *spinner(void *arg)
 	return arg;
 }
 
+static volatile long calls_made;
+static void *caller(void *arg)
+{
+	for (;;) {
+		getppid();
+		calls_made++;
+	}
+	return arg;
+}
+
 static void on_alarm(int s) { (void)s; }
 static int sleeps(void)
 {
@@ -152,6 +163,14 @@ int main(int argc, char **argv)
 		pthread_t t;
 		pthread_create(&t, 0, spinner, 0);
 		while (!spins)
+			usleep(100);
+		waiting();
+		return 0;
+	}
+	if (argc > 1 && !strcmp(argv[1], "calls")) {
+		pthread_t t;
+		pthread_create(&t, 0, caller, 0);
+		while (!calls_made)
 			usleep(100);
 		waiting();
 		return 0;

@@ -697,6 +697,94 @@ static void scenario_group(void)
 	show(waitstop(pid));
 }
 
+/* gdb's `call` into a stopped thread, wherever the stop found it: the
+ * registers saved, RIP pointed at a function whose return address is an
+ * int3, the thread resumed to that trap, the registers put back. */
+static volatile int calls_made;
+static void called(void) { calls_made++; }
+__asm__(".globl landing_pad\nlanding_pad: int3\n");
+extern void landing_pad(void);
+
+static void busy_calls_body(void)
+{
+	for (;;)
+		syscall(SYS_getppid);
+}
+
+static void sleepy_calls_body(void)
+{
+	for (;;)
+		usleep(50);
+}
+
+/* One call into `pid`, stopped: whether SETREGS took the call's registers
+ * and the call ran to its trap. The registers go back after. */
+static int call_into(pid_t pid)
+{
+	struct user_regs_struct saved, r;
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &saved));
+	struct user_fpregs_struct fp;
+	if (ptrace(PTRACE_GETFPREGS, pid, 0, &fp) || ptrace(PTRACE_SETFPREGS, pid, 0, &fp))
+		return 0;
+	r = saved;
+	r.rsp = ((saved.rsp - 256) & ~15ULL) - 8;
+	r.rip = (unsigned long long)called;
+	r.orig_rax = -1; /* no restart of an interrupted call on the way */
+	CHECK(ptrace(PTRACE_POKEDATA, pid, (void *)r.rsp, (void *)landing_pad));
+	if (ptrace(PTRACE_SETREGS, pid, 0, &r))
+		return 0;
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+	int st = waitstop(pid);
+	if (!WIFSTOPPED(st) || WSTOPSIG(st) != SIGTRAP) {
+		printf("call ended by: ");
+		show(st);
+		return 0;
+	}
+	CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+	if (r.rip != (unsigned long long)landing_pad + 1)
+		printf("trap at %#llx, not the landing pad\n", r.rip);
+	return ptrace(PTRACE_SETREGS, pid, 0, &saved) == 0;
+}
+
+/* Calls into a child busy making system calls, or sleeping in short
+ * sleeps, each from a stop made where it was: ATTACH's, or a group stop. */
+static void scenario_calls(void)
+{
+	const int n = 40;
+	void (*bodies[])(void) = { busy_calls_body, sleepy_calls_body };
+	for (int b = 0; b < 2; b++) {
+		for (int group = 0; group < 2; group++) {
+			pid_t pid = fork();
+			if (pid == 0)
+				bodies[b]();
+			usleep(50000);
+			int ok = 0, st;
+			for (int i = 0; i < n; i++) {
+				CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+				st = waitstop(pid);
+				if (group) {
+					CHECK(ptrace(PTRACE_CONT, pid, 0, SIGSTOP));
+					st = waitstop(pid);
+				}
+				ok += call_into(pid);
+				CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+				if (group)
+					kill(pid, SIGCONT);
+				usleep(1000 + 97 * i);
+			}
+			CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+			waitstop(pid);
+			errno = 0;
+			long made = ptrace(PTRACE_PEEKDATA, pid, (void *)&calls_made, 0);
+			printf("%s, %s: %d of %d calls into it, %ld made\n", b ? "sleeping" : "busy",
+			       group ? "group stop" : "ATTACH's stop", ok, n, (long)(int)made);
+			kill(pid, SIGKILL);
+			while (waitpid(pid, &st, __WALL) == pid && !WIFSIGNALED(st))
+				;
+		}
+	}
+}
+
 /* PTRACE_LISTEN in a seized thread's group stop, plain and after the
  * FPU was read there: refused outside a group stop, the thread then left
  * stopped but not reported, trapping again when SIGCONT ends the stop. */
@@ -1475,6 +1563,8 @@ int main(int argc, char **argv)
 		scenario_attach();
 	else if (!strcmp(s, "group"))
 		scenario_group();
+	else if (!strcmp(s, "calls"))
+		scenario_calls();
 	else if (!strcmp(s, "listen"))
 		scenario_listen(0);
 	else if (!strcmp(s, "listen_fpu"))

@@ -27,6 +27,9 @@ pub const SYNC_REGS_OFFSET: u64 = std::mem::offset_of!(kvm_bindings::kvm_run, s)
 pub const SYNC_DIRTY_OFFSET: u64 =
     std::mem::offset_of!(kvm_bindings::kvm_run, kvm_dirty_regs) as u64;
 pub const SYNC_DIRTY_REGS: u64 = kvm_bindings::KVM_SYNC_X86_REGS as u64;
+/// Where kvm_run's immediate_exit byte is ([`Vcpu::kick_flag`]).
+pub const IMMEDIATE_EXIT_OFFSET: u64 =
+    std::mem::offset_of!(kvm_bindings::kvm_run, immediate_exit) as u64;
 use crate::tsc::{self, TscSample};
 use crate::xcr0::Xcr0;
 

@@ -21,7 +21,9 @@ use super::{KernelSigaction, NSIG, SIG_DFL, SIG_IGN, host_owned};
 
 const SIGINFO_SIZE: usize = size_of::<libc::siginfo_t>();
 
-/// A signal the host handler took for the program.
+/// A signal the host handler took for the program (laid out as C: a
+/// tracer's sandbox writes one into a tracee's slot, trace/carry.rs).
+#[repr(C)]
 #[derive(Clone, Copy)]
 pub struct Arrival {
     pub sig: i32,
@@ -75,6 +77,12 @@ const RIP: usize = std::mem::offset_of!(libc::ucontext_t, uc_mcontext) + 8 * lib
 /// forwarded call checks before it starts (`host::forward`).
 pub fn waiting_flag() -> *const u8 {
     SLOT.with(|slot| slot.full.as_ptr().cast_const().cast::<u8>())
+}
+
+/// Where this thread's slot is: its flag, and its arrival, which a
+/// tracer's sandbox fills as the handler would (trace/carry.rs).
+pub fn slot_addrs() -> (u64, u64) {
+    SLOT.with(|slot| (slot.full.as_ptr() as u64, slot.arrival.get() as u64))
 }
 
 /// The offset of the blocked mask in the ucontext the kernel passes a
@@ -288,7 +296,8 @@ pub fn raise_default(sig: i32) {
     }
 }
 
-fn is_stop(sig: i32) -> bool {
+/// Whether `sig`'s default action stops the process.
+pub fn is_stop(sig: i32) -> bool {
     matches!(
         sig,
         libc::SIGSTOP | libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU

@@ -259,8 +259,19 @@ pub fn deliver(
         // the kernel's to carry out.
         arrival::set_mask(s.mask);
         if act.handler == SIG_DFL {
+            let held = if arrival::is_stop(s.sig) {
+                tracee::holding(t, interrupted.map(|i| i.kernel_code() as u64))
+            } else {
+                None
+            };
             tracee::passing(s.sig);
             arrival::raise_default(s.sig);
+            if let Some(before) = held
+                && let Some(r) = tracee::released(t, &before)
+            {
+                // The tracer's RAX decides whether the call restarts.
+                interrupted = Interrupted::from_regs(&r);
+            }
         }
         return Ok(interrupted);
     }

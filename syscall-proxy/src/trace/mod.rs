@@ -5,6 +5,7 @@
 //! guest's registers and the stops only the tracee's sandbox can make.
 //! README's "Debuggers and tracers" section gives the protocol.
 
+mod carry;
 pub mod hwbp;
 pub mod inject;
 pub mod page;

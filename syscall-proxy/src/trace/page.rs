@@ -125,6 +125,12 @@ pub struct Page {
     /// its entry stop included, and makes no exit stop, as Linux restarts
     /// a call a stop interrupted (`tracer::restart_in_view`).
     pub restart_in_view: u32,
+    /// Non-zero while the thread is held in the group stop of a stop
+    /// signal's default action, raised by the sandbox with the thread's
+    /// state in this page (`regs`, `xsave`, `sigmask`): a tracer changes
+    /// them here, as in a stop the thread raised, and the sandbox takes
+    /// them back as the stop ends (`tracee::holding`).
+    pub held: u32,
     pub event_msg: u64,
     /// While the thread creates a task its tracer follows: where the
     /// program's CLONE_PARENT_SETTID writes the new id, which the tracer
@@ -163,6 +169,13 @@ pub struct Page {
     /// stopped in one (after their `syscall`; the seccomp listener's copy
     /// second): only such a host call may be cut short (`tracer::cut_short`).
     pub forward_rip: [u64; 2],
+    /// Where the thread's signal slot is (its flag and its arrival,
+    /// signals::arrival), and the stubs' cancel windows (check, `syscall`,
+    /// cancelled: host::cancel_windows): a tracer carrying a SIGSTOP to
+    /// the thread does there what the sandbox's handler would (carry.rs).
+    pub slot_full: u64,
+    pub slot_arrival: u64,
+    pub cancel: [[u64; 3]; 2],
     /// The siginfo of `requeued`.
     pub requeued_info: [u8; 128],
     /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct

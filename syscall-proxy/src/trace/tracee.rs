@@ -204,6 +204,8 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
         crate::host::forward_call_ip(),
         crate::host::notify_call_ip(),
     ];
+    (p.slot_full, p.slot_arrival) = arrival::slot_addrs();
+    p.cancel = crate::host::cancel_windows();
     super::inject::set_port(Some(t.vcpu.fp_port()));
     p.fresh = 0;
     p.in_guest = 0;
@@ -715,6 +717,38 @@ pub fn created(t: &mut Thread, c: Option<Creating>) {
     p.in_clone = 0;
     p.parent_tid_at = 0;
     apply(t, p, &c.before);
+}
+
+/// Before a stop signal's default action, which the sandbox raises for a
+/// traced thread (signals::arrival::raise_default) and the host carries
+/// out as a group stop: the thread's state goes into the page, `held`,
+/// where the tracer reads and changes it as in a stop the thread raised,
+/// with `in_call` the interrupted call's ERESTART code as at the delivery
+/// stop. The registers as shown, for `released`.
+pub fn holding(t: &mut Thread, in_call: Option<u64>) -> Option<libc::user_regs_struct> {
+    let p = traced()?;
+    snapshot(t, p, t.orig_rax);
+    if let Some(code) = in_call {
+        p.regs.rax = code;
+    }
+    p.fp_fresh = 1;
+    p.dirty = 0;
+    // SAFETY: a field of this thread's page, which the tracer reads from
+    // another process while this thread is stopped.
+    unsafe { std::ptr::write_volatile(&mut p.held, 1) };
+    Some(p.regs)
+}
+
+/// The group stop after `holding` ended (or never came): what the tracer
+/// changed meanwhile takes effect; the registers it set, if it did.
+pub fn released(t: &mut Thread, before: &libc::user_regs_struct) -> Option<libc::user_regs_struct> {
+    let p = page::own();
+    page::reload(p);
+    p.held = 0;
+    let set = (p.dirty & dirty::REGS != 0).then_some(p.regs);
+    apply(t, p, before);
+    p.dirty = 0;
+    set
 }
 
 /// Marks a signal the thread re-raises for its default action: reported

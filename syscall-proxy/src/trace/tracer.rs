@@ -78,7 +78,7 @@ pub(super) fn host(req: u32, pid: i32, addr: u64, data: u64) -> SysResult {
     }
 }
 
-fn host_regs(pid: i32) -> Result<libc::user_regs_struct, Errno> {
+pub(super) fn host_regs(pid: i32) -> Result<libc::user_regs_struct, Errno> {
     // SAFETY: user_regs_struct is plain integers.
     let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
     host(
@@ -130,7 +130,7 @@ fn target(pid: i32) -> Result<Target, Errno> {
 
 /// The program's registers in the stop: the page's, or, in a stop the
 /// host made while the guest ran, those KVM left in kvm_run.
-fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
+pub(super) fn regs_of(pid: i32, p: &Page) -> Result<libc::user_regs_struct, Errno> {
     if p.in_stop != 0 || p.fresh != 0 || p.regs_in_call != 0 {
         return Ok(p.regs);
     }
@@ -530,7 +530,7 @@ fn sandboxed(
                 put(thread, data, &p.sigmask.to_le_bytes())?;
                 return Ok(0);
             }
-            if !in_stop {
+            if !in_stop && p.held == 0 {
                 // Outside the guest the sandbox keeps the mask itself.
                 return Err(Errno(libc::EIO));
             }
@@ -588,7 +588,7 @@ fn sandboxed(
 /// while the sandbox makes a call for it (`set_regs_in_call`). Elsewhere
 /// (the sandbox's own code between those) they are out of reach: EIO.
 fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
-    if p.in_stop == 0 {
+    if p.in_stop == 0 && p.held == 0 {
         return set_guest_regs(pid, at, p, r);
     }
     p.regs = regs::sanitize(&r, &p.regs);
@@ -781,7 +781,7 @@ fn cut_program_call(pid: i32, p: &Page) -> bool {
 
 fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
     p.xsave[..image.len()].copy_from_slice(image);
-    if p.in_stop == 0 {
+    if p.in_stop == 0 && p.held == 0 {
         // A stop the host made: a call into the thread loads it now.
         let n = image.len().min(vmm::vcpu::FpPort::SIZE);
         page::write_part(pid, at, p, std::mem::offset_of!(Page, xsave), n)?;
@@ -973,6 +973,13 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 && let Some(v) = requeue(pid, at, &mut p, sig)
             {
                 return v;
+            }
+            if sig == libc::SIGSTOP
+                && let Ok(info) = host_siginfo(pid)
+                && super::carry::carry(pid, &p, &info)
+            {
+                // Its delivery stop comes from the sandbox.
+                return Verdict::PassOver(0);
             }
             Verdict::Report(code)
         }

@@ -52,11 +52,12 @@ macro_rules! scenarios {
 /// written in ATTACH's stop), the GS base set where ATTACH stopped a
 /// thread in program code, seize and interrupt, a group stop (no
 /// siginfo, the FPU read, the resume signal ignored), PTRACE_LISTEN in a
-/// seized thread's group stop (also after the FPU was read there), a
-/// function called 40 times into a thread busy in system calls and into
-/// one in short sleeps, each from ATTACH's stop and from a group stop
-/// wherever they found it (the registers set, the call run to its int3,
-/// the registers put back), a sleep that restarts
+/// seized thread's group stop (also after the FPU was read there) and in
+/// its PTRACE_INTERRUPT stop, a function called 40 times into a thread
+/// busy in system calls and into one in short sleeps, each from ATTACH's
+/// stop, from a group stop and from PTRACE_INTERRUPT's stop wherever they
+/// found it (the registers set, the call run to its int3, the registers
+/// put back), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
 /// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep

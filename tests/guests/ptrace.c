@@ -747,37 +747,51 @@ static int call_into(pid_t pid)
 }
 
 /* Calls into a child busy making system calls, or sleeping in short
- * sleeps, each from a stop made where it was: ATTACH's, or a group stop. */
+ * sleeps, each from a stop made where it was: ATTACH's, a group stop, or
+ * PTRACE_INTERRUPT's in a seized child. */
 static void scenario_calls(void)
 {
 	const int n = 40;
+	const char *kinds[] = { "ATTACH's stop", "group stop", "PTRACE_INTERRUPT's stop" };
 	void (*bodies[])(void) = { busy_calls_body, sleepy_calls_body };
 	for (int b = 0; b < 2; b++) {
-		for (int group = 0; group < 2; group++) {
+		for (int kind = 0; kind < 3; kind++) {
 			pid_t pid = fork();
 			if (pid == 0)
 				bodies[b]();
 			usleep(50000);
 			int ok = 0, st;
+			if (kind == 2)
+				CHECK(ptrace(PTRACE_SEIZE, pid, 0, 0));
 			for (int i = 0; i < n; i++) {
-				CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+				if (kind == 2)
+					CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+				else
+					CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
 				st = waitstop(pid);
-				if (group) {
+				if (kind == 1) {
 					CHECK(ptrace(PTRACE_CONT, pid, 0, SIGSTOP));
 					st = waitstop(pid);
 				}
 				ok += call_into(pid);
-				CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
-				if (group)
-					kill(pid, SIGCONT);
+				if (kind == 2) {
+					CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+				} else {
+					CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+					if (kind == 1)
+						kill(pid, SIGCONT);
+				}
 				usleep(1000 + 97 * i);
 			}
-			CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+			if (kind == 2)
+				CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+			else
+				CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
 			waitstop(pid);
 			errno = 0;
 			long made = ptrace(PTRACE_PEEKDATA, pid, (void *)&calls_made, 0);
 			printf("%s, %s: %d of %d calls into it, %ld made\n", b ? "sleeping" : "busy",
-			       group ? "group stop" : "ATTACH's stop", ok, n, (long)(int)made);
+			       kinds[kind], ok, n, (long)(int)made);
 			kill(pid, SIGKILL);
 			while (waitpid(pid, &st, __WALL) == pid && !WIFSIGNALED(st))
 				;
@@ -829,6 +843,21 @@ static void scenario_listen(int read_fpu)
 	printf("then: ");
 	show(st);
 	CHECK(ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(st)));
+	usleep(100000);
+	printf("running after: %d\n", waitpid(pid, &st, WNOHANG | __WALL) == 0);
+	/* In PTRACE_INTERRUPT's stop too; a second INTERRUPT ends it. */
+	CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+	st = waitstop(pid);
+	printf("interrupted: ");
+	show(st);
+	printf("LISTEN there: %s\n", err_name(ptrace(PTRACE_LISTEN, pid, 0, 0)));
+	usleep(100000);
+	printf("reported while listening: %d\n", waitpid(pid, &st, WNOHANG | __WALL) != 0);
+	CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+	st = waitstop(pid);
+	printf("interrupted again: ");
+	show(st);
+	CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
 	usleep(100000);
 	printf("running after: %d\n", waitpid(pid, &st, WNOHANG | __WALL) == 0);
 	kill(pid, SIGKILL);

@@ -32,6 +32,11 @@ pub struct Arrival {
     pub mask: u64,
 }
 
+/// An arrival that is no signal: a tracer's PTRACE_INTERRUPT, which the
+/// tracer's sandbox puts in the slot for the sandbox to stop the thread
+/// at its next return to the program (trace/carry.rs).
+pub const TRAP_STOP: i32 = 0;
+
 /// The per-thread slot. One is enough: after an arrival every signal is
 /// blocked in the thread until the task loop has taken it.
 struct Slot {
@@ -172,7 +177,7 @@ pub fn take() -> Option<Arrival> {
 pub fn stop_taking() {
     set_mask(!0);
     set_kick(std::ptr::null_mut());
-    if let Some(a) = take() {
+    if let Some(a) = take().filter(|a| a.sig != TRAP_STOP) {
         // SAFETY: kill on this process with a valid signal number.
         unsafe { libc::kill(libc::getpid(), a.sig) };
     }

@@ -355,6 +355,13 @@ impl Task {
             // A step through a watched page not yet run: the handler's
             // frame must not carry its trap flag.
             hwbp::step_end(&mut self.thread)?;
+            if s.sig == arrival::TRAP_STOP {
+                // A tracer's PTRACE_INTERRUPT (trace/carry.rs): a call it
+                // interrupted restarts unless the tracer said otherwise.
+                interrupted = tracee::interrupt_stop(&mut self.thread, interrupted, s.mask);
+                signalled = true;
+                continue;
+            }
             signalled = true;
             match deliver::deliver(&mut self.thread, s, interrupted) {
                 Ok(left) => interrupted = left,

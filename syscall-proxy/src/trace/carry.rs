@@ -1,38 +1,49 @@
-//! A SIGSTOP for a traced thread, carried into its sandbox.
+//! A SIGSTOP or a PTRACE_INTERRUPT for a traced thread, carried into its
+//! sandbox.
 //!
-//! No handler can take SIGSTOP, so the host stops a thread for it wherever
-//! its host thread is: often in the sandbox's own code between two guest
-//! exits, where the program's registers are neither in kvm_run nor in the
-//! trace page and a tracer could not change them (gdb calling a function
-//! in a process it attached to). Every other signal of a traced thread
-//! reaches the sandbox's handler first, and the sandbox stops at its
-//! delivery with the thread's whole state in the page.
+//! No handler can take SIGSTOP, and PTRACE_INTERRUPT is no signal, so the
+//! host stops a thread for either wherever its host thread is: often in
+//! the sandbox's own code between two guest exits, where the program's
+//! registers are neither in kvm_run nor in the trace page and a tracer
+//! could not change them (gdb calling a function in a process it attached
+//! to, rr setting registers where it interrupted a task). Every other
+//! signal of a traced thread reaches the sandbox's handler first, and the
+//! sandbox stops at its delivery with the thread's whole state in the
+//! page.
 //!
-//! So the tracer's sandbox does for SIGSTOP what that handler does
-//! (signals::arrival): it puts the signal in the thread's slot, blocks
-//! every signal, moves a thread about to start a forwarded call to the
-//! stub's cancelled exit, cuts short a forwarded call being made, and
-//! makes a KVM_RUN being entered return at once. It then resumes the
-//! thread with no signal, and the sandbox delivers the SIGSTOP to the
-//! program as any other: the delivery stop is one the thread raises.
+//! So the tracer's sandbox does what that handler does (signals::arrival):
+//! it puts the signal in the thread's slot (for PTRACE_INTERRUPT, an
+//! arrival that is no signal: `arrival::TRAP_STOP`), blocks every signal,
+//! moves a thread about to start a forwarded call to the stub's cancelled
+//! exit, cuts short a forwarded call being made, and makes a KVM_RUN being
+//! entered return at once. It then resumes the thread with no signal, and
+//! the sandbox delivers the SIGSTOP to the program as any other signal, or
+//! makes PTRACE_INTERRUPT's stop: a stop the thread raises.
 //!
-//! Where the thread might not reach that delivery soon, the host's stop is
-//! reported as it is: every signal blocked (the handler or a delivery
-//! under way, or a program that blocks them all), its slot full, in a host
-//! wait of the sandbox's own within a program's call (a signal would end
-//! that wait; no signal is sent here), or in a call that replaces or
-//! copies the process (exec, fork, exit).
+//! Where the thread might not get there soon, the host's stop is reported
+//! as it is: every signal blocked (the handler or a delivery under way, or
+//! a program that blocks them all), its slot full, in a host wait of the
+//! sandbox's own within a program's call (a signal would end that wait; no
+//! signal is sent here), or in a call that replaces or copies the process
+//! (exec, fork, exit).
 
 use super::page::{Page, read_remote, write_remote};
 use super::regs;
 use super::tracer::{host, host_regs, regs_of};
 use crate::host::{Errno, cancelled_at};
-use crate::signals::arrival::{Arrival, bit};
+use crate::signals::arrival::{Arrival, TRAP_STOP, bit};
 
-/// Carries the SIGSTOP that `pid` (its page `p`) is stopped for, with
-/// siginfo `info`, into its sandbox. Whether it did: the caller then
-/// resumes the thread with no signal.
-pub(super) fn carry(pid: i32, p: &Page, info: &[u8; 128]) -> bool {
+/// What a thread's host stop is for.
+pub(super) enum Stop {
+    /// SIGSTOP, with its siginfo.
+    Sigstop([u8; 128]),
+    /// PTRACE_INTERRUPT.
+    Interrupt,
+}
+
+/// Carries the stop `pid` (its page `p`) is in into its sandbox. Whether
+/// it did: the caller then resumes the thread with no signal.
+pub(super) fn carry(pid: i32, p: &Page, stop: &Stop) -> bool {
     if p.traced == 0
         || p.tid != pid
         || p.in_stop != 0
@@ -43,7 +54,7 @@ pub(super) fn carry(pid: i32, p: &Page, info: &[u8; 128]) -> bool {
         return false;
     }
     match prepare(pid, p) {
-        Ok(Some(mask)) => fill(pid, p, info, mask).is_ok(),
+        Ok(Some(mask)) => fill(pid, p, stop, mask).is_ok(),
         _ => false,
     }
 }
@@ -104,13 +115,17 @@ fn replaces_or_copies(nr: u64) -> bool {
 
 /// The handler's work: the arrival in the slot, every signal blocked
 /// until the sandbox delivers it, KVM_RUN made to return.
-fn fill(pid: i32, p: &Page, info: &[u8; 128], mask: u64) -> Result<(), Errno> {
+fn fill(pid: i32, p: &Page, stop: &Stop, mask: u64) -> Result<(), Errno> {
+    let (sig, info) = match stop {
+        Stop::Sigstop(info) => (libc::SIGSTOP, *info),
+        Stop::Interrupt => (TRAP_STOP, [0; 128]),
+    };
     let all = !0u64;
     host(libc::PTRACE_SETSIGMASK, pid, 8, &all as *const u64 as u64)?;
     let mut bytes = [0u8; size_of::<Arrival>()];
     let at = |field: usize, len: usize| field..field + len;
-    bytes[at(std::mem::offset_of!(Arrival, sig), 4)].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
-    bytes[at(std::mem::offset_of!(Arrival, info), 128)].copy_from_slice(info);
+    bytes[at(std::mem::offset_of!(Arrival, sig), 4)].copy_from_slice(&sig.to_le_bytes());
+    bytes[at(std::mem::offset_of!(Arrival, info), 128)].copy_from_slice(&info);
     bytes[at(std::mem::offset_of!(Arrival, mask), 8)].copy_from_slice(&mask.to_le_bytes());
     let filled = write_remote(pid, p.slot_arrival, &bytes)
         .and_then(|()| write_remote(pid, p.slot_full, &[1]));

@@ -606,6 +606,40 @@ pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128], in_call: Option<u6
     p.sig as i32
 }
 
+/// PTRACE_INTERRUPT's stop, carried to the sandbox by the tracer
+/// (carry.rs): made at the thread's return to the program, with the
+/// ERESTART code of the call it `interrupted` in RAX, as Linux makes it
+/// on the way out of that call, and the program's `mask` taken back after
+/// it (every signal stays blocked until then, as in Linux's stop, which
+/// comes before any signal is taken). The call as the tracer left it.
+pub fn interrupt_stop(
+    t: &mut Thread,
+    interrupted: Option<crate::signals::deliver::Interrupted>,
+    mask: u64,
+) -> Option<crate::signals::deliver::Interrupted> {
+    let Some(p) = traced() else {
+        arrival::set_mask(mask);
+        return interrupted;
+    };
+    snapshot(t, p, t.orig_rax);
+    p.sigmask = mask;
+    if let Some(i) = interrupted {
+        p.regs.rax = i.kernel_code() as u64;
+    }
+    p.event_msg = 0;
+    p.syscall = page::SyscallAt::default();
+    let before = p.regs;
+    raise(p, super::tracer::INTERRUPT_STOP);
+    apply(t, p, &before);
+    if p.dirty & dirty::SIGMASK == 0 {
+        arrival::set_mask(mask);
+    }
+    match regs_set_at_stop() {
+        Some(r) => crate::signals::deliver::Interrupted::from_regs(&r),
+        None => interrupted,
+    }
+}
+
 /// A handler's frame was set up while the tracer single-steps the thread:
 /// Linux reports a SIGTRAP stop at the handler's first instruction
 /// (signal_setup_done, ptrace_notify), which is how a debugger knows it

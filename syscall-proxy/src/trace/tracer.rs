@@ -19,6 +19,7 @@ use libc::{PTRACE_O_EXITKILL, PTRACE_O_SUSPEND_SECCOMP, PTRACE_O_TRACECLONE, PTR
 use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
+use super::carry::{Stop, carry};
 use super::hwbp;
 use super::inject;
 use super::page::{self, Found, Page, dirty, mode};
@@ -213,7 +214,8 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             claim_seized(pid);
             Ok(0)
         }
-        libc::PTRACE_INTERRUPT | libc::PTRACE_LISTEN | libc::PTRACE_KILL => host(req, pid, 0, 0),
+        libc::PTRACE_LISTEN => listen(pid),
+        libc::PTRACE_INTERRUPT | libc::PTRACE_KILL => host(req, pid, 0, 0),
         libc::PTRACE_PEEKTEXT | libc::PTRACE_PEEKDATA => {
             // The word lands in the sandbox first: `data` is the program's.
             let mut word = 0u64;
@@ -231,6 +233,30 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             }
         },
     }
+}
+
+/// PTRACE_LISTEN. In a PTRACE_INTERRUPT stop the tracee's sandbox made
+/// (carry.rs), which the host holds as the signal-delivery stop of its
+/// mark, the host would refuse it: the thread is moved into a host
+/// interrupt stop first, in place (still inside the stop it raised, its
+/// state in the page), which the host then lets listen.
+fn listen(pid: i32) -> SysResult {
+    if let Ok(Target::Sandboxed { page: p, .. }) = target(pid)
+        && p.in_stop != 0
+        && p.code == INTERRUPT_STOP
+        && p.seized != 0
+        && is_mark(pid)
+    {
+        host(libc::PTRACE_INTERRUPT, pid, 0, 0)?;
+        host(libc::PTRACE_CONT, pid, 0, 0)?;
+        match next_stop(pid, NEW_TASK_STOPS_WITHIN) {
+            Some(INTERRUPT_STOP) => take_stop(pid),
+            // A stop of another kind came first: left to be waited for,
+            // as the host's LISTEN would be refused there.
+            _ => return Err(Errno(libc::EIO)),
+        }
+    }
+    host(libc::PTRACE_LISTEN, pid, 0, 0)
 }
 
 /// A request about a tracee that is not a sandbox: the host's, with the
@@ -462,7 +488,7 @@ fn sandboxed(
         }
         libc::PTRACE_GETSIGINFO => {
             let info = if in_stop {
-                stop_siginfo(p)
+                stop_siginfo(pid, p)
             } else if p.held_group != 0 {
                 // A group stop has none.
                 return Err(Errno(libc::EINVAL));
@@ -736,7 +762,7 @@ fn requeue(pid: i32, at: u64, p: &mut Page, sig: i32) -> Option<Verdict> {
 }
 
 /// PTRACE_INTERRUPT's stop as wait reports it (status >> 8).
-const INTERRUPT_STOP: u32 = libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u32) << 8;
+pub(super) const INTERRUPT_STOP: u32 = libc::SIGTRAP as u32 | (libc::PTRACE_EVENT_STOP as u32) << 8;
 
 /// PTRACE_INTERRUPT of a thread in a system call under PTRACE_SYSCALL:
 /// Linux interrupts the call and reports its exit stop instead (ptrace(2)),
@@ -797,13 +823,19 @@ fn set_xsave(pid: i32, at: u64, p: &mut Page, image: &[u8]) -> SysResult {
 /// The siginfo of a stop the tracee raised: the signal's at a
 /// signal-delivery stop, the SIGTRAP Linux describes the stop with
 /// otherwise (ptrace_report_syscall, ptrace_event: si_code is the code).
-fn stop_siginfo(p: &Page) -> [u8; 128] {
+fn stop_siginfo(pid: i32, p: &Page) -> [u8; 128] {
     if p.code < 0x80 && p.code != 0 {
         return p.siginfo;
     }
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
     info[8..12].copy_from_slice(&(p.code as i32).to_le_bytes());
+    // From the stopped thread (ptrace_do_notify): its id, and its uid,
+    // which the mark of the stop it raised carries.
+    info[16..20].copy_from_slice(&pid.to_le_bytes());
+    if let Ok(mark) = host_siginfo(pid) {
+        info[20..24].copy_from_slice(&mark[20..24]);
+    }
     info
 }
 
@@ -955,6 +987,10 @@ fn judged(pid: i32, code: u32) -> Verdict {
             {
                 return v;
             }
+            if code == INTERRUPT_STOP && carry(pid, &p, &Stop::Interrupt) {
+                // Its stop comes from the sandbox.
+                return Verdict::PassOver(0);
+            }
             if code >> 8 != 0 {
                 // PTRACE_EVENT_STOP (INTERRUPT, a group stop of a seized
                 // tracee): the host's.
@@ -976,7 +1012,7 @@ fn judged(pid: i32, code: u32) -> Verdict {
             }
             if sig == libc::SIGSTOP
                 && let Ok(info) = host_siginfo(pid)
-                && super::carry::carry(pid, &p, &info)
+                && carry(pid, &p, &Stop::Sigstop(info))
             {
                 // Its delivery stop comes from the sandbox.
                 return Verdict::PassOver(0);

@@ -57,7 +57,11 @@ macro_rules! scenarios {
 /// busy in system calls and into one in short sleeps, each from ATTACH's
 /// stop, from a group stop and from PTRACE_INTERRUPT's stop wherever they
 /// found it (the registers set, the call run to its int3, the registers
-/// put back), a sleep that restarts
+/// put back), the mask read and set in ATTACH's stop, a child making
+/// vforks one after another stopped 100 times by ATTACH and by
+/// PTRACE_INTERRUPT (each stop comes, nothing is left stopped), an
+/// interrupt's stop found by WNOHANG (a second interrupt sent meanwhile
+/// makes no second stop), a sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
 /// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep
@@ -88,6 +92,9 @@ mod ptrace {
         listen,
         listen_fpu,
         calls,
+        mask,
+        vforks,
+        poll,
         restart,
         resume,
         interrupt,

@@ -799,6 +799,130 @@ static void scenario_calls(void)
 	}
 }
 
+/* The program's mask in ATTACH's stop (a stop the sandbox makes there),
+ * and a mask set there, which the program then has. */
+static void mask_body(void)
+{
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &set, 0);
+	while (!let_go)
+		usleep(1000);
+	sigprocmask(SIG_BLOCK, 0, &set);
+	printf("child: SIGHUP blocked %d, SIGUSR1 %d, SIGINT %d\n", sigismember(&set, SIGHUP),
+	       sigismember(&set, SIGUSR1), sigismember(&set, SIGINT));
+	exit(0);
+}
+
+static void scenario_mask(void)
+{
+	int st;
+	pid_t pid = attached_child(mask_body, 100000, &st);
+	show(st);
+	unsigned long long m = 0;
+	CHECK(ptrace(PTRACE_GETSIGMASK, pid, sizeof m, &m));
+	printf("mask there %#llx\n", m);
+	m |= 1ULL << (SIGHUP - 1);
+	CHECK(ptrace(PTRACE_SETSIGMASK, pid, sizeof m, &m));
+	CHECK(ptrace(PTRACE_POKEDATA, pid, (void *)&let_go, 1));
+	CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+	show(waitstop(pid));
+}
+
+/* A child making vforks one after another, stopped 100 times by ATTACH
+ * and by PTRACE_INTERRUPT: each stop comes (within 10 s), and neither
+ * the child nor its vfork children are left stopped. */
+static void on_hang(int s)
+{
+	(void)s;
+	printf("a stop did not come within 10 s\n");
+	_exit(1);
+}
+
+static void vforks_body(void)
+{
+	signal(SIGCHLD, SIG_IGN);
+	for (;;)
+		if (vfork() == 0)
+			_exit(0);
+}
+
+static void scenario_vforks(void)
+{
+	signal(SIGALRM, on_hang);
+	for (int seize = 0; seize < 2; seize++) {
+		pid_t pid = fork();
+		if (pid == 0)
+			vforks_body();
+		usleep(100000);
+		if (seize)
+			CHECK(ptrace(PTRACE_SEIZE, pid, 0, 0));
+		int stops = 0, st;
+		for (int i = 0; i < 100; i++) {
+			alarm(10);
+			if (seize)
+				CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+			else
+				CHECK(ptrace(PTRACE_ATTACH, pid, 0, 0));
+			for (;;) {
+				CHECK(waitpid(pid, &st, __WALL));
+				if (seize ? st >> 16 == PTRACE_EVENT_STOP : WSTOPSIG(st) == SIGSTOP)
+					break;
+				/* Another stop (a signal): passed on. */
+				CHECK(ptrace(PTRACE_CONT, pid, 0, WSTOPSIG(st) == SIGTRAP ? 0 : WSTOPSIG(st)));
+			}
+			alarm(0);
+			stops++;
+			if (seize)
+				CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+			else
+				CHECK(ptrace(PTRACE_DETACH, pid, 0, 0));
+			usleep(100 + (i * 37) % 300);
+		}
+		printf("%s: %d stops\n", seize ? "PTRACE_INTERRUPT" : "ATTACH", stops);
+		kill(pid, SIGKILL);
+		while (waitpid(pid, &st, __WALL) == pid && !WIFSIGNALED(st))
+			;
+	}
+}
+
+/* PTRACE_INTERRUPT of a thread busy in system calls, its stop looked for
+ * with WNOHANG: 2 ms later, and, if not there yet, after a second
+ * PTRACE_INTERRUPT (as a tracer that thinks the first lost would send),
+ * every millisecond for up to 2 s. Each found, and no stop more (the two
+ * interrupts make one stop). */
+static void scenario_poll(void)
+{
+	pid_t pid = fork();
+	if (pid == 0)
+		busy_calls_body();
+	usleep(50000);
+	CHECK(ptrace(PTRACE_SEIZE, pid, 0, 0));
+	int found = 0, st;
+	for (int i = 0; i < 50; i++) {
+		CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+		usleep(2000);
+		int got = waitpid(pid, &st, WNOHANG | __WALL) == pid;
+		if (!got)
+			CHECK(ptrace(PTRACE_INTERRUPT, pid, 0, 0));
+		for (int ms = 0; !got && ms < 2000; ms++) {
+			usleep(1000);
+			got = waitpid(pid, &st, WNOHANG | __WALL) == pid;
+		}
+		found += got;
+		CHECK(ptrace(PTRACE_CONT, pid, 0, 0));
+		usleep(500);
+	}
+	usleep(20000);
+	printf("found by WNOHANG after PTRACE_INTERRUPT: %d of 50; a stop more: %d\n", found,
+	       waitpid(pid, &st, WNOHANG | __WALL) != 0);
+	kill(pid, SIGKILL);
+	while (waitpid(pid, &st, __WALL) == pid && !WIFSIGNALED(st))
+		;
+}
+
 /* PTRACE_LISTEN in a seized thread's group stop, plain and after the
  * FPU was read there: refused outside a group stop, the thread then left
  * stopped but not reported, trapping again when SIGCONT ends the stop. */
@@ -1592,6 +1716,12 @@ int main(int argc, char **argv)
 		scenario_attach();
 	else if (!strcmp(s, "group"))
 		scenario_group();
+	else if (!strcmp(s, "mask"))
+		scenario_mask();
+	else if (!strcmp(s, "vforks"))
+		scenario_vforks();
+	else if (!strcmp(s, "poll"))
+		scenario_poll();
 	else if (!strcmp(s, "calls"))
 		scenario_calls();
 	else if (!strcmp(s, "listen"))

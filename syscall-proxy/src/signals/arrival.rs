@@ -177,7 +177,8 @@ pub fn take() -> Option<Arrival> {
 pub fn stop_taking() {
     set_mask(!0);
     set_kick(std::ptr::null_mut());
-    if let Some(a) = take().filter(|a| a.sig != TRAP_STOP) {
+    // (Only a tracer puts a SIGSTOP or TRAP_STOP there, for this thread.)
+    if let Some(a) = take().filter(|a| a.sig != TRAP_STOP && a.sig != libc::SIGSTOP) {
         // SAFETY: kill on this process with a valid signal number.
         unsafe { libc::kill(libc::getpid(), a.sig) };
     }

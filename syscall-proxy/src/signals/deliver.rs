@@ -126,6 +126,13 @@ fn kernel_code(nr: u64, args: &[u64; 6]) -> i64 {
         // Taken again whatever the handler (futex_lock_pi).
         return regs::ERESTARTNOINTR;
     }
+    if matches!(
+        nr,
+        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork
+    ) {
+        // Made again whatever the handler (copy_process).
+        return regs::ERESTARTNOINTR;
+    }
     if restarts_under_sa_restart(nr, args) {
         return regs::ERESTARTSYS;
     }
@@ -243,7 +250,7 @@ pub fn deliver(
     let mut interrupted = interrupted;
     if tracee::traced().is_some() {
         let code = interrupted.map(|i| i.kernel_code() as u64);
-        s.sig = tracee::signal(t, s.sig, &mut s.info, code);
+        s.sig = tracee::signal(t, s.sig, &mut s.info, code, &mut s.mask);
         if let Some(r) = tracee::regs_set_at_stop() {
             interrupted = Interrupted::from_regs(&r);
         }
@@ -266,6 +273,8 @@ pub fn deliver(
             };
             tracee::passing(s.sig);
             arrival::raise_default(s.sig);
+            // (Raised and passed over, or not raised at all.)
+            tracee::passing(0);
             if let Some(before) = held
                 && let Some(r) = tracee::released(t, &before)
             {
@@ -418,7 +427,7 @@ pub fn force(t: &mut Thread, sig: i32, info: Info, reset: bool) -> Result<(), Ou
     }
     let (mut sig, mut info) = (sig, info);
     if tracee::traced().is_some() {
-        sig = tracee::signal(t, sig, &mut info, None);
+        sig = tracee::signal(t, sig, &mut info, None, &mut arrival::mask());
         if sig == 0 {
             // The tracer cancelled it: the instruction runs again, or a
             // call its registers leave to restart does (a debugger's

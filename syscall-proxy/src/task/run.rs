@@ -176,6 +176,7 @@ impl Task {
         let tid = unsafe { libc::gettid() };
         self.thread.process.seccomp.enter(tid, &self.thread.seccomp);
         let ended = self.run_loop();
+        tracee::hold_off_carry(true);
         // SAFETY: as above.
         let tid = unsafe { libc::gettid() };
         self.thread.process.seccomp.leave(tid);
@@ -265,8 +266,13 @@ impl Task {
                             self.thread.vcpu.complete_syscall(v);
                         }
                         Action::Spawn(child) => {
-                            let r = encode(self.spawn(child));
-                            self.thread.vcpu.complete_syscall(r);
+                            let made = self.spawn(child);
+                            if made == Err(Errno(libc::EINTR)) {
+                                // Made again once the signal is delivered.
+                                self.interrupted =
+                                    Some(deliver::Interrupted::new(sc.nr, sc.args, notified));
+                            }
+                            self.thread.vcpu.complete_syscall(encode(made));
                         }
                         Action::Started => {
                             if sc.nr == libc::SYS_rt_sigreturn as u64 {
@@ -283,10 +289,12 @@ impl Task {
                             continue;
                         }
                         Action::ExitThread(code) => {
+                            tracee::hold_off_carry(true);
                             tracee::exiting(&mut self.thread, (code & 0xff) << 8);
                             return Ok(Ended::Thread(code));
                         }
                         Action::End(outcome) => {
+                            tracee::hold_off_carry(true);
                             if let Outcome::Exited(code) = outcome {
                                 tracee::exiting(&mut self.thread, (code & 0xff) << 8);
                             }
@@ -515,7 +523,24 @@ impl Task {
     /// thread of this process, a vfork child in a host process sharing
     /// this address space, which the kernel holds this thread for.
     fn spawn(&mut self, child: Box<Child>) -> SysResult {
+        tracee::hold_off_carry(true);
+        let r = self.spawn_held(child);
+        tracee::hold_off_carry(false);
+        r
+    }
+
+    fn spawn_held(&mut self, child: Box<Child>) -> SysResult {
         let process = self.thread.process.clone();
+        if arrival::pending() {
+            // A signal waits (a handler's, or a stop a tracer carried in):
+            // Linux's copy_process fails then (ERESTARTNOINTR), and the
+            // call is made again after the delivery. Here the new task
+            // would also start with this thread's mask, all blocked until
+            // the delivery, and a vfork child would take the signal from
+            // the thread-local slot it shares.
+            process.vm.release_vcpu(child.thread.vcpu);
+            return Err(Errno(libc::EINTR));
+        }
         let Child { mut thread, ids } = *child;
         if ids.is_thread() {
             process.ensure_reaper();
@@ -578,15 +603,10 @@ impl Task {
         let stack = HostStack::new()?;
         // The child makes a trace page of its own in the thread-local
         // storage it shares with this thread; this thread's comes back
-        // when it resumes. A tracer following the child still finds this
-        // thread's page meanwhile (the child's links to it); otherwise
-        // none is found, and the child's first stop is not mistaken for
-        // this thread's.
-        let own_page = if creating.is_some() {
-            crate::trace::page::own_addr()
-        } else {
-            crate::trace::page::detach()
-        };
+        // when it resumes. This thread's tracer still finds this thread's
+        // page meanwhile (the child's links to it), where a stop of this
+        // thread before or after the host clone is described.
+        let own_page = crate::trace::page::own_addr();
         let mut task = Box::new(VforkChild(Task::new(thread), ids));
         task.0.followed = followed;
         // SAFETY: the child runs `vfork_child` on its own stack with the

@@ -42,7 +42,10 @@ pub(super) enum Stop {
 }
 
 /// Carries the stop `pid` (its page `p`) is in into its sandbox. Whether
-/// it did: the caller then resumes the thread with no signal.
+/// it did, or one of the same kind waits there already (which this one
+/// merges with, as the kernel merges a second SIGSTOP or interrupt that
+/// comes before the first is taken): the caller then resumes the thread
+/// with no signal, and its own stop follows.
 pub(super) fn carry(pid: i32, p: &Page, stop: &Stop) -> bool {
     if p.traced == 0
         || p.tid != pid
@@ -50,28 +53,74 @@ pub(super) fn carry(pid: i32, p: &Page, stop: &Stop) -> bool {
         || p.in_clone != 0
         || p.slot_full == 0
         || p.kvm_run == 0
+        || p.no_carry != 0
     {
         return false;
     }
-    match prepare(pid, p) {
-        Ok(Some(mask)) => fill(pid, p, stop, mask).is_ok(),
-        _ => false,
+    let sig = match stop {
+        Stop::Sigstop(_) => libc::SIGSTOP,
+        Stop::Interrupt => TRAP_STOP,
+    };
+    match waiting(pid, p) {
+        Ok(None) => {}
+        Ok(Some(w)) => return w == sig,
+        Err(_) => return false,
     }
+    let Ok(Some((mask, moved))) = prepare(pid, p) else {
+        return false;
+    };
+    let info = match stop {
+        Stop::Sigstop(info) => *info,
+        Stop::Interrupt => [0; 128],
+    };
+    if fill(pid, p, sig, &info, mask).is_err() {
+        return false;
+    }
+    if let Some(h) = moved
+        && host(
+            libc::PTRACE_SETREGS,
+            pid,
+            0,
+            &h as *const libc::user_regs_struct as u64,
+        )
+        .is_err()
+    {
+        // Back as it was: the host's stop is reported.
+        let _ = write_remote(pid, p.slot_full, &[0]);
+        let _ = set_mask(pid, mask);
+        return false;
+    }
+    // (A stop in KVM_RUN returns EINTR from it anyway; the slot is
+    // looked at before the next.)
+    let kick = p.kvm_run + vmm::vcpu::IMMEDIATE_EXIT_OFFSET;
+    let _ = write_remote(pid, kick, &[1]);
+    true
 }
 
-/// Checks that the thread can take the signal and moves it out of a
-/// forwarded call as the handler would. The mask the handler would have
-/// saved, or None where the host's stop stays.
-fn prepare(pid: i32, p: &Page) -> Result<Option<u64>, Errno> {
+/// The signal waiting in the thread's slot, if one is.
+fn waiting(pid: i32, p: &Page) -> Result<Option<i32>, Errno> {
+    let mut full = [0u8];
+    read_remote(pid, p.slot_full, &mut full)?;
+    if full[0] == 0 {
+        return Ok(None);
+    }
+    let mut sig = [0u8; 4];
+    let at = p.slot_arrival + std::mem::offset_of!(Arrival, sig) as u64;
+    read_remote(pid, at, &mut sig)?;
+    Ok(Some(i32::from_le_bytes(sig)))
+}
+
+/// Checks that the thread can take the stop, and how its host registers
+/// move it out of a forwarded call as the handler would: the mask the
+/// handler would have saved and those registers (None: unchanged), or
+/// None where the host's stop stays.
+type Prepared = Option<(u64, Option<libc::user_regs_struct>)>;
+
+fn prepare(pid: i32, p: &Page) -> Result<Prepared, Errno> {
     let mut mask = [0u8; 8];
     host(libc::PTRACE_GETSIGMASK, pid, 8, mask.as_mut_ptr() as u64)?;
     let mask = u64::from_le_bytes(mask);
     if mask | bit(libc::SIGKILL) | bit(libc::SIGSTOP) == !0 {
-        return Ok(None);
-    }
-    let mut full = [0u8];
-    read_remote(pid, p.slot_full, &mut full)?;
-    if full[0] != 0 {
         return Ok(None);
     }
     let mut h = host_regs(pid)?;
@@ -87,15 +136,9 @@ fn prepare(pid: i32, p: &Page) -> Result<Option<u64>, Errno> {
     } else if p.in_call != 0 && (waits || replaces_or_copies(regs_of(pid, p)?.orig_rax)) {
         return Ok(None);
     } else {
-        return Ok(Some(mask));
+        return Ok(Some((mask, None)));
     }
-    host(
-        libc::PTRACE_SETREGS,
-        pid,
-        0,
-        &h as *const libc::user_regs_struct as u64,
-    )?;
-    Ok(Some(mask))
+    Ok(Some((mask, Some(h))))
 }
 
 /// Calls after which the thread's slot is another's or gone.
@@ -113,29 +156,23 @@ fn replaces_or_copies(nr: u64) -> bool {
     )
 }
 
-/// The handler's work: the arrival in the slot, every signal blocked
-/// until the sandbox delivers it, KVM_RUN made to return.
-fn fill(pid: i32, p: &Page, stop: &Stop, mask: u64) -> Result<(), Errno> {
-    let (sig, info) = match stop {
-        Stop::Sigstop(info) => (libc::SIGSTOP, *info),
-        Stop::Interrupt => (TRAP_STOP, [0; 128]),
-    };
-    let all = !0u64;
-    host(libc::PTRACE_SETSIGMASK, pid, 8, &all as *const u64 as u64)?;
+/// The handler's work: every signal blocked until the sandbox takes the
+/// arrival, which goes into the slot.
+fn fill(pid: i32, p: &Page, sig: i32, info: &[u8; 128], mask: u64) -> Result<(), Errno> {
+    set_mask(pid, !0)?;
     let mut bytes = [0u8; size_of::<Arrival>()];
     let at = |field: usize, len: usize| field..field + len;
     bytes[at(std::mem::offset_of!(Arrival, sig), 4)].copy_from_slice(&sig.to_le_bytes());
-    bytes[at(std::mem::offset_of!(Arrival, info), 128)].copy_from_slice(&info);
+    bytes[at(std::mem::offset_of!(Arrival, info), 128)].copy_from_slice(info);
     bytes[at(std::mem::offset_of!(Arrival, mask), 8)].copy_from_slice(&mask.to_le_bytes());
     let filled = write_remote(pid, p.slot_arrival, &bytes)
         .and_then(|()| write_remote(pid, p.slot_full, &[1]));
-    if let Err(e) = filled {
-        let _ = host(libc::PTRACE_SETSIGMASK, pid, 8, &mask as *const u64 as u64);
-        return Err(e);
+    if filled.is_err() {
+        let _ = set_mask(pid, mask);
     }
-    // (A stop in KVM_RUN returns EINTR from it anyway; the slot is
-    // looked at before the next.)
-    let kick = p.kvm_run + vmm::vcpu::IMMEDIATE_EXIT_OFFSET;
-    let _ = write_remote(pid, kick, &[1]);
-    Ok(())
+    filled
+}
+
+fn set_mask(pid: i32, mask: u64) -> Result<(), Errno> {
+    host(libc::PTRACE_SETSIGMASK, pid, 8, &mask as *const u64 as u64).map(drop)
 }

@@ -15,8 +15,9 @@ use std::io::{IoSlice, IoSliceMut};
 
 use crate::host::Errno;
 
-/// The page's first word, checked by the tracer ("xcr0trac").
-pub const MAGIC: u64 = 0x6361_7274_3072_6378;
+/// The page's first word, checked by the tracer: "xcr0tra2", the second
+/// layout (a tracer and a tracee of different layouts do not match).
+pub const MAGIC: u64 = 0x3261_7274_3072_6378;
 
 /// The largest XSAVE image a stop holds (AMX's tile data end at 11008
 /// bytes in the standard format).
@@ -176,6 +177,10 @@ pub struct Page {
     pub slot_full: u64,
     pub slot_arrival: u64,
     pub cancel: [[u64; 3]; 2],
+    /// Non-zero while the thread creates a task (which copies its mask,
+    /// and a vfork child its slot) or ends: no stop is carried into it
+    /// then (`tracee::hold_off_carry`).
+    pub no_carry: u64,
     /// The siginfo of `requeued`.
     pub requeued_info: [u8; 128],
     /// DR0-DR7 as a tracer set them (DR4 and DR5 unused, as in struct
@@ -227,12 +232,6 @@ pub fn release() {
 /// The address of this thread's page (0: none yet).
 pub fn own_addr() -> u64 {
     PAGE.get()
-}
-
-/// Takes this thread's page out of its thread-local storage (for a vfork
-/// child's time), leaving none there.
-pub fn detach() -> u64 {
-    PAGE.replace(0)
 }
 
 /// In a vfork child, which shares its parent's thread-local storage: a

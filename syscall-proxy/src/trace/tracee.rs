@@ -211,6 +211,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.in_guest = 0;
     p.in_call = 0;
     p.regs_in_call = 0;
+    p.no_carry = 0;
     bases_changed(t);
     record_xcr0(t, p);
     // A fork child's copy of its parent's page may say the parent was in
@@ -256,7 +257,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     // A SIGSTOP the kernel queued without a sender (SI_USER from pid 0).
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
-    let sig = signal(t, libc::SIGSTOP, &mut info, None);
+    let sig = signal(t, libc::SIGSTOP, &mut info, None, &mut arrival::mask());
     if sig != 0 {
         // SAFETY: raises the signal the tracer chose at this thread.
         unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
@@ -315,6 +316,17 @@ pub fn syscall_entered(t: &mut Thread) {
         fill_xsave(t, p);
         p.fp_fresh = 1;
     }
+}
+
+/// Whether a stop may be carried into the thread (carry.rs): not while it
+/// creates a task, whose mask is copied from its own (all blocked while
+/// a carried stop waits) and, for a vfork child, whose slot is this
+/// thread's; nor once it ends, when a stop waiting in its slot would be
+/// passed on to the process.
+pub fn hold_off_carry(on: bool) {
+    // SAFETY: a field of this thread's page, which the tracer reads from
+    // another process while this thread is stopped.
+    unsafe { std::ptr::write_volatile(&mut page::own().no_carry, u64::from(on)) };
 }
 
 /// The sandbox starts a system call for the thread: a tracer may set its
@@ -586,11 +598,20 @@ pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64, interrupted: Option<i
 /// The signal-delivery stop for `sig` with `info`: returns the signal to
 /// deliver instead (0: none) and its siginfo. In a system call the signal
 /// interrupted, RAX shows `in_call`, the code the kernel leaves there.
-pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128], in_call: Option<u64>) -> i32 {
+/// `mask` is the program's blocked mask (the host thread's blocks every
+/// signal while one is delivered), as the tracer left it.
+pub fn signal(
+    t: &mut Thread,
+    sig: i32,
+    info: &mut [u8; 128],
+    in_call: Option<u64>,
+    mask: &mut u64,
+) -> i32 {
     let Some(p) = traced() else {
         return sig;
     };
     snapshot(t, p, t.orig_rax);
+    p.sigmask = *mask;
     if let Some(code) = in_call {
         p.regs.rax = code;
     }
@@ -599,6 +620,9 @@ pub fn signal(t: &mut Thread, sig: i32, info: &mut [u8; 128], in_call: Option<u6
     let before = p.regs;
     raise(p, sig as u32);
     apply(t, p, &before);
+    if p.dirty & dirty::SIGMASK != 0 {
+        *mask = p.sigmask;
+    }
     // A signal the tracer changed comes with the siginfo it wrote.
     if p.dirty & dirty::SIGINFO != 0 {
         *info = p.siginfo;
@@ -824,7 +848,7 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
         let (pid, uid) = unsafe { (libc::getpid(), libc::getuid()) };
         info[16..20].copy_from_slice(&pid.to_le_bytes());
         info[20..24].copy_from_slice(&uid.to_le_bytes());
-        let sig = signal(t, libc::SIGTRAP, &mut info, None);
+        let sig = signal(t, libc::SIGTRAP, &mut info, None, &mut arrival::mask());
         if sig != 0 {
             // SAFETY: raises the signal the tracer chose at this thread.
             unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };

@@ -250,9 +250,12 @@ fn listen(pid: i32) -> SysResult {
         host(libc::PTRACE_INTERRUPT, pid, 0, 0)?;
         host(libc::PTRACE_CONT, pid, 0, 0)?;
         match next_stop(pid, NEW_TASK_STOPS_WITHIN) {
-            Some(INTERRUPT_STOP) => take_stop(pid),
-            // A stop of another kind came first: left to be waited for,
-            // as the host's LISTEN would be refused there.
+            // The interrupt's trap, or a group stop's, which came first
+            // and took the interrupt's place (any trap clears a pending
+            // one, ptrace_stop): the host lets either listen.
+            Some(code) if code >> 8 == libc::PTRACE_EVENT_STOP as u32 => take_stop(pid),
+            // A stop of another kind: left to be waited for, as the host's
+            // LISTEN would be refused there.
             _ => return Err(Errno(libc::EIO)),
         }
     }
@@ -924,6 +927,29 @@ enum Verdict {
     Report(u32),
     /// The sandbox's own: resume the tracee with this signal, wait on.
     PassOver(i32),
+    /// Carried into the tracee's sandbox (carry.rs): resume it, and give
+    /// its own stop, which follows at once, time to come, so that a wait
+    /// with WNOHANG finds it as it would have found the host's.
+    Carried,
+}
+
+/// How long a carried stop takes to be made, at most (the thread runs to
+/// its next return to the program).
+const CARRIED_STOPS_WITHIN: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// Resumes a tracee whose host stop a wait passed over or carried.
+fn resume_passed(pid: i32, v: Verdict) {
+    match v {
+        Verdict::PassOver(sig) => {
+            let _ = host(libc::PTRACE_CONT, pid, 0, sig as u64);
+        }
+        Verdict::Carried => {
+            if host(libc::PTRACE_CONT, pid, 0, 0).is_ok() {
+                let _ = next_stop(pid, CARRIED_STOPS_WITHIN);
+            }
+        }
+        Verdict::Report(_) => {}
+    }
 }
 
 fn judge(pid: i32, code: u32) -> Verdict {
@@ -935,6 +961,7 @@ fn judge(pid: i32, code: u32) -> Verdict {
         Verdict::PassOver(s) => {
             log::debug!("ptrace: host stop {code:#x} of {pid}: passed over, signal {s}")
         }
+        Verdict::Carried => log::debug!("ptrace: host stop {code:#x} of {pid}: carried"),
     }
     v
 }
@@ -988,8 +1015,7 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 return v;
             }
             if code == INTERRUPT_STOP && carry(pid, &p, &Stop::Interrupt) {
-                // Its stop comes from the sandbox.
-                return Verdict::PassOver(0);
+                return Verdict::Carried;
             }
             if code >> 8 != 0 {
                 // PTRACE_EVENT_STOP (INTERRUPT, a group stop of a seized
@@ -1014,8 +1040,7 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 && let Ok(info) = host_siginfo(pid)
                 && carry(pid, &p, &Stop::Sigstop(info))
             {
-                // Its delivery stop comes from the sandbox.
-                return Verdict::PassOver(0);
+                return Verdict::Carried;
             }
             Verdict::Report(code)
         }
@@ -1264,8 +1289,8 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
         if child > 0 && status & 0xff == 0x7f {
             match judge(child, (status >> 8) as u32 & 0xffff) {
                 Verdict::Report(code) => status = ((code as i32) << 8) | 0x7f,
-                Verdict::PassOver(sig) => {
-                    let _ = host(libc::PTRACE_CONT, child, 0, sig as u64);
+                v => {
+                    resume_passed(child, v);
                     continue;
                 }
             }
@@ -1310,7 +1335,7 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
         if child > 0 && code == libc::CLD_TRAPPED {
             match judge(child, status as u32) {
                 Verdict::Report(c) => info[24..28].copy_from_slice(&(c as i32).to_le_bytes()),
-                Verdict::PassOver(sig) => {
+                v => {
                     if options & libc::WNOWAIT != 0 {
                         // Taken off the tracee before it goes on.
                         let mut gone = [0u8; 128];
@@ -1326,7 +1351,7 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
                             )
                         };
                     }
-                    let _ = host(libc::PTRACE_CONT, child, 0, sig as u64);
+                    resume_passed(child, v);
                     continue;
                 }
             }

@@ -59,9 +59,11 @@ macro_rules! scenarios {
 /// found it (the registers set, the call run to its int3, the registers
 /// put back), the mask read and set in ATTACH's stop, a child making
 /// vforks one after another stopped 100 times by ATTACH and by
-/// PTRACE_INTERRUPT (each stop comes, nothing is left stopped), an
+/// PTRACE_INTERRUPT and one executing itself again and again stopped 100
+/// times by ATTACH (each stop comes, nothing is left stopped), an
 /// interrupt's stop found by WNOHANG (a second interrupt sent meanwhile
-/// makes no second stop), a sleep that restarts
+/// makes no second stop), a seized child's exec (no legacy SIGTRAP), a
+/// sleep that restarts
 /// after a signal passed on to be ignored and after one cancelled, a
 /// sleep, a poll and a futex wait going on through restart_syscall to
 /// their deadlines (the exit stops' ERESTART_RESTARTBLOCK), a sleep
@@ -95,6 +97,7 @@ mod ptrace {
         mask,
         vforks,
         poll,
+        seized_exec,
         restart,
         resume,
         interrupt,

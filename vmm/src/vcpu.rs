@@ -1229,7 +1229,15 @@ impl Vcpu {
         user_stack: u64,
     ) -> Result<Probed, VcpuError> {
         let before = tsc::host_now();
-        let exit = self.run_probe(memory, user_stack)?;
+        let mut exit = self.run_probe(memory, user_stack)?;
+        // A signal (a tracer stopping a sandbox as it starts) returns
+        // KVM_RUN early: the probe goes on.
+        for _ in 0..1000 {
+            if !matches!(exit, Exit::Interrupted) {
+                break;
+            }
+            exit = self.run(memory)?;
+        }
         let after = tsc::host_now();
         match exit {
             Exit::Syscall(s)

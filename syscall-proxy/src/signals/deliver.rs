@@ -128,9 +128,15 @@ fn kernel_code(nr: u64, args: &[u64; 6]) -> i64 {
     }
     if matches!(
         nr,
-        libc::SYS_clone | libc::SYS_clone3 | libc::SYS_fork | libc::SYS_vfork
+        libc::SYS_clone
+            | libc::SYS_clone3
+            | libc::SYS_fork
+            | libc::SYS_vfork
+            | libc::SYS_execve
+            | libc::SYS_execveat
     ) {
-        // Made again whatever the handler (copy_process).
+        // Made again whatever the handler: copy_process; an exec, which
+        // the sandbox does not start with a signal waiting (exec.rs).
         return regs::ERESTARTNOINTR;
     }
     if restarts_under_sa_restart(nr, args) {

@@ -242,6 +242,13 @@ fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
 
 /// Executes the sandbox itself on `path` with `argv` and `envp`.
 fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsString>) -> Errno {
+    if arrival::pending() {
+        // A signal waits to be delivered (a handler's, or a stop a tracer
+        // carried in): the new image would lose it and start with every
+        // signal blocked. Delivered first, then the call is made again
+        // (ERESTARTNOINTR, deliver.rs).
+        return Errno(libc::EINTR);
+    }
     let options = &thread.process.options;
     let kvm_fd = thread.process.vm.hv.kvm.as_raw_fd();
     let seccomp_fd = match seccomp::carry(thread) {

@@ -840,8 +840,9 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
         syscall_exit(t, p, libc::SYS_execve as u64, None);
     }
     t.orig_rax = libc::SYS_execve as u64;
-    if c.options & PTRACE_O_TRACEEXEC as u32 == 0 && traced().is_some() {
-        // The SIGTRAP a legacy exec sends (send_sig: SI_USER from itself).
+    if c.options & PTRACE_O_TRACEEXEC as u32 == 0 && !c.seized && traced().is_some() {
+        // The SIGTRAP a legacy exec sends (send_sig: SI_USER from itself);
+        // none for a seized task (ptrace_event).
         let mut info = [0u8; 128];
         info[0..4].copy_from_slice(&libc::SIGTRAP.to_le_bytes());
         // SAFETY: getpid and getuid have no preconditions.

@@ -199,6 +199,10 @@ fn as_bytes_mut<T: Copy>(v: &mut T) -> &mut [u8] {
 /// ptrace(2) for the program.
 pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     let (req, pid, addr, data) = (a[0] as u32, a[1] as i32, a[2], a[3]);
+    if req == libc::PTRACE_DETACH {
+        // (A detach ends a pending interrupt: ptrace_unlink.)
+        forget(pid);
+    }
     match req {
         libc::PTRACE_TRACEME => {
             host(req, 0, 0, 0)?;
@@ -215,7 +219,12 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             Ok(0)
         }
         libc::PTRACE_LISTEN => listen(pid),
-        libc::PTRACE_INTERRUPT | libc::PTRACE_KILL => host(req, pid, 0, 0),
+        libc::PTRACE_INTERRUPT => {
+            let r = host(req, pid, 0, 0)?;
+            INTERRUPTED.lock().expect("interrupted").insert(pid, 0);
+            Ok(r)
+        }
+        libc::PTRACE_KILL => host(req, pid, 0, 0),
         libc::PTRACE_PEEKTEXT | libc::PTRACE_PEEKDATA => {
             // The word lands in the sandbox first: `data` is the program's.
             let mut word = 0u64;
@@ -931,6 +940,37 @@ enum Verdict {
     /// its own stop, which follows at once, time to come, so that a wait
     /// with WNOHANG finds it as it would have found the host's.
     Carried,
+    /// The program's SIGSTOP (Some) or PTRACE_INTERRUPT (None) found a
+    /// sandbox starting, with no page yet to describe the stop: resume it
+    /// and stop it so again a moment later, once it may have one.
+    Again(Option<i32>),
+}
+
+/// The pids the program interrupted (PTRACE_INTERRUPT) whose stop has not
+/// been reported yet, with how often the stop was made again (`Again`).
+static INTERRUPTED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
+
+/// How often a stop is made again for a sandbox starting (a millisecond
+/// apart) before it is let go as the host would: an exec's start takes
+/// about 5 ms.
+const AGAIN_AT_MOST: u32 = 2000;
+
+/// The SIGSTOPs made again, per pid (`Again`).
+static STOPPED_AGAIN: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
+
+/// Forgets the interrupt and the stops made again for `pid` (detached, or
+/// gone: its id may name another task next).
+fn forget(pid: i32) {
+    INTERRUPTED.lock().expect("interrupted").remove(&pid);
+    STOPPED_AGAIN.lock().expect("stopped again").remove(&pid);
+}
+
+/// Counts one more `Again` for `pid` in `tries`: whether it may be made.
+fn may_again(tries: &Mutex<BTreeMap<i32, u32>>, pid: i32) -> bool {
+    let mut t = tries.lock().expect("tries");
+    let n = t.entry(pid).or_insert(0);
+    *n += 1;
+    *n <= AGAIN_AT_MOST
 }
 
 /// How long a carried stop takes to be made, at most (the thread runs to
@@ -948,12 +988,32 @@ fn resume_passed(pid: i32, v: Verdict) {
                 let _ = next_stop(pid, CARRIED_STOPS_WITHIN);
             }
         }
+        Verdict::Again(sig) => {
+            if host(libc::PTRACE_CONT, pid, 0, 0).is_err() {
+                return;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(1));
+            match sig {
+                // SAFETY: tkill of a tracee of this thread's.
+                Some(sig) => unsafe {
+                    libc::syscall(libc::SYS_tkill, pid, sig);
+                },
+                None => {
+                    let _ = host(libc::PTRACE_INTERRUPT, pid, 0, 0);
+                }
+            }
+        }
         Verdict::Report(_) => {}
     }
 }
 
 fn judge(pid: i32, code: u32) -> Verdict {
     let v = judged(pid, code);
+    if matches!(v, Verdict::Report(_) | Verdict::Carried) {
+        // Any stop reported ends a pending interrupt (ptrace_stop), and the
+        // stops made again for a sandbox starting.
+        forget(pid);
+    }
     match v {
         Verdict::Report(c) => {
             log::debug!("ptrace: host stop {code:#x} of {pid}: reported as {c:#x}")
@@ -962,6 +1022,9 @@ fn judge(pid: i32, code: u32) -> Verdict {
             log::debug!("ptrace: host stop {code:#x} of {pid}: passed over, signal {s}")
         }
         Verdict::Carried => log::debug!("ptrace: host stop {code:#x} of {pid}: carried"),
+        Verdict::Again(s) => {
+            log::debug!("ptrace: host stop {code:#x} of {pid}: starting, again ({s:?})")
+        }
     }
     v
 }
@@ -1173,9 +1236,20 @@ fn starting(pid: i32, code: u32) -> Verdict {
     if makes_new_task(code) {
         let_go_of_new(pid);
     }
-    let own = sig == libc::SIGTRAP
-        || code >> 8 != 0
-        || (sig == libc::SIGSTOP && host_siginfo(pid).is_ok_and(|i| queued_by_kernel(&i)));
+    let kernels = || host_siginfo(pid).is_ok_and(|i| queued_by_kernel(&i));
+    if code == INTERRUPT_STOP
+        && INTERRUPTED.lock().expect("interrupted").contains_key(&pid)
+        && may_again(&INTERRUPTED, pid)
+    {
+        // The program's interrupt, which its sandbox is to show.
+        return Verdict::Again(None);
+    }
+    if code == libc::SIGSTOP as u32 && !kernels() && may_again(&STOPPED_AGAIN, pid) {
+        // The program's SIGSTOP (ATTACH's, a kill): let go, it would stop
+        // the process unseen.
+        return Verdict::Again(Some(libc::SIGSTOP));
+    }
+    let own = sig == libc::SIGTRAP || code >> 8 != 0 || (sig == libc::SIGSTOP && kernels());
     Verdict::PassOver(if own { 0 } else { sig })
 }
 
@@ -1297,6 +1371,9 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
         }
         // As the kernel writes them: only for a child found.
         if child > 0 {
+            if status & 0xff != 0x7f {
+                forget(child);
+            }
             if status_at != 0 {
                 put(thread, status_at, &status.to_le_bytes())?;
             }
@@ -1355,6 +1432,9 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
                     continue;
                 }
             }
+        }
+        if child > 0 && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+            forget(child);
         }
         // As the kernel writes them: the rusage of a child found, and of
         // the siginfo only signo, errno, code, pid, uid and status.

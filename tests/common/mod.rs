@@ -90,6 +90,22 @@ pub fn with_pre_exec(mut c: Command, f: fn()) -> Command {
     c
 }
 
+/// Starts `c`. A script this test binary has just written is busy
+/// (ETXTBSY) while another test's fork, made as the file was open for
+/// writing, has not yet reached its exec: moments, so a bounded retry.
+fn spawn_when_free(c: &mut Command) -> std::process::Child {
+    let mut tries = 0;
+    loop {
+        match c.spawn() {
+            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
+                tries += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            r => return r.unwrap_or_else(|e| panic!("spawn {c:?}: {e}")),
+        }
+    }
+}
+
 /// Runs `c` with its stdin fed from `stdin`, collecting the output.
 pub fn run(mut c: Command, stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output {
     c.envs(env.iter().copied());
@@ -99,7 +115,7 @@ pub fn run(mut c: Command, stdin: Option<&[u8]>, env: &[(&str, &str)]) -> Output
         Stdio::null()
     });
     c.stdout(Stdio::piped()).stderr(Stdio::piped());
-    let mut child = c.spawn().expect("spawn");
+    let mut child = spawn_when_free(&mut c);
     if let Some(data) = stdin {
         // A program that exits without reading its input closes the pipe.
         let _ = child.stdin.take().unwrap().write_all(data);
@@ -278,19 +294,7 @@ pub fn run_limited_for(mut c: Command, limit: Duration) -> Output {
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .process_group(0);
-    // A script this test binary has just written is busy (ETXTBSY) while
-    // another test's fork, made as the file was open for writing, has not
-    // yet reached its exec: moments, so a bounded retry.
-    let mut tries = 0;
-    let child = loop {
-        match c.spawn() {
-            Err(e) if e.raw_os_error() == Some(libc::ETXTBSY) && tries < 100 => {
-                tries += 1;
-                std::thread::sleep(Duration::from_millis(10));
-            }
-            r => break r.unwrap_or_else(|e| panic!("spawn {c:?}: {e}")),
-        }
-    };
+    let child = spawn_when_free(&mut c);
     let group = child.id() as i32;
     let (done, finished) = mpsc::channel::<()>();
     let watchdog = std::thread::spawn(move || {

@@ -60,7 +60,8 @@ macro_rules! scenarios {
 /// put back), the mask read and set in ATTACH's stop, a child making
 /// vforks one after another stopped 100 times by ATTACH and by
 /// PTRACE_INTERRUPT and one executing itself again and again stopped 100
-/// times by ATTACH (each stop comes, nothing is left stopped), an
+/// times by each (the interrupts with two more such processes beside it:
+/// each stop comes, nothing is left stopped), an
 /// interrupt's stop found by WNOHANG (a second interrupt sent meanwhile
 /// makes no second stop), a seized child's exec (no legacy SIGTRAP), a
 /// sleep that restarts

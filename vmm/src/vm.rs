@@ -166,6 +166,12 @@ impl Vm {
         Ok(vcpu)
     }
 
+    /// Whether no vCPU but (at most) the caller's is handed out, in this
+    /// process or a vfork child sharing the VM.
+    pub fn alone(&self) -> bool {
+        self.live_vcpus.load(Ordering::Acquire) <= 1
+    }
+
     /// Destroys the VM at the end of the process if no vCPU is running
     /// but the caller's (which must not run again): the host kernel then
     /// destroys it, and stops KVM's worker thread, in the calling thread

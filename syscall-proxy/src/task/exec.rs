@@ -22,6 +22,7 @@ use crate::loader::{elf, resolve};
 use crate::seccomp;
 use crate::signals::arrival;
 use crate::syscalls::procfs;
+use crate::task::process::Outcome;
 use crate::thread::Thread;
 use crate::trace::tracee;
 use crate::umem::PageReader;
@@ -235,6 +236,35 @@ fn prepare(
     Ok((path, argv, envp))
 }
 
+/// Whether the kernel's execve finds room for `argv`, `envp` and the
+/// path it is given (/proc/self/exe) on the new stack (bprm_stack_limits,
+/// copy_strings): known before the sandbox gives anything up.
+fn fits_stack(argv: &[CString], envp: &[CString]) -> bool {
+    // _STK_LIM / 4 * 3, and ARG_MAX: 32 pages whatever the stack limit.
+    const MOST: u64 = (8 << 20) / 4 * 3;
+    const LEAST: u64 = 32 * 4096;
+    // MAX_ARG_STRLEN.
+    const LONGEST: usize = 32 * 4096;
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit writes into the struct we pass.
+    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut r) } != 0 {
+        return true;
+    }
+    let limit = MOST.min(r.rlim_cur / 4).max(LEAST);
+    let pointers = (argv.len().max(1) + envp.len()) as u64 * 8;
+    let strings = || argv.iter().chain(envp).map(|s| s.as_bytes_with_nul().len());
+    if strings().any(|n| n > LONGEST) {
+        return false;
+    }
+    // The path is copied too, and the stack's top word is kept.
+    let bytes =
+        strings().sum::<usize>() as u64 + c"/proc/self/exe".to_bytes_with_nul().len() as u64;
+    pointers < limit && bytes + 8 <= limit - pointers
+}
+
 fn cstring(s: impl Into<Vec<u8>>) -> Result<CString, Errno> {
     // Strings read up to their NUL have none inside.
     CString::new(s).map_err(|_| Errno(libc::EINVAL))
@@ -303,6 +333,9 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     else {
         return Errno(libc::EINVAL);
     };
+    if !fits_stack(&words, &env) {
+        return Errno(libc::E2BIG);
+    }
     let mut argv_ptrs: Vec<*const libc::c_char> = words.iter().map(|w| w.as_ptr()).collect();
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|w| w.as_ptr()).collect();
@@ -315,6 +348,12 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     }
     let signals = thread.process.signals.lock().expect("signals").clone();
     let ignored = arrival::ignore_for_exec(&signals);
+    // Traced, the host process must be as alone as the program for a
+    // pending PTRACE_INTERRUPT to outlive the exec (Process::alone_for_exec).
+    let alone = tracee::traced().is_some() && thread.process.alone_for_exec();
+    if alone {
+        tracee::vcpu_gone();
+    }
     // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
     // until the call returns; on success it does not.
     unsafe {
@@ -327,6 +366,15 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     let err = std::io::Error::last_os_error()
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC);
+    if alone {
+        // Past the sandbox's point of no return (its VM is gone): the
+        // kernel kills a process whose exec fails past its own with
+        // SIGSEGV (bprm_execve), and so does this.
+        log::warn!(
+            "exec: executing the sandbox again failed with errno {err} after its VM was let go"
+        );
+        thread.process.end(Ok(Outcome::Signaled(libc::SIGSEGV)));
+    }
     arrival::exec_failed(&signals, &ignored);
     for fd in kept() {
         // SAFETY: as above, back to close-on-exec.

@@ -107,6 +107,22 @@ pub struct Process {
     finish: Finish,
 }
 
+/// How long an exec waits for KVM's worker to leave once the VM is
+/// destroyed (it takes some 60 µs).
+const WORKER_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_millis(100);
+
+/// KVM's host threads in this process (`kvm-nx-lpage-recovery`, in the
+/// thread group of the thread that first ran a vCPU).
+fn kvm_workers() -> usize {
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return 0;
+    };
+    tasks
+        .flatten()
+        .filter(|t| std::fs::read(t.path().join("comm")).is_ok_and(|c| c.starts_with(b"kvm-")))
+        .count()
+}
+
 /// How long the end of a process waits for an idle reaper to return.
 const REAPER_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
 
@@ -338,6 +354,46 @@ impl Process {
     /// gone ("No unwaited-for children left"); natively the leader's exit
     /// can be reaped as soon as its last other thread is.
     pub fn wind_down(&self) {
+        self.end_reaper();
+        // No signal may kick the vCPU once its kvm_run is unmapped: the
+        // exit owes the program none (a fatal one is raised after, by
+        // itself).
+        crate::signals::arrival::stop_taking();
+        if !self.vm.shut_down() {
+            log::debug!("other vCPUs run at the exit: the VM goes with the process");
+        }
+    }
+
+    /// Just before an exec by the program's only thread: the sandbox's
+    /// own host threads end here, the reaper and, with the VM, KVM's
+    /// worker, so that the host process is as alone as the program. With
+    /// other threads the kernel's exec ends them, and drops the job control
+    /// the exec'ing thread has pending too (zap_other_threads, on kernels
+    /// with commit 90918794a4e2 of 2026, 6.18.44 among them): a tracer's
+    /// PTRACE_INTERRUPT that has not made its stop yet would be lost,
+    /// where natively the program's new image stops at once. Returns whether it did: the VM is then
+    /// gone, and the thread must not run in it again.
+    pub fn alone_for_exec(&self) -> bool {
+        if self.live.lock().expect("threads").threads > 1 || !self.vm.alone() {
+            return false;
+        }
+        self.end_reaper();
+        // A signal arriving from now on waits in the slot: it must not
+        // kick a kvm_run that is unmapped.
+        crate::signals::arrival::set_kick(std::ptr::null_mut());
+        if !self.vm.shut_down() {
+            return false;
+        }
+        // Destroying the VM stops KVM's worker; it leaves the thread group
+        // a moment later.
+        let start = std::time::Instant::now();
+        while kvm_workers() > 0 && start.elapsed() < WORKER_ENDS_WITHIN {
+            std::thread::sleep(std::time::Duration::from_micros(20));
+        }
+        true
+    }
+
+    fn end_reaper(&self) {
         let reaper = {
             let mut r = self.reaper.lock().expect("reaper");
             // Its channel closed, the reaper returns once idle.
@@ -354,13 +410,6 @@ impl Process {
             } else {
                 log::debug!("the reaper is still busy at the exit");
             }
-        }
-        // No signal may kick the vCPU once its kvm_run is unmapped: the
-        // exit owes the program none (a fatal one is raised after, by
-        // itself).
-        crate::signals::arrival::stop_taking();
-        if !self.vm.shut_down() {
-            log::debug!("other vCPUs run at the exit: the VM goes with the process");
         }
     }
 

@@ -29,6 +29,14 @@ pub const MARK: i32 = 0x5842_5452;
 /// si_code SI_QUEUE (rt_sigqueueinfo's).
 const SI_QUEUE: i32 = -1;
 
+/// The thread's vCPU is gone (an exec let go of the VM): its tracer finds
+/// no kvm_run to read registers from or to kick.
+pub fn vcpu_gone() {
+    // SAFETY: a field of this thread's page, which its tracer reads from
+    // another process while this thread is stopped.
+    unsafe { std::ptr::write_volatile(&mut page::own().kvm_run, 0) };
+}
+
 /// This thread's page if a sandboxed tracer traces it.
 pub fn traced() -> Option<&'static mut Page> {
     let p = page::own();

@@ -289,6 +289,9 @@ fn run_one(
             }
         }
     }
+    if carried.is_some_and(|c| c.faults_counted) {
+        task.thread.process.count_faults();
+    }
     if carried.is_some_and(|c| c.tsc_trapping)
         && let Err(e) = task.thread.vcpu.set_tsc_trapping(true)
     {

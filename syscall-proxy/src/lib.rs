@@ -15,6 +15,7 @@ pub mod launch;
 pub mod limits;
 pub mod loader;
 pub mod memory;
+pub mod perf;
 pub mod seccomp;
 pub mod signals;
 pub mod syscalls;

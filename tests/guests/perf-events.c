@@ -2,9 +2,12 @@
  * uses it. Software counters (task-clock, context switches) counted over
  * known work; a counter's overflow signal delivered to this thread
  * (O_ASYNC, F_SETSIG, F_SETOWN_EX with the tid) with its siginfo; the
- * ioctls rr uses (RESET, ENABLE, DISABLE, PERIOD, ID); hardware events'
- * answer on this machine; errors. Prints what it sees as facts that hold
- * natively on any machine. */
+ * ioctls rr uses (RESET, ENABLE, DISABLE, PERIOD, ID); page-fault
+ * counters over new pages touched, on this thread, another thread, threads
+ * and children they follow, across an exec; hardware events' answer on
+ * this machine; errors. Prints what it sees as facts that hold natively on
+ * any machine. `perf-events other` opens a page-fault counter on a child
+ * process and says what it got. */
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
@@ -13,8 +16,12 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <pthread.h>
+#include <stdlib.h>
 #include <sys/ioctl.h>
+#include <sys/mman.h>
 #include <sys/syscall.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -80,9 +87,157 @@ static void on_overflow(int sig, siginfo_t *si, void *uc)
 	last_fd = si->si_fd;
 }
 
-int main(void)
+/* New pages, each its own fault (no transparent huge pages). */
+static char *fresh(long pages)
+{
+	char *p = mmap(NULL, pages * 4096, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	madvise(p, pages * 4096, MADV_NOHUGEPAGE);
+	return p;
+}
+
+/* Touches each page once: one minor fault each. */
+static void touch(char *p, long pages)
+{
+	for (long i = 0; i < pages; i++)
+		p[i * 4096] = 1;
+}
+
+static int within(uint64_t v, uint64_t lo, uint64_t hi)
+{
+	return v >= lo && v <= hi;
+}
+
+static volatile pid_t toucher_tid;
+static int go[2];
+
+/* Says its id, waits for the word, touches 1000 new pages. */
+static void *toucher(void *arg)
+{
+	(void)arg;
+	char *p = fresh(1000);
+	toucher_tid = (pid_t)syscall(SYS_gettid);
+	char c;
+	if (read(go[0], &c, 1) == 1)
+		touch(p, 1000);
+	return NULL;
+}
+
+static void *touch_1000(void *arg)
+{
+	touch(arg, 1000);
+	return NULL;
+}
+
+static void page_faults(void)
+{
+	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS);
+	int all = open_event(&a, 0, -1, -1);
+	a.config = PERF_COUNT_SW_PAGE_FAULTS_MIN;
+	int min = open_event(&a, 0, -1, -1);
+	a.config = PERF_COUNT_SW_PAGE_FAULTS_MAJ;
+	int maj = open_event(&a, 0, -1, -1);
+	char *p = fresh(2000);
+	ioctl(all, PERF_EVENT_IOC_ENABLE, 0);
+	ioctl(min, PERF_EVENT_IOC_ENABLE, 0);
+	ioctl(maj, PERF_EVENT_IOC_ENABLE, 0);
+	touch(p, 2000);
+	ioctl(all, PERF_EVENT_IOC_DISABLE, 0);
+	ioctl(min, PERF_EVENT_IOC_DISABLE, 0);
+	ioctl(maj, PERF_EVENT_IOC_DISABLE, 0);
+	printf("page faults over 2000 new pages: 2000 to 2100: %d, minor too: %d, major: %d\n",
+	       within(count(all), 2000, 2100), within(count(min), 2000, 2100), (int)count(maj));
+
+	/* An overflow signal every 100 faults. */
+	overflows = 0;
+	a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS);
+	a.sample_period = 100;
+	a.wakeup_events = 1;
+	int ov = open_event(&a, 0, -1, -1);
+	struct f_owner_ex owner = {.type = F_OWNER_TID, .pid = (pid_t)syscall(SYS_gettid)};
+	fcntl(ov, F_SETFL, O_ASYNC);
+	fcntl(ov, F_SETSIG, SIGUSR1);
+	fcntl(ov, F_SETOWN_EX, &owner);
+	p = fresh(1000);
+	ioctl(ov, PERF_EVENT_IOC_ENABLE, 0);
+	touch(p, 1000);
+	ioctl(ov, PERF_EVENT_IOC_DISABLE, 0);
+	printf("overflow signals over 1000 new pages every 100 faults: 9 to 11: %d\n",
+	       overflows >= 9 && overflows <= 11);
+
+	/* On another thread, by its id. */
+	pthread_t t;
+	if (pipe(go) != 0 || pthread_create(&t, NULL, toucher, NULL) != 0)
+		return;
+	while (!toucher_tid)
+		usleep(100);
+	a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS);
+	a.disabled = 0;
+	int other = open_event(&a, toucher_tid, -1, -1);
+	if (write(go[1], "x", 1) != 1)
+		return;
+	pthread_join(t, NULL);
+	printf("page faults of another thread over 1000 new pages: 1000 to 1100: %d\n",
+	       within(count(other), 1000, 1100));
+
+	/* Followed into a thread made after (attr.inherit). */
+	a.inherit = 1;
+	int inh = open_event(&a, 0, -1, -1);
+	p = fresh(1000);
+	uint64_t before = count(inh);
+	pthread_create(&t, NULL, touch_1000, p);
+	pthread_join(t, NULL);
+	printf("an inherited counter over a new thread's 1000 new pages: 1000 to 1200: %d\n",
+	       within(count(inh) - before, 1000, 1200));
+	close(inh);
+
+	/* Across an exec: the new image counts its own new pages. */
+	pid_t c = fork();
+	if (c == 0) {
+		a.inherit = 0;
+		int fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
+		char arg[16];
+		snprintf(arg, sizeof arg, "%d", fd);
+		execl("/proc/self/exe", "perf-events", "exec", arg, (char *)0);
+		_exit(127);
+	}
+	int st;
+	waitpid(c, &st, 0);
+}
+
+/* The new image after an exec kept counter `fd`. */
+static int after_exec(int fd)
+{
+	char *p = fresh(1000);
+	uint64_t before = count(fd);
+	touch(p, 1000);
+	printf("after an exec, the counter kept over 1000 new pages: 1000 to 1100: %d\n",
+	       within(count(fd) - before, 1000, 1100));
+	return 0;
+}
+
+/* A page-fault counter on a child process. */
+static int other_process(void)
+{
+	pid_t c = fork();
+	if (c == 0) {
+		pause();
+		_exit(0);
+	}
+	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS);
+	long fd = open_event(&a, c, -1, -1);
+	printf("page faults of a child process: %s\n", fd < 0 ? strerror(errno) : "opened");
+	kill(c, SIGKILL);
+	waitpid(c, NULL, 0);
+	return 0;
+}
+
+int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	if (argc == 3 && !strcmp(argv[1], "exec"))
+		return after_exec(atoi(argv[2]));
+	if (argc == 2 && !strcmp(argv[1], "other"))
+		return other_process();
 
 	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
 	int clock = open_event(&a, 0, -1, -1);
@@ -136,6 +291,8 @@ int main(void)
 	       overflows >= 5, last_code == POLL_IN, last_fd == ov);
 	uint64_t period = 1000000;
 	printf("PERF_EVENT_IOC_PERIOD: %d\n", ioctl(ov, PERF_EVENT_IOC_PERIOD, &period));
+
+	page_faults();
 
 	/* Hardware events: this machine's answer (no PMU: ENOENT). */
 	a = attr(PERF_TYPE_HARDWARE, PERF_COUNT_HW_INSTRUCTIONS);

@@ -74,6 +74,15 @@ impl Interrupted {
         })
     }
 
+    /// The same call, not begun: made after the delivery whatever the
+    /// handler (ERESTARTNOINTR).
+    pub fn not_begun(self) -> Interrupted {
+        Interrupted {
+            code: regs::ERESTARTNOINTR,
+            ..self
+        }
+    }
+
     /// The same call, failing with EINTR itself.
     pub fn failing(self) -> Interrupted {
         Interrupted {

@@ -2,8 +2,7 @@
 //! host (after its arguments are checked) or emulated.
 
 pub mod args;
-mod check;
-mod perf;
+pub(crate) mod check;
 pub mod procfs;
 pub mod tsc;
 pub mod xstate;
@@ -101,7 +100,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_prctl => ret(prctl(thread, a)),
         // Filters would apply to the sandbox's own system calls (KVM_RUN).
         libc::SYS_seccomp => ret(seccomp::seccomp(thread, a[0], a[1], a[2])),
-        libc::SYS_perf_event_open => ret(perf::open(thread, a)),
+        libc::SYS_perf_event_open => ret(crate::perf::open(thread, a)),
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),

@@ -378,6 +378,8 @@ fn fork(thread: &mut Thread, r: Request) -> Result<Action, Errno> {
             }
             thread.leader = true;
             thread.tiles_in_use = false;
+            // Its page-fault counter counts the parent's thread.
+            crate::perf::faults::forked(thread);
             // A new state: another thread of the parent may have held the
             // old one's lock at the fork (TSYNC).
             thread.seccomp = filters;

@@ -52,6 +52,9 @@ pub struct Carried {
     /// The memfd holding the program's seccomp filters, which an exec
     /// keeps.
     pub seccomp_fd: Option<i32>,
+    /// Whether the program counts its page faults (perf::faults), which
+    /// an exec keeps counting.
+    pub faults_counted: bool,
 }
 
 impl Carried {
@@ -64,14 +67,15 @@ impl Carried {
             format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
         });
         format!(
-            "{},{},{core},{},{:x},{},{trace},{},{}",
+            "{},{},{core},{},{:x},{},{trace},{},{},{}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
             self.default_xcr0,
             u8::from(self.arch_prctl_compat),
             u8::from(self.tsc_trapping),
-            fd(self.seccomp_fd)
+            fd(self.seccomp_fd),
+            u8::from(self.faults_counted)
         )
     }
 
@@ -119,6 +123,7 @@ impl Carried {
             "-" => None,
             f => Some(f.parse().ok()?),
         };
+        let faults_counted = flag(it.next()?)?;
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -129,6 +134,7 @@ impl Carried {
             trace,
             tsc_trapping,
             seccomp_fd,
+            faults_counted,
         })
     }
 }
@@ -298,6 +304,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         trace: tracee::carried(),
         tsc_trapping: thread.vcpu.tsc_trapping(),
         seccomp_fd,
+        faults_counted: thread.process.faults_counted(),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
@@ -385,4 +392,48 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     }
     log::debug!("exec: executing the sandbox again failed: errno {err}");
     Errno(err)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn what_an_exec_carries_reads_back_as_written() {
+        let c = Carried {
+            report_fd: Some(1023),
+            kvm_fd: None,
+            core: Some((0, u64::MAX)),
+            stats: true,
+            default_xcr0: 0x207,
+            arch_prctl_compat: false,
+            trace: Some(tracee::Carried {
+                options: 0x5,
+                mode: 1,
+                seized: true,
+            }),
+            tsc_trapping: true,
+            seccomp_fd: Some(1000),
+            faults_counted: true,
+        };
+        assert_eq!(Carried::parse(&c.to_arg()), Some(c));
+        let other = Carried {
+            faults_counted: false,
+            trace: None,
+            ..c
+        };
+        assert_eq!(Carried::parse(&other.to_arg()), Some(other));
+        let cut = c.to_arg();
+        assert_eq!(Carried::parse(cut.rsplit_once(',').unwrap().0), None);
+    }
+
+    #[test]
+    fn the_stack_limits_an_exec_meets_are_found_before() {
+        let words = |n: usize, len: usize| vec![CString::new(vec![b'a'; len]).unwrap(); n];
+        assert!(fits_stack(&words(3, 10), &words(3, 10)));
+        // One string longer than MAX_ARG_STRLEN.
+        assert!(!fits_stack(&words(1, 32 * 4096), &[]));
+        // More than 6 MiB in all, whatever the stack limit.
+        assert!(!fits_stack(&words(60, 100_000), &words(4, 100_000)));
+    }
 }

@@ -9,7 +9,7 @@
 use std::collections::HashMap;
 use std::os::fd::RawFd;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{self, Sender};
 use std::sync::{Arc, Condvar, Mutex};
 use std::thread::JoinHandle;
@@ -105,6 +105,11 @@ pub struct Process {
     /// A host thread was handed to the reaper.
     adopted: Condvar,
     finish: Finish,
+    /// The program opened a page-fault counter on one of its threads
+    /// (perf::faults), or inherited it so.
+    faults: AtomicBool,
+    /// A vfork child's, on its parent's VM.
+    borrowed_vm: bool,
 }
 
 /// How long an exec waits for KVM's worker to leave once the VM is
@@ -164,6 +169,8 @@ impl Process {
             reaper: Mutex::default(),
             adopted: Condvar::new(),
             finish,
+            faults: AtomicBool::new(false),
+            borrowed_vm: false,
         }
     }
 
@@ -181,12 +188,29 @@ impl Process {
         if shared {
             child.counters = self.counters.clone();
         }
+        child.borrowed_vm = shared;
+        // Counters follow children (attr.inherit) and outlive an exec.
+        child.faults = AtomicBool::new(self.faults_counted());
         // Fork inherits the permissions (fpu_inherit_perms).
         let perms = self.xcomp.lock().expect("xcomp");
         let inherited = child.xcomp.get_mut().expect("xcomp");
         inherited.granted = perms.granted;
         inherited.guest_granted = perms.guest_granted;
         child
+    }
+
+    /// Its threads take the page faults the host does not count again.
+    pub fn count_faults(&self) {
+        self.faults.store(true, Ordering::Relaxed);
+    }
+
+    pub fn faults_counted(&self) -> bool {
+        self.faults.load(Ordering::Relaxed)
+    }
+
+    /// Whether this is a vfork child's, on its parent's VM.
+    pub fn borrows_vm(&self) -> bool {
+        self.borrowed_vm
     }
 
     pub fn count_syscall(&self) {

@@ -12,6 +12,7 @@ use vmm::{Exit, Syscall, VcpuError};
 use crate::clone::{Child, ChildIds};
 use crate::cpuid::Policy;
 use crate::host::{self, Errno, SysResult, encode};
+use crate::perf::faults;
 use crate::process::Outcome;
 use crate::seccomp::{self, Verdict};
 use crate::signals::{self, arrival, deliver};
@@ -113,6 +114,7 @@ impl Task {
     /// the VM.
     pub fn run(mut self) {
         tracee::start(&mut self.thread, self.followed.take());
+        faults::start(&mut self.thread);
         if let Some(c) = self.traced_exec.take() {
             // SAFETY: getpid has no preconditions.
             let pid = unsafe { libc::getpid() };
@@ -200,6 +202,11 @@ impl Task {
             let exit = self.thread.vcpu.run(&self.thread.process.vm.memory);
             tracee::after_guest(&mut self.thread);
             let exit = exit?;
+            let sigreturn =
+                matches!(exit, Exit::Syscall(sc) if sc.nr == libc::SYS_rt_sigreturn as u64);
+            if !sigreturn {
+                faults::after_guest(&mut self.thread);
+            }
             self.watch_step = hwbp::step_end(&mut self.thread)?;
             self.thread.orig_rax = match exit {
                 Exit::Syscall(sc) => sc.nr,
@@ -207,6 +214,16 @@ impl Task {
             };
             match exit {
                 Exit::Syscall(mut sc) => {
+                    if faults::owed(&self.thread) && !sigreturn && arrival::pending() {
+                        // Faults the program took before this call are
+                        // still being counted, and a signal (a counter's
+                        // overflow) came: delivered first, the call made
+                        // after.
+                        self.interrupted =
+                            Some(deliver::Interrupted::new(sc.nr, sc.args, false).not_begun());
+                        self.thread.vcpu.complete_syscall(EINTR);
+                        continue;
+                    }
                     self.thread.process.count_syscall();
                     tracee::syscall_entered(&mut self.thread);
                     // Progress since the last fault: a later fault at the
@@ -277,6 +294,9 @@ impl Task {
                         Action::Started => {
                             if sc.nr == libc::SYS_rt_sigreturn as u64 {
                                 self.thread.orig_rax = u64::MAX;
+                                // Under the mask the handler's frame put
+                                // back, as the faults were taken.
+                                faults::after_guest(&mut self.thread);
                             }
                             // rt_sigreturn's exit stop shows orig_rax -1,
                             // as restore_sigcontext leaves it.

@@ -37,6 +37,8 @@ pub struct Thread {
     pub hwbp: crate::trace::hwbp::State,
     /// What restart_syscall resumes (the kernel's restart_block).
     pub restart: Option<crate::signals::restart::Block>,
+    /// Its page faults the host does not count, taken again.
+    pub faults: crate::perf::faults::Faults,
 }
 
 impl Thread {
@@ -57,6 +59,7 @@ impl Thread {
             seccomp: Default::default(),
             hwbp: Default::default(),
             restart: None,
+            faults: Default::default(),
         }
     }
 }

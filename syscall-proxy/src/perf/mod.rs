@@ -17,9 +17,10 @@
 //! Overflow signals need nothing more: the counter's file is the host's,
 //! and F_SETOWN_EX names the host thread, which is the program's.
 
-use super::forward_raw;
-use super::{args, check, checked, procfs};
+pub mod faults;
+
 use crate::host::{Errno, SysResult};
+use crate::syscalls::{args, check, checked, forward_raw, procfs};
 use crate::thread::Thread;
 use crate::umem;
 
@@ -39,7 +40,7 @@ const TYPE_HW_CACHE: u32 = 3;
 const TYPE_RAW: u32 = 4;
 
 /// perf_event_open(attr, pid, cpu, group_fd, flags).
-pub fn open(thread: &Thread, a: [u64; 6]) -> SysResult {
+pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     let (at, pid) = (a[0], a[1] as i32);
     let size = {
         let space = thread.process.vm.memory.lock().expect("address space");
@@ -62,6 +63,17 @@ pub fn open(thread: &Thread, a: [u64; 6]) -> SysResult {
         umem::read_bytes(&space, at, &mut attr)?;
     }
     let kind = u32::from_ne_bytes(attr[0..4].try_into().expect("4 bytes"));
+    let config = u64::from_ne_bytes(attr[8..16].try_into().expect("8 bytes"));
+    if counts_program(pid) && faults::is_page_faults(kind, config) {
+        if !in_this_process(pid) {
+            // Another process's sandbox would not know to take its
+            // missed faults again: refused as by a kernel without the
+            // event, rather than counting almost nothing.
+            log::debug!("perf_event_open: page faults of {pid}, another sandbox: ENOENT");
+            return Err(Errno(libc::ENOENT));
+        }
+        faults::counting(thread, pid)?;
+    }
     if !counts_program(pid) || !is_pmu(kind) {
         return checked(thread, libc::SYS_perf_event_open, a, &spec, None);
     }
@@ -93,6 +105,11 @@ const SPEC_VER0: [args::Arg; 2] = [
 /// task on a CPU, the host's too: left as asked.
 fn counts_program(pid: i32) -> bool {
     pid == 0 || (pid > 0 && procfs::is_sandbox(&pid.to_string()))
+}
+
+/// Whether `pid` (0: the caller) is a thread of the calling process.
+fn in_this_process(pid: i32) -> bool {
+    pid == 0 || std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
 }
 
 /// Whether an attr type is the CPU's PMU: the generic hardware types, or

@@ -1,0 +1,311 @@
+//! Page faults a software counter on a program thread would miss, taken
+//! again where the host counts them.
+//!
+//! KVM brings the program's memory in for the guest with get_user_pages:
+//! the host kernel counts such a fault in the thread's rusage (min_flt,
+//! maj_flt) but fires no perf event for it (mm_account_fault has no
+//! registers for it), so a page-fault counter on a program thread counted
+//! the sandbox's own faults only (4 of 1,000 pages first touched).
+//!
+//! Once the program opens a page-fault counter on one of its threads,
+//! that thread compares, at each exit from the guest, the faults its
+//! rusage gained with those a counter of its own saw, and takes the
+//! difference again as minor faults on a scratch page of its own: every
+//! page-fault counter on the thread then counts them before the program
+//! can look. So do the threads and processes it creates from then on and
+//! the images it executes, which such counters follow (attr.inherit, and
+//! an exec keeps them). A sampled counter sees the sandbox's address, not
+//! the program's; a major fault counts as a minor one.
+
+use std::alloc::Layout;
+use std::os::fd::RawFd;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use crate::host::Errno;
+use crate::signals::arrival;
+use crate::thread::Thread;
+
+/// PERF_TYPE_SOFTWARE and its page-fault events (PERF_COUNT_SW_*,
+/// include/uapi/linux/perf_event.h; libc lacks them).
+pub const TYPE_SOFTWARE: u32 = 1;
+const PAGE_FAULTS: u64 = 2;
+const PAGE_FAULTS_MIN: u64 = 5;
+const PAGE_FAULTS_MAJ: u64 = 6;
+
+/// perf_event_attr's first version: type, size, config, then the sample
+/// period, sample_type, read_format and the bit fields.
+const ATTR_SIZE: usize = 64;
+const FLAGS_AT: usize = 40;
+/// The exclude_kernel bit, needed where perf_event_paranoid keeps a
+/// thread to its user-mode events.
+const EXCLUDE_KERNEL: u64 = 1 << 5;
+
+/// Whether an attr's type and config name a page-fault event.
+pub fn is_page_faults(kind: u32, config: u64) -> bool {
+    kind == TYPE_SOFTWARE && [PAGE_FAULTS, PAGE_FAULTS_MIN, PAGE_FAULTS_MAJ].contains(&config)
+}
+
+/// Whether a thread takes missed faults again.
+#[derive(Default)]
+pub enum Faults {
+    #[default]
+    Off,
+    On(Replay),
+    /// Its counter could not be opened.
+    Failed,
+}
+
+/// A thread's comparison of its faults with those the host counted.
+pub struct Replay {
+    /// A counter of this host thread's page faults (parked).
+    counter: RawFd,
+    /// The thread's rusage faults and the counter's value at the last look.
+    faults: u64,
+    counted: u64,
+    /// Faults missed and not yet taken again: a signal came meanwhile.
+    owed: u64,
+    /// The page its faults are taken again on (its address: a thread's
+    /// state moves to its host thread).
+    scratch: usize,
+}
+
+const SCRATCH: Layout = match Layout::from_size_align(4096, 4096) {
+    Ok(l) => l,
+    Err(_) => panic!("a page"),
+};
+
+impl Replay {
+    /// For thread `tid` of this process (0: the caller), from now.
+    fn new(tid: i32) -> Result<Replay, Errno> {
+        let counter = open_counter(tid)?;
+        // SAFETY: a non-zero size.
+        let scratch = unsafe { std::alloc::alloc_zeroed(SCRATCH) };
+        let faults = if tid == 0 {
+            Some(rusage_faults())
+        } else {
+            task_faults(tid)
+        };
+        let (Some(faults), false) = (faults, scratch.is_null()) else {
+            vmm::fds::lock().close(&[counter]);
+            if !scratch.is_null() {
+                // SAFETY: allocated above with this layout.
+                unsafe { std::alloc::dealloc(scratch, SCRATCH) };
+            }
+            return Err(Errno(libc::ENOMEM));
+        };
+        let mut r = Replay {
+            counter,
+            faults,
+            counted: 0,
+            owed: 0,
+            scratch: scratch as usize,
+        };
+        r.counted = r.read_counter();
+        Ok(r)
+    }
+
+    fn read_counter(&self) -> u64 {
+        let mut v = 0u64;
+        // SAFETY: reads 8 bytes into our own u64.
+        unsafe { libc::read(self.counter, (&mut v as *mut u64).cast(), 8) };
+        v
+    }
+
+    /// Takes again the faults the counter missed since the last look, one
+    /// at a time until a signal comes (an overflow's: delivered before the
+    /// rest, as each would natively be at its own fault).
+    fn catch_up(&mut self) {
+        let faults = rusage_faults();
+        let counted = self.read_counter();
+        self.owed += (faults.saturating_sub(self.faults))
+            .saturating_sub(counted.saturating_sub(self.counted));
+        self.faults = faults;
+        self.counted = counted;
+        while self.owed > 0 {
+            // SAFETY: the scratch page is ours alone; dropped, its next
+            // write faults a zeroed page in.
+            unsafe {
+                libc::madvise(
+                    self.scratch as *mut libc::c_void,
+                    SCRATCH.size(),
+                    libc::MADV_DONTNEED,
+                );
+                std::ptr::write_volatile(self.scratch as *mut u8, 1);
+            }
+            // Counted in both.
+            self.faults += 1;
+            self.counted += 1;
+            self.owed -= 1;
+            if arrival::pending() {
+                break;
+            }
+        }
+    }
+}
+
+impl Drop for Replay {
+    fn drop(&mut self) {
+        vmm::fds::lock().close(&[self.counter]);
+        // SAFETY: allocated in `new` with this layout.
+        unsafe { std::alloc::dealloc(self.scratch as *mut u8, SCRATCH) };
+    }
+}
+
+/// A counter of host thread `tid`'s page faults (0: the caller's),
+/// parked: user and kernel mode (a fault in a system call counts in rusage
+/// too), or user mode only where perf_event_paranoid refuses more.
+fn open_counter(tid: i32) -> Result<RawFd, Errno> {
+    let mut last = Errno(libc::ENOENT);
+    for flags in [0, EXCLUDE_KERNEL] {
+        let mut attr = [0u8; ATTR_SIZE];
+        attr[0..4].copy_from_slice(&TYPE_SOFTWARE.to_ne_bytes());
+        attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes());
+        attr[8..16].copy_from_slice(&PAGE_FAULTS.to_ne_bytes());
+        attr[FLAGS_AT..FLAGS_AT + 8].copy_from_slice(&flags.to_ne_bytes());
+        // SAFETY: a complete first-version attr of ours; one thread, any
+        // CPU, no group, close-on-exec.
+        let fd = unsafe {
+            libc::syscall(
+                libc::SYS_perf_event_open,
+                attr.as_ptr(),
+                tid,
+                -1,
+                -1,
+                libc::c_ulong::from(PERF_FLAG_FD_CLOEXEC),
+            )
+        } as RawFd;
+        if fd < 0 {
+            last = Errno(
+                std::io::Error::last_os_error()
+                    .raw_os_error()
+                    .unwrap_or(libc::EIO),
+            );
+            continue;
+        }
+        let high = vmm::fds::park(fd);
+        // SAFETY: the descriptor just opened, parked above or not at all.
+        unsafe { libc::close(fd) };
+        return high.map_err(|e| Errno(e.raw_os_error().unwrap_or(libc::EMFILE)));
+    }
+    Err(last)
+}
+
+/// PERF_FLAG_FD_CLOEXEC.
+const PERF_FLAG_FD_CLOEXEC: u32 = 8;
+
+/// The calling thread's faults in its rusage, minor and major.
+fn rusage_faults() -> u64 {
+    // SAFETY: rusage is plain integers.
+    let mut ru: libc::rusage = unsafe { std::mem::zeroed() };
+    // SAFETY: getrusage writes into the struct we pass.
+    unsafe { libc::getrusage(libc::RUSAGE_THREAD, &mut ru) };
+    (ru.ru_minflt + ru.ru_majflt) as u64
+}
+
+/// Thread `tid`'s faults (its /proc stat's minflt and majflt).
+fn task_faults(tid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+    // After the name, which may hold anything: state is field 3, minflt
+    // 10, majflt 12.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(field(10)? + field(12)?)
+}
+
+/// Replays made by the thread that opened a counter on another thread of
+/// the process, for that thread to take at its next exit from the guest.
+static HANDED: Mutex<Vec<(i32, Replay)>> = Mutex::new(Vec::new());
+static HANDED_COUNT: AtomicUsize = AtomicUsize::new(0);
+
+/// The program opens a page-fault counter on `pid`, a thread of its
+/// process (0: the caller): that thread takes the faults the host misses
+/// again from now on, and so does what the process creates after. The
+/// sandbox's counter's error is the program's.
+pub fn counting(thread: &mut Thread, pid: i32) -> Result<(), Errno> {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() };
+    if pid == 0 || pid == me {
+        if !matches!(thread.faults, Faults::On(_)) {
+            thread.faults = Faults::On(Replay::new(0)?);
+        }
+    } else {
+        let r = Replay::new(pid)?;
+        let mut handed = HANDED.lock().expect("handed replays");
+        handed.retain(|(t, _)| *t != pid);
+        handed.push((pid, r));
+        HANDED_COUNT.store(handed.len(), Ordering::Release);
+    }
+    thread.process.count_faults();
+    Ok(())
+}
+
+/// As a task starts (a new thread, a fork child, a new image): it counts
+/// from its first instruction if its process does.
+pub fn start(thread: &mut Thread) {
+    if !thread.process.faults_counted() || thread.process.borrows_vm() {
+        // (A vfork child is on its parent's memory and registry of
+        // descriptors until it executes: it counts from its exec.)
+        return;
+    }
+    thread.faults = match Replay::new(0) {
+        Ok(r) => Faults::On(r),
+        Err(e) => {
+            log::warn!("page faults this thread takes in the guest go uncounted: {e:?}");
+            Faults::Failed
+        }
+    };
+}
+
+/// In a fork child: the parent's replays count the parent's threads.
+pub fn forked(thread: &mut Thread) {
+    thread.faults = Faults::Off;
+    HANDED.lock().expect("handed replays").clear();
+    HANDED_COUNT.store(0, Ordering::Release);
+    start(thread);
+}
+
+/// Whether the thread has missed faults not yet taken again.
+#[inline]
+pub fn owed(thread: &Thread) -> bool {
+    matches!(&thread.faults, Faults::On(r) if r.owed > 0)
+}
+
+/// After each exit from the guest.
+#[inline]
+pub fn after_guest(thread: &mut Thread) {
+    if thread.process.faults_counted() {
+        catch_up(thread);
+    }
+}
+
+#[cold]
+fn catch_up(thread: &mut Thread) {
+    if matches!(thread.faults, Faults::Off) && HANDED_COUNT.load(Ordering::Acquire) > 0 {
+        // SAFETY: gettid has no preconditions.
+        let me = unsafe { libc::gettid() };
+        let mut handed = HANDED.lock().expect("handed replays");
+        if let Some(i) = handed.iter().position(|(t, _)| *t == me) {
+            thread.faults = Faults::On(handed.swap_remove(i).1);
+            HANDED_COUNT.store(handed.len(), Ordering::Release);
+        }
+    }
+    if let Faults::On(r) = &mut thread.faults {
+        r.catch_up();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn page_fault_events_are_software_ones() {
+        for config in [PAGE_FAULTS, PAGE_FAULTS_MIN, PAGE_FAULTS_MAJ] {
+            assert!(is_page_faults(TYPE_SOFTWARE, config));
+            assert!(!is_page_faults(0, config), "hardware {config}");
+        }
+        // task-clock, context switches.
+        assert!(!is_page_faults(TYPE_SOFTWARE, 1) && !is_page_faults(TYPE_SOFTWARE, 3));
+    }
+}

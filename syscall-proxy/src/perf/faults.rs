@@ -22,21 +22,17 @@ use std::os::fd::RawFd;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
+use super::{FLAGS_AT, SIZE_VER0, TYPE_SOFTWARE};
 use crate::host::Errno;
 use crate::signals::arrival;
 use crate::thread::Thread;
 
-/// PERF_TYPE_SOFTWARE and its page-fault events (PERF_COUNT_SW_*,
+/// The software page-fault events (PERF_COUNT_SW_*,
 /// include/uapi/linux/perf_event.h; libc lacks them).
-pub const TYPE_SOFTWARE: u32 = 1;
 const PAGE_FAULTS: u64 = 2;
 const PAGE_FAULTS_MIN: u64 = 5;
 const PAGE_FAULTS_MAJ: u64 = 6;
 
-/// perf_event_attr's first version: type, size, config, then the sample
-/// period, sample_type, read_format and the bit fields.
-const ATTR_SIZE: usize = 64;
-const FLAGS_AT: usize = 40;
 /// The exclude_kernel bit, needed where perf_event_paranoid keeps a
 /// thread to its user-mode events.
 const EXCLUDE_KERNEL: u64 = 1 << 5;
@@ -158,9 +154,9 @@ impl Drop for Replay {
 fn open_counter(tid: i32) -> Result<RawFd, Errno> {
     let mut last = Errno(libc::ENOENT);
     for flags in [0, EXCLUDE_KERNEL] {
-        let mut attr = [0u8; ATTR_SIZE];
+        let mut attr = [0u8; SIZE_VER0 as usize];
         attr[0..4].copy_from_slice(&TYPE_SOFTWARE.to_ne_bytes());
-        attr[4..8].copy_from_slice(&(ATTR_SIZE as u32).to_ne_bytes());
+        attr[4..8].copy_from_slice(&SIZE_VER0.to_ne_bytes());
         attr[8..16].copy_from_slice(&PAGE_FAULTS.to_ne_bytes());
         attr[FLAGS_AT..FLAGS_AT + 8].copy_from_slice(&flags.to_ne_bytes());
         // SAFETY: a complete first-version attr of ours; one thread, any

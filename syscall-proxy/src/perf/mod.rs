@@ -33,9 +33,11 @@ const SIZE_MAX: u32 = 4096;
 const FLAGS_AT: usize = 40;
 const EXCLUDE_HOST: u64 = 1 << 19;
 const EXCLUDE_GUEST: u64 = 1 << 20;
-/// perf_event_attr.type values that name the CPU's PMU (PERF_TYPE_*,
-/// include/uapi/linux/perf_event.h; libc lacks them).
+/// perf_event_attr.type values (PERF_TYPE_*, include/uapi/linux/
+/// perf_event.h; libc lacks them): those that name the CPU's PMU, and the
+/// kernel's software events.
 const TYPE_HARDWARE: u32 = 0;
+const TYPE_SOFTWARE: u32 = 1;
 const TYPE_HW_CACHE: u32 = 3;
 const TYPE_RAW: u32 = 4;
 
@@ -157,7 +159,7 @@ mod tests {
     fn which_types_are_the_pmu() {
         assert!(is_pmu(TYPE_HARDWARE) && is_pmu(TYPE_HW_CACHE) && is_pmu(TYPE_RAW));
         // PERF_TYPE_SOFTWARE, _TRACEPOINT, _BREAKPOINT.
-        assert!(!is_pmu(1) && !is_pmu(2) && !is_pmu(5));
+        assert!(!is_pmu(TYPE_SOFTWARE) && !is_pmu(2) && !is_pmu(5));
     }
 
     #[test]

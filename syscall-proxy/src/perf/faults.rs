@@ -16,11 +16,17 @@
 //! the images it executes, which such counters follow (attr.inherit, and
 //! an exec keeps them). A sampled counter sees the sandbox's address, not
 //! the program's; a major fault counts as a minor one.
+//!
+//! A counter opened on a thread of another sandbox (`perf stat` counts
+//! the child it starts) is told to that sandbox through memory: the
+//! opener writes the thread's id into `MARKED` of the other process, the
+//! same executable (found through its maps), which that thread takes at
+//! its next exit from the guest.
 
 use std::alloc::Layout;
 use std::os::fd::RawFd;
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
 
 use super::{FLAGS_AT, SIZE_VER0, TYPE_SOFTWARE};
 use crate::host::Errno;
@@ -80,7 +86,7 @@ impl Replay {
         let faults = if tid == 0 {
             Some(rusage_faults())
         } else {
-            task_faults(tid)
+            task_faults("self", tid)
         };
         let (Some(faults), false) = (faults, scratch.is_null()) else {
             vmm::fds::lock().close(&[counter]);
@@ -199,14 +205,116 @@ fn rusage_faults() -> u64 {
     (ru.ru_minflt + ru.ru_majflt) as u64
 }
 
-/// Thread `tid`'s faults (its /proc stat's minflt and majflt).
-fn task_faults(tid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/self/task/{tid}/stat")).ok()?;
+/// Thread `tid` of process `pid` (a /proc name)'s faults: its stat's
+/// minflt and majflt.
+fn task_faults(pid: &str, tid: i32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
     // After the name, which may hold anything: state is field 3, minflt
     // 10, majflt 12.
     let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
     Some(field(10)? + field(12)?)
+}
+
+/// A thread of this process that another sandbox's program counts the
+/// page faults of, written there by that sandbox (`mark_other`); its
+/// magic tells the writer it found the place.
+#[repr(C)]
+struct Marked {
+    magic: u64,
+    /// Its faults (rusage) when marked: those it takes before it looks
+    /// count too.
+    faults: AtomicU64,
+    /// Written last.
+    tid: AtomicI32,
+}
+
+/// "xcr0pfmk".
+const MARKED_MAGIC: u64 = 0x6b6d_6670_3072_6378;
+
+#[used]
+static MARKED: Marked = Marked {
+    magic: MARKED_MAGIC,
+    faults: AtomicU64::new(0),
+    tid: AtomicI32::new(0),
+};
+
+/// A page-fault counter is opened on `tid` of `pid`, another sandbox
+/// running this executable: it is told to take its missed faults again.
+/// ENOENT where it cannot be told (not the same executable, memory that
+/// cannot be written: ptrace_scope), as by a kernel without the event,
+/// rather than a counter that counts almost nothing.
+pub fn mark_other(pid: i32, tid: i32) -> Result<(), Errno> {
+    let refused = Errno(libc::ENOENT);
+    let (Some(ours), Some(theirs)) = (exe_base("self"), exe_base(&pid.to_string())) else {
+        return Err(refused);
+    };
+    let at = theirs + (&MARKED as *const Marked as u64 - ours);
+    let mut magic = [0u8; 8];
+    crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
+    if u64::from_ne_bytes(magic) != MARKED_MAGIC {
+        return Err(refused);
+    }
+    let faults = task_faults(&pid.to_string(), tid).ok_or(refused)?;
+    let faults_at = at + std::mem::offset_of!(Marked, faults) as u64;
+    let tid_at = at + std::mem::offset_of!(Marked, tid) as u64;
+    crate::trace::page::write_remote(pid, faults_at, &faults.to_ne_bytes())
+        .and_then(|()| crate::trace::page::write_remote(pid, tid_at, &tid.to_ne_bytes()))
+        .map_err(|_| refused)
+}
+
+/// Where process `pid` (a /proc name) maps this executable from its start.
+fn exe_base(pid: &str) -> Option<u64> {
+    use std::os::unix::fs::MetadataExt;
+    let exe = std::fs::metadata("/proc/self/exe").ok()?;
+    let id = format!(
+        "{:02x}:{:02x} {}",
+        libc::major(exe.dev()),
+        libc::minor(exe.dev()),
+        exe.ino()
+    );
+    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
+    maps.lines().find_map(|l| {
+        // start-end perms offset dev inode path
+        let f: Vec<&str> = l.split_whitespace().collect();
+        let (range, offset) = (f.first()?, f.get(2)?);
+        (u64::from_str_radix(offset, 16).ok()? == 0 && f.get(3..5)?.join(" ") == id)
+            .then(|| u64::from_str_radix(range.split_once('-')?.0, 16).ok())
+            .flatten()
+    })
+}
+
+/// Whether another sandbox marked a thread of this process, and this is
+/// it: it counts from now. A mark for no thread of ours (a fork child's
+/// copy, a thread gone) is dropped.
+#[cold]
+fn take_mark(thread: &mut Thread, marked: i32) {
+    // SAFETY: gettid has no preconditions.
+    let me = unsafe { libc::gettid() };
+    if marked != me {
+        if !std::path::Path::new(&format!("/proc/self/task/{marked}")).exists() {
+            let _ = MARKED
+                .tid
+                .compare_exchange(marked, 0, Ordering::Relaxed, Ordering::Relaxed);
+        }
+        return;
+    }
+    if MARKED
+        .tid
+        .compare_exchange(me, 0, Ordering::Acquire, Ordering::Relaxed)
+        .is_ok()
+    {
+        let since = MARKED.faults.load(Ordering::Relaxed);
+        thread.process.count_faults();
+        if !matches!(thread.faults, Faults::On(_)) {
+            start(thread);
+            if let Faults::On(r) = &mut thread.faults {
+                // Taken in the guest since the mark (the sandbox's own
+                // are few there: it was on its way back to the guest).
+                r.owed += r.faults.saturating_sub(since);
+            }
+        }
+    }
 }
 
 /// Replays made by the thread that opened a counter on another thread of
@@ -270,6 +378,10 @@ pub fn owed(thread: &Thread) -> bool {
 /// After each exit from the guest.
 #[inline]
 pub fn after_guest(thread: &mut Thread) {
+    let marked = MARKED.tid.load(Ordering::Relaxed);
+    if marked != 0 {
+        take_mark(thread, marked);
+    }
     if thread.process.faults_counted() {
         catch_up(thread);
     }

@@ -67,14 +67,12 @@ pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     let kind = u32::from_ne_bytes(attr[0..4].try_into().expect("4 bytes"));
     let config = u64::from_ne_bytes(attr[8..16].try_into().expect("8 bytes"));
     if counts_program(pid) && faults::is_page_faults(kind, config) {
-        if !in_this_process(pid) {
-            // Another process's sandbox would not know to take its
-            // missed faults again: refused as by a kernel without the
-            // event, rather than counting almost nothing.
-            log::debug!("perf_event_open: page faults of {pid}, another sandbox: ENOENT");
-            return Err(Errno(libc::ENOENT));
+        if in_this_process(pid) {
+            faults::counting(thread, pid)?;
+        } else if let Err(e) = faults::mark_other(tgid(pid).unwrap_or(pid), pid) {
+            log::debug!("perf_event_open: page faults of {pid}, another sandbox: not told");
+            return Err(e);
         }
-        faults::counting(thread, pid)?;
     }
     if !counts_program(pid) || !is_pmu(kind) {
         return checked(thread, libc::SYS_perf_event_open, a, &spec, None);
@@ -112,6 +110,17 @@ fn counts_program(pid: i32) -> bool {
 /// Whether `pid` (0: the caller) is a thread of the calling process.
 fn in_this_process(pid: i32) -> bool {
     pid == 0 || std::path::Path::new(&format!("/proc/self/task/{pid}")).exists()
+}
+
+/// The process thread `tid` belongs to.
+fn tgid(tid: i32) -> Option<i32> {
+    std::fs::read_to_string(format!("/proc/{tid}/status"))
+        .ok()?
+        .lines()
+        .find_map(|l| l.strip_prefix("Tgid:"))?
+        .trim()
+        .parse()
+        .ok()
 }
 
 /// Whether an attr type is the CPU's PMU: the generic hardware types, or

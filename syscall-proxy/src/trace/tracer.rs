@@ -941,8 +941,9 @@ enum Verdict {
     /// with WNOHANG finds it as it would have found the host's.
     Carried,
     /// The program's SIGSTOP (Some) or PTRACE_INTERRUPT (None) found a
-    /// sandbox starting, with no page yet to describe the stop: resume it
-    /// and stop it so again a moment later, once it may have one.
+    /// sandbox starting, with no page yet to describe the stop, or a
+    /// thread leaving a stop it raised: resume it and stop it so again a
+    /// moment later, once its page can describe the stop.
     Again(Option<i32>),
 }
 
@@ -1053,6 +1054,12 @@ fn judged(pid: i32, code: u32) -> Verdict {
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);
             }
+            if p.in_stop != 0
+                && p.held == 0
+                && let Some(v) = leaving_stop(pid, code)
+            {
+                return v;
+            }
             if is_clone_event(code) {
                 if p.in_clone == 0 {
                     // A host thread of the sandbox's own.
@@ -1108,6 +1115,24 @@ fn judged(pid: i32, code: u32) -> Verdict {
             Verdict::Report(code)
         }
     }
+}
+
+/// A SIGSTOP or PTRACE_INTERRUPT that stopped a thread on its way out of
+/// a stop it raised, which its tracer ended (a DETACH, then at once an
+/// ATTACH): the host stopped it in the kernel as that stop's signal was
+/// taken, before its sandbox ran again, and the page still describes the
+/// old stop. Let go and made again a moment later, once the thread has
+/// left it, so that its sandbox makes the stop with its state in the page.
+fn leaving_stop(pid: i32, code: u32) -> Option<Verdict> {
+    if code == INTERRUPT_STOP
+        && INTERRUPTED.lock().expect("interrupted").contains_key(&pid)
+        && may_again(&INTERRUPTED, pid)
+    {
+        return Some(Verdict::Again(None));
+    }
+    // (A signal-delivery stop has a siginfo; a group stop has none.)
+    (code == libc::SIGSTOP as u32 && host_siginfo(pid).is_ok() && may_again(&STOPPED_AGAIN, pid))
+        .then_some(Verdict::Again(Some(libc::SIGSTOP)))
 }
 
 /// The first stop since TRACEME, ATTACH or SEIZE: the tracee raises its

@@ -205,15 +205,9 @@ fn rusage_faults() -> u64 {
     (ru.ru_minflt + ru.ru_majflt) as u64
 }
 
-/// Thread `tid` of process `pid` (a /proc name)'s faults: its stat's
-/// minflt and majflt.
+/// Thread `tid` of process `pid` (a /proc name)'s faults.
 fn task_faults(pid: &str, tid: i32) -> Option<u64> {
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
-    // After the name, which may hold anything: state is field 3, minflt
-    // 10, majflt 12.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
-    Some(field(10)? + field(12)?)
+    crate::syscalls::procfs::task_stat(pid, &tid.to_string()).map(|t| t.faults)
 }
 
 /// A thread of this process that another sandbox's program counts the

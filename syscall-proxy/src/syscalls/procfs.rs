@@ -254,20 +254,38 @@ fn is_sandbox_thread(pid: &str, tid: &str) -> bool {
     if tid.is_empty() || !tid.bytes().all(|b| b.is_ascii_digit()) {
         return false;
     }
-    let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")) else {
-        return false;
-    };
-    // pid (comm) state ppid pgrp session tty_nr tpgid flags ...
-    let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-        return false;
-    };
-    let comm = &stat[open + 1..close];
-    let flags = stat[close + 1..]
-        .split_whitespace()
-        .nth(6)
-        .and_then(|f| f.parse::<u64>().ok())
-        .unwrap_or(0);
-    flags & PF_USER_WORKER != 0 || comm.starts_with(OWN_THREAD_PREFIX)
+    task_stat(pid, tid)
+        .is_some_and(|t| t.flags & PF_USER_WORKER != 0 || t.comm.starts_with(OWN_THREAD_PREFIX))
+}
+
+/// Whether thread `tid` of process `pid` (a /proc name) is a worker the
+/// kernel made in it (KVM's `kvm-nx-lpage-recovery`).
+pub fn is_user_worker(pid: &str, tid: &str) -> bool {
+    task_stat(pid, tid).is_some_and(|t| t.flags & PF_USER_WORKER != 0)
+}
+
+/// What a task's /proc stat says that the sandbox looks at.
+pub struct TaskStat {
+    pub comm: String,
+    pub flags: u64,
+    /// Minor and major faults.
+    pub faults: u64,
+}
+
+/// Thread `tid` of process `pid` (a /proc name), from its stat.
+pub fn task_stat(pid: &str, tid: &str) -> Option<TaskStat> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;
+    // pid (comm) state ppid ...: the name may hold anything, so the
+    // fields are counted from its last ')', field 3 first.
+    let (head, rest) = stat.rsplit_once(')')?;
+    let comm = head.split_once('(')?.1.to_string();
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
+    Some(TaskStat {
+        comm,
+        flags: field(9)?,
+        faults: field(10)? + field(12)?,
+    })
 }
 
 /// Whether an open with `flags` can give a descriptor that reads or writes

@@ -124,7 +124,11 @@ fn kvm_workers() -> usize {
     };
     tasks
         .flatten()
-        .filter(|t| std::fs::read(t.path().join("comm")).is_ok_and(|c| c.starts_with(b"kvm-")))
+        .filter(|t| {
+            t.file_name()
+                .to_str()
+                .is_some_and(|tid| crate::syscalls::procfs::is_user_worker("self", tid))
+        })
         .count()
 }
 

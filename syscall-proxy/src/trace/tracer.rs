@@ -1124,14 +1124,21 @@ fn judged(pid: i32, code: u32) -> Verdict {
 /// old stop. Let go and made again a moment later, once the thread has
 /// left it, so that its sandbox makes the stop with its state in the page.
 fn leaving_stop(pid: i32, code: u32) -> Option<Verdict> {
+    // (A signal-delivery stop has a siginfo; a group stop has none.)
+    again(pid, code, || host_siginfo(pid).is_ok())
+}
+
+/// The program's PTRACE_INTERRUPT, or a SIGSTOP that `programs` says is
+/// the program's, found where its stop cannot be shown yet: made again a
+/// moment later (`Verdict::Again`), at most AGAIN_AT_MOST times.
+fn again(pid: i32, code: u32, programs: impl FnOnce() -> bool) -> Option<Verdict> {
     if code == INTERRUPT_STOP
         && INTERRUPTED.lock().expect("interrupted").contains_key(&pid)
         && may_again(&INTERRUPTED, pid)
     {
         return Some(Verdict::Again(None));
     }
-    // (A signal-delivery stop has a siginfo; a group stop has none.)
-    (code == libc::SIGSTOP as u32 && host_siginfo(pid).is_ok() && may_again(&STOPPED_AGAIN, pid))
+    (code == libc::SIGSTOP as u32 && programs() && may_again(&STOPPED_AGAIN, pid))
         .then_some(Verdict::Again(Some(libc::SIGSTOP)))
 }
 
@@ -1262,17 +1269,10 @@ fn starting(pid: i32, code: u32) -> Verdict {
         let_go_of_new(pid);
     }
     let kernels = || host_siginfo(pid).is_ok_and(|i| queued_by_kernel(&i));
-    if code == INTERRUPT_STOP
-        && INTERRUPTED.lock().expect("interrupted").contains_key(&pid)
-        && may_again(&INTERRUPTED, pid)
-    {
-        // The program's interrupt, which its sandbox is to show.
-        return Verdict::Again(None);
-    }
-    if code == libc::SIGSTOP as u32 && !kernels() && may_again(&STOPPED_AGAIN, pid) {
-        // The program's SIGSTOP (ATTACH's, a kill): let go, it would stop
-        // the process unseen.
-        return Verdict::Again(Some(libc::SIGSTOP));
+    // The program's interrupt, which its sandbox is to show, or its
+    // SIGSTOP (ATTACH's, a kill), which would stop the process unseen.
+    if let Some(v) = again(pid, code, || !kernels()) {
+        return v;
     }
     let own = sig == libc::SIGTRAP || code >> 8 != 0 || (sig == libc::SIGSTOP && kernels());
     Verdict::PassOver(if own { 0 } else { sig })

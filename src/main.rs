@@ -289,8 +289,11 @@ fn run_one(
             }
         }
     }
-    if carried.is_some_and(|c| c.faults_counted) {
-        task.thread.process.count_faults();
+    if let Some(c) = carried {
+        if c.faults_counted {
+            task.thread.process.count_faults();
+        }
+        syscall_proxy::perf::rusage::adopt(&mut task.thread, c.faults_taken);
     }
     if carried.is_some_and(|c| c.tsc_trapping)
         && let Err(e) = task.thread.vcpu.set_tsc_trapping(true)

@@ -687,7 +687,9 @@ fn cpuid_faulting_per_thread_as_linux() {
 /// new pages touched (KVM's faults for the guest fire no perf event on
 /// the host: the sandbox takes them again), with overflow signals every
 /// 100 faults, on another thread and on a child process by their ids,
-/// inherited by a new thread, and kept across an exec; this machine's answer for hardware events
+/// inherited by a new thread, and kept across an exec, with rusage
+/// counting each fault once (getrusage, wait4, across the exec); this
+/// machine's answer for hardware events
 /// (none has a PMU here: ENOENT natively), errors. The same output
 /// natively and sandboxed.
 #[test]
@@ -704,6 +706,9 @@ fn perf_events_on_the_program_as_natively() {
         "overflow signals over 60 ms every 2 ms: at least 5: 1; si_code POLL_IN 1, \
          si_fd the counter's 1\n",
         "page faults over 2000 new pages: 2000 to 2100: 1, minor too: 1, major: 0\n",
+        "rusage over them, counted once: 2000 to 2100: process 1, thread 1\n",
+        "its rusage, counted once: 1000 to 1500: wait4 1, RUSAGE_CHILDREN 1\n",
+        "rusage goes on across an exec: its own faults at most 600: 1\n",
         "overflow signals over 1000 new pages every 100 faults: 9 to 11: 1\n",
         "page faults of another thread over 1000 new pages: 1000 to 1100: 1\n",
         "page faults of a child process over 1000 new pages: 1000 to 1100: 1\n",

@@ -4,8 +4,8 @@
  * (O_ASYNC, F_SETSIG, F_SETOWN_EX with the tid) with its siginfo; the
  * ioctls rr uses (RESET, ENABLE, DISABLE, PERIOD, ID); page-fault
  * counters over new pages touched, on this thread, another thread, a child
- * process, a thread they follow, across an exec; hardware events' answer on
- * this machine; errors. Prints what it sees as facts that hold natively on
+ * process, a thread they follow, across an exec, and rusage's faults
+ * meanwhile; hardware events' answer on this machine; errors. Prints what it sees as facts that hold natively on
  * any machine. */
 #define _GNU_SOURCE
 #include <errno.h>
@@ -19,6 +19,7 @@
 #include <stdlib.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -101,6 +102,18 @@ static void touch(char *p, long pages)
 		p[i * 4096] = 1;
 }
 
+/* Minor faults in getrusage(who). */
+static uint64_t minflt(int who)
+{
+	struct rusage ru;
+	getrusage(who, &ru);
+	return ru.ru_minflt;
+}
+
+/* A child's own faults besides its 1000 pages: its start from a fork
+ * (natively a few dozen; a sandbox's copy of itself, some hundred). */
+#define CHILD_AT_MOST 1500
+
 static int within(uint64_t v, uint64_t lo, uint64_t hi)
 {
 	return v >= lo && v <= hi;
@@ -136,6 +149,7 @@ static void page_faults(void)
 	a.config = PERF_COUNT_SW_PAGE_FAULTS_MAJ;
 	int maj = open_event(&a, 0, -1, -1);
 	char *p = fresh(2000);
+	uint64_t self0 = minflt(RUSAGE_SELF), thread0 = minflt(RUSAGE_THREAD);
 	ioctl(all, PERF_EVENT_IOC_ENABLE, 0);
 	ioctl(min, PERF_EVENT_IOC_ENABLE, 0);
 	ioctl(maj, PERF_EVENT_IOC_ENABLE, 0);
@@ -145,6 +159,10 @@ static void page_faults(void)
 	ioctl(maj, PERF_EVENT_IOC_DISABLE, 0);
 	printf("page faults over 2000 new pages: 2000 to 2100: %d, minor too: %d, major: %d\n",
 	       within(count(all), 2000, 2100), within(count(min), 2000, 2100), (int)count(maj));
+	uint64_t self1 = minflt(RUSAGE_SELF), thread1 = minflt(RUSAGE_THREAD);
+	printf("rusage over them, counted once: 2000 to 2100: process %d, thread %d\n",
+	       within(self1 - self0, 2000, 2100), within(thread1 - thread0, 2000, 2100));
+	fprintf(stderr, "rusage: process %lu thread %lu\n", self1 - self0, thread1 - thread0);
 
 	/* An overflow signal every 100 faults. */
 	overflows = 0;
@@ -192,9 +210,15 @@ static void page_faults(void)
 	if (write(go[1], "x", 1) != 1)
 		return;
 	int status;
-	waitpid(kid, &status, 0);
+	struct rusage ru;
+	uint64_t children0 = minflt(RUSAGE_CHILDREN);
+	wait4(kid, &status, 0, &ru);
 	printf("page faults of a child process over 1000 new pages: 1000 to 1100: %d\n",
 	       within(count(child), 1000, 1100));
+	uint64_t children = minflt(RUSAGE_CHILDREN) - children0;
+	printf("its rusage, counted once: 1000 to %d: wait4 %d, RUSAGE_CHILDREN %d\n", CHILD_AT_MOST,
+	       within(ru.ru_minflt, 1000, CHILD_AT_MOST), within(children, 1000, CHILD_AT_MOST));
+	fprintf(stderr, "rusage: wait4 %lu children %lu\n", ru.ru_minflt, children);
 
 	/* Followed into a thread made after (attr.inherit). */
 	a.inherit = 1;
@@ -212,9 +236,12 @@ static void page_faults(void)
 	if (c == 0) {
 		a.inherit = 0;
 		int fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
-		char arg[16];
+		p = fresh(1000);
+		touch(p, 1000);
+		char arg[16], had[24];
 		snprintf(arg, sizeof arg, "%d", fd);
-		execl("/proc/self/exe", "perf-events", "exec", arg, (char *)0);
+		snprintf(had, sizeof had, "%lu", (unsigned long)minflt(RUSAGE_SELF));
+		execl("/proc/self/exe", "perf-events", "exec", arg, had, (char *)0);
 		_exit(127);
 	}
 	int st;
@@ -222,8 +249,14 @@ static void page_faults(void)
 }
 
 /* The new image after an exec kept counter `fd`. */
-static int after_exec(int fd)
+static int after_exec(int fd, uint64_t had)
 {
+	/* The exec's own faults: natively some dozen, a sandbox's new image
+	 * some hundred; the 1000 taken before would show here twice. */
+	uint64_t exec_faults = minflt(RUSAGE_SELF) - had;
+	printf("rusage goes on across an exec: its own faults at most 600: %d\n",
+	       exec_faults <= 600);
+	fprintf(stderr, "rusage: exec %lu\n", (unsigned long)exec_faults);
 	char *p = fresh(1000);
 	uint64_t before = count(fd);
 	touch(p, 1000);
@@ -235,8 +268,8 @@ static int after_exec(int fd)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 3 && !strcmp(argv[1], "exec"))
-		return after_exec(atoi(argv[2]));
+	if (argc == 4 && !strcmp(argv[1], "exec"))
+		return after_exec(atoi(argv[2]), strtoull(argv[3], NULL, 10));
 
 	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
 	int clock = open_event(&a, 0, -1, -1);

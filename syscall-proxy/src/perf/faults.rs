@@ -117,13 +117,14 @@ impl Replay {
     /// Takes again the faults the counter missed since the last look, one
     /// at a time until a signal comes (an overflow's: delivered before the
     /// rest, as each would natively be at its own fault).
-    fn catch_up(&mut self) {
+    fn catch_up(&mut self) -> u64 {
         let faults = rusage_faults();
         let counted = self.read_counter();
         self.owed += (faults.saturating_sub(self.faults))
             .saturating_sub(counted.saturating_sub(self.counted));
         self.faults = faults;
         self.counted = counted;
+        let mut taken = 0;
         while self.owed > 0 {
             // SAFETY: the scratch page is ours alone; dropped, its next
             // write faults a zeroed page in.
@@ -139,10 +140,12 @@ impl Replay {
             self.faults += 1;
             self.counted += 1;
             self.owed -= 1;
+            taken += 1;
             if arrival::pending() {
                 break;
             }
         }
+        taken
     }
 }
 
@@ -233,28 +236,11 @@ static MARKED: Marked = Marked {
     tid: AtomicI32::new(0),
 };
 
-/// A page-fault counter is opened on `tid` of `pid`, another sandbox
-/// running this executable: it is told to take its missed faults again.
-/// ENOENT where it cannot be told (not the same executable, memory that
-/// cannot be written: ptrace_scope), as by a kernel without the event,
-/// rather than a counter that counts almost nothing.
-pub fn mark_other(pid: i32, tid: i32) -> Result<(), Errno> {
-    let refused = Errno(libc::ENOENT);
-    let (Some(ours), Some(theirs)) = (exe_base("self"), exe_base(&pid.to_string())) else {
-        return Err(refused);
-    };
-    let at = theirs + (&MARKED as *const Marked as u64 - ours);
-    let mut magic = [0u8; 8];
-    crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
-    if u64::from_ne_bytes(magic) != MARKED_MAGIC {
-        return Err(refused);
-    }
-    let faults = task_faults(&pid.to_string(), tid).ok_or(refused)?;
-    let faults_at = at + std::mem::offset_of!(Marked, faults) as u64;
-    let tid_at = at + std::mem::offset_of!(Marked, tid) as u64;
-    crate::trace::page::write_remote(pid, faults_at, &faults.to_ne_bytes())
-        .and_then(|()| crate::trace::page::write_remote(pid, tid_at, &tid.to_ne_bytes()))
-        .map_err(|_| refused)
+/// Where `ours`, an address in this executable's image, is in process
+/// `pid` if that runs the same executable.
+pub(super) fn in_other(pid: i32, ours: u64) -> Option<u64> {
+    let (base, theirs) = (exe_base("self")?, exe_base(&pid.to_string())?);
+    Some(theirs + (ours - base))
 }
 
 /// Where process `pid` (a /proc name) maps this executable from its start.
@@ -316,26 +302,75 @@ fn take_mark(thread: &mut Thread, marked: i32) {
 static HANDED: Mutex<Vec<(i32, Replay)>> = Mutex::new(Vec::new());
 static HANDED_COUNT: AtomicUsize = AtomicUsize::new(0);
 
-/// The program opens a page-fault counter on `pid`, a thread of its
-/// process (0: the caller): that thread takes the faults the host misses
-/// again from now on, and so does what the process creates after. The
-/// sandbox's counter's error is the program's.
-pub fn counting(thread: &mut Thread, pid: i32) -> Result<(), Errno> {
-    // SAFETY: gettid has no preconditions.
-    let me = unsafe { libc::gettid() };
-    if pid == 0 || pid == me {
-        if !matches!(thread.faults, Faults::On(_)) {
-            thread.faults = Faults::On(Replay::new(0)?);
+/// A page-fault counter the program opens on a thread: what it needs is
+/// made ready before the open is forwarded, and begins only if that
+/// succeeds.
+pub enum Counting {
+    /// On thread `tid` of this process (0: the caller), with the replay
+    /// made for it (none if it has one).
+    Here(i32, Option<Replay>),
+    /// On thread `tid` of process `pid`, another sandbox running this
+    /// executable, whose `MARKED` is at `at`.
+    There { pid: i32, tid: i32, at: u64 },
+}
+
+impl Counting {
+    /// For a counter on `tid` of process `pid` (0, 0: the caller). A
+    /// sandbox that cannot be told (not the same executable, memory that
+    /// cannot be written: ptrace_scope) makes ENOENT, as a kernel without
+    /// the event, rather than a counter that counts almost nothing. The
+    /// sandbox's own counter's error is the program's.
+    pub fn prepare(thread: &Thread, pid: i32, tid: i32) -> Result<Counting, Errno> {
+        // SAFETY: getpid and gettid have no preconditions.
+        let (us, me) = unsafe { (libc::getpid(), libc::gettid()) };
+        if tid == 0 || pid == us {
+            let own = tid == 0 || tid == me;
+            let replay = match (own, &thread.faults) {
+                (true, Faults::On(_)) => None,
+                (true, _) => Some(Replay::new(0)?),
+                (false, _) => Some(Replay::new(tid)?),
+            };
+            return Ok(Counting::Here(if own { 0 } else { tid }, replay));
         }
-    } else {
-        let r = Replay::new(pid)?;
-        let mut handed = HANDED.lock().expect("handed replays");
-        handed.retain(|(t, _)| *t != pid);
-        handed.push((pid, r));
-        HANDED_COUNT.store(handed.len(), Ordering::Release);
+        let refused = Errno(libc::ENOENT);
+        let at = in_other(pid, &MARKED as *const Marked as u64).ok_or(refused)?;
+        let mut magic = [0u8; 8];
+        crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
+        if u64::from_ne_bytes(magic) != MARKED_MAGIC {
+            return Err(refused);
+        }
+        Ok(Counting::There { pid, tid, at })
     }
-    thread.process.count_faults();
-    Ok(())
+
+    /// The program's counter is open: the thread takes the faults the host
+    /// misses again from now on, and so does what its process creates
+    /// after.
+    pub fn begin(self, thread: &mut Thread) -> Result<(), Errno> {
+        match self {
+            Counting::Here(_, None) => {}
+            Counting::Here(0, Some(r)) => thread.faults = Faults::On(r),
+            Counting::Here(tid, Some(r)) => {
+                let mut handed = HANDED.lock().expect("handed replays");
+                handed.retain(|(t, _)| *t != tid);
+                handed.push((tid, r));
+                HANDED_COUNT.store(handed.len(), Ordering::Release);
+            }
+            Counting::There { pid, tid, at } => {
+                let refused = Errno(libc::ENOENT);
+                let faults = task_faults(&pid.to_string(), tid).ok_or(refused)?;
+                let faults_at = at + std::mem::offset_of!(Marked, faults) as u64;
+                let tid_at = at + std::mem::offset_of!(Marked, tid) as u64;
+                crate::trace::page::write_remote(pid, faults_at, &faults.to_ne_bytes())
+                    .and_then(|()| {
+                        crate::trace::page::write_remote(pid, tid_at, &tid.to_ne_bytes())
+                    })
+                    .map_err(|_| refused)?;
+                return Ok(());
+            }
+        }
+        thread.process.count_faults();
+        Ok(())
+    }
 }
 
 /// As a task starts (a new thread, a fork child, a new image): it counts
@@ -358,6 +393,7 @@ pub fn start(thread: &mut Thread) {
 /// In a fork child: the parent's replays count the parent's threads.
 pub fn forked(thread: &mut Thread) {
     thread.faults = Faults::Off;
+    super::rusage::forked(thread);
     HANDED.lock().expect("handed replays").clear();
     HANDED_COUNT.store(0, Ordering::Release);
     start(thread);
@@ -392,8 +428,12 @@ fn catch_up(thread: &mut Thread) {
             HANDED_COUNT.store(handed.len(), Ordering::Release);
         }
     }
-    if let Faults::On(r) = &mut thread.faults {
-        r.catch_up();
+    let taken = match &mut thread.faults {
+        Faults::On(r) => r.catch_up(),
+        _ => 0,
+    };
+    if taken > 0 {
+        super::rusage::took(thread, taken);
     }
 }
 

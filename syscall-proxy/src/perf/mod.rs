@@ -18,6 +18,7 @@
 //! and F_SETOWN_EX names the host thread, which is the program's.
 
 pub mod faults;
+pub mod rusage;
 
 use crate::host::{Errno, SysResult};
 use crate::syscalls::{args, check, checked, forward_raw, procfs};
@@ -67,12 +68,23 @@ pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     let kind = u32::from_ne_bytes(attr[0..4].try_into().expect("4 bytes"));
     let config = u64::from_ne_bytes(attr[8..16].try_into().expect("8 bytes"));
     if counts_program(pid) && faults::is_page_faults(kind, config) {
-        if in_this_process(pid) {
-            faults::counting(thread, pid)?;
-        } else if let Err(e) = faults::mark_other(tgid(pid).unwrap_or(pid), pid) {
+        let process = if in_this_process(pid) {
+            // SAFETY: getpid has no preconditions.
+            unsafe { libc::getpid() }
+        } else {
+            tgid(pid).unwrap_or(pid)
+        };
+        let counting = faults::Counting::prepare(thread, process, pid).inspect_err(|_| {
+            log::debug!("perf_event_open: page faults of {pid}: cannot be taken again");
+        })?;
+        let fd = checked(thread, libc::SYS_perf_event_open, a, &spec, None)?;
+        if let Err(e) = counting.begin(thread) {
             log::debug!("perf_event_open: page faults of {pid}, another sandbox: not told");
+            // SAFETY: the program's descriptor just opened, not yet returned.
+            unsafe { libc::close(fd as i32) };
             return Err(e);
         }
+        return Ok(fd);
     }
     if !counts_program(pid) || !is_pmu(kind) {
         return checked(thread, libc::SYS_perf_event_open, a, &spec, None);

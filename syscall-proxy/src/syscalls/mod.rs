@@ -101,6 +101,7 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         // Filters would apply to the sandbox's own system calls (KVM_RUN).
         libc::SYS_seccomp => ret(seccomp::seccomp(thread, a[0], a[1], a[2])),
         libc::SYS_perf_event_open => ret(crate::perf::open(thread, a)),
+        libc::SYS_getrusage => ret(crate::perf::rusage::getrusage(thread, a)),
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),

@@ -19,6 +19,7 @@ use vmm::fds;
 use crate::host::Errno;
 use crate::limits;
 use crate::loader::{elf, resolve};
+use crate::perf::rusage;
 use crate::seccomp;
 use crate::signals::arrival;
 use crate::syscalls::procfs;
@@ -55,6 +56,9 @@ pub struct Carried {
     /// Whether the program counts its page faults (perf::faults), which
     /// an exec keeps counting.
     pub faults_counted: bool,
+    /// The faults taken again so far, which the host's rusage keeps
+    /// across the exec (perf::rusage).
+    pub faults_taken: rusage::Carried,
 }
 
 impl Carried {
@@ -67,7 +71,7 @@ impl Carried {
             format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
         });
         format!(
-            "{},{},{core},{},{:x},{},{trace},{},{},{}",
+            "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
@@ -75,7 +79,10 @@ impl Carried {
             u8::from(self.arch_prctl_compat),
             u8::from(self.tsc_trapping),
             fd(self.seccomp_fd),
-            u8::from(self.faults_counted)
+            u8::from(self.faults_counted),
+            self.faults_taken.process,
+            self.faults_taken.children,
+            self.faults_taken.thread,
         )
     }
 
@@ -124,6 +131,16 @@ impl Carried {
             f => Some(f.parse().ok()?),
         };
         let faults_counted = flag(it.next()?)?;
+        let faults_taken = {
+            let mut words = it.next()?.split('/');
+            let mut hex = || u64::from_str_radix(words.next()?, 16).ok();
+            let taken = rusage::Carried {
+                process: hex()?,
+                children: hex()?,
+                thread: hex()?,
+            };
+            words.next().is_none().then_some(taken)?
+        };
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -135,6 +152,7 @@ impl Carried {
             tsc_trapping,
             seccomp_fd,
             faults_counted,
+            faults_taken,
         })
     }
 }
@@ -305,6 +323,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         tsc_trapping: thread.vcpu.tsc_trapping(),
         seccomp_fd,
         faults_counted: thread.process.faults_counted(),
+        faults_taken: rusage::carried(thread),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
@@ -415,10 +434,16 @@ mod tests {
             tsc_trapping: true,
             seccomp_fd: Some(1000),
             faults_counted: true,
+            faults_taken: rusage::Carried {
+                process: 1004,
+                children: 0x10,
+                thread: 7,
+            },
         };
         assert_eq!(Carried::parse(&c.to_arg()), Some(c));
         let other = Carried {
             faults_counted: false,
+            faults_taken: Default::default(),
             trace: None,
             ..c
         };

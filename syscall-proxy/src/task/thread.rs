@@ -39,6 +39,8 @@ pub struct Thread {
     pub restart: Option<crate::signals::restart::Block>,
     /// Its page faults the host does not count, taken again.
     pub faults: crate::perf::faults::Faults,
+    /// How many of them it took (perf::rusage leaves them out).
+    pub faults_taken: u64,
 }
 
 impl Thread {
@@ -60,6 +62,7 @@ impl Thread {
             hwbp: Default::default(),
             restart: None,
             faults: Default::default(),
+            faults_taken: 0,
         }
     }
 }

@@ -264,6 +264,9 @@ fn exe_base(pid: &str) -> Option<u64> {
     })
 }
 
+/// A marked thread found to be one of this process's.
+static MARK_ALIVE: AtomicI32 = AtomicI32::new(0);
+
 /// Whether another sandbox marked a thread of this process, and this is
 /// it: it counts from now. A mark for no thread of ours (a fork child's
 /// copy, a thread gone) is dropped.
@@ -272,7 +275,14 @@ fn take_mark(thread: &mut Thread, marked: i32) {
     // SAFETY: gettid has no preconditions.
     let me = unsafe { libc::gettid() };
     if marked != me {
-        if !std::path::Path::new(&format!("/proc/self/task/{marked}")).exists() {
+        // Looked for once: a thread busy in the guest may take long to
+        // come out and take it.
+        if MARK_ALIVE.load(Ordering::Relaxed) == marked {
+            return;
+        }
+        if std::path::Path::new(&format!("/proc/self/task/{marked}")).exists() {
+            MARK_ALIVE.store(marked, Ordering::Relaxed);
+        } else {
             let _ = MARKED
                 .tid
                 .compare_exchange(marked, 0, Ordering::Relaxed, Ordering::Relaxed);
@@ -394,6 +404,7 @@ pub fn start(thread: &mut Thread) {
 pub fn forked(thread: &mut Thread) {
     thread.faults = Faults::Off;
     super::rusage::forked(thread);
+    MARK_ALIVE.store(0, Ordering::Relaxed);
     HANDED.lock().expect("handed replays").clear();
     HANDED_COUNT.store(0, Ordering::Release);
     start(thread);

@@ -8,7 +8,8 @@
 set -euo pipefail
 need=()
 command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
-[ -f /usr/lib/python3.11/test/regrtest.py ] || need+=(libpython3.11-testsuite)
+# (regrtest.py itself is in libpython3.11-stdlib; the tests are not.)
+[ -f /usr/lib/python3.11/test/test_os.py ] || need+=(libpython3.11-testsuite)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
 command -v ltrace >/dev/null 2>&1 || need+=(ltrace)

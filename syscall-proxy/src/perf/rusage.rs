@@ -72,15 +72,15 @@ pub fn took(thread: &mut Thread, n: u64) {
     SELF_TAKEN.fetch_add(n, Ordering::Relaxed);
 }
 
-/// What a vfork child sees of these counts: its parent's memory holds
-/// them, not its own.
-fn counts(thread: &Thread) -> Carried {
+/// `thread`'s counts, which its exec keeps.
+pub fn carried(thread: &Thread) -> Carried {
     Carried {
         thread: thread.faults_taken,
         ..process_counts(&thread.process)
     }
 }
 
+/// A vfork child has none: its parent's memory holds the parent's.
 fn process_counts(process: &Process) -> Carried {
     if process.borrows_vm() {
         return Carried::default();
@@ -90,11 +90,6 @@ fn process_counts(process: &Process) -> Carried {
         children: CHILDREN_TAKEN.load(Ordering::Relaxed),
         thread: 0,
     }
-}
-
-/// For the exec of `thread`.
-pub fn carried(thread: &Thread) -> Carried {
-    counts(thread)
 }
 
 /// In the new image: the counts the exec kept.
@@ -123,7 +118,7 @@ pub fn getrusage(thread: &Thread, a: [u64; 6]) -> SysResult {
         &[args::Arg::W(1, args::Len::C(RUSAGE_LEN))],
         None,
     )?;
-    let c = counts(thread);
+    let c = carried(thread);
     let taken = match a[0] as i32 {
         libc::RUSAGE_SELF => c.process,
         libc::RUSAGE_CHILDREN => c.children,

@@ -236,11 +236,21 @@ static MARKED: Marked = Marked {
     tid: AtomicI32::new(0),
 };
 
-/// Where `ours`, an address in this executable's image, is in process
-/// `pid` if that runs the same executable.
-pub(super) fn in_other(pid: i32, ours: u64) -> Option<u64> {
+/// Where `ours`, a static of this executable's image beginning with
+/// `magic`, is in process `pid` if that runs the same executable: at the
+/// same address in a fork's parent or child neither of which executed
+/// since, else as far from the start of the image as here.
+pub(super) fn in_other(pid: i32, ours: u64, magic: u64) -> Option<u64> {
+    let has_magic = |at: u64| {
+        let mut word = [0u8; 8];
+        crate::trace::page::read_remote(pid, at, &mut word).is_ok()
+            && u64::from_ne_bytes(word) == magic
+    };
+    if crate::syscalls::procfs::is_sandbox(&pid.to_string()) && has_magic(ours) {
+        return Some(ours);
+    }
     let (base, theirs) = (exe_base("self")?, exe_base(&pid.to_string())?);
-    Some(theirs + (ours - base))
+    Some(theirs + (ours - base)).filter(|&at| has_magic(at))
 }
 
 /// Where process `pid` (a /proc name) maps this executable from its start.
@@ -253,8 +263,12 @@ fn exe_base(pid: &str) -> Option<u64> {
         libc::minor(exe.dev()),
         exe.ino()
     );
-    let maps = std::fs::read_to_string(format!("/proc/{pid}/maps")).ok()?;
-    maps.lines().find_map(|l| {
+    // Read a line at a time, up to the executable's: a whole sandbox's maps
+    // would be a large allocation, whose first touches count as faults of
+    // a thread the program may be counting.
+    let maps = std::fs::File::open(format!("/proc/{pid}/maps")).ok()?;
+    std::io::BufRead::lines(std::io::BufReader::new(maps)).find_map(|l| {
+        let l = l.ok()?;
         // start-end perms offset dev inode path
         let f: Vec<&str> = l.split_whitespace().collect();
         let (range, offset) = (f.first()?, f.get(2)?);
@@ -343,12 +357,7 @@ impl Counting {
             return Ok(Counting::Here(if own { 0 } else { tid }, replay));
         }
         let refused = Errno(libc::ENOENT);
-        let at = in_other(pid, &MARKED as *const Marked as u64).ok_or(refused)?;
-        let mut magic = [0u8; 8];
-        crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
-        if u64::from_ne_bytes(magic) != MARKED_MAGIC {
-            return Err(refused);
-        }
+        let at = in_other(pid, &MARKED as *const Marked as u64, MARKED_MAGIC).ok_or(refused)?;
         Ok(Counting::There { pid, tid, at })
     }
 

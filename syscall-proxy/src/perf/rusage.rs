@@ -167,15 +167,10 @@ pub fn ending(process: &Process) {
     }
     // SAFETY: getpid and getppid have no preconditions.
     let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
-    let Some(at) = super::faults::in_other(parent, &REAPED as *const Reaped as u64) else {
+    let ours = &REAPED as *const Reaped as u64;
+    let Some(at) = super::faults::in_other(parent, ours, REAPED_MAGIC) else {
         return;
     };
-    let mut magic = [0u8; 8];
-    let found = crate::trace::page::read_remote(parent, at, &mut magic).is_ok()
-        && u64::from_ne_bytes(magic) == REAPED_MAGIC;
-    if !found {
-        return;
-    }
     let slot = at
         + std::mem::offset_of!(Reaped, slots) as u64
         + (me as usize % SLOTS * size_of::<Slot>()) as u64;

@@ -214,7 +214,7 @@ fn task_faults(pid: &str, tid: i32) -> Option<u64> {
 }
 
 /// A thread of this process that another sandbox's program counts the
-/// page faults of, written there by that sandbox (`mark_other`); its
+/// page faults of, written there by that sandbox (`Counting::begin`); its
 /// magic tells the writer it found the place.
 #[repr(C)]
 struct Marked {
@@ -283,7 +283,8 @@ static MARK_ALIVE: AtomicI32 = AtomicI32::new(0);
 
 /// Whether another sandbox marked a thread of this process, and this is
 /// it: it counts from now. A mark for no thread of ours (a fork child's
-/// copy, a thread gone) is dropped.
+/// copy, a thread gone) is dropped; one for a thread that ends after it
+/// was found stays, unused.
 #[cold]
 fn take_mark(thread: &mut Thread, marked: i32) {
     // SAFETY: gettid has no preconditions.
@@ -376,6 +377,12 @@ impl Counting {
             }
             Counting::There { pid, tid, at } => {
                 let refused = Errno(libc::ENOENT);
+                // Still there: the process may have executed meanwhile.
+                let mut magic = [0u8; 8];
+                crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
+                if u64::from_ne_bytes(magic) != MARKED_MAGIC {
+                    return Err(refused);
+                }
                 let faults = task_faults(&pid.to_string(), tid).ok_or(refused)?;
                 let faults_at = at + std::mem::offset_of!(Marked, faults) as u64;
                 let tid_at = at + std::mem::offset_of!(Marked, tid) as u64;

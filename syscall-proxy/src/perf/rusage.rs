@@ -11,7 +11,10 @@
 //! (the same executable, as perf::faults marks threads): at its end it
 //! writes its pid and count into `REAPED` of its parent, which takes them
 //! off the rusage wait4 or waitid reports and adds them to its children's.
-//! /proc/<pid>/stat still shows the host's counts.
+//! Where the host forbids a process to write its parent's memory (Yama's
+//! ptrace_scope 1 and up) the count stays in. Not corrected either:
+//! /proc/<pid>/stat, and the rusage a wait reports of a child stopped or
+//! continued.
 
 use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
 
@@ -103,7 +106,12 @@ pub fn adopt(thread: &mut Thread, c: Carried) {
 pub fn forked(thread: &mut Thread) {
     SELF_TAKEN.store(0, Ordering::Relaxed);
     CHILDREN_TAKEN.store(0, Ordering::Relaxed);
-    for s in &REAPED.slots {
+    // (Written only where set: each page written is a fault of the child.)
+    for s in REAPED
+        .slots
+        .iter()
+        .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
+    {
         s.pid.store(0, Ordering::Relaxed);
     }
     thread.faults_taken = 0;
@@ -141,9 +149,10 @@ fn take_off(thread: &Thread, at: u64, taken: u64) -> Result<(), Errno> {
     umem::write(&space, field, minflt.saturating_sub(taken))
 }
 
-/// Child `pid` was reaped by a wait of the program that reports `ru`
-/// (its own rusage and that of the children it reaped).
-pub fn reaped(thread: &Thread, pid: i32, ru: &mut libc::rusage) {
+/// A wait of the program reports ended child `pid` with `ru` (its own
+/// rusage and that of the children it reaped); `reaps` unless WNOWAIT
+/// leaves it to be waited for again.
+pub fn ended(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaps: bool) {
     if thread.process.borrows_vm() {
         return;
     }
@@ -152,9 +161,26 @@ pub fn reaped(thread: &Thread, pid: i32, ru: &mut libc::rusage) {
         return;
     }
     let taken = slot.taken.load(Ordering::Relaxed);
-    slot.pid.store(0, Ordering::Relaxed);
-    CHILDREN_TAKEN.fetch_add(taken, Ordering::Relaxed);
+    if reaps {
+        if slot
+            .pid
+            .compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed)
+            .is_err()
+        {
+            return;
+        }
+        CHILDREN_TAKEN.fetch_add(taken, Ordering::Relaxed);
+    }
     ru.ru_minflt = (ru.ru_minflt as u64).saturating_sub(taken) as libc::c_long;
+}
+
+/// The program made child `pid`: a count left under its id by an earlier
+/// process never waited for (SIGCHLD ignored) is not its.
+pub fn new_child(pid: i32) {
+    let slot = &REAPED.slots[pid as usize % SLOTS];
+    let _ = slot
+        .pid
+        .compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
 }
 
 /// As the process ends: its counts go to its parent, if that is a

@@ -297,6 +297,7 @@ fn settid(thread: &mut Thread, r: Request, parent_too: bool, started: Option<&At
 
 /// In the parent of a process: CLONE_PARENT_SETTID and CLONE_PIDFD.
 fn parent_side(thread: &Thread, r: Request, pid: libc::pid_t) -> Result<(), Errno> {
+    crate::perf::rusage::new_child(pid);
     let space = thread.process.vm.memory.lock().expect("address space");
     if r.flags & bit(libc::CLONE_PARENT_SETTID) != 0 {
         let _ = umem::write(&space, r.parent_tid, pid as u32);

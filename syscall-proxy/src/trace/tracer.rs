@@ -1400,7 +1400,7 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
                 forget(child);
             }
             if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                crate::perf::rusage::reaped(thread, child, &mut ru);
+                crate::perf::rusage::ended(thread, child, &mut ru, true);
             }
             if status_at != 0 {
                 put(thread, status_at, &status.to_le_bytes())?;
@@ -1463,9 +1463,8 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
         }
         if child > 0 && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
             forget(child);
-            if options & libc::WNOWAIT == 0 {
-                crate::perf::rusage::reaped(thread, child, &mut ru);
-            }
+            let reaps = options & libc::WNOWAIT == 0;
+            crate::perf::rusage::ended(thread, child, &mut ru, reaps);
         }
         // As the kernel writes them: the rusage of a child found, and of
         // the siginfo only signo, errno, code, pid, uid and status.

@@ -241,16 +241,17 @@ static MARKED: Marked = Marked {
 /// same address in a fork's parent or child neither of which executed
 /// since, else as far from the start of the image as here.
 pub(super) fn in_other(pid: i32, ours: u64, magic: u64) -> Option<u64> {
-    let has_magic = |at: u64| {
-        let mut word = [0u8; 8];
-        crate::trace::page::read_remote(pid, at, &mut word).is_ok()
-            && u64::from_ne_bytes(word) == magic
-    };
-    if crate::syscalls::procfs::is_sandbox(&pid.to_string()) && has_magic(ours) {
+    if crate::syscalls::procfs::is_sandbox(&pid.to_string()) && has_magic(pid, ours, magic) {
         return Some(ours);
     }
     let (base, theirs) = (exe_base("self")?, exe_base(&pid.to_string())?);
-    Some(theirs + (ours - base)).filter(|&at| has_magic(at))
+    Some(theirs + (ours - base)).filter(|&at| has_magic(pid, at, magic))
+}
+
+/// Whether process `pid` has `magic` at `at`.
+fn has_magic(pid: i32, at: u64, magic: u64) -> bool {
+    let mut word = [0u8; 8];
+    crate::trace::page::read_remote(pid, at, &mut word).is_ok() && u64::from_ne_bytes(word) == magic
 }
 
 /// Where process `pid` (a /proc name) maps this executable from its start.
@@ -378,9 +379,7 @@ impl Counting {
             Counting::There { pid, tid, at } => {
                 let refused = Errno(libc::ENOENT);
                 // Still there: the process may have executed meanwhile.
-                let mut magic = [0u8; 8];
-                crate::trace::page::read_remote(pid, at, &mut magic).map_err(|_| refused)?;
-                if u64::from_ne_bytes(magic) != MARKED_MAGIC {
+                if !has_magic(pid, at, MARKED_MAGIC) {
                     return Err(refused);
                 }
                 let faults = task_faults(&pid.to_string(), tid).ok_or(refused)?;

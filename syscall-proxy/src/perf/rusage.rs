@@ -117,15 +117,9 @@ pub fn forked(thread: &mut Thread) {
     thread.faults_taken = 0;
 }
 
-/// getrusage(2) for the program.
-pub fn getrusage(thread: &Thread, a: [u64; 6]) -> SysResult {
-    let r = checked(
-        thread,
-        libc::SYS_getrusage,
-        a,
-        &[args::Arg::W(1, args::Len::C(RUSAGE_LEN))],
-        None,
-    )?;
+/// getrusage(2) for the program, whose arguments `spec` describes.
+pub fn getrusage(thread: &Thread, a: [u64; 6], spec: &[args::Arg]) -> SysResult {
+    let r = checked(thread, libc::SYS_getrusage, a, spec, None)?;
     let c = carried(thread);
     let taken = match a[0] as i32 {
         libc::RUSAGE_SELF => c.process,
@@ -138,8 +132,6 @@ pub fn getrusage(thread: &Thread, a: [u64; 6]) -> SysResult {
     }
     Ok(r)
 }
-
-const RUSAGE_LEN: u64 = size_of::<libc::rusage>() as u64;
 
 /// Takes `taken` off ru_minflt of the rusage at `at` in the program.
 fn take_off(thread: &Thread, at: u64, taken: u64) -> Result<(), Errno> {

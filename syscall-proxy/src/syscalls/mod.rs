@@ -101,7 +101,6 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         // Filters would apply to the sandbox's own system calls (KVM_RUN).
         libc::SYS_seccomp => ret(seccomp::seccomp(thread, a[0], a[1], a[2])),
         libc::SYS_perf_event_open => ret(crate::perf::open(thread, a)),
-        libc::SYS_getrusage => ret(crate::perf::rusage::getrusage(thread, a)),
         // rseq areas are updated for the host thread's context, not the
         // guest's; glibc works without (it registers only if this succeeds).
         libc::SYS_rseq => ret(Err(Errno(libc::ENOSYS))),
@@ -142,6 +141,9 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
                 let r = match procfs::exe_path_arg(nr, &a) {
                     Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
                     None if nr == libc::SYS_getdents64 => procfs::getdents64(thread, a, spec),
+                    None if nr == libc::SYS_getrusage => {
+                        crate::perf::rusage::getrusage(thread, a, spec)
+                    }
                     None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {

@@ -265,6 +265,8 @@ fn run_one(
         },
         finish: exit::finish,
     };
+    // Before the program starts: its processes share the ledger.
+    syscall_proxy::perf::ledger::join(carried.and_then(|c| c.ledger_fd));
     let mut task = match syscall_proxy::launch(hv, request) {
         Ok(t) => t,
         Err(e) => {

@@ -222,6 +222,53 @@ static void page_faults(void)
 	       within(ru.ru_minflt, 1000, CHILD_AT_MOST), within(children, 1000, CHILD_AT_MOST));
 	fprintf(stderr, "rusage: wait4 %lu children %lu\n", ru.ru_minflt, children);
 
+	/* Killed outright, it leaves its count all the same. */
+	kid = fork();
+	if (kid == 0) {
+		char c;
+		p = fresh(1000);
+		if (read(go[0], &c, 1) == 1)
+			touch(p, 1000);
+		kill(getpid(), SIGKILL);
+		_exit(0);
+	}
+	int killed = open_event(&a, kid, -1, -1);
+	if (write(go[1], "x", 1) != 1)
+		return;
+	children0 = minflt(RUSAGE_CHILDREN);
+	wait4(kid, &status, 0, &ru);
+	children = minflt(RUSAGE_CHILDREN) - children0;
+	printf("a child killed by SIGKILL over 1000 new pages: counted 1000 to 1200: %d; "
+	       "its rusage 1000 to %d: wait4 %d, RUSAGE_CHILDREN %d\n",
+	       within(count(killed), 1000, 1200), CHILD_AT_MOST,
+	       WIFSIGNALED(status) && within(ru.ru_minflt, 1000, CHILD_AT_MOST),
+	       within(children, 1000, CHILD_AT_MOST));
+	fprintf(stderr, "rusage: killed: wait4 %lu children %lu\n", ru.ru_minflt, children);
+
+	/* Stopped: a wait reports the rusage it has so far. */
+	kid = fork();
+	if (kid == 0) {
+		char c;
+		p = fresh(1000);
+		if (read(go[0], &c, 1) == 1)
+			touch(p, 1000);
+		raise(SIGSTOP);
+		_exit(0);
+	}
+	int stopped = open_event(&a, kid, -1, -1);
+	if (write(go[1], "x", 1) != 1)
+		return;
+	wait4(kid, &status, WUNTRACED, &ru);
+	printf("a stopped child over 1000 new pages: counted 1000 to 1200: %d; "
+	       "its rusage in WUNTRACED's wait4 1000 to %d: %d\n",
+	       within(count(stopped), 1000, 1200), CHILD_AT_MOST,
+	       WIFSTOPPED(status) && within(ru.ru_minflt, 1000, CHILD_AT_MOST));
+	fprintf(stderr, "rusage: stopped: wait4 %lu\n", ru.ru_minflt);
+	kill(kid, SIGKILL);
+	waitpid(kid, &status, 0);
+	close(killed);
+	close(stopped);
+
 	/* Followed into a thread made after (attr.inherit). */
 	a.inherit = 1;
 	int inh = open_event(&a, 0, -1, -1);
@@ -240,19 +287,44 @@ static void page_faults(void)
 		int fd = syscall(SYS_perf_event_open, &a, 0, -1, -1, 0);
 		p = fresh(1000);
 		touch(p, 1000);
-		char arg[16], had[24];
+		/* A counted child, left to the new image to reap. */
+		int ready[2];
+		if (pipe(ready) != 0)
+			_exit(126);
+		pid_t g = fork();
+		if (g == 0) {
+			char b;
+			char *q = fresh(1000);
+			if (read(ready[0], &b, 1) == 1)
+				touch(q, 1000);
+			_exit(0);
+		}
+		int counted = syscall(SYS_perf_event_open, &a, g, -1, -1, 0);
+		if (counted < 0 || write(ready[1], "x", 1) != 1)
+			_exit(126);
+		char arg[16], had[24], kid[16];
 		snprintf(arg, sizeof arg, "%d", fd);
 		snprintf(had, sizeof had, "%lu", (unsigned long)minflt(RUSAGE_SELF));
-		execl("/proc/self/exe", "perf-events", "exec", arg, had, (char *)0);
+		snprintf(kid, sizeof kid, "%d", g);
+		execl("/proc/self/exe", "perf-events", "exec", arg, had, kid, (char *)0);
 		_exit(127);
 	}
 	int st;
 	waitpid(c, &st, 0);
 }
 
-/* The new image after an exec kept counter `fd`. */
-static int after_exec(int fd, uint64_t had)
+/* The new image after an exec kept counter `fd`; `kid` is a counted
+ * child the old image made. */
+static int after_exec(int fd, uint64_t had, pid_t kid)
 {
+	struct rusage ru;
+	int status;
+	wait4(kid, &status, 0, &ru);
+	printf("a counted child the old image made, reaped by the new: "
+	       "its rusage 1000 to %d: %d\n",
+	       CHILD_AT_MOST, WIFEXITED(status) && within(ru.ru_minflt, 1000, CHILD_AT_MOST));
+	fprintf(stderr, "rusage: reaped after exec: wait4 %lu\n", ru.ru_minflt);
+
 	/* The exec's own faults: natively some dozen, a sandbox's new image
 	 * some hundred; the 1000 taken before would show here twice. */
 	uint64_t exec_faults = minflt(RUSAGE_SELF) - had;
@@ -270,8 +342,8 @@ static int after_exec(int fd, uint64_t had)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
-	if (argc == 4 && !strcmp(argv[1], "exec"))
-		return after_exec(atoi(argv[2]), strtoull(argv[3], NULL, 10));
+	if (argc == 5 && !strcmp(argv[1], "exec"))
+		return after_exec(atoi(argv[2]), strtoull(argv[3], NULL, 10), atoi(argv[4]));
 
 	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_TASK_CLOCK);
 	int clock = open_event(&a, 0, -1, -1);

@@ -240,7 +240,7 @@ static MARKED: Marked = Marked {
 /// `magic`, is in process `pid` if that runs the same executable: at the
 /// same address in a fork's parent or child neither of which executed
 /// since, else as far from the start of the image as here.
-pub(super) fn in_other(pid: i32, ours: u64, magic: u64) -> Option<u64> {
+fn in_other(pid: i32, ours: u64, magic: u64) -> Option<u64> {
     if crate::syscalls::procfs::is_sandbox(&pid.to_string()) && has_magic(pid, ours, magic) {
         return Some(ours);
     }

@@ -18,6 +18,7 @@
 //! and F_SETOWN_EX names the host thread, which is the program's.
 
 pub mod faults;
+pub mod ledger;
 pub mod rusage;
 
 use crate::host::{Errno, SysResult};

@@ -7,16 +7,16 @@
 //! They are counted here as they are taken (the thread's, the process's),
 //! and taken off again wherever the program reads an rusage.
 //!
-//! A child process's count reaches its parent's sandbox through memory
-//! (the same executable, as perf::faults marks threads): at its end it
-//! writes its pid and count into `REAPED` of its parent, which takes them
-//! off the rusage wait4 or waitid reports and adds them to its children's.
-//! Where the host forbids a process to write its parent's memory (Yama's
-//! ptrace_scope 1 and up) the count stays in. Not corrected either:
-//! /proc/<pid>/stat, and the rusage a wait reports of a child stopped or
-//! continued.
+//! A process keeps its count (its own and its reaped children's) in the
+//! ledger (perf::ledger) as it takes them; a wait reporting a child takes
+//! the child's off the rusage it reports, and a reaping wait adds it to
+//! the children's. Not corrected: /proc/<pid>/stat, a child whose parent
+//! is not a sandbox, and a wait reporting a stop of a thread other than a
+//! process's first.
 
-use std::sync::atomic::{AtomicI32, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+
+use super::ledger;
 
 use crate::host::{Errno, SysResult};
 use crate::process::Process;
@@ -29,36 +29,28 @@ static SELF_TAKEN: AtomicU64 = AtomicU64::new(0);
 /// Those of the children it reaped (with those they reaped).
 static CHILDREN_TAKEN: AtomicU64 = AtomicU64::new(0);
 
-/// Where ended children leave their counts for their parent, by pid: two
-/// unreaped children whose pids share a slot leave the later's only.
-#[repr(C)]
-struct Reaped {
-    magic: u64,
-    slots: [Slot; SLOTS],
+/// This process's slot in the ledger, once it took a fault again.
+static MINE: OnceSlot = OnceSlot::new();
+
+/// A slot found once (a process's pid does not change), cleared in a fork
+/// child.
+struct OnceSlot(AtomicPtr<ledger::Slot>);
+
+impl OnceSlot {
+    const fn new() -> Self {
+        OnceSlot(AtomicPtr::new(std::ptr::null_mut()))
+    }
+
+    fn get(&self) -> Option<&'static ledger::Slot> {
+        // SAFETY: null or a slot of the ledger, mapped for the process's life.
+        unsafe { self.0.load(Ordering::Acquire).as_ref() }
+    }
+
+    fn set(&self, s: Option<&'static ledger::Slot>) {
+        let p = s.map_or(std::ptr::null_mut(), |s| s as *const _ as *mut _);
+        self.0.store(p, Ordering::Release);
+    }
 }
-
-#[repr(C)]
-struct Slot {
-    taken: AtomicU64,
-    /// Written after `taken`; 0: free.
-    pid: AtomicI32,
-}
-
-const SLOTS: usize = 256;
-
-/// "xcr0rusg".
-const REAPED_MAGIC: u64 = 0x6773_7572_3072_6378;
-
-#[used]
-static REAPED: Reaped = Reaped {
-    magic: REAPED_MAGIC,
-    slots: [const {
-        Slot {
-            taken: AtomicU64::new(0),
-            pid: AtomicI32::new(0),
-        }
-    }; SLOTS],
-};
 
 /// What an exec keeps: the host's rusage survives it.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -73,6 +65,33 @@ pub struct Carried {
 pub fn took(thread: &mut Thread, n: u64) {
     thread.faults_taken += n;
     SELF_TAKEN.fetch_add(n, Ordering::Relaxed);
+    post(n);
+}
+
+/// Adds `n` to this process's count in the ledger, claiming its slot at
+/// the first.
+fn post(n: u64) {
+    if let Some(s) = MINE.get() {
+        s.taken.fetch_add(n, Ordering::Relaxed);
+        return;
+    }
+    let total = SELF_TAKEN.load(Ordering::Relaxed) + CHILDREN_TAKEN.load(Ordering::Relaxed);
+    // SAFETY: getpid and getppid have no preconditions.
+    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
+    MINE.set(ledger::claim(me, parent, total));
+}
+
+/// Sets this process's count in the ledger: a slot under its pid that is
+/// not its own (a predecessor's never reaped) is taken over.
+fn reset_mine(total: u64) {
+    // SAFETY: getpid and getppid have no preconditions.
+    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
+    let s = if total > 0 {
+        ledger::claim(me, parent, total)
+    } else {
+        ledger::find(me).and_then(|_| ledger::claim(me, parent, 0))
+    };
+    MINE.set(s);
 }
 
 /// `thread`'s counts, which its exec keeps.
@@ -100,20 +119,14 @@ pub fn adopt(thread: &mut Thread, c: Carried) {
     SELF_TAKEN.store(c.process, Ordering::Relaxed);
     CHILDREN_TAKEN.store(c.children, Ordering::Relaxed);
     thread.faults_taken = c.thread;
+    reset_mine(c.process + c.children);
 }
 
 /// In a fork child, whose rusage starts at zero.
 pub fn forked(thread: &mut Thread) {
     SELF_TAKEN.store(0, Ordering::Relaxed);
     CHILDREN_TAKEN.store(0, Ordering::Relaxed);
-    // (Written only where set: each page written is a fault of the child.)
-    for s in REAPED
-        .slots
-        .iter()
-        .filter(|s| s.pid.load(Ordering::Relaxed) != 0)
-    {
-        s.pid.store(0, Ordering::Relaxed);
-    }
+    reset_mine(0);
     thread.faults_taken = 0;
 }
 
@@ -141,62 +154,34 @@ fn take_off(thread: &Thread, at: u64, taken: u64) -> Result<(), Errno> {
     umem::write(&space, field, minflt.saturating_sub(taken))
 }
 
-/// A wait of the program reports ended child `pid` with `ru` (its own
-/// rusage and that of the children it reaped); `reaps` unless WNOWAIT
-/// leaves it to be waited for again.
-pub fn ended(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaps: bool) {
+/// A wait of the program reports child `pid` (ended, stopped, continued)
+/// with `ru`, its rusage with its reaped children's: their faults taken
+/// again come off. `reaped` if the wait reaped it (an exit's report
+/// without WNOWAIT: only the real parent's reaps, a tracer's does not),
+/// which adds them to this process's children's.
+pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaped: bool) {
     if thread.process.borrows_vm() {
         return;
     }
-    let slot = &REAPED.slots[pid as usize % SLOTS];
-    if slot.pid.load(Ordering::Acquire) != pid {
-        return;
-    }
-    let taken = slot.taken.load(Ordering::Relaxed);
-    if reaps {
-        if slot
-            .pid
-            .compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed)
-            .is_err()
-        {
-            return;
-        }
-        CHILDREN_TAKEN.fetch_add(taken, Ordering::Relaxed);
-    }
-    ru.ru_minflt = (ru.ru_minflt as u64).saturating_sub(taken) as libc::c_long;
-}
-
-/// The program made child `pid`: a count left under its id by an earlier
-/// process never waited for (SIGCHLD ignored) is not its.
-pub fn new_child(pid: i32) {
-    let slot = &REAPED.slots[pid as usize % SLOTS];
-    let _ = slot
-        .pid
-        .compare_exchange(pid, 0, Ordering::Relaxed, Ordering::Relaxed);
-}
-
-/// As the process ends: its counts go to its parent, if that is a
-/// sandbox of this executable, for its wait to take off.
-pub fn ending(process: &Process) {
-    let c = process_counts(process);
-    let taken = c.process + c.children;
-    if taken == 0 {
-        return;
-    }
-    // SAFETY: getpid and getppid have no preconditions.
-    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
-    let ours = &REAPED as *const Reaped as u64;
-    let Some(at) = super::faults::in_other(parent, ours, REAPED_MAGIC) else {
+    let Some(slot) = ledger::find(pid) else {
         return;
     };
-    let slot = at
-        + std::mem::offset_of!(Reaped, slots) as u64
-        + (me as usize % SLOTS * size_of::<Slot>()) as u64;
-    let taken_at = slot + std::mem::offset_of!(Slot, taken) as u64;
-    let pid_at = slot + std::mem::offset_of!(Slot, pid) as u64;
-    let told = crate::trace::page::write_remote(parent, taken_at, &taken.to_ne_bytes())
-        .and_then(|()| crate::trace::page::write_remote(parent, pid_at, &me.to_ne_bytes()));
-    if told.is_err() {
-        log::debug!("the faults taken again in {me} stay in its parent's rusage");
+    let taken = slot.taken.load(Ordering::Relaxed);
+    ru.ru_minflt = (ru.ru_minflt as u64).saturating_sub(taken) as libc::c_long;
+    // SAFETY: getpid has no preconditions.
+    if reaped && ledger::parent(slot) == unsafe { libc::getpid() } && ledger::free(slot, pid) {
+        CHILDREN_TAKEN.fetch_add(taken, Ordering::Relaxed);
+        post(taken);
+    }
+}
+
+/// The program made child `pid`: a count left under its pid by a process
+/// of another parent, never reaped, is not its (the child takes such a
+/// slot over as it starts, `forked`; this covers a child killed before).
+pub fn new_child(pid: i32) {
+    // SAFETY: getpid has no preconditions.
+    let me = unsafe { libc::getpid() };
+    if let Some(s) = ledger::find(pid).filter(|s| ledger::parent(s) != me) {
+        ledger::free(s, pid);
     }
 }

@@ -59,6 +59,9 @@ pub struct Carried {
     /// The faults taken again so far, which the host's rusage keeps
     /// across the exec (perf::rusage).
     pub faults_taken: rusage::Carried,
+    /// The ledger of faults taken again (perf::ledger), which the
+    /// program's processes share.
+    pub ledger_fd: Option<i32>,
 }
 
 impl Carried {
@@ -71,7 +74,7 @@ impl Carried {
             format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
         });
         format!(
-            "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x}",
+            "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x},{}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
@@ -83,6 +86,7 @@ impl Carried {
             self.faults_taken.process,
             self.faults_taken.children,
             self.faults_taken.thread,
+            fd(self.ledger_fd),
         )
     }
 
@@ -141,6 +145,10 @@ impl Carried {
             };
             words.next().is_none().then_some(taken)?
         };
+        let ledger_fd = match it.next()? {
+            "-" => None,
+            f => Some(f.parse().ok()?),
+        };
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -153,6 +161,7 @@ impl Carried {
             seccomp_fd,
             faults_counted,
             faults_taken,
+            ledger_fd,
         })
     }
 }
@@ -324,6 +333,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         seccomp_fd,
         faults_counted: thread.process.faults_counted(),
         faults_taken: rusage::carried(thread),
+        ledger_fd: crate::perf::ledger::fd(),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
@@ -366,8 +376,15 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     argv_ptrs.push(std::ptr::null());
     let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|w| w.as_ptr()).collect();
     env_ptrs.push(std::ptr::null());
-    // The sandbox's parked stderr and /dev/kvm, kept open across the exec.
-    let kept = || options.report_fd.into_iter().chain([kvm_fd]);
+    // The sandbox's parked stderr, /dev/kvm and ledger, kept open across
+    // the exec.
+    let kept = || {
+        options
+            .report_fd
+            .into_iter()
+            .chain([kvm_fd])
+            .chain(carried.ledger_fd)
+    };
     for fd in kept() {
         // SAFETY: a descriptor of the sandbox's own; flags only.
         unsafe { libc::fcntl(fd, libc::F_SETFD, 0) };
@@ -439,10 +456,12 @@ mod tests {
                 children: 0x10,
                 thread: 7,
             },
+            ledger_fd: Some(1001),
         };
         assert_eq!(Carried::parse(&c.to_arg()), Some(c));
         let other = Carried {
             faults_counted: false,
+            ledger_fd: None,
             faults_taken: Default::default(),
             trace: None,
             ..c

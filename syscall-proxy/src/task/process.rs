@@ -382,7 +382,6 @@ impl Process {
     /// gone ("No unwaited-for children left"); natively the leader's exit
     /// can be reaped as soon as its last other thread is.
     pub fn wind_down(&self) {
-        crate::perf::rusage::ending(self);
         self.end_reaper();
         // No signal may kick the vCPU once its kvm_run is unmapped: the
         // exit owes the program none (a fatal one is raised after, by

@@ -1399,9 +1399,8 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
             if status & 0xff != 0x7f {
                 forget(child);
             }
-            if libc::WIFEXITED(status) || libc::WIFSIGNALED(status) {
-                crate::perf::rusage::ended(thread, child, &mut ru, true);
-            }
+            let reaped = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+            crate::perf::rusage::reported(thread, child, &mut ru, reaped);
             if status_at != 0 {
                 put(thread, status_at, &status.to_le_bytes())?;
             }
@@ -1461,10 +1460,13 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
                 }
             }
         }
-        if child > 0 && matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED) {
+        let ended = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+        if child > 0 && ended {
             forget(child);
-            let reaps = options & libc::WNOWAIT == 0;
-            crate::perf::rusage::ended(thread, child, &mut ru, reaps);
+        }
+        if child > 0 {
+            let reaped = ended && options & libc::WNOWAIT == 0;
+            crate::perf::rusage::reported(thread, child, &mut ru, reaped);
         }
         // As the kernel writes them: the rusage of a child found, and of
         // the siginfo only signo, errno, code, pid, uid and status.

@@ -398,6 +398,14 @@ fn proc_self_describes_the_program() {
         print(os.stat('/proc/self/exe', follow_symlinks=False).st_size)\n";
     let s = same(&[os(PYTHON), os("-c"), os(script)], &[]);
     assert_eq!(stdout(&s), "Too many levels of symbolic links\n0\n");
+    // Its descriptors as it lists them: not the sandbox's parked ones.
+    let script = "import os, threading\n\
+        fds = lambda d: sorted(os.listdir(d), key=int)\n\
+        print(fds('/proc/self/fd'))\n\
+        print(fds('/proc/self/fdinfo'))\n\
+        print(fds('/proc/%d/task/%d/fd' % (os.getpid(), threading.get_native_id())))\n";
+    let s = same(&[os(PYTHON), os("-c"), os(script)], &[]);
+    assert!(stdout(&s).starts_with("['0', '1', '2', "), "{}", stdout(&s));
 }
 
 /// Descriptors python opens before EMFILE with RLIMIT_NOFILE (soft, hard).

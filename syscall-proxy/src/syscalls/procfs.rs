@@ -14,6 +14,7 @@ use super::{check, checked};
 use crate::host::{Errno, SysResult};
 use crate::thread::Thread;
 use crate::umem;
+use vmm::fds;
 
 /// What a /proc name of an executable stands for in the sandbox.
 #[derive(Debug, PartialEq, Eq)]
@@ -181,14 +182,16 @@ pub const OWN_THREAD_PREFIX: &str = "xcr0sbx-";
 /// runs in a user process, such as KVM's NX huge page recovery.
 const PF_USER_WORKER: u64 = 0x4000;
 
-/// getdents64 for the program: a sandbox's /proc/<pid>/task lists host
-/// threads that are not the program's (KVM's worker, the sandbox's own),
-/// which debuggers would attach to; they are taken out of what the
-/// program reads. A batch left empty is read again, not taken for the end.
+/// getdents64 for the program, without what a listing shows of the
+/// sandbox: a sandbox's /proc/<pid>/task lists host threads that are not
+/// the program's (KVM's worker, the sandbox's own), which debuggers would
+/// attach to, and the program's own /proc/<pid>/fd and fdinfo list the
+/// sandbox's parked descriptors. A batch left empty is read again, not
+/// taken for the end.
 pub fn getdents64(thread: &Thread, a: [u64; 6], spec: &[Arg]) -> SysResult {
     loop {
         let n = checked(thread, libc::SYS_getdents64, a, spec, None)?;
-        let Some(pid) = task_dir_of(a[0]) else {
+        let Some(listing) = listing_of(a[0]) else {
             return Ok(n);
         };
         if n == 0 {
@@ -197,7 +200,10 @@ pub fn getdents64(thread: &Thread, a: [u64; 6], spec: &[Arg]) -> SysResult {
         let space = thread.process.vm.memory.lock().expect("address space");
         let mut buf = vec![0u8; n as usize];
         umem::read_bytes(&space, a[1], &mut buf)?;
-        let kept = without_sandbox_threads(&pid, &buf);
+        let kept = match &listing {
+            Listing::Tasks(pid) => without(&buf, |tid| is_sandbox_thread(pid, tid)),
+            Listing::OwnFds => without(&buf, |fd| fd.parse::<i64>().is_ok_and(fds::is_parked)),
+        };
         if kept.len() == buf.len() {
             return Ok(n);
         }
@@ -208,20 +214,42 @@ pub fn getdents64(thread: &Thread, a: [u64; 6], spec: &[Arg]) -> SysResult {
     }
 }
 
-/// The pid of the sandbox whose /proc/<pid>/task directory `fd` is open on.
-fn task_dir_of(fd: u64) -> Option<String> {
-    let mut buf = [0u8; MEM_LINK_MAX];
-    let link = fd_link(fd, &mut buf)?;
-    let pid = link.strip_prefix(b"/proc/")?.strip_suffix(b"/task")?;
-    let pid = std::str::from_utf8(pid).ok()?;
-    (pid.bytes().all(|b| b.is_ascii_digit()) && !pid.is_empty() && is_sandbox(pid))
-        .then(|| pid.to_string())
+/// A /proc directory whose listing shows something of the sandbox's.
+enum Listing {
+    /// /proc/<pid>/task of a sandbox.
+    Tasks(String),
+    /// /proc/<pid>/fd or fdinfo (or /proc/<pid>/task/<tid>/...) of this
+    /// process.
+    OwnFds,
 }
 
-/// linux_dirent64 records without those of the sandbox's own threads (the
+/// The listing `fd` is open on, if it is such a directory.
+fn listing_of(fd: u64) -> Option<Listing> {
+    let mut buf = [0u8; MEM_LINK_MAX];
+    let link = fd_link(fd, &mut buf)?;
+    let rest = link.strip_prefix(b"/proc/")?;
+    let (pid, rest) = rest.split_at(rest.iter().position(|&c| c == b'/')?);
+    let pid = std::str::from_utf8(pid).ok()?;
+    if pid.is_empty() || !pid.bytes().all(|b| b.is_ascii_digit()) {
+        return None;
+    }
+    if rest == b"/task" {
+        return is_sandbox(pid).then(|| Listing::Tasks(pid.to_string()));
+    }
+    // A thread's descriptors are its process's (no CLONE_FILES-less
+    // threads here).
+    let rest = match rest.strip_prefix(b"/task/") {
+        Some(t) => &t[t.iter().position(|&c| c == b'/')?..],
+        None => rest,
+    };
+    (matches!(rest, b"/fd" | b"/fdinfo") && is_this_process(pid.as_bytes()))
+        .then_some(Listing::OwnFds)
+}
+
+/// linux_dirent64 records without those whose name `hide` says (the
 /// record before a removed one takes over its d_off, so that telldir and
 /// seekdir still agree).
-fn without_sandbox_threads(pid: &str, records: &[u8]) -> Vec<u8> {
+fn without(records: &[u8], hide: impl Fn(&str) -> bool) -> Vec<u8> {
     let mut kept: Vec<u8> = Vec::with_capacity(records.len());
     let mut last: Option<usize> = None;
     let mut at = 0;
@@ -234,8 +262,7 @@ fn without_sandbox_threads(pid: &str, records: &[u8]) -> Vec<u8> {
         let record = &records[at..at + len];
         let name = &record[19..];
         let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
-        let hide = std::str::from_utf8(name).is_ok_and(|tid| is_sandbox_thread(pid, tid));
-        if hide {
+        if std::str::from_utf8(name).is_ok_and(&hide) {
             if let Some(l) = last {
                 kept[l + 8..l + 16].copy_from_slice(&record[8..16]);
             }
@@ -388,6 +415,47 @@ mod tests {
     }
 
     #[test]
+    fn this_processs_descriptor_listings_leave_out_the_parked_ones() {
+        use std::os::fd::AsRawFd;
+        let dir = |path: &str| std::fs::File::open(path).unwrap();
+        // SAFETY: gettid has no preconditions.
+        let tid = unsafe { libc::gettid() };
+        for path in [
+            "/proc/self/fd".to_string(),
+            "/proc/self/fdinfo".to_string(),
+            format!("/proc/self/task/{tid}/fd"),
+        ] {
+            let d = dir(&path);
+            assert!(
+                matches!(listing_of(d.as_raw_fd() as u64), Some(Listing::OwnFds)),
+                "{path}"
+            );
+        }
+        for path in ["/proc/self", "/proc/1/fd", "/proc/self/task", "/dev"] {
+            let d = dir(path);
+            assert!(
+                !matches!(listing_of(d.as_raw_fd() as u64), Some(Listing::OwnFds)),
+                "{path}"
+            );
+        }
+        let null = dir("/dev/null");
+        let parked = fds::park(null.as_raw_fd()).unwrap();
+        let listed = records(&[".", "0", &parked.to_string(), "3"]);
+        let kept = names_and_offsets(&without(&listed, |fd| {
+            fd.parse::<i64>().is_ok_and(fds::is_parked)
+        }));
+        fds::lock().close(&[parked]);
+        assert_eq!(
+            kept,
+            [
+                (".".to_string(), 1),
+                ("0".to_string(), 3),
+                ("3".to_string(), 4)
+            ]
+        );
+    }
+
+    #[test]
     fn a_task_listing_leaves_out_the_sandboxs_own_threads() {
         let (tx, rx) = std::sync::mpsc::channel();
         let (done_tx, done_rx) = std::sync::mpsc::channel::<()>();
@@ -403,7 +471,7 @@ mod tests {
         // SAFETY: getpid and gettid have no preconditions.
         let (pid, me) = unsafe { (libc::getpid().to_string(), libc::gettid().to_string()) };
         let listed = records(&[".", "..", &me, &own, "4194305"]);
-        let kept = names_and_offsets(&without_sandbox_threads(&pid, &listed));
+        let kept = names_and_offsets(&without(&listed, |tid| is_sandbox_thread(&pid, tid)));
         drop(done_tx);
         helper.join().unwrap();
         assert_eq!(

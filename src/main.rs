@@ -266,7 +266,10 @@ fn run_one(
         finish: exit::finish,
     };
     // Before the program starts: its processes share the ledger.
-    syscall_proxy::perf::ledger::join(carried.and_then(|c| c.ledger_fd));
+    match carried {
+        Some(c) => syscall_proxy::perf::ledger::join(c.ledger_fd),
+        None => syscall_proxy::perf::ledger::start(),
+    }
     let mut task = match syscall_proxy::launch(hv, request) {
         Ok(t) => t,
         Err(e) => {

@@ -7,8 +7,10 @@
 //! be refused as if they did not exist.
 
 use std::collections::BTreeSet;
+use std::ffi::CStr;
+use std::fs::File;
 use std::io;
-use std::os::fd::RawFd;
+use std::os::fd::{FromRawFd, RawFd};
 use std::sync::{RwLock, RwLockWriteGuard};
 
 /// Read by every call that takes a descriptor, from every thread at once;
@@ -103,6 +105,25 @@ pub fn park(fd: RawFd) -> io::Result<RawFd> {
     }
     parked.insert(high);
     Ok(high)
+}
+
+/// A new memfd named `name`, close-on-exec and sealed against execution:
+/// where vm.memfd_noexec is 2 the kernel refuses one without the seal,
+/// and kernels before 6.3 refuse the flag (EINVAL).
+pub fn memfd(name: &CStr) -> io::Result<File> {
+    let made = |flags| {
+        // SAFETY: a NUL-terminated name and flags.
+        let fd = unsafe { libc::memfd_create(name.as_ptr(), flags) };
+        if fd < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        // SAFETY: a descriptor just made, owned by the File alone.
+        Ok(unsafe { File::from_raw_fd(fd) })
+    };
+    match made(libc::MFD_CLOEXEC | libc::MFD_NOEXEC_SEAL) {
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => made(libc::MFD_CLOEXEC),
+        r => r,
+    }
 }
 
 /// Whether `fd` is one of the sandbox's own descriptors.

@@ -9,7 +9,7 @@
 //! ended (killed outright, reaped by its parent's new image, by a tracer)
 //! and without leave to read or write another process's memory (Yama).
 
-use std::os::fd::RawFd;
+use std::os::fd::{AsRawFd, RawFd};
 use std::sync::OnceLock;
 use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
@@ -23,10 +23,10 @@ struct Table {
 
 #[repr(C)]
 pub struct Slot {
-    /// FREE, never used; GONE, reaped; CLAIMING; or the process's pid.
+    /// FREE, never used; GONE, reaped; CLAIMING while its owner changes
+    /// (whoever swapped it in writes the rest alone); or the owner's pid.
     pid: AtomicI32,
-    /// The process's parent when it claimed the slot: only its wait frees
-    /// it (a tracer's wait does not reap).
+    /// The owner's parent when it took the slot.
     parent: AtomicI32,
     pub taken: AtomicU64,
 }
@@ -47,40 +47,34 @@ struct Ledger {
 /// Set as the process starts (None if it could not be made).
 static LEDGER: OnceLock<Option<Ledger>> = OnceLock::new();
 
-/// As the sandbox starts: joins the ledger `inherited` an exec carried,
-/// or makes one for a process tree starting here. Made at the start even
-/// if no process will count (a descriptor that came at a first fork would
-/// show as one gained in the program's /proc/self/fd).
-pub fn join(inherited: Option<RawFd>) {
-    let joined = match inherited {
-        Some(fd) => {
-            vmm::fds::adopt(fd);
-            // SAFETY: our own descriptor; flags only.
-            unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
-            map(fd).map(|table| Ledger { table, fd })
-        }
-        None => make(),
-    };
-    let joined = joined.map_err(|e| log::debug!("no ledger of faults taken again: {e}"));
-    let _ = LEDGER.set(joined.ok());
+/// As a process tree's first sandbox starts: a new ledger. Made at the
+/// start even if no process will count (a descriptor and mapping that
+/// came at a first fork would show as gained in the program's
+/// /proc/self/maps).
+pub fn start() {
+    let made = make().map_err(|e| log::debug!("no ledger of faults taken again: {e}"));
+    let _ = LEDGER.set(made.ok());
+}
+
+/// As a new image starts: the ledger `fd` the exec carried, if the old
+/// image had one.
+pub fn join(fd: Option<RawFd>) {
+    let joined = fd.and_then(|fd| {
+        vmm::fds::adopt(fd);
+        // SAFETY: our own descriptor; flags only.
+        unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) };
+        map(fd)
+            .map(|table| Ledger { table, fd })
+            .map_err(|e| log::debug!("the ledger of faults taken again: {e}"))
+            .ok()
+    });
+    let _ = LEDGER.set(joined);
 }
 
 fn make() -> std::io::Result<Ledger> {
-    // SAFETY: a NUL-terminated name and flags.
-    let fd = unsafe { libc::memfd_create(c"xcr0-sandbox-ledger".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    let parked = (|| {
-        // SAFETY: a descriptor just made; sizes it.
-        if unsafe { libc::ftruncate(fd, size_of::<Table>() as i64) } != 0 {
-            return Err(std::io::Error::last_os_error());
-        }
-        vmm::fds::park(fd)
-    })();
-    // SAFETY: the original, no longer needed: the parked copy is kept.
-    unsafe { libc::close(fd) };
-    let fd = parked?;
+    let file = vmm::fds::memfd(c"xcr0-sandbox-ledger")?;
+    file.set_len(size_of::<Table>() as u64)?;
+    let fd = vmm::fds::park(file.as_raw_fd())?;
     match map(fd) {
         Ok(table) => Ok(Ledger { table, fd }),
         Err(e) => {
@@ -106,8 +100,8 @@ fn map(fd: RawFd) -> std::io::Result<&'static Table> {
     if at == libc::MAP_FAILED {
         return Err(std::io::Error::last_os_error());
     }
-    // SAFETY: page-aligned, the table's size, zero-filled at first (every
-    // field's valid value), and only ever accessed through atomics.
+    // SAFETY: page-aligned and the table's size; every bit pattern is a
+    // valid table (integers, only ever accessed through atomics).
     Ok(unsafe { &*(at as *const Table) })
 }
 
@@ -142,46 +136,76 @@ pub fn find(pid: i32) -> Option<&'static Slot> {
     None
 }
 
-/// The parent `pid` had when its slot was claimed.
-pub fn parent(s: &Slot) -> i32 {
-    s.parent.load(Ordering::Relaxed)
+/// What `pid`'s slot `s` holds, if it is still `pid`'s.
+pub fn taken(s: &Slot, pid: i32) -> Option<u64> {
+    let taken = s.taken.load(Ordering::Acquire);
+    (s.pid.load(Ordering::Acquire) == pid).then_some(taken)
 }
 
-/// A slot for `pid` (child of `parent`) at `taken`: its own if it has one
-/// (a predecessor's under a reused pid is taken over), else a new one.
-pub fn claim(pid: i32, parent: i32, taken: u64) -> Option<&'static Slot> {
-    if let Some(s) = find(pid) {
-        s.parent.store(parent, Ordering::Relaxed);
-        s.taken.store(taken, Ordering::Relaxed);
-        return Some(s);
+/// Makes `s` (now `was`) `pid`'s, child of `parent`, at `taken`; false if
+/// another changed it first.
+fn own(s: &Slot, was: i32, pid: i32, parent: i32, taken: u64) -> bool {
+    if s.pid
+        .compare_exchange(was, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+        .is_err()
+    {
+        return false;
     }
+    s.parent.store(parent, Ordering::Relaxed);
+    s.taken.store(taken, Ordering::Relaxed);
+    // Found by pid only once its count is written.
+    s.pid.store(pid, Ordering::Release);
+    true
+}
+
+/// A slot for `pid` (child of `parent`) at `taken`: the one under its pid
+/// (a predecessor's, never reaped, is taken over), else a new one. None
+/// if the table is full, or others kept changing the slots it tried.
+pub fn claim(pid: i32, parent: i32, taken: u64) -> Option<&'static Slot> {
     let t = table()?;
     t.claims.fetch_add(1, Ordering::AcqRel);
-    for s in probe(t, pid) {
-        let was = s.pid.load(Ordering::Relaxed);
-        if was != FREE && was != GONE {
-            continue;
+    for _ in 0..8 {
+        let mut reusable = None;
+        let mut under_pid = None;
+        for s in probe(t, pid) {
+            match s.pid.load(Ordering::Acquire) {
+                p if p == pid => {
+                    under_pid = Some(s);
+                    break;
+                }
+                FREE => {
+                    reusable = reusable.or(Some((s, FREE)));
+                    break;
+                }
+                GONE => reusable = reusable.or(Some((s, GONE))),
+                _ => {}
+            }
         }
-        if s.pid
-            .compare_exchange(was, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
-            .is_ok()
-        {
-            s.parent.store(parent, Ordering::Relaxed);
-            s.taken.store(taken, Ordering::Relaxed);
-            // Found by pid only once its count is written.
-            s.pid.store(pid, Ordering::Release);
+        let (s, was) = match under_pid {
+            Some(s) => (s, pid),
+            None => reusable?,
+        };
+        if own(s, was, pid, parent, taken) {
             return Some(s);
         }
+        std::hint::spin_loop();
     }
-    log::debug!("the ledger of faults taken again is full");
     None
 }
 
-/// Frees `pid`'s slot `s`, reaped; false if another wait freed it first.
-pub fn free(s: &Slot, pid: i32) -> bool {
+/// Frees `pid`'s slot `s` if `whose` says so of its parent, and returns
+/// what it held; None if it is not `pid`'s any more, or `whose` said no.
+pub fn free(s: &Slot, pid: i32, whose: impl Fn(i32) -> bool) -> Option<u64> {
     s.pid
-        .compare_exchange(pid, GONE, Ordering::AcqRel, Ordering::Relaxed)
-        .is_ok()
+        .compare_exchange(pid, CLAIMING, Ordering::Acquire, Ordering::Relaxed)
+        .ok()?;
+    if !whose(s.parent.load(Ordering::Relaxed)) {
+        s.pid.store(pid, Ordering::Release);
+        return None;
+    }
+    let taken = s.taken.load(Ordering::Relaxed);
+    s.pid.store(GONE, Ordering::Release);
+    Some(taken)
 }
 
 #[cfg(test)]
@@ -190,31 +214,31 @@ mod tests {
 
     #[test]
     fn counts_are_found_by_pid_claimed_again_and_freed() {
-        join(None);
-        assert!(fd().is_some());
-        assert!(find(4242).is_none());
-        let s = claim(4242, 7, 5).expect("a slot");
+        start();
+        // Above any pid_max (2^22): no process of the test's.
+        let pid = (1 << 23) + 4242;
+        assert!(find(pid).is_none());
+        let s = claim(pid, 7, 5).expect("a slot");
         s.taken.fetch_add(3, Ordering::Relaxed);
-        let found = find(4242).expect("found");
-        assert_eq!(found.taken.load(Ordering::Relaxed), 8);
-        assert_eq!(parent(found), 7);
+        let found = find(pid).expect("found");
+        assert_eq!(taken(found, pid), Some(8));
+        assert_eq!(taken(found, pid + 1), None);
         // A pid that collides probes on past it.
         let first = |p| probe(table().expect("a ledger"), p).next().expect("a slot");
-        let other = (4243..1 << 22)
+        let other = (pid + 1..1 << 30)
             .find(|&p| std::ptr::eq(first(p), s))
-            .expect("a pid whose first slot is 4242's");
+            .expect("a pid whose first slot is the first's");
         let o = claim(other, 9, 1).expect("a slot");
         assert!(!std::ptr::eq(o, s));
         // Taken over, not doubled, under a reused pid.
-        let again = claim(4242, 11, 0).expect("the same slot");
+        let again = claim(pid, 11, 0).expect("the same slot");
         assert!(std::ptr::eq(again, s));
-        assert_eq!(parent(again), 11);
-        assert!(free(s, 4242));
-        assert!(!free(s, 4242));
-        assert!(find(4242).is_none());
-        assert_eq!(
-            find(other).map(|s| s.taken.load(Ordering::Relaxed)),
-            Some(1)
-        );
+        // Freed only as `whose` says of its parent, once.
+        assert_eq!(free(s, pid, |p| p != 11), None);
+        assert_eq!(free(s, pid, |p| p == 11), Some(0));
+        assert_eq!(free(s, pid, |_| true), None);
+        assert!(find(pid).is_none());
+        // Past the freed slot, the other is still found.
+        assert_eq!(find(other).and_then(|s| taken(s, other)), Some(1));
     }
 }

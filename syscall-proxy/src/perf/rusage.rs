@@ -14,7 +14,7 @@
 //! is not a sandbox, and a wait reporting a stop of a thread other than a
 //! process's first.
 
-use std::sync::atomic::{AtomicPtr, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicPtr, AtomicU64, Ordering};
 
 use super::ledger;
 
@@ -31,6 +31,15 @@ static CHILDREN_TAKEN: AtomicU64 = AtomicU64::new(0);
 
 /// This process's slot in the ledger, once it took a fault again.
 static MINE: OnceSlot = OnceSlot::new();
+
+/// Held while a thread claims this process's slot: two threads claiming
+/// at once would take two slots, or one reset the other's count. A flag,
+/// not a Mutex, so that a fork child can let go of it (`forked`).
+static CLAIMING: AtomicBool = AtomicBool::new(false);
+
+/// The ledger had no slot for this process (full): not looked for again
+/// until its next fork or exec.
+static NO_SLOT: AtomicBool = AtomicBool::new(false);
 
 /// A slot found once (a process's pid does not change), cleared in a fork
 /// child.
@@ -71,27 +80,45 @@ pub fn took(thread: &mut Thread, n: u64) {
 /// Adds `n` to this process's count in the ledger, claiming its slot at
 /// the first.
 fn post(n: u64) {
+    if MINE.get().is_none() && !NO_SLOT.load(Ordering::Relaxed) {
+        while CLAIMING
+            .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
+            .is_err()
+        {
+            std::hint::spin_loop();
+        }
+        if MINE.get().is_none() {
+            // Every count so far was posted (a fork child's start at zero,
+            // an exec's carried ones as it began), none under this slot.
+            claim_mine(0);
+        }
+        CLAIMING.store(false, Ordering::Release);
+    }
     if let Some(s) = MINE.get() {
         s.taken.fetch_add(n, Ordering::Relaxed);
-        return;
     }
-    let total = SELF_TAKEN.load(Ordering::Relaxed) + CHILDREN_TAKEN.load(Ordering::Relaxed);
-    // SAFETY: getpid and getppid have no preconditions.
-    let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
-    MINE.set(ledger::claim(me, parent, total));
 }
 
-/// Sets this process's count in the ledger: a slot under its pid that is
-/// not its own (a predecessor's never reaped) is taken over.
-fn reset_mine(total: u64) {
+/// Claims this process's slot at `total`: a slot under its pid that is
+/// not its own (a predecessor's, never reaped) is taken over.
+fn claim_mine(total: u64) {
     // SAFETY: getpid and getppid have no preconditions.
     let (me, parent) = unsafe { (libc::getpid(), libc::getppid()) };
-    let s = if total > 0 {
-        ledger::claim(me, parent, total)
-    } else {
-        ledger::find(me).and_then(|_| ledger::claim(me, parent, 0))
-    };
+    let s = ledger::claim(me, parent, total);
+    NO_SLOT.store(s.is_none(), Ordering::Relaxed);
     MINE.set(s);
+}
+
+/// As the process starts again (a fork child, a new image), alone: its
+/// count is `total`, and a predecessor's slot under its pid is not its.
+fn restart(total: u64) {
+    CLAIMING.store(false, Ordering::Relaxed);
+    MINE.set(None);
+    NO_SLOT.store(false, Ordering::Relaxed);
+    // SAFETY: getpid has no preconditions.
+    if total > 0 || ledger::find(unsafe { libc::getpid() }).is_some() {
+        claim_mine(total);
+    }
 }
 
 /// `thread`'s counts, which its exec keeps.
@@ -119,14 +146,14 @@ pub fn adopt(thread: &mut Thread, c: Carried) {
     SELF_TAKEN.store(c.process, Ordering::Relaxed);
     CHILDREN_TAKEN.store(c.children, Ordering::Relaxed);
     thread.faults_taken = c.thread;
-    reset_mine(c.process + c.children);
+    restart(c.process.saturating_add(c.children));
 }
 
 /// In a fork child, whose rusage starts at zero.
 pub fn forked(thread: &mut Thread) {
     SELF_TAKEN.store(0, Ordering::Relaxed);
     CHILDREN_TAKEN.store(0, Ordering::Relaxed);
-    reset_mine(0);
+    restart(0);
     thread.faults_taken = 0;
 }
 
@@ -156,23 +183,34 @@ fn take_off(thread: &Thread, at: u64, taken: u64) -> Result<(), Errno> {
 
 /// A wait of the program reports child `pid` (ended, stopped, continued)
 /// with `ru`, its rusage with its reaped children's: their faults taken
-/// again come off. `reaped` if the wait reaped it (an exit's report
-/// without WNOWAIT: only the real parent's reaps, a tracer's does not),
-/// which adds them to this process's children's.
-pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaped: bool) {
+/// again come off. `ended` if it reports an end without WNOWAIT: if the
+/// wait reaped the child (a parent's or subreaper's does, a tracer's does
+/// not), they go to this process's children's.
+pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, ended: bool) {
     if thread.process.borrows_vm() {
         return;
     }
     let Some(slot) = ledger::find(pid) else {
         return;
     };
-    let taken = slot.taken.load(Ordering::Relaxed);
+    let Some(taken) = ledger::taken(slot, pid) else {
+        return;
+    };
     ru.ru_minflt = (ru.ru_minflt as u64).saturating_sub(taken) as libc::c_long;
-    // SAFETY: getpid has no preconditions.
-    if reaped && ledger::parent(slot) == unsafe { libc::getpid() } && ledger::free(slot, pid) {
+    if ended
+        && gone(pid)
+        && let Some(taken) = ledger::free(slot, pid, |_| true)
+    {
         CHILDREN_TAKEN.fetch_add(taken, Ordering::Relaxed);
         post(taken);
     }
+}
+
+/// Whether process `pid` is gone, its zombie reaped.
+fn gone(pid: i32) -> bool {
+    // SAFETY: signal 0 only checks that the process exists.
+    let r = unsafe { libc::kill(pid, 0) };
+    r != 0 && std::io::Error::last_os_error().raw_os_error() == Some(libc::ESRCH)
 }
 
 /// The program made child `pid`: a count left under its pid by a process
@@ -181,7 +219,30 @@ pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaped: bool) 
 pub fn new_child(pid: i32) {
     // SAFETY: getpid has no preconditions.
     let me = unsafe { libc::getpid() };
-    if let Some(s) = ledger::find(pid).filter(|s| ledger::parent(s) != me) {
-        ledger::free(s, pid);
+    if let Some(s) = ledger::find(pid) {
+        ledger::free(s, pid, |parent| parent != me);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn threads_posting_at_once_share_one_slot_and_lose_no_count() {
+        ledger::start();
+        std::thread::scope(|sc| {
+            for _ in 0..4 {
+                sc.spawn(|| (0..50).for_each(|_| post(1)));
+            }
+        });
+        // SAFETY: getpid has no preconditions.
+        let me = unsafe { libc::getpid() };
+        let slot = ledger::find(me).expect("this process's slot");
+        assert!(std::ptr::eq(slot, MINE.get().expect("claimed")));
+        assert_eq!(ledger::taken(slot, me), Some(200));
+        // Reaped, it is gone; the count is no one's.
+        assert_eq!(ledger::free(slot, me, |_| true), Some(200));
+        assert!(ledger::find(me).is_none());
     }
 }

@@ -41,13 +41,7 @@ pub fn carry(t: &Thread) -> std::io::Result<Option<RawFd>> {
             bytes.extend_from_slice(&i.k.to_ne_bytes());
         }
     }
-    // SAFETY: a NUL-terminated name and flags.
-    let fd = unsafe { libc::memfd_create(c"xcr0-sandbox-seccomp".as_ptr(), libc::MFD_CLOEXEC) };
-    if fd < 0 {
-        return Err(std::io::Error::last_os_error());
-    }
-    // SAFETY: a descriptor just made, owned here.
-    let mut file = unsafe { File::from_raw_fd(fd) };
+    let mut file = vmm::fds::memfd(c"xcr0-sandbox-seccomp")?;
     file.write_all(&bytes)?;
     let high = vmm::fds::park(file.as_raw_fd())?;
     // SAFETY: the parked copy is ours; the exec keeps it (no CLOEXEC).

@@ -1399,8 +1399,8 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
             if status & 0xff != 0x7f {
                 forget(child);
             }
-            let reaped = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
-            crate::perf::rusage::reported(thread, child, &mut ru, reaped);
+            let ended = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+            crate::perf::rusage::reported(thread, child, &mut ru, ended);
             if status_at != 0 {
                 put(thread, status_at, &status.to_le_bytes())?;
             }
@@ -1465,8 +1465,8 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
             forget(child);
         }
         if child > 0 {
-            let reaped = ended && options & libc::WNOWAIT == 0;
-            crate::perf::rusage::reported(thread, child, &mut ru, reaped);
+            let ended = ended && options & libc::WNOWAIT == 0;
+            crate::perf::rusage::reported(thread, child, &mut ru, ended);
         }
         // As the kernel writes them: the rusage of a child found, and of
         // the siginfo only signo, errno, code, pid, uid and status.

@@ -32,8 +32,8 @@ pub struct Slot {
 }
 
 /// Open addressing over 4096 slots of 16 bytes: 64 KiB, touched only as
-/// used; a process that finds none keeps its count in (as before the
-/// ledger: its faults taken again show twice in its parent's wait).
+/// used; a process that finds none keeps its count in the rusage its
+/// parent's wait reports.
 const SLOTS: usize = 4096;
 const FREE: i32 = 0;
 const GONE: i32 = -1;

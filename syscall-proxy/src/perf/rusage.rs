@@ -77,6 +77,12 @@ pub fn took(thread: &mut Thread, n: u64) {
     post(n);
 }
 
+/// The process is about to count: its slot is claimed now, outside the
+/// program's counting (its first use touches the ledger's memory).
+pub fn ready() {
+    post(0);
+}
+
 /// Adds `n` to this process's count in the ledger, claiming its slot at
 /// the first.
 fn post(n: u64) {
@@ -85,7 +91,7 @@ fn post(n: u64) {
             .compare_exchange_weak(false, true, Ordering::Acquire, Ordering::Relaxed)
             .is_err()
         {
-            std::hint::spin_loop();
+            std::thread::yield_now();
         }
         if MINE.get().is_none() {
             // Every count so far was posted (a fork child's start at zero,

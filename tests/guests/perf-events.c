@@ -140,6 +140,32 @@ static void *touch_1000(void *arg)
 	return NULL;
 }
 
+enum end { EXITS, KILLED, STOPS };
+
+/* A child that, told to (`go`), touches 1000 new pages, then ends as
+ * `how` says; `*fd` is counter `a` opened on it before it was told. */
+static pid_t counted_child(struct perf_event_attr *a, enum end how, int *fd)
+{
+	pid_t kid = fork();
+	if (kid == 0) {
+		char c;
+		char *p = fresh(1000);
+		if (read(go[0], &c, 1) == 1)
+			touch(p, 1000);
+		if (how == KILLED)
+			kill(getpid(), SIGKILL);
+		if (how == STOPS)
+			raise(SIGSTOP);
+		_exit(0);
+	}
+	*fd = open_event(a, kid, -1, -1);
+	if (kid < 0 || write(go[1], "x", 1) != 1) {
+		perror("counted child");
+		exit(1);
+	}
+	return kid;
+}
+
 static void page_faults(void)
 {
 	struct perf_event_attr a = attr(PERF_TYPE_SOFTWARE, PERF_COUNT_SW_PAGE_FAULTS);
@@ -197,20 +223,10 @@ static void page_faults(void)
 	       within(count(other), 1000, 1100));
 
 	/* On a child process, by its id (as `perf stat` counts its command). */
-	pid_t kid = fork();
-	if (kid == 0) {
-		char c;
-		p = fresh(1000);
-		if (read(go[0], &c, 1) == 1)
-			touch(p, 1000);
-		_exit(0);
-	}
 	a.inherit = 0;
-	int child = open_event(&a, kid, -1, -1);
-	if (write(go[1], "x", 1) != 1)
-		return;
-	int status;
+	int child, status;
 	struct rusage ru;
+	pid_t kid = counted_child(&a, EXITS, &child);
 	uint64_t children0 = minflt(RUSAGE_CHILDREN);
 	wait4(kid, &status, 0, &ru);
 	/* The child's own faults count too: a sandbox's some dozen more (its
@@ -223,18 +239,8 @@ static void page_faults(void)
 	fprintf(stderr, "rusage: wait4 %lu children %lu\n", ru.ru_minflt, children);
 
 	/* Killed outright, it leaves its count all the same. */
-	kid = fork();
-	if (kid == 0) {
-		char c;
-		p = fresh(1000);
-		if (read(go[0], &c, 1) == 1)
-			touch(p, 1000);
-		kill(getpid(), SIGKILL);
-		_exit(0);
-	}
-	int killed = open_event(&a, kid, -1, -1);
-	if (write(go[1], "x", 1) != 1)
-		return;
+	int killed;
+	kid = counted_child(&a, KILLED, &killed);
 	children0 = minflt(RUSAGE_CHILDREN);
 	wait4(kid, &status, 0, &ru);
 	children = minflt(RUSAGE_CHILDREN) - children0;
@@ -246,18 +252,8 @@ static void page_faults(void)
 	fprintf(stderr, "rusage: killed: wait4 %lu children %lu\n", ru.ru_minflt, children);
 
 	/* Stopped: a wait reports the rusage it has so far. */
-	kid = fork();
-	if (kid == 0) {
-		char c;
-		p = fresh(1000);
-		if (read(go[0], &c, 1) == 1)
-			touch(p, 1000);
-		raise(SIGSTOP);
-		_exit(0);
-	}
-	int stopped = open_event(&a, kid, -1, -1);
-	if (write(go[1], "x", 1) != 1)
-		return;
+	int stopped;
+	kid = counted_child(&a, STOPS, &stopped);
 	wait4(kid, &status, WUNTRACED, &ru);
 	printf("a stopped child over 1000 new pages: counted 1000 to 1200: %d; "
 	       "its rusage in WUNTRACED's wait4 1000 to %d: %d\n",
@@ -266,6 +262,7 @@ static void page_faults(void)
 	fprintf(stderr, "rusage: stopped: wait4 %lu\n", ru.ru_minflt);
 	kill(kid, SIGKILL);
 	waitpid(kid, &status, 0);
+	close(child);
 	close(killed);
 	close(stopped);
 

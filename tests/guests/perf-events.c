@@ -142,15 +142,16 @@ static void *touch_1000(void *arg)
 
 enum end { EXITS, KILLED, STOPS };
 
-/* A child that, told to (`go`), touches 1000 new pages, then ends as
- * `how` says; `*fd` is counter `a` opened on it before it was told. */
-static pid_t counted_child(struct perf_event_attr *a, enum end how, int *fd)
+/* A child that, told to through pipe `told`, touches 1000 new pages, then
+ * ends as `how` says; `*fd` is counter `a` opened on it before it was
+ * told. */
+static pid_t counted_child(struct perf_event_attr *a, enum end how, int told[2], int *fd)
 {
 	pid_t kid = fork();
 	if (kid == 0) {
 		char c;
 		char *p = fresh(1000);
-		if (read(go[0], &c, 1) == 1)
+		if (read(told[0], &c, 1) == 1)
 			touch(p, 1000);
 		if (how == KILLED)
 			kill(getpid(), SIGKILL);
@@ -159,7 +160,7 @@ static pid_t counted_child(struct perf_event_attr *a, enum end how, int *fd)
 		_exit(0);
 	}
 	*fd = open_event(a, kid, -1, -1);
-	if (kid < 0 || write(go[1], "x", 1) != 1) {
+	if (kid < 0 || write(told[1], "x", 1) != 1) {
 		perror("counted child");
 		exit(1);
 	}
@@ -226,7 +227,7 @@ static void page_faults(void)
 	a.inherit = 0;
 	int child, status;
 	struct rusage ru;
-	pid_t kid = counted_child(&a, EXITS, &child);
+	pid_t kid = counted_child(&a, EXITS, go, &child);
 	uint64_t children0 = minflt(RUSAGE_CHILDREN);
 	wait4(kid, &status, 0, &ru);
 	/* The child's own faults count too: a sandbox's some dozen more (its
@@ -240,7 +241,7 @@ static void page_faults(void)
 
 	/* Killed outright, it leaves its count all the same. */
 	int killed;
-	kid = counted_child(&a, KILLED, &killed);
+	kid = counted_child(&a, KILLED, go, &killed);
 	children0 = minflt(RUSAGE_CHILDREN);
 	wait4(kid, &status, 0, &ru);
 	children = minflt(RUSAGE_CHILDREN) - children0;
@@ -253,7 +254,7 @@ static void page_faults(void)
 
 	/* Stopped: a wait reports the rusage it has so far. */
 	int stopped;
-	kid = counted_child(&a, STOPS, &stopped);
+	kid = counted_child(&a, STOPS, go, &stopped);
 	wait4(kid, &status, WUNTRACED, &ru);
 	printf("a stopped child over 1000 new pages: counted 1000 to 1200: %d; "
 	       "its rusage in WUNTRACED's wait4 1000 to %d: %d\n",
@@ -285,20 +286,10 @@ static void page_faults(void)
 		p = fresh(1000);
 		touch(p, 1000);
 		/* A counted child, left to the new image to reap. */
-		int ready[2];
+		int ready[2], counted;
 		if (pipe(ready) != 0)
 			_exit(126);
-		pid_t g = fork();
-		if (g == 0) {
-			char b;
-			char *q = fresh(1000);
-			if (read(ready[0], &b, 1) == 1)
-				touch(q, 1000);
-			_exit(0);
-		}
-		int counted = syscall(SYS_perf_event_open, &a, g, -1, -1, 0);
-		if (counted < 0 || write(ready[1], "x", 1) != 1)
-			_exit(126);
+		pid_t g = counted_child(&a, EXITS, ready, &counted);
 		char arg[16], had[24], kid[16];
 		snprintf(arg, sizeof arg, "%d", fd);
 		snprintf(had, sizeof had, "%lu", (unsigned long)minflt(RUSAGE_SELF));

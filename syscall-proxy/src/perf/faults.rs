@@ -25,8 +25,8 @@
 
 use std::alloc::Layout;
 use std::os::fd::RawFd;
+use std::sync::Mutex;
 use std::sync::atomic::{AtomicI32, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, Once};
 
 use super::{FLAGS_AT, SIZE_VER0, TYPE_SOFTWARE};
 use crate::host::Errno;
@@ -77,50 +77,9 @@ const SCRATCH: Layout = match Layout::from_size_align(4096, 4096) {
     Err(_) => panic!("a page"),
 };
 
-/// Reads the sandbox's own code and constants into the page cache as a
-/// process starts counting: a page of them first run while the program's
-/// counters count would otherwise come from the file, a major fault of the
-/// program's thread (seen in the real-KVM lane, whose files are on 9p).
-/// Only reads ahead: a fault counts in rusage, a read does not.
-fn own_image_cached() {
-    static DONE: Once = Once::new();
-    unsafe extern "C" fn each(
-        info: *mut libc::dl_phdr_info,
-        _: usize,
-        _: *mut libc::c_void,
-    ) -> libc::c_int {
-        // SAFETY: the loader's description of an object, valid in this call.
-        let info = unsafe { &*info };
-        // SAFETY: its program headers, dlpi_phnum of them.
-        let headers = unsafe { std::slice::from_raw_parts(info.dlpi_phdr, info.dlpi_phnum.into()) };
-        for h in headers
-            .iter()
-            .filter(|h| h.p_type == libc::PT_LOAD && h.p_flags & libc::PF_W == 0)
-        {
-            let start = (info.dlpi_addr + h.p_vaddr) & !4095;
-            let end = info.dlpi_addr + h.p_vaddr + h.p_memsz;
-            // SAFETY: a segment of the executable, mapped; advice only.
-            unsafe {
-                libc::madvise(
-                    start as *mut libc::c_void,
-                    (end - start) as usize,
-                    libc::MADV_WILLNEED,
-                )
-            };
-        }
-        // The first object is the executable (static-pie: the only one).
-        1
-    }
-    // SAFETY: the callback reads only what the loader hands it.
-    DONE.call_once(|| unsafe {
-        libc::dl_iterate_phdr(Some(each), std::ptr::null_mut());
-    });
-}
-
 impl Replay {
     /// For thread `tid` of this process (0: the caller), from now.
     fn new(tid: i32) -> Result<Replay, Errno> {
-        own_image_cached();
         super::rusage::ready();
         let counter = open_counter(tid)?;
         // SAFETY: a non-zero size.

@@ -77,8 +77,10 @@ pub fn took(thread: &mut Thread, n: u64) {
     post(n);
 }
 
-/// The process is about to count: its slot is claimed now, outside the
-/// program's counting (its first use touches the ledger's memory).
+/// The process is about to count: its slot is claimed now, not at the
+/// first fault taken again, inside the program's counting, where the
+/// claim's first touches showed as a major fault of the program's thread
+/// (in the real-KVM lane).
 pub fn ready() {
     post(0);
 }

@@ -15,7 +15,7 @@ use std::sync::atomic::{AtomicI32, AtomicU32, AtomicU64, Ordering};
 
 #[repr(C)]
 struct Table {
-    /// Slots ever claimed: while 0, no pid has a count to look for.
+    /// Claims ever made: while 0, no pid has a count to look for.
     claims: AtomicU32,
     _pad: u32,
     slots: [Slot; SLOTS],

@@ -191,10 +191,10 @@ fn take_off(thread: &Thread, at: u64, taken: u64) -> Result<(), Errno> {
 
 /// A wait of the program reports child `pid` (ended, stopped, continued)
 /// with `ru`, its rusage with its reaped children's: their faults taken
-/// again come off. `ended` if it reports an end without WNOWAIT: if the
-/// wait reaped the child (a parent's or subreaper's does, a tracer's does
-/// not), they go to this process's children's.
-pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, ended: bool) {
+/// again come off. `reaping` if it reports an end without WNOWAIT: if the
+/// wait did reap the child (a parent's or subreaper's does, a tracer's
+/// does not), they go to this process's children's.
+pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, reaping: bool) {
     if thread.process.borrows_vm() {
         return;
     }
@@ -205,7 +205,7 @@ pub fn reported(thread: &Thread, pid: i32, ru: &mut libc::rusage, ended: bool) {
         return;
     };
     ru.ru_minflt = (ru.ru_minflt as u64).saturating_sub(taken) as libc::c_long;
-    if ended
+    if reaping
         && gone(pid)
         && let Some(taken) = ledger::free(slot, pid, |_| true)
     {

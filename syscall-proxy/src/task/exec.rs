@@ -92,12 +92,12 @@ impl Carried {
 
     pub fn parse(s: &str) -> Option<Carried> {
         let mut it = s.split(',');
-        let mut fd = || match it.next()? {
+        let fd = |w: &str| match w {
             "-" => Some(None),
             f => Some(Some(f.parse().ok()?)),
         };
-        let report_fd = fd()?;
-        let kvm_fd = fd()?;
+        let report_fd = fd(it.next()?)?;
+        let kvm_fd = fd(it.next()?)?;
         let core = match it.next()? {
             "-" => None,
             c => {
@@ -130,10 +130,7 @@ impl Carried {
             }
         };
         let tsc_trapping = flag(it.next()?)?;
-        let seccomp_fd = match it.next()? {
-            "-" => None,
-            f => Some(f.parse().ok()?),
-        };
+        let seccomp_fd = fd(it.next()?)?;
         let faults_counted = flag(it.next()?)?;
         let faults_taken = {
             let mut words = it.next()?.split('/');
@@ -145,10 +142,7 @@ impl Carried {
             };
             words.next().is_none().then_some(taken)?
         };
-        let ledger_fd = match it.next()? {
-            "-" => None,
-            f => Some(f.parse().ok()?),
-        };
+        let ledger_fd = fd(it.next()?)?;
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,

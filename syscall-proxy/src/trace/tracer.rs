@@ -1399,8 +1399,8 @@ pub fn wait4(thread: &Thread, a: [u64; 6]) -> SysResult {
             if status & 0xff != 0x7f {
                 forget(child);
             }
-            let ended = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
-            crate::perf::rusage::reported(thread, child, &mut ru, ended);
+            let reaping = libc::WIFEXITED(status) || libc::WIFSIGNALED(status);
+            crate::perf::rusage::reported(thread, child, &mut ru, reaping);
             if status_at != 0 {
                 put(thread, status_at, &status.to_le_bytes())?;
             }
@@ -1460,13 +1460,13 @@ pub fn waitid(thread: &Thread, a: [u64; 6]) -> SysResult {
                 }
             }
         }
-        let ended = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
-        if child > 0 && ended {
-            forget(child);
-        }
         if child > 0 {
-            let ended = ended && options & libc::WNOWAIT == 0;
-            crate::perf::rusage::reported(thread, child, &mut ru, ended);
+            let ended = matches!(code, libc::CLD_EXITED | libc::CLD_KILLED | libc::CLD_DUMPED);
+            if ended {
+                forget(child);
+            }
+            let reaping = ended && options & libc::WNOWAIT == 0;
+            crate::perf::rusage::reported(thread, child, &mut ru, reaping);
         }
         // As the kernel writes them: the rusage of a child found, and of
         // the siginfo only signo, errno, code, pid, uid and status.

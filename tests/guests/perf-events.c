@@ -151,6 +151,7 @@ static pid_t counted_child(struct perf_event_attr *a, enum end how, int told[2],
 	if (kid == 0) {
 		char c;
 		char *p = fresh(1000);
+		alarm(120);
 		if (read(told[0], &c, 1) == 1)
 			touch(p, 1000);
 		if (how == KILLED)
@@ -330,6 +331,9 @@ static int after_exec(int fd, uint64_t had, pid_t kid)
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
+	/* Bounded: a child's stop or death a wait never sees ends the run
+	 * (SIGALRM) rather than hanging it. */
+	alarm(120);
 	if (argc == 5 && !strcmp(argv[1], "exec"))
 		return after_exec(atoi(argv[2]), strtoull(argv[3], NULL, 10), atoi(argv[4]));
 

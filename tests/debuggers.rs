@@ -444,6 +444,24 @@ fn strace_follows_a_shell_pipeline_as_natively() {
     strace_each_task_same(&["/bin/sh", "-c", "echo a | cat; /bin/true"], 4);
 }
 
+/// `--seccomp-bpf`: strace stops only at the calls its filter traces
+/// (PTRACE_EVENT_SECCOMP) and resumes them with PTRACE_SYSCALL for their
+/// exit stops.
+#[test]
+fn strace_with_a_seccomp_filter_follows_a_shell_as_natively() {
+    strace_each_task_same(
+        &[
+            "--seccomp-bpf",
+            "-e",
+            "trace=execve,write,getpid,exit_group",
+            "/bin/sh",
+            "-c",
+            "echo a | cat; /bin/echo b",
+        ],
+        4,
+    );
+}
+
 #[test]
 fn strace_follows_threads_as_natively() {
     let prog = guest("debuggee", &["-g", "-O0"]);

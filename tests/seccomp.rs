@@ -114,7 +114,15 @@ fn a_tracer_gets_ptrace_event_seccomp_as_natively() {
     );
     scenario(
         "trace",
-        "child: changed to getpid: 1, skipped: 777, as is: 1",
+        "child: changed to getpid: 1, skipped: 777, as is: 1 1",
+    );
+    // The fourth call: its seccomp stop resumed with PTRACE_SYSCALL gives
+    // its exit stop.
+    scenario(
+        "trace",
+        "stop: signal 5 event 7 msg 0x55 info size 84 op 3 nr 110 arg0 4 ret_data 0x55 \
+         orig_rax 110 rax -38\nstop: signal 133 event 0 info size 33 op 2 \
+         orig_rax 110 rax <the tracer's pid>\n",
     );
 }
 

@@ -249,6 +249,10 @@ impl Task {
                         Filtered::Skipped => continue,
                         Filtered::Ended(e) => return Ok(e),
                     }
+                    // As the kernel decides at the call's exit: a tracer
+                    // resuming a seccomp stop with PTRACE_SYSCALL (strace
+                    // --seccomp-bpf) gets the exit stop.
+                    let traced = traced || tracee::at_syscalls().is_some();
                     let notified = host::notifying();
                     let began = signals::restart::before(sc.nr, sc.args);
                     tracee::making_call();

@@ -45,7 +45,7 @@ macro_rules! scenarios {
 }
 
 /// Each scenario of tests/guests/ptrace.c: system call stops (a call
-/// changed, one skipped), exec's event and SIGTRAP, single steps, an int3
+/// changed, one skipped, signals sent by resuming them), exec's event and SIGTRAP, single steps, an int3
 /// poked into the text, the register sets against CPUID and XGETBV,
 /// PTRACE_GET_SYSCALL_INFO, SYSEMU and SYSEMU_SINGLESTEP, PEEKSIGINFO,
 /// signals cancelled and changed, attach (the registers and FPU read and
@@ -80,6 +80,7 @@ mod ptrace {
     use super::*;
     scenarios!(
         syscalls,
+        callsig,
         exec,
         step,
         breakpoint,

@@ -3,6 +3,9 @@
  * printed as facts about them, never as values). Scenarios:
  *   syscalls   TRACEME, SIGSTOP, TRACESYSGOOD|TRACEEXIT, every syscall stop;
  *              a call skipped (orig_rax -1), a signal passed on, the exit event
+ *   callsig    syscall stops resumed with a signal: sent to the tracee from
+ *              the kernel (a read it interrupts, one it blocks); an event
+ *              stop resumed with one: ignored
  *   exec       execve under TRACEEXEC: the event, its message, the exit stop;
  *              then without: the SIGTRAP exec sends
  *   step       PTRACE_SINGLESTEP through known instructions
@@ -162,6 +165,75 @@ static void syscalls_body(void)
 	n = snprintf(msg, sizeof msg, "child: handled %d\n", got);
 	write(1, msg, n);
 	_exit(3);
+}
+
+/* A tracer resuming system call stops with a signal (strace's
+ * `-e inject=SET:signal=SIG`): the kernel sends it to the tracee; an event
+ * stop ignores it. */
+static void callsig_body(void)
+{
+	struct sigaction sa = { .sa_handler = on_signal };
+	sigaction(SIGUSR1, &sa, NULL);
+	sigaction(SIGUSR2, &sa, NULL);
+	int fds[2];
+	if (pipe(fds))
+		_exit(98);
+	char c;
+	errno = 0;
+	long n = read(fds[0], &c, 1);
+	char msg[96];
+	int len = snprintf(msg, sizeof msg, "child: read %ld %s, handled %d\n", n, strerror(errno), got);
+	write(1, msg, len);
+	got = 0;
+	sigset_t usr2, pending;
+	sigemptyset(&usr2);
+	sigaddset(&usr2, SIGUSR2);
+	sigprocmask(SIG_BLOCK, &usr2, NULL);
+	syscall(SYS_getppid);
+	sigpending(&pending);
+	len = snprintf(msg, sizeof msg, "child: SIGUSR2 pending %d, handled %d\n",
+		       sigismember(&pending, SIGUSR2), got);
+	write(1, msg, len);
+	sigprocmask(SIG_UNBLOCK, &usr2, NULL);
+	len = snprintf(msg, sizeof msg, "child: unblocked, handled %d\n", got);
+	write(1, msg, len);
+	_exit(5);
+}
+
+static void scenario_callsig(void)
+{
+	pid_t pid = traced_child(callsig_body);
+	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
+	int entering = 1, sig = 0;
+	for (;;) {
+		int st = syscall_step(pid, sig);
+		if (st < 0)
+			break;
+		sig = 0;
+		struct user_regs_struct r;
+		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
+		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+			if (entering && r.orig_rax == SYS_read) {
+				printf("read's entry stop: resumed with SIGUSR1\n");
+				sig = SIGUSR1;
+			} else if (!entering && r.orig_rax == SYS_read) {
+				printf("read's exit stop: rax %lld\n", (long long)r.rax);
+			} else if (!entering && r.orig_rax == SYS_getppid) {
+				printf("getppid's exit stop: resumed with SIGUSR2\n");
+				sig = SIGUSR2;
+			}
+			entering = !entering;
+		} else if (st >> 16 == PTRACE_EVENT_EXIT) {
+			printf("exit event: resumed with SIGUSR1\n");
+			sig = SIGUSR1;
+		} else if (st >> 16 == 0) {
+			siginfo_t si;
+			CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+			printf("signal %d stop: si_code %#x, si_pid %d, si_uid %d\n", WSTOPSIG(st),
+			       si.si_code, si.si_pid, si.si_uid);
+			sig = WSTOPSIG(st);
+		}
+	}
 }
 
 static void scenario_syscalls(void)
@@ -1795,6 +1867,8 @@ int main(int argc, char **argv)
 		return 7;
 	if (!strcmp(s, "syscalls"))
 		scenario_syscalls();
+	else if (!strcmp(s, "callsig"))
+		scenario_callsig();
 	else if (!strcmp(s, "exec"))
 		scenario_exec();
 	else if (!strcmp(s, "step"))

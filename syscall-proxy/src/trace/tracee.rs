@@ -20,7 +20,7 @@ use libc::{
 
 use super::page::{self, Page, dirty, mode};
 use super::regs;
-use crate::signals::arrival;
+use crate::signals::{arrival, deliver};
 use crate::thread::Thread;
 
 /// What marks a stop the tracee raised: si_errno of its STOP_SIGNAL.
@@ -430,9 +430,21 @@ pub const STOP_SIGNAL: i32 = libc::SIGURG;
 /// The stop is the host's signal-delivery stop for a marked STOP_SIGNAL
 /// the thread sends itself, the only signal it leaves unblocked meanwhile.
 fn raise(p: &mut Page, code: u32) {
-    // Unless the tracer says otherwise: no signal after a system call or
-    // event stop, the same one after a signal-delivery stop.
-    p.sig = if code < 0x80 { code } else { 0 };
+    // Unless the tracer says otherwise: no signal after an event stop, the
+    // same one after a signal-delivery stop.
+    raise_with(p, code, if code < 0x80 { code } else { 0 });
+}
+
+/// A system call stop: no signal unless the tracer gives one (its code is
+/// SIGTRAP's without PTRACE_O_TRACESYSGOOD).
+fn raise_call_stop(p: &mut Page) {
+    raise_with(p, syscall_code(p), 0);
+    send_resumed_with(p);
+}
+
+/// `raise`, the signal to go on with `sig` if the tracer goes away first.
+fn raise_with(p: &mut Page, code: u32, sig: u32) {
+    p.sig = sig;
     if p.tid != crate::umem::own_tid() {
         // A fork or vfork child with its parent's copy of the page: not
         // traced.
@@ -536,7 +548,7 @@ pub fn syscall_entry(t: &mut Thread, p: &mut Page, nr: u64, args: [u64; 6]) -> E
     };
     let sysemu = mode::emulates(p.mode);
     let before = p.regs;
-    raise(p, syscall_code(p));
+    raise_call_stop(p);
     let r = if p.dirty & dirty::REGS != 0 {
         p.regs
     } else {
@@ -599,8 +611,30 @@ pub fn syscall_exit(t: &mut Thread, p: &mut Page, nr: u64, interrupted: Option<i
         rval: p.regs.rax as i64,
     };
     let before = p.regs;
-    raise(p, syscall_code(p));
+    raise_call_stop(p);
     apply(t, p, &before);
+}
+
+/// A signal a tracer resumed a system call stop with is sent to the
+/// thread, from the kernel (ptrace_report_syscall's send_sig): strace's
+/// `-e inject=SET:signal=SIG`. An event stop ignores it, as Linux's do.
+fn send_resumed_with(p: &Page) {
+    let sig = p.sig as i32;
+    if sig == 0 || p.tid != crate::umem::own_tid() {
+        return;
+    }
+    let info = deliver::kernel_info(sig, deliver::SI_KERNEL, 0);
+    // SAFETY: queues a signal on this thread with a complete siginfo of
+    // ours; a process may give its own signals any si_code.
+    unsafe {
+        libc::syscall(
+            libc::SYS_rt_tgsigqueueinfo,
+            libc::getpid(),
+            libc::gettid(),
+            sig,
+            info.as_ptr(),
+        )
+    };
 }
 
 /// The signal-delivery stop for `sig` with `info`: returns the signal to

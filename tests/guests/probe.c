@@ -15,6 +15,8 @@
 #include <sys/resource.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
+#include <sys/uio.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #ifndef AT_MINSIGSTKSZ
@@ -174,6 +176,87 @@ static int cmd_steal(void)
 	return 0;
 }
 
+/* The program's own /proc/self/mem, as gdb uses it: its variables
+ * written and read at their addresses, a transfer cut where a mapping
+ * ends, EIO outside the program (in the sandbox: where the sandbox's own
+ * executable is mapped), a read-only page written (FOLL_FORCE), the file
+ * position, a duplicate, a reopened O_PATH descriptor, a thread's file,
+ * and a fork child writing its parent's memory through the inherited
+ * descriptor. */
+static volatile int mem_var = 1;
+
+static void mem_result(const char *what, long r)
+{
+	printf("%s: %ld %s\n", what, r, r < 0 ? strerror(errno) : "");
+}
+
+static int cmd_mem(void)
+{
+	int fd = open("/proc/self/mem", O_RDWR);
+	if (fd < 0)
+		return perror("open /proc/self/mem"), 1;
+	int two = 2, got = 0;
+	mem_result("pwrite of a variable", pwrite(fd, &two, 4, (off_t)&mem_var));
+	printf("variable now %d\n", mem_var);
+	mem_result("pread of it", pread(fd, &got, 4, (off_t)&mem_var));
+	printf("read %d\n", got);
+	char *p = mmap(NULL, 8192, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+	memset(p, 'a', 4096);
+	munmap(p + 4096, 4096);
+	static char buf[8192];
+	mem_result("pread across a mapping's end", pread(fd, buf, 8192, (off_t)p));
+	mem_result("pread past it", pread(fd, buf, 16, (off_t)(p + 4096)));
+	/* The sandbox's executable where it is mapped; natively nothing. */
+	unsigned long outside = (unsigned long)p + 4096, start, end;
+	char line[512];
+	FILE *maps = fopen("/proc/self/maps", "r");
+	while (maps && fgets(line, sizeof line, maps))
+		if (strstr(line, "xcr0-sandbox") && sscanf(line, "%lx-%lx", &start, &end) == 2) {
+			outside = start;
+			break;
+		}
+	if (maps)
+		fclose(maps);
+	mem_result("pread outside the program", pread(fd, buf, 16, (off_t)outside));
+	mem_result("pwrite outside the program", pwrite(fd, buf, 16, (off_t)outside));
+	mprotect(p, 4096, PROT_READ);
+	mem_result("pwrite of a read-only page", pwrite(fd, "b", 1, (off_t)p));
+	printf("read-only page now %c\n", p[0]);
+	lseek(fd, (off_t)&mem_var, SEEK_SET);
+	mem_result("read at the file position", read(fd, &got, 4));
+	printf("read %d\n", got);
+	lseek(fd, (off_t)outside, SEEK_SET);
+	mem_result("write at a position outside", write(fd, &two, 4));
+	struct iovec iov[2] = { { buf, 100 }, { buf + 100, 100 } };
+	mem_result("preadv in the program", preadv(fd, iov, 2, (off_t)p));
+	int dup_fd = dup(fd);
+	mem_result("duplicate's pread outside", pread(dup_fd, buf, 16, (off_t)outside));
+	int path_fd = open("/proc/self/mem", O_PATH);
+	char name[64];
+	snprintf(name, sizeof name, "/proc/self/fd/%d", path_fd);
+	int reopened = open(name, O_RDONLY);
+	mem_result("reopened O_PATH's pread outside", reopened < 0 ? -1 : pread(reopened, buf, 16, (off_t)outside));
+	snprintf(name, sizeof name, "/proc/self/task/%d/mem", gettid());
+	int task = open(name, O_RDWR);
+	mem_result("thread's file: pread of the variable", task < 0 ? -1 : pread(task, &got, 4, (off_t)&mem_var));
+	mem_result("thread's file: pwrite outside", task < 0 ? -1 : pwrite(task, buf, 16, (off_t)outside));
+	fflush(stdout);
+	pid_t pid = fork();
+	if (pid == 0) {
+		int seven = 7;
+		long w = pwrite(fd, &seven, 4, (off_t)&mem_var);
+		long o = pwrite(fd, buf, 16, (off_t)outside);
+		printf("child: pwrite of the variable %ld, outside %ld %s, own variable %d\n", w, o,
+		       o < 0 ? strerror(errno) : "", mem_var);
+		fflush(stdout);
+		_exit(0);
+	}
+	int st;
+	waitpid(pid, &st, 0);
+	printf("parent's variable after the child's write: %d\n", mem_var);
+	return 0;
+}
+
 /* Huge reservations and sparse use of a huge writable mapping, then a
  * write to a part made read-only: SIGSEGV. */
 static int cmd_huge(void)
@@ -267,6 +350,8 @@ int main(int argc, char **argv)
 		return cmd_huge();
 	if (!strcmp(cmd, "steal"))
 		return cmd_steal();
+	if (!strcmp(cmd, "mem"))
+		return cmd_mem();
 	if (!strcmp(cmd, "signals"))
 		return cmd_signals();
 	if (!strcmp(cmd, "deep-stack")) /* 24 MiB of frames */

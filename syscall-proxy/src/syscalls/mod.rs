@@ -3,6 +3,7 @@
 
 pub mod args;
 pub(crate) mod check;
+pub mod memfile;
 pub mod procfs;
 pub mod tsc;
 pub mod xstate;
@@ -138,6 +139,10 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
         libc::SYS_pkey_free => ret(Err(Errno(libc::EINVAL))),
         _ => match args::spec(nr) {
             Some(spec) => {
+                let mut a = a;
+                if let Err(e) = memfile::limit(thread, nr, &mut a) {
+                    return ret(Err(e));
+                }
                 let r = match procfs::exe_path_arg(nr, &a) {
                     Some(i) => procfs::with_exe_alias(thread, nr, a, i, spec),
                     None if nr == libc::SYS_getdents64 => procfs::getdents64(thread, a, spec),
@@ -147,14 +152,10 @@ pub fn handle(thread: &mut Thread, sc: Syscall) -> Action {
                     None => checked(thread, nr, a, spec, None),
                 };
                 ret(match nr {
-                    libc::SYS_open if procfs::may_open_mem(a[1]) => {
-                        r.and_then(procfs::refuse_own_mem)
-                    }
-                    libc::SYS_openat if procfs::may_open_mem(a[2]) => {
-                        r.and_then(procfs::refuse_own_mem)
-                    }
+                    libc::SYS_open if procfs::may_open_mem(a[1]) => r.and_then(memfile::opened),
+                    libc::SYS_openat if procfs::may_open_mem(a[2]) => r.and_then(memfile::opened),
                     // openat2's flags are behind a pointer: always looked at.
-                    libc::SYS_openat2 | libc::SYS_creat => r.and_then(procfs::refuse_own_mem),
+                    libc::SYS_openat2 | libc::SYS_creat => r.and_then(memfile::opened),
                     _ => r,
                 })
             }

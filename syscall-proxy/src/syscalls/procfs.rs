@@ -323,18 +323,11 @@ pub fn may_open_mem(flags: u64) -> bool {
     flags as i32 & (libc::O_DIRECTORY | libc::O_PATH) == 0
 }
 
-/// After an open: the program's own /proc/<pid>/mem would reach the whole
-/// host process, the sandbox and the guest page tables included. Natively
-/// it reaches only the program; here it is refused.
-pub fn refuse_own_mem(fd: u64) -> SysResult {
+/// Whether descriptor `fd` is the program's own /proc/<pid>/mem (or a
+/// thread's): one readlink.
+pub fn is_own_mem_fd(fd: u64) -> bool {
     let mut buf = [0u8; MEM_LINK_MAX];
-    let Some(link) = fd_link(fd, &mut buf).filter(|l| is_own_mem(l)) else {
-        return Ok(fd);
-    };
-    log::debug!("refused an open of {}", String::from_utf8_lossy(link));
-    // SAFETY: closes the descriptor the refused open just created.
-    unsafe { libc::close(fd as i32) };
-    Err(Errno(libc::EACCES))
+    fd_link(fd, &mut buf).is_some_and(is_own_mem)
 }
 
 /// Longer than any name of a mem file: "/proc/<pid>/task/<tid>/mem" with

@@ -749,6 +749,63 @@ rm -f {c}",
     );
 }
 
+/// `gdb -p` on a stopped job (kill -STOP): ATTACH's SIGSTOP waits while
+/// gdb reads and changes the FPU (a call into the thread, which takes it
+/// and queues it again), then stops the thread as gdb continues it; gdb
+/// detaches with it, and the job, stopped as natively, runs on a SIGCONT
+/// sent at once.
+#[test]
+fn gdb_attaches_to_a_stopped_job_as_natively() {
+    if !kvm() || !tool("gdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    let script = format!(
+        "{p} wait & pid=$!\n\
+         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         kill -STOP $pid\n\
+         i=0; while [ $i -lt 200 ] && ! grep -q 'State:.T (stopped)' /proc/$pid/status; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         /usr/bin/gdb -nx -batch -p $pid -ex 'p $mxcsr' -ex 'set var $xmm3.v4_int32[0] = 55' \
+         -ex 'p $xmm3.v4_int32[0]' -ex continue -ex 'p $xmm3.v4_int32[0]' -ex detach 2>&1\n\
+         grep State: /proc/$pid/status\n\
+         kill -CONT $pid\n\
+         i=0; while [ $i -lt 100 ] && grep -q 'State:.T' /proc/$pid/status; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         grep State: /proc/$pid/status\n\
+         kill $pid; wait $pid; echo status $?\n",
+        p = prog.display()
+    );
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
+        c.stdin(std::process::Stdio::null());
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited_for(c, Duration::from_secs(120))
+    };
+    let (n, s) = (run(false), run(true));
+    let seen = |o: &Output| {
+        stdout(o)
+            .lines()
+            .filter(|l| {
+                ["$", "Program received", "State:", "status", "xcr0-sandbox"]
+                    .iter()
+                    .any(|k| l.starts_with(k))
+            })
+            .map(str::to_string)
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(seen(&s), seen(&n), "{}", both(&n, &s));
+    assert!(!stderr(&s).contains("warning"), "{}", both(&n, &s));
+    assert!(
+        stdout(&n).contains("Program received signal SIGSTOP")
+            && stdout(&n).contains("$3 = 55")
+            && stdout(&n).contains("State:\tS (sleeping)"),
+        "natively:\n{}",
+        stdout(&n)
+    );
+}
+
 /// `gdb_attached` to `debuggee spin`; after gdb has gone, the program
 /// says whether it is still alive and which call main is in.
 fn gdb_attached_to_spinning(ex: &[&str]) -> (Output, Output) {

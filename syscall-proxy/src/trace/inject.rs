@@ -115,10 +115,11 @@ pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
     // SIGTRAP stays unblocked: the kernel forces a blocked one through by
     // resetting its disposition, which is the sandbox's handler.
     let mask = !crate::signals::arrival::bit(libc::SIGTRAP);
+    let mut took_sigstop = false;
     let ran = set_host(pid, libc::PTRACE_SETSIGMASK, 8, &mask.to_le_bytes())
         .and_then(|()| set_regs(pid, &call))
         .and_then(|()| host(libc::PTRACE_CONT, pid, 0, 0).map(drop))
-        .and_then(|()| await_trap(pid));
+        .and_then(|()| await_trap(pid, &mut took_sigstop));
     if let Err(e) = ran {
         log::warn!("ptrace: call into task {pid} failed: {e:?}");
         stop_again(pid);
@@ -126,6 +127,11 @@ pub fn fp(pid: i32, at: u64, p: &mut Page, store: bool) -> Result<(), Errno> {
     // Back as it was, whatever happened.
     let group = saved.info.is_none();
     saved.put_back(pid);
+    if took_sigstop {
+        // Waiting again, for the tracer to see when it resumes the thread.
+        // SAFETY: tkill on a thread this thread traces.
+        unsafe { libc::syscall(libc::SYS_tkill, pid, libc::SIGSTOP) };
+    }
     ran?;
     if group && p.held_group == 0 {
         p.held_group = 1;
@@ -207,15 +213,26 @@ impl Saved {
     }
 }
 
-/// Waits, bounded, for the call's breakpoint trap and takes it; any other
-/// stop is left for the program's wait.
-fn await_trap(pid: i32) -> Result<(), Errno> {
-    match next_stop(pid, CALL_TAKES_WITHIN) {
-        Some(code) if code == libc::SIGTRAP as u32 && from_int3(pid) => {
-            take_stop(pid);
-            Ok(())
+/// Waits, bounded, for the call's breakpoint trap and takes it. A SIGSTOP
+/// waiting to be delivered stops the thread first, as nothing blocks it:
+/// ATTACH's, where the thread was already in a group stop (gdb -p on a
+/// stopped job). It is taken and suppressed, and `took_sigstop` says to
+/// send it again once the thread is put back. Any other stop is left for
+/// the program's wait.
+fn await_trap(pid: i32, took_sigstop: &mut bool) -> Result<(), Errno> {
+    loop {
+        match next_stop(pid, CALL_TAKES_WITHIN) {
+            Some(code) if code == libc::SIGTRAP as u32 && from_int3(pid) => {
+                take_stop(pid);
+                return Ok(());
+            }
+            Some(code) if code == libc::SIGSTOP as u32 && !*took_sigstop => {
+                take_stop(pid);
+                *took_sigstop = true;
+                host(libc::PTRACE_CONT, pid, 0, 0)?;
+            }
+            _ => return Err(Errno(libc::EIO)),
         }
-        _ => Err(Errno(libc::EIO)),
     }
 }
 

@@ -900,8 +900,11 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
         p.traced = 0;
     }
     let in_stop = p.in_stop != 0;
-    // A group stop ignores the signal it is resumed with.
+    // A group stop ignores the signal it is resumed with; the thread leaves
+    // it (a stop it makes before it runs the guest again, as for a SIGSTOP
+    // carried into its sandbox, is another).
     let sig = if p.held_group != 0 { 0 } else { sig };
+    p.held_group = 0;
     if in_stop {
         p.sig = sig as u32;
         let stop_sig = if p.code < 0x80 { p.code as i32 } else { 0 };
@@ -921,13 +924,31 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
     if !in_stop && req != libc::PTRACE_DETACH {
         restart_in_view(pid, p, was_at_calls);
     }
+    // Let go with SIGSTOP from a signal-delivery stop it raised: the host
+    // stops the process as the thread leaves that stop, at once as under
+    // Linux, rather than once its sandbox has delivered the signal (a
+    // SIGCONT sent right after the detach, as a shell's `fg`, would come
+    // first and the process stay stopped).
+    let host_stops = in_stop
+        && req == libc::PTRACE_DETACH
+        && sig == libc::SIGSTOP
+        && p.code < 0x80
+        && p.code != libc::SIGTRAP as u32;
+    if host_stops {
+        p.sig = 0;
+    }
     page::write_control(pid, at, p)?;
     let host_req = if req == libc::PTRACE_DETACH {
         libc::PTRACE_DETACH
     } else {
         libc::PTRACE_CONT
     };
-    host(host_req, pid, 0, if in_stop { 0 } else { sig as u64 })
+    let host_sig = match (host_stops, in_stop) {
+        (true, _) => libc::SIGSTOP,
+        (false, true) => 0,
+        (false, false) => sig,
+    };
+    host(host_req, pid, 0, host_sig as u64)
 }
 
 /// What a wait does with a host ptrace stop of `pid` (`code`: status >> 8).

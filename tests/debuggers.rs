@@ -180,6 +180,14 @@ fn hex_to_addr(line: &str, min: usize) -> String {
     out
 }
 
+/// The lines of `text` that `keep` picks, with their addresses made equal.
+fn kept_lines(text: &str, keep: impl Fn(&str) -> bool) -> Vec<String> {
+    text.lines()
+        .filter(|l| keep(l))
+        .map(|l| hex_to_addr(l, 6))
+        .collect()
+}
+
 /// `line` with the decimal number after each `key` replaced by N.
 fn number_after(line: &str, key: &str) -> String {
     let mut out = String::new();
@@ -653,12 +661,7 @@ fn ltrace_shows_library_calls_as_natively() {
     };
     let (n, s) = (run(false), run(true));
     assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
-    let calls = |o: &Output| {
-        stderr(o)
-            .lines()
-            .map(|l| hex_to_addr(l, 6))
-            .collect::<Vec<_>>()
-    };
+    let calls = |o: &Output| kept_lines(&stderr(o), |_| true);
     assert_eq!(calls(&s), calls(&n), "{}", both(&n, &s));
     assert!(
         stderr(&n).contains("strlen(\"sandbox\")") && stderr(&n).contains("free("),
@@ -690,6 +693,12 @@ fn gdb_attaches_by_pid_as_natively() {
 /// run the commands `ex` and detach, then the shell commands `after`,
 /// natively and sandboxed: the same status.
 fn gdb_attached(mode: &str, ex: &[&str], after: &str) -> (Output, Output) {
+    gdb_attached_with(mode, ":", ex, after)
+}
+
+/// `gdb_attached`, the shell commands `before` run once the program is
+/// in pause(), before gdb attaches.
+fn gdb_attached_with(mode: &str, before: &str, ex: &[&str], after: &str) -> (Output, Output) {
     let prog = guest("debuggee", &["-g", "-O0"]);
     let ex = ex.iter().map(|e| format!(" -ex '{e}'")).collect::<String>();
     // The program is attached once main is in pause() (34), bounded.
@@ -697,6 +706,7 @@ fn gdb_attached(mode: &str, ex: &[&str], after: &str) -> (Output, Output) {
         "{p} {mode} & pid=$!\n\
          i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
          do sleep 0.05; i=$((i+1)); done\n\
+         {before}\n\
          /usr/bin/gdb -nx -batch -p $pid{ex} -ex detach 2>&1\n\
          {after}\n\
          kill $pid\n",
@@ -735,11 +745,9 @@ rm -f {c}",
     let gcore = format!("gcore {}", core.display());
     let (n, s) = gdb_attached("wait", &[&gcore], &after);
     let frames = |o: &Output| {
-        stdout(o)
-            .lines()
-            .filter(|l| l.starts_with('#') || l.starts_with('$') || l.starts_with("Saved"))
-            .map(|l| hex_to_addr(l, 6))
-            .collect::<Vec<_>>()
+        kept_lines(&stdout(o), |l| {
+            l.starts_with('#') || l.starts_with('$') || l.starts_with("Saved")
+        })
     };
     assert_eq!(frames(&s), frames(&n), "{}", both(&n, &s));
     assert!(
@@ -759,41 +767,28 @@ fn gdb_attaches_to_a_stopped_job_as_natively() {
     if !kvm() || !tool("gdb") {
         return;
     }
-    let prog = guest("debuggee", &["-g", "-O0"]);
-    let script = format!(
-        "{p} wait & pid=$!\n\
-         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
-         do sleep 0.05; i=$((i+1)); done\n\
-         kill -STOP $pid\n\
-         i=0; while [ $i -lt 200 ] && ! grep -q 'State:.T (stopped)' /proc/$pid/status; \
-         do sleep 0.05; i=$((i+1)); done\n\
-         /usr/bin/gdb -nx -batch -p $pid -ex 'p $mxcsr' -ex 'set var $xmm3.v4_int32[0] = 55' \
-         -ex 'p $xmm3.v4_int32[0]' -ex continue -ex 'p $xmm3.v4_int32[0]' -ex detach 2>&1\n\
-         grep State: /proc/$pid/status\n\
-         kill -CONT $pid\n\
-         i=0; while [ $i -lt 100 ] && grep -q 'State:.T' /proc/$pid/status; \
-         do sleep 0.05; i=$((i+1)); done\n\
-         grep State: /proc/$pid/status\n\
-         kill $pid; wait $pid; echo status $?\n",
-        p = prog.display()
-    );
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
-        c.stdin(std::process::Stdio::null());
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited_for(c, Duration::from_secs(120))
-    };
-    let (n, s) = (run(false), run(true));
+    let stop = "kill -STOP $pid\n\
+                i=0; while [ $i -lt 200 ] && ! grep -q 'State:.T (stopped)' /proc/$pid/status; \
+                do sleep 0.05; i=$((i+1)); done";
+    let after = "grep State: /proc/$pid/status\n\
+                 kill -CONT $pid\n\
+                 i=0; while [ $i -lt 100 ] && grep -q 'State:.T' /proc/$pid/status; \
+                 do sleep 0.05; i=$((i+1)); done\n\
+                 grep State: /proc/$pid/status";
+    let ex = [
+        "p $mxcsr",
+        "set var $xmm3.v4_int32[0] = 55",
+        "p $xmm3.v4_int32[0]",
+        "continue",
+        "p $xmm3.v4_int32[0]",
+    ];
+    let (n, s) = gdb_attached_with("wait", stop, &ex, after);
     let seen = |o: &Output| {
-        stdout(o)
-            .lines()
-            .filter(|l| {
-                ["$", "Program received", "State:", "status", "xcr0-sandbox"]
-                    .iter()
-                    .any(|k| l.starts_with(k))
-            })
-            .map(str::to_string)
-            .collect::<Vec<_>>()
+        kept_lines(&stdout(o), |l| {
+            ["$", "Program received", "State:"]
+                .iter()
+                .any(|k| l.starts_with(k))
+        })
     };
     assert_eq!(seen(&s), seen(&n), "{}", both(&n, &s));
     assert!(!stderr(&s).contains("warning"), "{}", both(&n, &s));

@@ -200,87 +200,92 @@ static void callsig_body(void)
 	_exit(5);
 }
 
-static void scenario_callsig(void)
+/* Runs a traced child (its options TRACESYSGOOD|TRACEEXIT) from stop to
+ * stop under PTRACE_SYSCALL; `on_stop` is given each stop's status, the
+ * registers, and whether a system call stop is its entry, and returns the
+ * signal to resume with. */
+static void each_stop(void (*body)(void), int (*on_stop)(pid_t, int, struct user_regs_struct *, int))
 {
-	pid_t pid = traced_child(callsig_body);
+	pid_t pid = traced_child(body);
 	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
 	int entering = 1, sig = 0;
 	for (;;) {
 		int st = syscall_step(pid, sig);
 		if (st < 0)
 			break;
-		sig = 0;
 		struct user_regs_struct r;
 		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
-		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
-			if (entering && r.orig_rax == SYS_read) {
-				printf("read's entry stop: resumed with SIGUSR1\n");
-				sig = SIGUSR1;
-			} else if (!entering && r.orig_rax == SYS_read) {
-				printf("read's exit stop: rax %lld\n", (long long)r.rax);
-			} else if (!entering && r.orig_rax == SYS_getppid) {
-				printf("getppid's exit stop: resumed with SIGUSR2\n");
-				sig = SIGUSR2;
-			}
+		sig = on_stop(pid, st, &r, entering);
+		if (WSTOPSIG(st) == (SIGTRAP | 0x80))
 			entering = !entering;
-		} else if (st >> 16 == PTRACE_EVENT_EXIT) {
-			printf("exit event: resumed with SIGUSR1\n");
-			sig = SIGUSR1;
-		} else if (st >> 16 == 0) {
-			siginfo_t si;
-			CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
-			printf("signal %d stop: si_code %#x, si_pid %d, si_uid %d\n", WSTOPSIG(st),
-			       si.si_code, si.si_pid, si.si_uid);
-			sig = WSTOPSIG(st);
-		}
 	}
 }
 
-static void scenario_syscalls(void)
+static int callsig_stop(pid_t pid, int st, struct user_regs_struct *r, int entering)
 {
-	pid_t pid = traced_child(syscalls_body);
-	CHECK(ptrace(PTRACE_SETOPTIONS, pid, 0, PTRACE_O_TRACESYSGOOD | PTRACE_O_TRACEEXIT));
-	int entering = 1, sig = 0;
-	for (;;) {
-		int st = syscall_step(pid, sig);
-		if (st < 0)
-			break;
-		sig = 0;
-		struct user_regs_struct r;
-		CHECK(ptrace(PTRACE_GETREGS, pid, 0, &r));
-		if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
-			if (entering) {
-				printf("enter %lld rax %lld\n", (long long)r.orig_rax, (long long)r.rax);
-				if (r.orig_rax == SYS_getppid) {
-					r.orig_rax = -1;
-					r.rax = 4242;
-					CHECK(ptrace(PTRACE_SETREGS, pid, 0, &r));
-				}
-				if (r.orig_rax == SYS_write) {
-					errno = 0;
-					long w = ptrace(PTRACE_PEEKDATA, pid, r.rsi, 0);
-					if (errno)
-						die("PEEKDATA");
-					printf("  writes \"%.6s\"\n", (char *)&w);
-				}
-			} else if (r.orig_rax == SYS_getpid || r.orig_rax == SYS_gettid) {
-				printf("exit %lld = the pid: %d\n", (long long)r.orig_rax, r.rax == (unsigned long long)pid);
-			} else {
-				printf("exit %lld = %lld\n", (long long)r.orig_rax, (long long)r.rax);
-			}
-			entering = !entering;
-		} else if (st >> 16 == PTRACE_EVENT_EXIT) {
-			unsigned long msg;
-			CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
-			printf("exit event, status %lu\n", msg >> 8);
-		} else {
-			siginfo_t si;
-			CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
-			printf("signal %d code %d from itself %d\n", WSTOPSIG(st), si.si_code, si.si_pid == pid);
-			sig = WSTOPSIG(st);
+	if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+		if (entering && r->orig_rax == SYS_read) {
+			printf("read's entry stop: resumed with SIGUSR1\n");
+			return SIGUSR1;
 		}
+		if (!entering && r->orig_rax == SYS_read)
+			printf("read's exit stop: rax %lld\n", (long long)r->rax);
+		if (!entering && r->orig_rax == SYS_getppid) {
+			printf("getppid's exit stop: resumed with SIGUSR2\n");
+			return SIGUSR2;
+		}
+		return 0;
 	}
+	if (st >> 16 == PTRACE_EVENT_EXIT) {
+		printf("exit event: resumed with SIGUSR1\n");
+		return SIGUSR1;
+	}
+	siginfo_t si;
+	CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+	printf("signal %d stop: si_code %#x, si_pid %d, si_uid %d\n", WSTOPSIG(st), si.si_code,
+	       si.si_pid, si.si_uid);
+	return WSTOPSIG(st);
 }
+
+static void scenario_callsig(void) { each_stop(callsig_body, callsig_stop); }
+
+static int syscalls_stop(pid_t pid, int st, struct user_regs_struct *r, int entering)
+{
+	if (WSTOPSIG(st) == (SIGTRAP | 0x80)) {
+		if (entering) {
+			printf("enter %lld rax %lld\n", (long long)r->orig_rax, (long long)r->rax);
+			if (r->orig_rax == SYS_getppid) {
+				r->orig_rax = -1;
+				r->rax = 4242;
+				CHECK(ptrace(PTRACE_SETREGS, pid, 0, r));
+			}
+			if (r->orig_rax == SYS_write) {
+				errno = 0;
+				long w = ptrace(PTRACE_PEEKDATA, pid, r->rsi, 0);
+				if (errno)
+					die("PEEKDATA");
+				printf("  writes \"%.6s\"\n", (char *)&w);
+			}
+		} else if (r->orig_rax == SYS_getpid || r->orig_rax == SYS_gettid) {
+			printf("exit %lld = the pid: %d\n", (long long)r->orig_rax, r->rax == (unsigned long long)pid);
+		} else {
+			printf("exit %lld = %lld\n", (long long)r->orig_rax, (long long)r->rax);
+		}
+		return 0;
+	}
+	if (st >> 16 == PTRACE_EVENT_EXIT) {
+		unsigned long msg;
+		CHECK(ptrace(PTRACE_GETEVENTMSG, pid, 0, &msg));
+		printf("exit event, status %lu\n", msg >> 8);
+		return 0;
+	}
+	siginfo_t si;
+	CHECK(ptrace(PTRACE_GETSIGINFO, pid, 0, &si));
+	printf("signal %d code %d from itself %d\n", WSTOPSIG(st), si.si_code, si.si_pid == pid);
+	return WSTOPSIG(st);
+}
+
+static void scenario_syscalls(void) { each_stop(syscalls_body, syscalls_stop); }
 
 static void exec_body(void)
 {

@@ -54,6 +54,19 @@ fn string(space: &AddressSpace, addr: u64) -> Result<(), Errno> {
 const IOV_BATCH: u64 = 64;
 
 fn iovecs(space: &AddressSpace, addr: u64, count: u64, write: bool) -> Result<(), Errno> {
+    each_iovec(space, addr, count, |base, len| {
+        buffer(space, base, len, write)
+    })
+}
+
+/// Calls `f` with the base and length of each of the `count` iovecs at
+/// `addr`, an array in program memory (EINVAL past UIO_MAXIOV).
+pub(super) fn each_iovec(
+    space: &AddressSpace,
+    addr: u64,
+    count: u64,
+    mut f: impl FnMut(u64, u64) -> Result<(), Errno>,
+) -> Result<(), Errno> {
     const BASE: usize = std::mem::offset_of!(libc::iovec, iov_base);
     const LEN: usize = std::mem::offset_of!(libc::iovec, iov_len);
     if count > MAX_IOV {
@@ -66,7 +79,7 @@ fn iovecs(space: &AddressSpace, addr: u64, count: u64, write: bool) -> Result<()
         umem::read_bytes(space, addr + first * IOVEC, batch)?;
         for iov in batch.chunks_exact(IOVEC as usize) {
             let word = |at: usize| u64::from_ne_bytes(iov[at..at + 8].try_into().expect("8 bytes"));
-            buffer(space, word(BASE), word(LEN), write)?;
+            f(word(BASE), word(LEN))?;
         }
     }
     Ok(())

@@ -141,25 +141,16 @@ fn program_prefix(space: &AddressSpace, at: u64, len: u64) -> u64 {
 }
 
 /// The total length of `count` iovecs at `addr`, as the kernel would
-/// take them (EINVAL past UIO_MAXIOV or SSIZE_MAX).
+/// take them (EINVAL past SSIZE_MAX).
 fn iov_total(space: &AddressSpace, addr: u64, count: u64) -> Result<u64, Errno> {
-    if count > libc::UIO_MAXIOV as u64 {
-        return Err(Errno(libc::EINVAL));
-    }
     let mut total = 0u64;
-    for i in 0..count {
-        // struct iovec: base, then length.
-        let mut len = [0u8; 8];
-        crate::umem::read_bytes(
-            space,
-            addr + i * size_of::<libc::iovec>() as u64 + 8,
-            &mut len,
-        )?;
+    super::check::each_iovec(space, addr, count, |_, len| {
         total = total
-            .checked_add(u64::from_ne_bytes(len))
+            .checked_add(len)
             .filter(|&t| t <= isize::MAX as u64)
             .ok_or(Errno(libc::EINVAL))?;
-    }
+        Ok(())
+    })?;
     Ok(total)
 }
 

@@ -156,6 +156,14 @@ static int cmd_auxv(void)
 	printf("platform=%s\n", (char *)getauxval(AT_PLATFORM));
 	printf("execfn=%s\n", (char *)getauxval(AT_EXECFN));
 	printf("entry_set=%d random_set=%d\n", getauxval(AT_ENTRY) != 0, getauxval(AT_RANDOM) != 0);
+	/* The keys in the order the vector holds them, as /proc/self/auxv
+	 * (and gdb's `info auxv`) shows them. */
+	unsigned long kv[2];
+	int f = open("/proc/self/auxv", O_RDONLY);
+	printf("keys=");
+	while (f >= 0 && read(f, kv, sizeof kv) == sizeof kv && kv[0])
+		printf("%lu ", kv[0]);
+	printf("\n");
 	return 0;
 }
 

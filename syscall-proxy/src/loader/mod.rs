@@ -126,9 +126,9 @@ pub fn load(
                 (at::GID, gid.into()),
                 (at::EGID, egid.into()),
                 (at::SECURE, 0),
-                (at::HWCAP2, cpu.hwcap2),
             ])
             .collect(),
+        hwcap2: cpu.hwcap2,
     };
     let built = stack::build(top, &data);
     if built.bytes.len() as u64 > stack_size / 4 {

@@ -25,9 +25,10 @@ pub struct StackData {
     pub execfn: OsString,
     pub platform: &'static str,
     pub random: [u8; 16],
-    /// Plain (key, value) entries, in order; AT_RANDOM, AT_EXECFN and
-    /// AT_PLATFORM are added by the builder.
+    /// Plain (key, value) entries, in order; AT_RANDOM, AT_HWCAP2,
+    /// AT_EXECFN and AT_PLATFORM are added by the builder, after them.
     pub auxv: Vec<(u64, u64)>,
+    pub hwcap2: u64,
 }
 
 /// Bytes Linux leaves free at the very top of a new stack (the NULL
@@ -85,6 +86,7 @@ pub fn build(top: u64, d: &StackData) -> Built {
     let mut auxv = d.auxv.clone();
     auxv.extend([
         (at::RANDOM, random),
+        (at::HWCAP2, d.hwcap2),
         (at::EXECFN, execfn),
         (at::PLATFORM, platform),
         (at::NULL, 0),
@@ -146,6 +148,7 @@ mod tests {
             platform: "x86_64",
             random: [7; 16],
             auxv: vec![(at::PAGESZ, 4096)],
+            hwcap2: 2,
         };
         let Built {
             bytes,
@@ -164,7 +167,7 @@ mod tests {
         assert_eq!(at(&args), b"echo\0a b\0", "/proc/self/cmdline");
         assert_eq!(at(&env), b"X=1\0", "/proc/self/environ");
         assert_eq!(auxv.start, rsp + 48);
-        assert_eq!(auxv.end - auxv.start, 5 * 16);
+        assert_eq!(auxv.end - auxv.start, 6 * 16);
         assert_eq!(word(&bytes, base, rsp), 2, "argc");
         assert_eq!(cstr(&bytes, base, word(&bytes, base, rsp + 8)), "echo");
         assert_eq!(cstr(&bytes, base, word(&bytes, base, rsp + 16)), "a b");
@@ -182,13 +185,22 @@ mod tests {
                 at::EXECFN => assert_eq!(cstr(&bytes, base, v), "/bin/echo"),
                 at::PLATFORM => assert_eq!(cstr(&bytes, base, v), "x86_64"),
                 at::RANDOM => assert_eq!(bytes[(v - base) as usize..][..16], [7; 16]),
+                at::HWCAP2 => assert_eq!(v, 2),
                 _ => panic!("unexpected key {k}"),
             }
             a += 16;
         }
         assert_eq!(
             seen,
-            vec![at::PAGESZ, at::RANDOM, at::EXECFN, at::PLATFORM, at::NULL]
+            // create_elf_tables' order.
+            vec![
+                at::PAGESZ,
+                at::RANDOM,
+                at::HWCAP2,
+                at::EXECFN,
+                at::PLATFORM,
+                at::NULL
+            ]
         );
     }
 }

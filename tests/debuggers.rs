@@ -670,6 +670,96 @@ fn ltrace_shows_library_calls_as_natively() {
     );
 }
 
+/// valgrind's lines with its pid prefix (`==PID==`) and addresses made
+/// equal.
+fn valgrind_normalised(text: &str) -> Vec<String> {
+    kept_lines(text, |_| true)
+        .iter()
+        .map(|l| number_after(l, "=="))
+        .collect()
+}
+
+/// memcheck, natively and sandboxed: the same errors, stacks, heap and
+/// leak summaries. valgrind runs the program on its own translator in
+/// the sandbox's guest (its own stack, signal handling and threads, its
+/// address-space manager reading /proc/self/maps).
+#[test]
+fn valgrind_memcheck_reports_as_natively() {
+    if !kvm() || !tool("valgrind") {
+        return;
+    }
+    let prog = guest("memerrors", &["-g", "-O0"]);
+    let args = [
+        "/usr/bin/valgrind",
+        "--leak-check=full",
+        "--show-leak-kinds=all",
+        prog.to_str().unwrap(),
+    ];
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &args);
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited(c)
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    assert_eq!(stdout(&s), stdout(&n), "{}", both(&n, &s));
+    let (nr, sr) = (
+        valgrind_normalised(&stderr(&n)),
+        valgrind_normalised(&stderr(&s)),
+    );
+    assert_eq!(sr, nr, "{}", both(&n, &s));
+    let text = nr.join("\n");
+    assert!(
+        text.contains("Invalid read of size 1")
+            && text.contains("past_the_end (memerrors.c:10)")
+            && text.contains("100 bytes in 1 blocks are still reachable"),
+        "natively:\n{text}"
+    );
+}
+
+/// vgdb sending monitor commands to a valgrind whose program is blocked
+/// in pause(): valgrind polls for them only between blocks, so vgdb
+/// attaches to it with ptrace, sets its registers to call its gdbserver,
+/// and lets it go (valgrind's vgdb-invoker-ptrace.c). A query, then a
+/// kill: the same answers and end as natively.
+#[test]
+fn vgdb_invokes_valgrind_through_ptrace_as_natively() {
+    if !kvm() || !tool("valgrind") || !tool("vgdb") {
+        return;
+    }
+    let prog = guest("debuggee", &["-g", "-O0"]);
+    let script = format!(
+        "/usr/bin/valgrind -q --vgdb=yes {p} wait & pid=$!\n\
+         i=0; while [ $i -lt 400 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
+         do sleep 0.05; i=$((i+1)); done\n\
+         /usr/bin/vgdb --pid=$pid --max-invoke-ms=100 v.info n_errs_found 2>&1\n\
+         /usr/bin/vgdb --pid=$pid --max-invoke-ms=100 v.kill 2>&1\n\
+         wait $pid; echo \"valgrind: $?\"\n",
+        p = prog.display()
+    );
+    let run = |sandboxed| {
+        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
+        c.stdin(std::process::Stdio::null());
+        c.env_remove("LD_LIBRARY_PATH");
+        run_limited_for(c, Duration::from_secs(120))
+    };
+    let (n, s) = (run(false), run(true));
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let text = |o: &Output| {
+        valgrind_normalised(&(stdout(o) + &stderr(o)))
+            .iter()
+            .map(|l| number_after(l, "pid "))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(text(&s), text(&n), "{}", both(&n, &s));
+    let native = text(&n).join("\n");
+    assert!(
+        native.contains("n_errs_found 0 n_errs_shown 0")
+            && native.contains("monitor command request to kill this process"),
+        "natively:\n{native}"
+    );
+}
+
 /// gdb attaching by pid to a program running beside it (both sandboxed,
 /// or both native): it finds the program's executable and symbols through
 /// /proc/<pid>/exe, its threads through /proc/<pid>/task (only the

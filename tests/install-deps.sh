@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs the Debian packages the host lane's peer suites and debugger
 # tests run (stress-ng, CPython's regression tests, strace, gdb, ltrace,
-# python3-seccomp, capnproto for rr trace headers), where
-# missing: with apt as root, else one
-# line saying what to install. The tests themselves fail, saying the same,
-# when a package is missing under CI=true.
+# valgrind, python3-seccomp, capnproto for rr trace headers), where
+# missing: with apt as root, else one line saying what to install. The
+# tests themselves fail, saying the same, when a package is missing under
+# CI=true.
 set -euo pipefail
 need=()
 command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
@@ -13,6 +13,7 @@ command -v stress-ng >/dev/null 2>&1 || need+=(stress-ng)
 command -v strace >/dev/null 2>&1 || need+=(strace)
 command -v gdb >/dev/null 2>&1 || need+=(gdb)
 command -v ltrace >/dev/null 2>&1 || need+=(ltrace)
+command -v valgrind >/dev/null 2>&1 || need+=(valgrind)
 python3 -c 'import seccomp' >/dev/null 2>&1 || need+=(python3-seccomp)
 command -v capnp >/dev/null 2>&1 || need+=(capnproto)
 [ ${#need[@]} -gt 0 ] || exit 0

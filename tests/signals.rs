@@ -340,6 +340,7 @@ fn sigchld_fork_and_exec_keep_or_reset_dispositions_as_linux() {
             "SIGCHLD: code=1 status=5 pid_is_child=1 calls=1",
             "fork: child ran the inherited handler=1",
             "exec: usr1_default=1 usr2_ignored=1 prof_blocked=1 prof_pending=1",
+            "exec: fault signals ignored=6, SIGSEGV and SIGTRAP sent: survived",
             "exec: status=0",
             "SIGCHLD ignored: waitpid=-1 errno=ECHILD",
         ],

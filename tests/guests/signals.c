@@ -1025,6 +1025,9 @@ static void check_timers(void)
 
 /* ---- children: SIGCHLD, fork, exec ---- */
 
+/* The signals a fault raises, which the sandbox's own faults raise too. */
+static const int fault_signals[6] = { SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGTRAP, SIGSYS };
+
 static void check_children(const char *self)
 {
 	act(SIGCHLD, on_info, 1, 0, 0);
@@ -1055,11 +1058,14 @@ static void check_children(const char *self)
 	printf("fork: child ran the inherited handler=%d\n",
 	       WIFEXITED(status) && WEXITSTATUS(status) == 7);
 
-	/* exec: handlers back to default, ignored stays ignored, mask and
-	 * pending signals kept. */
+	/* exec: handlers back to default, ignored stays ignored (also the
+	 * signals of the sandbox's own faults), mask and pending signals
+	 * kept. */
 	signal(SIGUSR2, SIG_IGN);
 	pid = fork();
 	if (pid == 0) {
+		for (int i = 0; i < 6; i++)
+			signal(fault_signals[i], SIG_IGN);
 		block(SIG_BLOCK, SIGPROF);
 		raise(SIGPROF);
 		execl(self, self, "dispositions", (char *)NULL);
@@ -1086,9 +1092,18 @@ static int dispositions(void)
 	int usr1_dfl = a.sa_handler == SIG_DFL;
 	sigaction(SIGUSR2, NULL, &a);
 	int usr2_ign = a.sa_handler == SIG_IGN;
+	int faults_ign = 0;
+	for (int i = 0; i < 6; i++) {
+		sigaction(fault_signals[i], NULL, &a);
+		faults_ign += a.sa_handler == SIG_IGN;
+	}
 	sigpending(&pend);
 	printf("exec: usr1_default=%d usr2_ignored=%d prof_blocked=%d prof_pending=%d\n",
 	       usr1_dfl, usr2_ign, is_blocked(SIGPROF), sigismember(&pend, SIGPROF));
+	/* An ignored signal sent is discarded, also one of these. */
+	kill(getpid(), SIGSEGV);
+	raise(SIGTRAP);
+	printf("exec: fault signals ignored=%d, SIGSEGV and SIGTRAP sent: survived\n", faults_ign);
 	return 0;
 }
 

@@ -735,6 +735,38 @@ fn perf_events_on_the_program_as_natively() {
     }
 }
 
+/// A hardware breakpoint event (`perf stat -e mem:ADDR:w`) on the
+/// program's thread: the host's would watch the host thread, never the
+/// guest, and count nothing, so it is refused as by a kernel without the
+/// breakpoint PMU, where natively it counts each write.
+#[test]
+fn a_breakpoint_event_on_the_program_is_refused_rather_than_counting_nothing() {
+    if !kvm() {
+        return;
+    }
+    let prog = guest("perf-events", &[]);
+    let s = sandbox(&[prog.as_os_str(), "breakpoint".as_ref()]);
+    let n = native(&[prog.as_os_str(), "breakpoint".as_ref()], &[]);
+    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    assert_eq!(
+        stdout(&s),
+        "breakpoint event: No such file or directory\n",
+        "{}",
+        both(&n, &s)
+    );
+    // The host lane's kernel has the breakpoint PMU; where a kernel has
+    // none (ENOENT natively too), the answers agree.
+    assert!(
+        [
+            "breakpoint event: 10 of 10 writes\n",
+            "breakpoint event: No such file or directory\n"
+        ]
+        .contains(&stdout(&n).as_str()),
+        "natively: {}",
+        stdout(&n)
+    );
+}
+
 /// rdtsc trapping (PR_SET_TSC, PR_GET_TSC), which rr needs: under
 /// PR_TSC_SIGSEGV, rdtsc and rdtscp (the vDSO's clock's too) raise SIGSEGV
 /// that a handler emulates, a thread, a fork child and an exec keep the

@@ -10,6 +10,7 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/hw_breakpoint.h>
 #include <linux/perf_event.h>
 #include <signal.h>
 #include <stdint.h>
@@ -328,12 +329,37 @@ static int after_exec(int fd, uint64_t had, pid_t kid)
 	return 0;
 }
 
+/* breakpoint: a hardware breakpoint event on this thread over ten writes
+ * to a variable (`perf stat -e mem:ADDR:w`). */
+static volatile long watched;
+static int breakpoint(void)
+{
+	struct perf_event_attr a = attr(PERF_TYPE_BREAKPOINT, 0);
+	a.bp_type = HW_BREAKPOINT_W;
+	a.bp_addr = (unsigned long)&watched;
+	a.bp_len = HW_BREAKPOINT_LEN_8;
+	a.exclude_kernel = 1;
+	long fd = open_event(&a, 0, -1, -1);
+	if (fd < 0) {
+		printf("breakpoint event: %s\n", strerror(errno));
+		return 0;
+	}
+	ioctl(fd, PERF_EVENT_IOC_ENABLE, 0);
+	for (int i = 0; i < 10; i++)
+		watched = i;
+	ioctl(fd, PERF_EVENT_IOC_DISABLE, 0);
+	printf("breakpoint event: %llu of 10 writes\n", (unsigned long long)count(fd));
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	setvbuf(stdout, NULL, _IOLBF, 0);
 	/* Bounded: a child's stop or death a wait never sees ends the run
 	 * (SIGALRM) rather than hanging it. */
 	alarm(120);
+	if (argc == 2 && !strcmp(argv[1], "breakpoint"))
+		return breakpoint();
 	if (argc == 5 && !strcmp(argv[1], "exec"))
 		return after_exec(atoi(argv[2]), strtoull(argv[3], NULL, 10), atoi(argv[4]));
 

@@ -729,22 +729,16 @@ fn vgdb_invokes_valgrind_through_ptrace_as_natively() {
     }
     let prog = guest("debuggee", &["-g", "-O0"]);
     let script = format!(
-        "/usr/bin/valgrind -q --vgdb=yes {p} wait & pid=$!\n\
-         i=0; while [ $i -lt 400 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
-         do sleep 0.05; i=$((i+1)); done\n\
+        "{}\
          /usr/bin/vgdb --pid=$pid --max-invoke-ms=100 v.info n_errs_found 2>&1\n\
          /usr/bin/vgdb --pid=$pid --max-invoke-ms=100 v.kill 2>&1\n\
          wait $pid; echo \"valgrind: $?\"\n",
-        p = prog.display()
+        started_in_pause(&format!(
+            "/usr/bin/valgrind -q --vgdb=yes {} wait",
+            prog.display()
+        ))
     );
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
-        c.stdin(std::process::Stdio::null());
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited_for(c, Duration::from_secs(120))
-    };
-    let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let (n, s) = shell_same(&script);
     let text = |o: &Output| {
         valgrind_normalised(&(stdout(o) + &stderr(o)))
             .iter()
@@ -793,17 +787,30 @@ fn gdb_attached_with(mode: &str, before: &str, ex: &[&str], after: &str) -> (Out
     let ex = ex.iter().map(|e| format!(" -ex '{e}'")).collect::<String>();
     // The program is attached once main is in pause() (34), bounded.
     let script = format!(
-        "{p} {mode} & pid=$!\n\
-         i=0; while [ $i -lt 200 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
-         do sleep 0.05; i=$((i+1)); done\n\
+        "{}\
          {before}\n\
          /usr/bin/gdb -nx -batch -p $pid{ex} -ex detach 2>&1\n\
          {after}\n\
          kill $pid\n",
-        p = prog.display()
+        started_in_pause(&format!("{} {mode}", prog.display()))
     );
+    shell_same(&script)
+}
+
+/// Shell lines that start `command` in the background as $pid and wait,
+/// bounded (20 s), until its thread is in pause() (34).
+fn started_in_pause(command: &str) -> String {
+    format!(
+        "{command} & pid=$!\n\
+         i=0; while [ $i -lt 400 ] && [ \"$(cut -d' ' -f1 /proc/$pid/syscall 2>/dev/null)\" != 34 ]; \
+         do sleep 0.05; i=$((i+1)); done\n"
+    )
+}
+
+/// `sh -c script`, natively and sandboxed, each bounded: the same status.
+fn shell_same(script: &str) -> (Output, Output) {
     let run = |sandboxed| {
-        let mut c = command(sandboxed, &["/bin/sh", "-c", &script]);
+        let mut c = command(sandboxed, &["/bin/sh", "-c", script]);
         c.stdin(std::process::Stdio::null());
         c.env_remove("LD_LIBRARY_PATH");
         run_limited_for(c, Duration::from_secs(120))

@@ -254,15 +254,7 @@ fn strace_same(args: &[&str], lines: usize) {
     }
     let mut full = vec!["/usr/bin/strace"];
     full.extend_from_slice(args);
-    // Without cargo's LD_LIBRARY_PATH, whose directories ld.so would probe
-    // for each glibc-hwcaps level the CPUID it sees offers.
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &full);
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited(c)
-    };
-    let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{full:?}\n{}", both(&n, &s));
+    let (n, s) = same_status(&full, LIMIT);
     assert_eq!(stdout(&s), stdout(&n), "{full:?}: the program's output");
     let (ns, ss) = (
         strace_normalised(&stderr(&n)),
@@ -653,14 +645,7 @@ fn ltrace_shows_library_calls_as_natively() {
         return;
     }
     let prog = guest("libcalls", &[]);
-    let args = ["/usr/bin/ltrace", prog.to_str().unwrap()];
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &args);
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited(c)
-    };
-    let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let (n, s) = same_status(&["/usr/bin/ltrace", prog.to_str().unwrap()], LIMIT);
     let calls = |o: &Output| kept_lines(&stderr(o), |_| true);
     assert_eq!(calls(&s), calls(&n), "{}", both(&n, &s));
     assert!(
@@ -695,13 +680,7 @@ fn valgrind_memcheck_reports_as_natively() {
         "--show-leak-kinds=all",
         prog.to_str().unwrap(),
     ];
-    let run = |sandboxed| {
-        let mut c = command(sandboxed, &args);
-        c.env_remove("LD_LIBRARY_PATH");
-        run_limited(c)
-    };
-    let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    let (n, s) = same_status(&args, LIMIT);
     assert_eq!(stdout(&s), stdout(&n), "{}", both(&n, &s));
     let (nr, sr) = (
         valgrind_normalised(&stderr(&n)),
@@ -809,14 +788,20 @@ fn started_in_pause(command: &str) -> String {
 
 /// `sh -c script`, natively and sandboxed, each bounded: the same status.
 fn shell_same(script: &str) -> (Output, Output) {
+    same_status(&["/bin/sh", "-c", script], LIMIT)
+}
+
+/// `args` natively and sandboxed, each within `limit`: the same status.
+/// Without cargo's LD_LIBRARY_PATH, whose directories ld.so would probe
+/// for each glibc-hwcaps level the CPUID it sees offers.
+fn same_status(args: &[&str], limit: Duration) -> (Output, Output) {
     let run = |sandboxed| {
-        let mut c = command(sandboxed, &["/bin/sh", "-c", script]);
-        c.stdin(std::process::Stdio::null());
+        let mut c = command(sandboxed, args);
         c.env_remove("LD_LIBRARY_PATH");
-        run_limited_for(c, Duration::from_secs(120))
+        run_limited_for(c, limit)
     };
     let (n, s) = (run(false), run(true));
-    assert_eq!(status(&s), status(&n), "{}", both(&n, &s));
+    assert_eq!(status(&s), status(&n), "{args:?}\n{}", both(&n, &s));
     (n, s)
 }
 

@@ -109,7 +109,8 @@ mod ptrace {
         follow_seized,
         hwbp_thread,
         clone_first,
-        hwbp
+        hwbp,
+        errors
     );
 }
 

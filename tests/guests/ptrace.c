@@ -61,6 +61,10 @@
  *              the new thread's first stop, as Linux lets it; a thread
  *              cloned with CLONE_PARENT_SETTID: its id already written at
  *              the clone's event stop
+ *   errors     what Linux refuses and with which errno (attach to self, a
+ *              second attach, unknown options, PEEK/POKEUSER offsets, bad
+ *              segment selectors and bases...), on a child attached the
+ *              moment it was forked, whose registers are read at once
  *   cycles N   N attach/detach cycles, N traced fork+exec cycles and N forks
  *              of a tracee followed: what is left (descriptors, threads) is
  *              printed, by the tracer and by that tracee */
@@ -1828,6 +1832,71 @@ static void parent_settid_stop(void)
 
 /* The tracer waits for the creator alone until its clone returns: the new
  * thread stays in its first stop meanwhile. */
+/* errors: what Linux refuses, with its errno, on a child attached the
+ * moment it was forked (before it ran: its registers are there at once),
+ * then stopped. */
+static void scenario_errors(void)
+{
+#define SHOW(what, e)                                                                   \
+	do {                                                                            \
+		errno = 0;                                                              \
+		long r_ = (e);                                                          \
+		printf("%s: %s\n", what, r_ == -1 && errno ? strerrorname_np(errno) : "ok"); \
+	} while (0)
+	alarm(30); /* A wait that never ends fails the run, bounded. */
+	SHOW("attach self", ptrace(PTRACE_ATTACH, getpid(), 0, 0));
+	SHOW("seize self", ptrace(PTRACE_SEIZE, getpid(), 0, 0));
+	SHOW("attach pid 0", ptrace(PTRACE_ATTACH, 0, 0, 0));
+	SHOW("peek an untraced task", ptrace(PTRACE_PEEKDATA, getppid(), 0, 0));
+	pid_t c = fork();
+	if (c == 0) {
+		pause();
+		_exit(0);
+	}
+	SHOW("seize with an unknown option", ptrace(PTRACE_SEIZE, c, 0, 1 << 30));
+	SHOW("seize with an address", ptrace(PTRACE_SEIZE, c, 8, 0));
+	SHOW("attach at once", ptrace(PTRACE_ATTACH, c, 0, 0));
+	int st;
+	waitpid(c, &st, 0);
+	printf("stopped %d by %s\n", WIFSTOPPED(st), strsignal(WSTOPSIG(st)));
+	struct user_regs_struct r;
+	SHOW("GETREGS", ptrace(PTRACE_GETREGS, c, 0, &r));
+	errno = 0;
+	long rip = ptrace(PTRACE_PEEKUSER, c, offsetof(struct user_regs_struct, rip), 0);
+	printf("PEEKUSER rip: %s, GETREGS's %d\n", errno ? strerrorname_np(errno) : "ok",
+	       rip == (long)r.rip);
+	errno = 0;
+	ptrace(PTRACE_PEEKTEXT, c, r.rip, 0);
+	printf("code at rip readable: %d\n", errno == 0);
+	SHOW("attach again", ptrace(PTRACE_ATTACH, c, 0, 0));
+	SHOW("PEEKUSER unaligned", ptrace(PTRACE_PEEKUSER, c, 3, 0));
+	/* The kernel's struct user ends with error_code and fault_address,
+	 * 16 bytes past glibc's. */
+	SHOW("PEEKUSER fault_address", ptrace(PTRACE_PEEKUSER, c, sizeof(struct user) + 8, 0));
+	SHOW("PEEKUSER past the end", ptrace(PTRACE_PEEKUSER, c, sizeof(struct user) + 16, 0));
+	SHOW("POKEUSER fault_address", ptrace(PTRACE_POKEUSER, c, sizeof(struct user) + 8, 0));
+	SHOW("POKEUSER cs of kernel privilege", ptrace(PTRACE_POKEUSER, c, offsetof(struct user_regs_struct, cs), 0x10));
+	SHOW("POKEUSER ss null", ptrace(PTRACE_POKEUSER, c, offsetof(struct user_regs_struct, ss), 0));
+	SHOW("POKEUSER ds of kernel privilege", ptrace(PTRACE_POKEUSER, c, offsetof(struct user_regs_struct, ds), 0x18));
+	SHOW("POKEUSER fs_base in the kernel", ptrace(PTRACE_POKEUSER, c, offsetof(struct user_regs_struct, fs_base), 1ul << 63));
+	struct user_regs_struct bad = r;
+	bad.gs = 0x10;
+	SHOW("SETREGS gs of kernel privilege", ptrace(PTRACE_SETREGS, c, 0, &bad));
+	SHOW("SETREGS as read", ptrace(PTRACE_SETREGS, c, 0, &r));
+	SHOW("POKEUSER DR4", ptrace(PTRACE_POKEUSER, c, USER_DR(4), 0));
+	SHOW("INTERRUPT of an attached task", ptrace(PTRACE_INTERRUPT, c, 0, 0));
+	SHOW("LISTEN of an attached task", ptrace(PTRACE_LISTEN, c, 0, 0));
+	SHOW("SETOPTIONS unknown", ptrace(PTRACE_SETOPTIONS, c, 0, 1 << 25));
+	SHOW("SETOPTIONS above 32 bits", ptrace(PTRACE_SETOPTIONS, c, 0, 1ul << 40));
+	SHOW("SETOPTIONS known", ptrace(PTRACE_SETOPTIONS, c, 0, PTRACE_O_TRACESYSGOOD));
+	SHOW("unknown request", ptrace(0x4299, c, 0, 0));
+	SHOW("CONT with signal 99", ptrace(PTRACE_CONT, c, 0, 99));
+	SHOW("KILL", ptrace(PTRACE_KILL, c, 0, 0));
+	waitpid(c, &st, 0);
+	printf("ended by %s\n", WIFSIGNALED(st) ? strsignal(WTERMSIG(st)) : "an exit");
+#undef SHOW
+}
+
 static void scenario_clone_first(void)
 {
 	parent_settid_stop();
@@ -1932,6 +2001,8 @@ int main(int argc, char **argv)
 		scenario_hwbp_thread();
 	else if (!strcmp(s, "clone_first"))
 		scenario_clone_first();
+	else if (!strcmp(s, "errors"))
+		scenario_errors();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -95,6 +95,10 @@ pub struct Page {
     pub fresh: u32,
     /// The host thread the page belongs to (a fork child's copy does not).
     pub tid: i32,
+    /// The host thread that started with this page (`tracee::start`): a
+    /// fork or vfork child's copy names its creator until the child has
+    /// started, even once a tracer named the child in `tid`.
+    pub started: i32,
     /// Non-zero if the tracer attached with PTRACE_SEIZE.
     pub seized: u32,
     /// Non-zero while the thread creates a task its tracer follows: the

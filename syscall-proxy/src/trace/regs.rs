@@ -107,6 +107,19 @@ pub fn kvm(u: &libc::user_regs_struct) -> kvm_regs {
 /// the arithmetic flags, TF, DF, OF, AC, RF... never IF, IOPL or VM.
 const FLAG_MASK: u64 = 0x0000_0000_0025_4dd5;
 
+/// Whether putreg (arch/x86/kernel/ptrace.c) takes the registers a tracer
+/// set: a segment selector must be null or of user privilege (CS and SS
+/// not null), and the FS and GS bases below the top of user space; else
+/// EIO.
+pub fn acceptable(r: &libc::user_regs_struct) -> bool {
+    // The kernel takes a selector's low 16 bits.
+    let user = |sel: u64| matches!(sel as u16, 0) || sel as u16 & 3 == 3;
+    [r.ds, r.es, r.fs, r.gs].into_iter().all(user)
+        && [r.cs, r.ss].into_iter().all(|s| s as u16 != 0 && user(s))
+        && r.fs_base < super::hwbp::TASK_SIZE_MAX
+        && r.gs_base < super::hwbp::TASK_SIZE_MAX
+}
+
 /// A user_regs_struct a tracer set, made safe as putreg does: RFLAGS
 /// keeps what only the kernel may change, the segment selectors stay.
 pub fn sanitize(
@@ -162,6 +175,34 @@ pub fn set_xstate(image: &mut [u8], new: &[u8], xcr0: u64) -> Result<(), i32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn selectors_and_bases_are_checked_as_putreg_checks_them() {
+        // SAFETY: user_regs_struct is plain integers.
+        let mut r: libc::user_regs_struct = unsafe { std::mem::zeroed() };
+        (r.cs, r.ss, r.ds) = (0x33, 0x2b, 0);
+        assert!(acceptable(&r));
+        assert!(
+            acceptable(&libc::user_regs_struct { gs: 0x1_0003, ..r }),
+            "low 16 bits"
+        );
+        for bad in [
+            libc::user_regs_struct { cs: 0x1, ..r },
+            libc::user_regs_struct { cs: 0, ..r },
+            libc::user_regs_struct { ss: 0, ..r },
+            libc::user_regs_struct { ds: 0x10, ..r },
+            libc::user_regs_struct {
+                fs_base: 1 << 47,
+                ..r
+            },
+            libc::user_regs_struct {
+                gs_base: u64::MAX,
+                ..r
+            },
+        ] {
+            assert!(!acceptable(&bad), "{bad:?}");
+        }
+    }
 
     #[test]
     fn the_xstate_regset_names_the_tasks_xcr0_where_gdb_reads_it() {

@@ -227,6 +227,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     p.in_stop = 0;
     p.in_clone = 0;
     let tid = crate::umem::own_tid();
+    p.started = tid;
     if p.tid != tid {
         // A fork child's breakpoints are not its parent's (DR7 reads as
         // the parent's: the kernel copies it, not the breakpoints).

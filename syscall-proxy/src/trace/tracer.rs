@@ -63,6 +63,9 @@ const HOST_OPTIONS: u32 = (PTRACE_O_EXITKILL
     | PTRACE_O_TRACEVFORK
     | PTRACE_O_TRACEVFORKDONE) as u32;
 
+/// Every option Linux knows (PTRACE_O_MASK): others are refused.
+const O_MASK: u64 = libc::PTRACE_O_MASK as u64;
+
 /// Options PTRACE_SEIZE set for tracees not stopped since: written into
 /// their page at their first stop.
 static SEIZED: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
@@ -122,10 +125,14 @@ fn target(pid: i32) -> Result<Target, Errno> {
         Found::Host => Ok(Target::Host),
         // Its stops are passed over until its page exists.
         Found::Starting => Err(Errno(libc::ESRCH)),
-        Found::Sandboxed(addr) => Ok(Target::Sandboxed {
-            addr,
-            page: page::read_page(pid, addr)?,
-        }),
+        Found::Sandboxed(addr) => {
+            let page = page::read_page(pid, addr)?;
+            if page.started != pid {
+                // Its creator's copy (`judged`): as a sandbox starting.
+                return Err(Errno(libc::ESRCH));
+            }
+            Ok(Target::Sandboxed { addr, page })
+        }
     }
 }
 
@@ -198,6 +205,14 @@ fn as_bytes_mut<T: Copy>(v: &mut T) -> &mut [u8] {
 
 /// ptrace(2) for the program.
 pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
+    let r = request(thread, a);
+    if let Err(e) = r {
+        log::debug!("ptrace: request {:#x} of {}: {e:?}", a[0], a[1] as i32);
+    }
+    r
+}
+
+fn request(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     let (req, pid, addr, data) = (a[0] as u32, a[1] as i32, a[2], a[3]);
     if req == libc::PTRACE_DETACH {
         // (A detach ends a pending interrupt: ptrace_unlink.)
@@ -210,6 +225,10 @@ pub fn ptrace(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             Ok(0)
         }
         libc::PTRACE_ATTACH => host(req, pid, 0, 0),
+        libc::PTRACE_SEIZE if addr != 0 || data & !O_MASK != 0 => {
+            // Refused (EIO) after the host finds the task (ESRCH first).
+            host(req, pid, addr, data)
+        }
         libc::PTRACE_SEIZE => {
             let options = data as u32;
             check_options(thread, options)?;
@@ -343,7 +362,10 @@ const PEEK_MAX: usize = 1024;
 /// Offsets in struct user (sys/user.h): the registers, then u_debugreg.
 const USER_REGS_END: u64 = size_of::<libc::user_regs_struct>() as u64;
 const USER_DEBUGREG: u64 = std::mem::offset_of!(libc::user, u_debugreg) as u64;
-const USER_SIZE: u64 = size_of::<libc::user>() as u64;
+/// The kernel's struct user (asm/user_64.h) ends with error_code and
+/// fault_address after u_debugreg, which glibc's and libc's lack: PEEKUSER
+/// reads them as 0.
+const USER_SIZE: u64 = USER_DEBUGREG + 64 + 16;
 
 /// A request about a sandboxed tracee whose page is `p`, at `at` in it.
 fn sandboxed(
@@ -539,7 +561,7 @@ fn sandboxed(
         }
         libc::PTRACE_SETOPTIONS => {
             let options = data as u32;
-            if data >> 32 != 0 {
+            if data & !O_MASK != 0 {
                 return Err(Errno(libc::EINVAL));
             }
             check_options(thread, options)?;
@@ -626,6 +648,9 @@ fn sandboxed(
 /// while the sandbox makes a call for it (`set_regs_in_call`). Elsewhere
 /// (the sandbox's own code between those) they are out of reach: EIO.
 fn set_regs(pid: i32, at: u64, p: &mut Page, r: libc::user_regs_struct) -> SysResult {
+    if !regs::acceptable(&r) {
+        return Err(Errno(libc::EIO));
+    }
     if p.in_stop == 0 && p.held == 0 {
         return set_guest_regs(pid, at, p, r);
     }
@@ -1064,9 +1089,12 @@ fn judged(pid: i32, code: u32) -> Verdict {
             let Ok(mut p) = page::read_page(pid, at) else {
                 return Verdict::Report(code);
             };
-            if p.tid != pid && p.in_clone != 0 {
+            if p.started != pid {
                 // A new task with its creator's copy of the page (a fork
-                // child) or storage (a vfork child), before it started.
+                // child) or storage (a vfork child), before it started,
+                // whether its creator was traced or not (or a tracer
+                // claimed the copy already): the copy describes the
+                // creator, down to its vCPU's kvm_run.
                 return starting(pid, code);
             }
             if p.traced == 0 || p.tid != pid {

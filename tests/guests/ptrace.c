@@ -1884,6 +1884,17 @@ static void scenario_errors(void)
 	SHOW("SETREGS gs of kernel privilege", ptrace(PTRACE_SETREGS, c, 0, &bad));
 	SHOW("SETREGS as read", ptrace(PTRACE_SETREGS, c, 0, &r));
 	SHOW("POKEUSER DR4", ptrace(PTRACE_POKEUSER, c, USER_DR(4), 0));
+	/* A regset's length: a multiple of its 8-byte elements. */
+	char set[4096];
+	struct iovec iov = { set, 12 };
+	SHOW("GETREGSET NT_PRSTATUS of 12 bytes", ptrace(PTRACE_GETREGSET, c, NT_PRSTATUS, &iov));
+	iov.iov_len = 100;
+	SHOW("GETREGSET NT_PRFPREG of 100 bytes", ptrace(PTRACE_GETREGSET, c, NT_PRFPREG, &iov));
+	iov.iov_len = 8;
+	SHOW("GETREGSET NT_PRSTATUS of 8 bytes", ptrace(PTRACE_GETREGSET, c, NT_PRSTATUS, &iov));
+	printf("its length: %zu\n", iov.iov_len);
+	iov.iov_len = sizeof set;
+	SHOW("GETREGSET of an unknown note", ptrace(PTRACE_GETREGSET, c, 0x999, &iov));
 	SHOW("INTERRUPT of an attached task", ptrace(PTRACE_INTERRUPT, c, 0, 0));
 	SHOW("LISTEN of an attached task", ptrace(PTRACE_LISTEN, c, 0, 0));
 	SHOW("SETOPTIONS unknown", ptrace(PTRACE_SETOPTIONS, c, 0, 1 << 25));

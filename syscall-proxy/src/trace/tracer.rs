@@ -480,6 +480,9 @@ fn sandboxed(
             get(thread, data, &mut iov)?;
             let base = u64::from_le_bytes(iov[..8].try_into().expect("8 bytes"));
             let len = u64::from_le_bytes(iov[8..].try_into().expect("8 bytes")) as usize;
+            if !len.is_multiple_of(REGSET_UNIT) {
+                return Err(Errno(libc::EINVAL));
+            }
             let set = match addr {
                 NT_PRSTATUS => as_bytes(&regs_of(pid, p)?).to_vec(),
                 NT_PRFPREG => {
@@ -638,9 +641,27 @@ fn sandboxed(
         | libc::PTRACE_DETACH
         | libc::PTRACE_SINGLESTEP
         | libc::PTRACE_SYSEMU_SINGLESTEP => resume(req, pid, data, at, p),
+        libc::PTRACE_GET_RSEQ_CONFIGURATION => {
+            // rseq is ENOSYS for the program, so it has none registered
+            // (the host thread's is the sandbox's own glibc's).
+            let none = [0u8; size_of::<libc::ptrace_rseq_configuration>()];
+            put(thread, data, &none[..(addr as usize).min(none.len())])?;
+            Ok(none.len() as u64)
+        }
+        // The program's filters are the sandbox's to run, not the host
+        // thread's: as a kernel without CONFIG_CHECKPOINT_RESTORE.
+        PTRACE_SECCOMP_GET_FILTER | PTRACE_SECCOMP_GET_METADATA => Err(Errno(libc::EINVAL)),
         _ => host_request(thread, req, pid, addr, data),
     }
 }
+
+/// What a regset's length must be a multiple of: the size of each of its
+/// elements, 8 bytes for all three (arch/x86/kernel/ptrace.c's regsets).
+const REGSET_UNIT: usize = 8;
+
+/// Requests libc lacks for Linux (include/uapi/linux/ptrace.h).
+const PTRACE_SECCOMP_GET_FILTER: u32 = 0x420c;
+const PTRACE_SECCOMP_GET_METADATA: u32 = 0x420d;
 
 /// New registers for the tracee: into the page in a stop it raised, to
 /// take effect as it resumes; in a stop the host made, into kvm_run while

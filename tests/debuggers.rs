@@ -719,9 +719,12 @@ fn vgdb_invokes_valgrind_through_ptrace_as_natively() {
         ))
     );
     let (n, s) = shell_same(&script);
+    // Whether vgdb reads the killed valgrind's last reply or the end of
+    // its FIFO first varies natively too (2 runs in 8 beside busy loops).
     let text = |o: &Output| {
         valgrind_normalised(&(stdout(o) + &stderr(o)))
             .iter()
+            .filter(|l| !["readchar: Got EOF", "error reading packet"].contains(&l.as_str()))
             .map(|l| number_after(l, "pid "))
             .collect::<Vec<_>>()
     };

@@ -71,7 +71,13 @@ impl Carried {
             .core
             .map_or("-".to_string(), |(c, m)| format!("{c:x}/{m:x}"));
         let trace = self.trace.map_or("-".to_string(), |t| {
-            format!("{:x}/{:x}/{}", t.options, t.mode, u8::from(t.seized))
+            format!(
+                "{:x}/{:x}/{}/{}",
+                t.options,
+                t.mode,
+                u8::from(t.seized),
+                t.former_tid
+            )
         });
         format!(
             "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x},{}",
@@ -122,10 +128,12 @@ impl Carried {
                 let mut words = t.split('/');
                 let mut hex = || u32::from_str_radix(words.next()?, 16).ok();
                 let (options, mode, seized) = (hex()?, hex()?, hex()?);
+                let former_tid = words.next()?.parse().ok()?;
                 Some(tracee::Carried {
                     options,
                     mode,
                     seized: seized != 0,
+                    former_tid,
                 })
             }
         };
@@ -441,6 +449,7 @@ mod tests {
                 options: 0x5,
                 mode: 1,
                 seized: true,
+                former_tid: 4242,
             }),
             tsc_trapping: true,
             seccomp_fd: Some(1000),

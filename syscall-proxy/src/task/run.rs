@@ -116,9 +116,7 @@ impl Task {
         tracee::start(&mut self.thread, self.followed.take());
         faults::start(&mut self.thread);
         if let Some(c) = self.traced_exec.take() {
-            // SAFETY: getpid has no preconditions.
-            let pid = unsafe { libc::getpid() };
-            tracee::exec_done(&mut self.thread, &c, pid);
+            tracee::exec_done(&mut self.thread, &c);
         }
         let ended = self.run_until_end();
         let code = self.thread_exit_code(ended);

@@ -801,6 +801,7 @@ pub fn creating(
             options: p.options,
             mode: mode::CONT,
             seized: p.seized != 0,
+            former_tid: 0,
         },
         before: p.regs,
     })
@@ -863,7 +864,7 @@ pub fn passing(sig: i32) {
 /// After the program's execve, in the new image: the exec stop Linux
 /// makes (PTRACE_EVENT_EXEC, or a SIGTRAP the tracer sees delivered), and
 /// the exit stop of the execve.
-pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
+pub fn exec_done(t: &mut Thread, c: &Carried) {
     let p = page::own();
     p.traced = 1;
     p.options = c.options;
@@ -873,7 +874,7 @@ pub fn exec_done(t: &mut Thread, c: &Carried, old_tid: i32) {
         snapshot(t, p, libc::SYS_execve as u64);
         // Still in the call, which returns 0 after the stop.
         p.regs.rax = (-libc::ENOSYS) as u64;
-        p.event_msg = old_tid as u64;
+        p.event_msg = c.former_tid as u64;
         p.syscall = page::SyscallAt::default();
         let before = p.regs;
         raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_EXEC as u32) << 8);
@@ -922,6 +923,10 @@ pub struct Carried {
     pub mode: u32,
     /// Attached with PTRACE_SEIZE.
     pub seized: bool,
+    /// Across an exec, the thread that made it: PTRACE_EVENT_EXEC's
+    /// message, its former id where a thread other than the leader
+    /// executed and took the leader's (0 for a new task followed).
+    pub former_tid: i32,
 }
 
 /// The tracing an execve carries into the new image, if traced.
@@ -930,5 +935,6 @@ pub fn carried() -> Option<Carried> {
         options: p.options,
         mode: p.mode,
         seized: p.seized != 0,
+        former_tid: crate::umem::own_tid(),
     })
 }

@@ -110,7 +110,8 @@ mod ptrace {
         hwbp_thread,
         clone_first,
         hwbp,
-        errors
+        errors,
+        exits
     );
 }
 

@@ -61,6 +61,10 @@
  *              the new thread's first stop, as Linux lets it; a thread
  *              cloned with CLONE_PARENT_SETTID: its id already written at
  *              the clone's event stop
+ *   exits      a traced child's end by a signal's default action under
+ *              TRACEEXIT (the exit event, the signal its message); an exec
+ *              by a thread other than the leader under TRACEEXEC (the
+ *              event's message the thread's former id)
  *   errors     what Linux refuses and with which errno (attach to self, a
  *              second attach, unknown options, PEEK/POKEUSER offsets, bad
  *              segment selectors and bases...), on a child attached the
@@ -1908,6 +1912,75 @@ static void scenario_errors(void)
 #undef SHOW
 }
 
+/* exits: the end of a traced child by a signal's default action under
+ * TRACEEXIT (its exit event, the signal as its message), then an exec
+ * made by a thread other than the leader under TRACEEXEC: the event on
+ * the leader's id, its message the executing thread's former id. */
+static void *exec_true(void *arg)
+{
+	execl("/bin/true", "true", (char *)0);
+	return arg;
+}
+
+static void scenario_exits(void)
+{
+	alarm(30);
+	pid_t c = fork();
+	if (c == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		raise(SIGSTOP);
+		raise(SIGTERM);
+		_exit(1);
+	}
+	waitstop(c);
+	CHECK(ptrace(PTRACE_SETOPTIONS, c, 0, PTRACE_O_TRACEEXIT));
+	int sig = 0;
+	for (int st;;) {
+		CHECK(ptrace(PTRACE_CONT, c, 0, sig));
+		st = waitstop(c);
+		show(st);
+		if (!WIFSTOPPED(st))
+			break;
+		unsigned long msg = 0;
+		CHECK(ptrace(PTRACE_GETEVENTMSG, c, 0, &msg));
+		if (st >> 16)
+			printf("message %#lx\n", msg);
+		sig = st >> 16 ? 0 : WSTOPSIG(st);
+	}
+
+	c = fork();
+	if (c == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		raise(SIGSTOP);
+		pthread_t t;
+		pthread_create(&t, 0, exec_true, 0);
+		pause();
+		_exit(1);
+	}
+	waitstop(c);
+	CHECK(ptrace(PTRACE_SETOPTIONS, c, 0, PTRACE_O_TRACEEXEC | PTRACE_O_TRACECLONE));
+	CHECK(ptrace(PTRACE_CONT, c, 0, 0));
+	pid_t thread = 0;
+	for (int st;;) {
+		pid_t w = waitpid(-1, &st, __WALL);
+		if (w < 0)
+			die("waitpid");
+		printf("%s: ", w == c ? "leader" : w == thread ? "thread" : "another task");
+		show(st);
+		if (w == c && !WIFSTOPPED(st))
+			break;
+		if (!WIFSTOPPED(st))
+			continue;
+		unsigned long msg = 0;
+		CHECK(ptrace(PTRACE_GETEVENTMSG, w, 0, &msg));
+		if (st >> 16 == PTRACE_EVENT_CLONE)
+			thread = msg;
+		if (st >> 16 == PTRACE_EVENT_EXEC)
+			printf("message: the %s's id\n", msg == (unsigned long)thread ? "thread" : msg == (unsigned long)c ? "leader" : "?");
+		CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+	}
+}
+
 static void scenario_clone_first(void)
 {
 	parent_settid_stop();
@@ -2014,6 +2087,8 @@ int main(int argc, char **argv)
 		scenario_clone_first();
 	else if (!strcmp(s, "errors"))
 		scenario_errors();
+	else if (!strcmp(s, "exits"))
+		scenario_exits();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -283,10 +283,7 @@ pub fn raise_default(sig: i32) {
         // stop raised anew would wait for another SIGCONT.
         return;
     }
-    let ignored = matches!(
-        sig,
-        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
-    );
+    let ignored = !is_stop(sig) && !kills_by_default(sig);
     if catching_all() && ignored {
         return;
     }
@@ -300,6 +297,16 @@ pub fn raise_default(sig: i32) {
     if all {
         let _ = install(sig, &KernelSigaction::default());
     }
+}
+
+/// Whether `sig`'s default action ends the process (signal(7): all but
+/// the stop signals and those ignored by default).
+pub fn kills_by_default(sig: i32) -> bool {
+    !is_stop(sig)
+        && !matches!(
+            sig,
+            libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
+        )
 }
 
 /// Whether `sig`'s default action stops the process.

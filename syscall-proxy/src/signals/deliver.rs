@@ -286,6 +286,11 @@ pub fn deliver(
             } else {
                 None
             };
+            if arrival::kills_by_default(s.sig) {
+                // The process ends here: PTRACE_EVENT_EXIT first, the
+                // signal its status (the sandbox dumps no core: no 0x80).
+                tracee::exiting(t, s.sig);
+            }
             tracee::passing(s.sig);
             arrival::raise_default(s.sig);
             // (Raised and passed over, or not raised at all.)

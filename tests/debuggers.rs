@@ -769,7 +769,6 @@ fn gdb_attached(mode: &str, ex: &[&str], after: &str) -> (Output, Output) {
 fn gdb_attached_with(mode: &str, before: &str, ex: &[&str], after: &str) -> (Output, Output) {
     let prog = guest("debuggee", &["-g", "-O0"]);
     let ex = ex.iter().map(|e| format!(" -ex '{e}'")).collect::<String>();
-    // The program is attached once main is in pause() (34), bounded.
     let script = format!(
         "{}\
          {before}\n\

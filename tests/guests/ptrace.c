@@ -1637,11 +1637,11 @@ static void hwbp_body(void)
 
 #define USER_DR(n) (offsetof(struct user, u_debugreg) + (n) * sizeof(long))
 
+/* A request's result: its errno's name, or "ok" (a PEEK may return -1 as
+ * data: errno, cleared before, says). */
 static const char *err_name(long rc)
 {
-	if (rc != -1)
-		return "ok";
-	return errno == EINVAL ? "EINVAL" : errno == EIO ? "EIO" : strerror(errno);
+	return rc == -1 && errno ? strerrorname_np(errno) : "ok";
 }
 
 static void hw_stop(pid_t pid, const char *what)
@@ -1841,11 +1841,10 @@ static void parent_settid_stop(void)
  * then stopped. */
 static void scenario_errors(void)
 {
-#define SHOW(what, e)                                                                   \
-	do {                                                                            \
-		errno = 0;                                                              \
-		long r_ = (e);                                                          \
-		printf("%s: %s\n", what, r_ == -1 && errno ? strerrorname_np(errno) : "ok"); \
+#define SHOW(what, e)                                  \
+	do {                                           \
+		errno = 0;                             \
+		printf("%s: %s\n", what, err_name(e)); \
 	} while (0)
 	alarm(30); /* A wait that never ends fails the run, bounded. */
 	SHOW("attach self", ptrace(PTRACE_ATTACH, getpid(), 0, 0));

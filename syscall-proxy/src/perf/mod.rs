@@ -69,7 +69,9 @@ pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
     }
     let kind = u32::from_ne_bytes(attr[0..4].try_into().expect("4 bytes"));
     let config = u64::from_ne_bytes(attr[8..16].try_into().expect("8 bytes"));
-    if counts_program(pid) && faults::is_page_faults(kind, config) {
+    // (Asks /proc for another task: once.)
+    let program = counts_program(pid);
+    if program && faults::is_page_faults(kind, config) {
         let process = if in_this_process(pid) {
             // SAFETY: getpid has no preconditions.
             unsafe { libc::getpid() }
@@ -88,7 +90,7 @@ pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         }
         return Ok(fd);
     }
-    if counts_program(pid) && kind == TYPE_BREAKPOINT {
+    if program && kind == TYPE_BREAKPOINT {
         // A host breakpoint is the host thread's debug registers, which
         // the guest never runs under: it would count nothing (0 of 10
         // writes, measured on PVM). As a kernel without the breakpoint
@@ -96,7 +98,7 @@ pub fn open(thread: &mut Thread, a: [u64; 6]) -> SysResult {
         log::debug!("perf_event_open: a breakpoint on {pid}: not offered");
         return Err(Errno(libc::ENOENT));
     }
-    if !counts_program(pid) || !is_pmu(kind) {
+    if !program || !is_pmu(kind) {
         return checked(thread, libc::SYS_perf_event_open, a, &spec, None);
     }
     let flags = u64::from_ne_bytes(attr[FLAGS_AT..FLAGS_AT + 8].try_into().expect("8 bytes"));

@@ -283,8 +283,7 @@ pub fn raise_default(sig: i32) {
         // stop raised anew would wait for another SIGCONT.
         return;
     }
-    let ignored = !is_stop(sig) && !kills_by_default(sig);
-    if catching_all() && ignored {
+    if catching_all() && ignored_by_default(sig) {
         return;
     }
     let all = catching_all();
@@ -302,11 +301,15 @@ pub fn raise_default(sig: i32) {
 /// Whether `sig`'s default action ends the process (signal(7): all but
 /// the stop signals and those ignored by default).
 pub fn kills_by_default(sig: i32) -> bool {
-    !is_stop(sig)
-        && !matches!(
-            sig,
-            libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
-        )
+    !is_stop(sig) && !ignored_by_default(sig)
+}
+
+/// Whether `sig`'s default action is to ignore it.
+fn ignored_by_default(sig: i32) -> bool {
+    matches!(
+        sig,
+        libc::SIGCHLD | libc::SIGURG | libc::SIGWINCH | libc::SIGCONT
+    )
 }
 
 /// Whether `sig`'s default action stops the process.

@@ -1118,7 +1118,8 @@ fn judged(pid: i32, code: u32) -> Verdict {
                 // creator, down to its vCPU's kvm_run.
                 return starting(pid, code);
             }
-            if p.traced == 0 || p.tid != pid {
+            // (A started thread's page names it: `tid` is `started`.)
+            if p.traced == 0 {
                 claim(pid, at, &mut p);
             }
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {

@@ -230,6 +230,8 @@ pub struct Signal {
     pub info: Info,
     /// The blocked mask to restore when the handler returns.
     pub mask: u64,
+    /// Its delivery stop was made already: a tracer resumed a stop with it.
+    pub reported: bool,
 }
 
 /// Whether `sp` is on the thread's alternate stack (on_sig_stack: never
@@ -263,7 +265,7 @@ pub fn deliver(
     interrupted: Option<Interrupted>,
 ) -> Result<Option<Interrupted>, Outcome> {
     let mut interrupted = interrupted;
-    if tracee::traced().is_some() {
+    if tracee::traced().is_some() && !s.reported {
         let code = interrupted.map(|i| i.kernel_code() as u64);
         s.sig = tracee::signal(t, s.sig, &mut s.info, code, &mut s.mask);
         if let Some(r) = tracee::regs_set_at_stop() {
@@ -287,9 +289,9 @@ pub fn deliver(
                 None
             };
             if arrival::kills_by_default(s.sig) {
-                // The process ends here: PTRACE_EVENT_EXIT first, the
-                // signal its status (the sandbox dumps no core: no 0x80).
-                tracee::exiting(t, s.sig);
+                // The process ends here, its PTRACE_EVENT_EXIT stops the
+                // host's.
+                tracee::ending(t, None, interrupted.map(|i| i.kernel_code() as u64));
             }
             tracee::passing(s.sig);
             arrival::raise_default(s.sig);
@@ -466,7 +468,13 @@ pub fn force(t: &mut Thread, sig: i32, info: Info, reset: bool) -> Result<(), Ou
         return Err(Outcome::Signaled(sig));
     }
     let regs = t.vcpu.user_regs(&t.process.vm.memory);
-    setup_frame(t, &Signal { sig, info, mask }, &act, &regs)
+    let s = Signal {
+        sig,
+        info,
+        mask,
+        reported: true,
+    };
+    setup_frame(t, &s, &act, &regs)
 }
 
 /// rt_sigreturn: the frame below the program's RSP (the handler's `ret`

@@ -312,14 +312,13 @@ impl Task {
                         }
                         Action::ExitThread(code) => {
                             tracee::hold_off_carry(true);
-                            tracee::exiting(&mut self.thread, (code & 0xff) << 8);
+                            tracee::exiting(&mut self.thread, sc.nr, (code & 0xff) << 8);
                             return Ok(Ended::Thread(code));
                         }
                         Action::End(outcome) => {
                             tracee::hold_off_carry(true);
-                            if let Outcome::Exited(code) = outcome {
-                                tracee::exiting(&mut self.thread, (code & 0xff) << 8);
-                            }
+                            let call = matches!(outcome, Outcome::Exited(_)).then_some(sc.nr);
+                            tracee::ending(&mut self.thread, call, None);
                             return Ok(Ended::Process(outcome));
                         }
                     };
@@ -370,16 +369,21 @@ impl Task {
     fn signals(&mut self) -> Result<Option<Outcome>, VcpuError> {
         let mut interrupted = self.interrupted.take();
         let mut signalled = false;
-        let mut next = tracee::requeued().map(|(sig, info)| deliver::Signal {
-            sig,
-            info,
-            mask: arrival::mask(),
-        });
+        let resumed = tracee::resumed_with().map(|s| (s, true));
+        let mut next = resumed
+            .or_else(|| tracee::requeued().map(|s| (s, false)))
+            .map(|((sig, info), reported)| deliver::Signal {
+                sig,
+                info,
+                mask: arrival::mask(),
+                reported,
+            });
         while let Some(s) = next.take().or_else(|| {
             arrival::take().map(|a| deliver::Signal {
                 sig: a.sig,
                 info: a.info,
                 mask: a.mask,
+                reported: false,
             })
         }) {
             // A step through a watched page not yet run: the handler's

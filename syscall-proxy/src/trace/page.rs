@@ -15,9 +15,9 @@ use std::io::{IoSlice, IoSliceMut};
 
 use crate::host::Errno;
 
-/// The page's first word, checked by the tracer: "xcr0tra2", the second
+/// The page's first word, checked by the tracer: "xcr0tra3", the third
 /// layout (a tracer and a tracee of different layouts do not match).
-pub const MAGIC: u64 = 0x3261_7274_3072_6378;
+pub const MAGIC: u64 = 0x3361_7274_3072_6378;
 
 /// The largest XSAVE image a stop holds (AMX's tile data end at 11008
 /// bytes in the standard format).
@@ -53,6 +53,24 @@ pub mod dirty {
     pub const SIGINFO: u32 = 2;
     pub const XSAVE: u32 = 4;
     pub const SIGMASK: u32 = 8;
+}
+
+/// Where the thread is in its end (`Page::exit`). Its host thread's end
+/// makes the host's PTRACE_EVENT_EXIT stop under the program's TRACEEXIT:
+/// that stop is the program's, unless the thread made its own already.
+pub mod exit {
+    /// Not ending, or ending by the host's hand (exit_group, a fatal
+    /// signal, another thread's exec): the host's stop is the program's.
+    pub const NONE: u32 = 0;
+    /// The thread made its PTRACE_EVENT_EXIT itself (its own exit(2)):
+    /// the host's, as its host thread ends later, is passed over.
+    pub const MADE: u32 = 1;
+    /// In the host's PTRACE_EVENT_EXIT stop, which the tracer made the
+    /// page describe (`tracer::exit_shown`).
+    pub const SHOWN: u32 = 2;
+    /// The same, the thread killed while the guest ran: its FPU and
+    /// extended state were KVM's, out of the tracer's reach.
+    pub const SHOWN_WITHOUT_FP: u32 = 3;
 }
 
 /// The system call a stop is at (PTRACE_GET_SYSCALL_INFO's op).
@@ -136,6 +154,8 @@ pub struct Page {
     /// them here, as in a stop the thread raised, and the sandbox takes
     /// them back as the stop ends (`tracee::holding`).
     pub held: u32,
+    /// Where the thread is in its end (`exit`).
+    pub exit: u32,
     pub event_msg: u64,
     /// While the thread creates a task its tracer follows: where the
     /// program's CLONE_PARENT_SETTID writes the new id, which the tracer

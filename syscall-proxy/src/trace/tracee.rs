@@ -43,12 +43,37 @@ pub fn traced() -> Option<&'static mut Page> {
     (p.traced != 0).then_some(p)
 }
 
-/// Whether the tracer handed a signal back (`requeued`).
+thread_local! {
+    /// The signal, with its siginfo, a tracer resumed a stop with that the
+    /// thread made outside a signal's delivery (a new task's first
+    /// SIGSTOP, an exec's SIGTRAP): delivered at the thread's next return
+    /// to the program with no stop of its own, as Linux delivers the
+    /// signal a tracer gives at a signal-delivery stop.
+    static RESUMED_WITH: std::cell::Cell<Option<(i32, [u8; 128])>> =
+        const { std::cell::Cell::new(None) };
+}
+
+/// Keeps the signal a tracer resumed such a stop with (`RESUMED_WITH`).
+fn resume_with(sig: i32, info: [u8; 128]) {
+    if sig != 0 {
+        RESUMED_WITH.set(Some((sig, info)));
+    }
+}
+
+/// The signal to deliver with its delivery stop made already
+/// (`RESUMED_WITH`), if any.
+pub fn resumed_with() -> Option<(i32, [u8; 128])> {
+    RESUMED_WITH.take()
+}
+
+/// Whether the tracer handed a signal back (`requeued`), or resumed a
+/// stop with one (`resumed_with`).
 #[inline]
 pub fn has_requeued() -> bool {
     // SAFETY: a field of this thread's page, which the tracer writes from
     // another process while this thread is stopped.
-    unsafe { std::ptr::read_volatile(&page::own().requeued) != 0 }
+    let requeued = unsafe { std::ptr::read_volatile(&page::own().requeued) };
+    requeued != 0 || RESUMED_WITH.get().is_some()
 }
 
 /// A signal the tracer handed back from a stop the host made in a system
@@ -267,10 +292,7 @@ pub fn start(t: &mut Thread, follow: Option<Carried>) {
     let mut info = [0u8; 128];
     info[0..4].copy_from_slice(&libc::SIGSTOP.to_le_bytes());
     let sig = signal(t, libc::SIGSTOP, &mut info, None, &mut arrival::mask());
-    if sig != 0 {
-        // SAFETY: raises the signal the tracer chose at this thread.
-        unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
-    }
+    resume_with(sig, info);
 }
 
 /// The thread's FS and GS bases changed (arch_prctl), or are first known:
@@ -894,25 +916,49 @@ pub fn exec_done(t: &mut Thread, c: &Carried) {
         info[16..20].copy_from_slice(&pid.to_le_bytes());
         info[20..24].copy_from_slice(&uid.to_le_bytes());
         let sig = signal(t, libc::SIGTRAP, &mut info, None, &mut arrival::mask());
-        if sig != 0 {
-            // SAFETY: raises the signal the tracer chose at this thread.
-            unsafe { libc::syscall(libc::SYS_tgkill, libc::getpid(), libc::gettid(), sig) };
-        }
+        resume_with(sig, info);
     }
 }
 
-/// PTRACE_EVENT_EXIT, before the thread exits with wait status `status`.
-pub fn exiting(t: &mut Thread, status: i32) {
+/// PTRACE_EVENT_EXIT as the thread exits alone (exit(2), the call `nr`)
+/// with wait status `status`: made here, before its end is seen (its
+/// CLONE_CHILD_CLEARTID wake), as Linux makes it.
+pub fn exiting(t: &mut Thread, nr: u64, status: i32) {
+    let Some(p) = traced() else {
+        return;
+    };
+    // The host's, as the host thread ends, is not the program's.
+    p.exit = page::exit::MADE;
+    if p.options & PTRACE_O_TRACEEXIT as u32 == 0 {
+        return;
+    }
+    snapshot(t, p, nr);
+    // Still in the call, as the kernel shows it.
+    p.regs.rax = (-libc::ENOSYS) as u64;
+    p.event_msg = status as u64;
+    p.syscall = page::SyscallAt::default();
+    raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_EXIT as u32) << 8);
+}
+
+/// The thread is about to end its process (exit_group, the call `nr`, or
+/// the default action of a signal, `nr` None, interrupting a call whose
+/// restart code is `in_call`): the host makes every traced thread's
+/// PTRACE_EVENT_EXIT at once as the process ends, this one's included,
+/// the state of which goes into the page for the tracer to show.
+pub fn ending(t: &mut Thread, nr: Option<u64>, in_call: Option<u64>) {
     let Some(p) = traced() else {
         return;
     };
     if p.options & PTRACE_O_TRACEEXIT as u32 == 0 {
         return;
     }
-    snapshot(t, p, u64::MAX);
-    p.event_msg = status as u64;
-    p.syscall = page::SyscallAt::default();
-    raise(p, libc::SIGTRAP as u32 | (PTRACE_EVENT_EXIT as u32) << 8);
+    snapshot(t, p, nr.unwrap_or(t.orig_rax));
+    p.fp_fresh = 1;
+    if nr.is_some() {
+        p.regs.rax = (-libc::ENOSYS) as u64;
+    } else if let Some(code) = in_call {
+        p.regs.rax = code;
+    }
 }
 
 /// What the new image of a traced thread needs of its tracing (through

@@ -14,9 +14,10 @@
 use std::collections::BTreeMap;
 use std::sync::Mutex;
 
-use libc::{PTRACE_EVENT_CLONE, PTRACE_EVENT_FORK, PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE};
-use libc::{PTRACE_O_EXITKILL, PTRACE_O_SUSPEND_SECCOMP, PTRACE_O_TRACECLONE, PTRACE_O_TRACEFORK};
-use libc::{PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
+use libc::{PTRACE_EVENT_CLONE, PTRACE_EVENT_EXIT, PTRACE_EVENT_FORK};
+use libc::{PTRACE_EVENT_VFORK, PTRACE_EVENT_VFORK_DONE, PTRACE_O_EXITKILL};
+use libc::{PTRACE_O_SUSPEND_SECCOMP, PTRACE_O_TRACECLONE, PTRACE_O_TRACEEXIT};
+use libc::{PTRACE_O_TRACEFORK, PTRACE_O_TRACEVFORK, PTRACE_O_TRACEVFORKDONE};
 use vmm::kvm_regs;
 
 use super::carry::{Stop, carry};
@@ -52,12 +53,15 @@ fn check_options(thread: &Thread, options: u32) -> Result<(), Errno> {
     Ok(())
 }
 
-/// Options the host applies too: EXITKILL, and following new tasks, for
+/// Options the host applies too: EXITKILL; following new tasks, for
 /// which the host attaches each new task of the tracee's to the tracer
 /// and stops the creator at the PTRACE_EVENT (what it stops for, the
 /// page describes: `tracee::creating`; a clone the sandbox makes for
-/// itself is let go, `let_go_of_new`).
+/// itself is let go, `let_go_of_new`); and TRACEEXIT, whose stops only
+/// the host can make where its exit_group, a fatal signal or an exec
+/// ends the threads (`exit_shown`).
 const HOST_OPTIONS: u32 = (PTRACE_O_EXITKILL
+    | PTRACE_O_TRACEEXIT
     | PTRACE_O_TRACECLONE
     | PTRACE_O_TRACEFORK
     | PTRACE_O_TRACEVFORK
@@ -382,7 +386,10 @@ fn sandboxed(
     // and while it is in a system call; in other stops the host made, a
     // call into the thread fetches them (inject.rs).
     let fp_readable = |p: &mut Page| {
-        if in_stop || p.fp_fresh != 0 {
+        if p.exit == page::exit::SHOWN_WITHOUT_FP {
+            // Killed in the guest: its state went with KVM's vCPU.
+            Err(Errno(libc::EIO))
+        } else if in_stop || p.fp_fresh != 0 {
             Ok(())
         } else {
             inject::fp(pid, at, p, false)
@@ -1122,6 +1129,9 @@ fn judged(pid: i32, code: u32) -> Verdict {
             if p.traced == 0 {
                 claim(pid, at, &mut p);
             }
+            if code == EXIT_STOP {
+                return exit_shown(pid, at, &mut p);
+            }
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);
             }
@@ -1186,6 +1196,48 @@ fn judged(pid: i32, code: u32) -> Verdict {
             Verdict::Report(code)
         }
     }
+}
+
+/// PTRACE_EVENT_EXIT's stop as wait reports it (status >> 8).
+const EXIT_STOP: u32 = libc::SIGTRAP as u32 | (PTRACE_EVENT_EXIT as u32) << 8;
+
+/// The host's PTRACE_EVENT_EXIT stop of a sandboxed thread: the program's
+/// (its TRACEEXIT) unless the thread made its own already, its state
+/// written into the page as if the thread had raised it (the thread is
+/// gone from the sandbox: only the host's exit remains), so that every
+/// request answers for it as for the stops the thread raises. Its
+/// registers are where the sandbox left them (a stop, a call, the page at
+/// `tracee::ending`) or, in the guest, in kvm_run; its FPU state is known
+/// likewise, except in the guest (KVM's).
+fn exit_shown(pid: i32, at: u64, p: &mut Page) -> Verdict {
+    if p.exit == page::exit::MADE || p.options & PTRACE_O_TRACEEXIT as u32 == 0 {
+        return Verdict::PassOver(0);
+    }
+    let (Ok(regs), Ok(msg), Ok(info)) = (regs_of(pid, p), host_event_msg(pid), host_siginfo(pid))
+    else {
+        return Verdict::Report(EXIT_STOP);
+    };
+    let fp_known = p.in_stop != 0 || p.fp_fresh != 0;
+    p.exit = if fp_known {
+        page::exit::SHOWN
+    } else {
+        page::exit::SHOWN_WITHOUT_FP
+    };
+    p.regs = regs;
+    p.in_stop = 1;
+    p.code = EXIT_STOP;
+    p.held = 0;
+    p.held_group = 0;
+    p.event_msg = msg;
+    p.siginfo = info;
+    p.syscall = page::SyscallAt::default();
+    let rest = std::mem::offset_of!(Page, event_msg);
+    let len = std::mem::offset_of!(Page, kvm_run) - rest;
+    if page::write_part(pid, at, p, rest, len).is_err() || page::write_control(pid, at, p).is_err()
+    {
+        log::debug!("ptrace: exit of {pid}: its page is gone");
+    }
+    Verdict::Report(EXIT_STOP)
 }
 
 /// A SIGSTOP or PTRACE_INTERRUPT that stopped a thread on its way out of

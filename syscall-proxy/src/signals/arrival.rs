@@ -448,6 +448,9 @@ unsafe extern "C" {
     fn restore_rt();
 }
 
+/// How long the thread `reclaim_glibc_signals` makes is waited for.
+const HELPER_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_millis(200);
+
 /// Gives the program signals 32 and 33 as natively (default until it
 /// installs handlers). glibc keeps them for itself (SIGCANCEL, SIGSETXID)
 /// and installs its SIGSETXID handler in the sandbox when the sandbox
@@ -458,7 +461,17 @@ pub fn reclaim_glibc_signals() {
         .stack_size(16 << 10)
         .spawn(|| {});
     if let Ok(t) = spawned {
-        let _ = t.join();
+        // Bounded: in a new image of a process a tracer resumed from a
+        // group stop, the thread (the host attached it, its tracer let it
+        // go) re-enters the stop, which lasts until a SIGCONT
+        // (__ptrace_unlink). glibc's handler is installed already.
+        let start = std::time::Instant::now();
+        while !t.is_finished() && start.elapsed() < HELPER_ENDS_WITHIN {
+            std::thread::sleep(std::time::Duration::from_micros(50));
+        }
+        if t.is_finished() {
+            let _ = t.join();
+        }
     }
     // The kernel's first two real-time signals, which glibc's SIGRTMIN
     // (34) leaves out (sysdeps/unix/sysv/linux/internal-signals.h).

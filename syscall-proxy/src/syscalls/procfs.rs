@@ -180,7 +180,7 @@ pub const OWN_THREAD_PREFIX: &str = "xcr0sbx-";
 
 /// PF_USER_WORKER (include/linux/sched.h): a worker thread the kernel
 /// runs in a user process, such as KVM's NX huge page recovery.
-const PF_USER_WORKER: u64 = 0x4000;
+pub(crate) const PF_USER_WORKER: u64 = 0x4000;
 
 /// getdents64 for the program, without what a listing shows of the
 /// sandbox: a sandbox's /proc/<pid>/task lists host threads that are not
@@ -294,6 +294,8 @@ pub fn is_user_worker(pid: &str, tid: &str) -> bool {
 /// What a task's /proc stat says that the sandbox looks at.
 pub struct TaskStat {
     pub comm: String,
+    /// R, S, D, T (stopped), t (in a ptrace stop)...
+    pub state: char,
     pub flags: u64,
     /// Minor and major faults.
     pub faults: u64,
@@ -310,6 +312,7 @@ pub fn task_stat(pid: &str, tid: &str) -> Option<TaskStat> {
     let field = |n: usize| fields.get(n - 3)?.parse::<u64>().ok();
     Some(TaskStat {
         comm,
+        state: fields.first()?.chars().next()?,
         flags: field(9)?,
         faults: field(10)? + field(12)?,
     })

@@ -19,6 +19,7 @@ use vmm::memory::MemoryStats;
 
 use crate::mm::Brk;
 use crate::signals::Signals;
+use crate::syscalls::procfs::{self, TaskStat};
 
 /// How a process of the program ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -119,17 +120,27 @@ const WORKER_ENDS_WITHIN: std::time::Duration = std::time::Duration::from_millis
 /// KVM's host threads in this process (`kvm-nx-lpage-recovery`, in the
 /// thread group of the thread that first ran a vCPU).
 fn kvm_workers() -> usize {
-    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
-        return 0;
-    };
-    tasks
+    workers().count()
+}
+
+/// KVM's worker threads (user workers) of this process, from /proc.
+fn workers() -> impl Iterator<Item = TaskStat> {
+    std::fs::read_dir("/proc/self/task")
+        .into_iter()
         .flatten()
-        .filter(|t| {
-            t.file_name()
-                .to_str()
-                .is_some_and(|tid| crate::syscalls::procfs::is_user_worker("self", tid))
-        })
-        .count()
+        .flatten()
+        .filter_map(|t| procfs::task_stat("self", t.file_name().to_str()?))
+        .filter(|t| t.flags & procfs::PF_USER_WORKER != 0)
+}
+
+/// Whether KVM's worker is held in a group stop: in a process a tracer
+/// resumed from one, its threads run on while the stop lasts for the
+/// threads it does not trace (until a SIGCONT), the worker among them.
+/// Destroying the VM then waits for the worker (vhost_task_stop), in
+/// uninterruptible sleep, until the stop ends: the VM is left to go with
+/// the process, whose end kills the worker.
+fn kvm_worker_stopped() -> bool {
+    workers().any(|t| t.state == 'T')
 }
 
 /// How long the end of a process waits for an idle reaper to return.
@@ -387,7 +398,7 @@ impl Process {
         // exit owes the program none (a fatal one is raised after, by
         // itself).
         crate::signals::arrival::stop_taking();
-        if !self.vm.shut_down() {
+        if kvm_worker_stopped() || !self.vm.shut_down() {
             log::debug!("other vCPUs run at the exit: the VM goes with the process");
         }
     }
@@ -402,7 +413,10 @@ impl Process {
     /// where natively the program's new image stops at once. Returns whether it did: the VM is then
     /// gone, and the thread must not run in it again.
     pub fn alone_for_exec(&self) -> bool {
-        if self.live.lock().expect("threads").threads > 1 || !self.vm.alone() {
+        if self.live.lock().expect("threads").threads > 1
+            || !self.vm.alone()
+            || kvm_worker_stopped()
+        {
             return false;
         }
         self.end_reaper();

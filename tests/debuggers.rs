@@ -75,7 +75,10 @@ macro_rules! scenarios {
 /// each kind of breakpoint hit, DR6, RF, a fork child without them, a
 /// followed thread with its creator's DR7 and no breakpoints), and a
 /// followed thread's creator back from its clone before the tracer has
-/// waited for the new thread.
+/// waited for the new thread, and every thread's exit event at a
+/// process's end (exit_group from either thread, a signal, SIGKILL, an
+/// exec by the other thread, a process run on after a group stop), all
+/// held at once.
 mod ptrace {
     use super::*;
     scenarios!(
@@ -111,7 +114,8 @@ mod ptrace {
         clone_first,
         hwbp,
         errors,
-        exits
+        exits,
+        group_exits
     );
 }
 

@@ -65,6 +65,15 @@
  *              TRACEEXIT (the exit event, the signal its message); an exec
  *              by a thread other than the leader under TRACEEXEC (the
  *              event's message the thread's former id)
+ *   group_exits  every traced thread's PTRACE_EVENT_EXIT, all made at once
+ *              (the tracer holds each until it has all): exit_group from the
+ *              leader and from another thread, a signal's default action,
+ *              SIGKILL, an exec by a thread other than the leader; each
+ *              stop's message, orig_rax and rax (the call the thread was
+ *              in), siginfo and FPU read; a new thread's first SIGSTOP
+ *              resumed with SIGSTOP (delivered once: a group stop), and a
+ *              process that runs on under its tracer after a group stop,
+ *              then ends
  *   errors     what Linux refuses and with which errno (attach to self, a
  *              second attach, unknown options, PEEK/POKEUSER offsets, bad
  *              segment selectors and bases...), on a child attached the
@@ -1980,6 +1989,145 @@ static void scenario_exits(void)
 	}
 }
 
+/* group_exits: see the top. Each line is kept per thread and printed
+ * leader first, then the other thread: the order between threads is
+ * the scheduler's. */
+static void *ge_pause(void *arg)
+{
+	pause();
+	return arg;
+}
+
+static void *ge_exit_group(void *arg)
+{
+	usleep(50000);
+	syscall(SYS_exit_group, 3);
+	return arg;
+}
+
+static void *ge_exec(void *arg)
+{
+	usleep(50000);
+	execl("/bin/true", "true", (char *)0);
+	return arg;
+}
+
+static void group_exit_case(const char *kind)
+{
+	char lines[2][2048] = { "", "" };
+	pid_t c = fork();
+	if (c == 0) {
+		ptrace(PTRACE_TRACEME, 0, 0, 0);
+		raise(SIGSTOP);
+		pthread_t t;
+		if (!strcmp(kind, "from_thread"))
+			pthread_create(&t, 0, ge_exit_group, 0);
+		else if (!strcmp(kind, "exec"))
+			pthread_create(&t, 0, ge_exec, 0);
+		else if (strcmp(kind, "stopped_alone"))
+			pthread_create(&t, 0, ge_pause, 0);
+		/* The leader waits in pause() where another thread ends the
+		 * process; elsewhere it gives the other thread time to. */
+		if (!strcmp(kind, "from_thread") || !strcmp(kind, "exec") || !strcmp(kind, "kill"))
+			pause();
+		usleep(50000);
+		if (!strcmp(kind, "fatal"))
+			raise(SIGTERM);
+		syscall(SYS_exit_group, 7);
+		_exit(1);
+	}
+	waitstop(c);
+	CHECK(ptrace(PTRACE_SETOPTIONS, c, 0,
+		     PTRACE_O_TRACEEXIT | PTRACE_O_TRACECLONE | PTRACE_O_TRACEEXEC));
+	/* stopped_alone: the tracer lets the SIGSTOP through, a group stop,
+	 * and resumes the process from it: it runs on, the stop in effect. */
+	CHECK(ptrace(PTRACE_CONT, c, 0, strcmp(kind, "stopped_alone") ? 0 : SIGSTOP));
+	int all_at_once = strcmp(kind, "exec") && strcmp(kind, "stopped_alone");
+	pid_t thread = 0, held[2];
+	int nheld = 0;
+	for (;;) {
+		int st;
+		pid_t w = waitpid(-1, &st, __WALL);
+		if (w < 0)
+			die("waitpid");
+		if (w != c && thread == 0)
+			thread = w;
+		if (w != c && w != thread)
+			continue;
+		char *out = lines[w == c ? 0 : 1];
+		char *end = out + strlen(out);
+		size_t room = sizeof(lines[0]) - (end - out);
+		if (!WIFSTOPPED(st)) {
+			if (w == c) {
+				snprintf(end, room, WIFEXITED(st) ? "  exited %d\n" : "  killed by %d\n",
+					 WIFEXITED(st) ? WEXITSTATUS(st) : WTERMSIG(st));
+				break;
+			}
+			/* (A thread's end is reported when the scheduler has it.) */
+			continue;
+		}
+		int event = st >> 16, sig = WSTOPSIG(st);
+		if (event == PTRACE_EVENT_CLONE) {
+			unsigned long msg = 0;
+			CHECK(ptrace(PTRACE_GETEVENTMSG, w, 0, &msg));
+			thread = msg;
+			snprintf(end, room, "  clone\n");
+			CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+			continue;
+		}
+		if (event == PTRACE_EVENT_EXIT) {
+			unsigned long msg = 0;
+			struct user_regs_struct r;
+			struct user_fpregs_struct fp;
+			siginfo_t si;
+			CHECK(ptrace(PTRACE_GETEVENTMSG, w, 0, &msg));
+			CHECK(ptrace(PTRACE_GETREGS, w, 0, &r));
+			CHECK(ptrace(PTRACE_GETSIGINFO, w, 0, &si));
+			long f = ptrace(PTRACE_GETFPREGS, w, 0, &fp);
+			snprintf(end, room,
+				 "  exit event: message %#lx, orig_rax %lld, rax %lld, siginfo %d/%#x, FPU %s\n",
+				 msg, (long long)r.orig_rax, (long long)r.rax, si.si_signo, si.si_code,
+				 err_name(f));
+			if (!all_at_once) {
+				CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+				continue;
+			}
+			held[nheld++] = w;
+			if (nheld == 2)
+				for (int i = 0; i < 2; i++)
+					CHECK(ptrace(PTRACE_CONT, held[i], 0, 0));
+			continue;
+		}
+		if (event == PTRACE_EVENT_EXEC) {
+			unsigned long msg = 0;
+			CHECK(ptrace(PTRACE_GETEVENTMSG, w, 0, &msg));
+			snprintf(end, room, "  exec event: message the %s's id\n",
+				 msg == (unsigned long)thread ? "thread" : "leader");
+			CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+			continue;
+		}
+		snprintf(end, room, "  stopped sig %d event %d\n", sig, event);
+		if (w == thread && sig == SIGSTOP && !strcmp(kind, "kill")) {
+			CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+			usleep(50000);
+			kill(c, SIGKILL);
+			continue;
+		}
+		/* Signals go on, a new thread's first SIGSTOP included; a group
+		 * stop ignores the signal it is resumed with. */
+		CHECK(ptrace(PTRACE_CONT, w, 0, event ? 0 : sig));
+	}
+	printf("%s:\n leader:\n%s thread:\n%s", kind, lines[0], lines[1]);
+}
+
+static void scenario_group_exits(void)
+{
+	alarm(30);
+	const char *kinds[] = { "leader", "from_thread", "fatal", "kill", "exec", "stopped_alone" };
+	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
+		group_exit_case(kinds[i]);
+}
+
 static void scenario_clone_first(void)
 {
 	parent_settid_stop();
@@ -2088,6 +2236,8 @@ int main(int argc, char **argv)
 		scenario_errors();
 	else if (!strcmp(s, "exits"))
 		scenario_exits();
+	else if (!strcmp(s, "group_exits"))
+		scenario_group_exits();
 	else if (!strcmp(s, "cycles"))
 		scenario_cycles(argc > 2 ? atoi(argv[2]) : 100);
 	else {

@@ -123,6 +123,28 @@ fn kvm_workers() -> usize {
     workers().count()
 }
 
+/// The id of a host thread just spawned, whether or not it has run: glibc
+/// set it (CLONE_PARENT_SETTID) before pthread_create returned, and the
+/// thread's CPU clock names it (the kernel's encoding of a thread's clock,
+/// ~tid << 3 with the clock's type in the low bits). None once the thread
+/// has ended (glibc's tid is cleared then).
+pub(crate) fn host_tid(h: &JoinHandle<()>) -> Option<libc::pid_t> {
+    use std::os::unix::thread::JoinHandleExt;
+    let mut clock: libc::clockid_t = 0;
+    // SAFETY: the handle's thread is not joined yet, so its pthread_t is
+    // valid; the call writes the clockid_t we own.
+    let r = unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) };
+    // (glibc reads the id twice: 0 if the thread ended in between.)
+    Some(!(clock >> 3)).filter(|&tid| r == 0 && tid > 0)
+}
+
+/// Whether the host thread of `h` is held in a group stop (`kvm_worker_stopped`).
+fn held_in_stop(h: &JoinHandle<()>) -> bool {
+    host_tid(h)
+        .and_then(|tid| procfs::task_stat("self", &tid.to_string()))
+        .is_some_and(|t| t.state == 'T')
+}
+
 /// KVM's worker threads (user workers) of this process, from /proc.
 fn workers() -> impl Iterator<Item = TaskStat> {
     std::fs::read_dir("/proc/self/task")
@@ -306,25 +328,30 @@ impl Process {
 
     /// A thread other than the leader ends (its host thread `tid` is about
     /// to return) as `how` says, with `ctid` its CLONE_CHILD_CLEARTID
-    /// address.
-    pub fn thread_ending(&self, tid: libc::pid_t, ctid: u64, how: Outcome) {
+    /// address. A `traced` thread may end while a group stop its tracer
+    /// resumed it from holds the reaper (`kvm_worker_stopped`): its end is
+    /// then made seen at once, its host thread not yet gone, rather than
+    /// once a SIGCONT lets the reaper run.
+    pub fn thread_ending(&self, tid: libc::pid_t, ctid: u64, how: Outcome, traced: bool) {
         {
             let mut live = self.live.lock().expect("threads");
             if live.last_end.is_some() {
                 live.last_end = Some(how);
             }
         }
-        let reaper = self.reaper.lock().expect("reaper");
-        match &reaper.ended {
-            Some(tx) => {
-                let _ = tx.send((tid, ctid));
-            }
-            None => {
-                drop(reaper);
-                self.clear_child_tid(ctid);
-                self.thread_ended();
-            }
+        let mut reaper = self.reaper.lock().expect("reaper");
+        let held = traced && reaper.thread.as_ref().is_some_and(held_in_stop);
+        if let Some(tx) = reaper.ended.as_ref().filter(|_| !held) {
+            let _ = tx.send((tid, ctid));
+            return;
         }
+        if held {
+            // Left unjoined (detached as it is dropped).
+            reaper.handles.remove(&tid);
+        }
+        drop(reaper);
+        self.clear_child_tid(ctid);
+        self.thread_ended();
     }
 
     fn reap(&self, tid: libc::pid_t, ctid: u64) {

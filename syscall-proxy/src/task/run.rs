@@ -13,28 +13,13 @@ use crate::clone::{Child, ChildIds};
 use crate::cpuid::Policy;
 use crate::host::{self, Errno, SysResult, encode};
 use crate::perf::faults;
-use crate::process::Outcome;
+use crate::process::{Outcome, host_tid};
 use crate::seccomp::{self, Verdict};
 use crate::signals::{self, arrival, deliver};
 use crate::syscalls::{self, Action};
 use crate::thread::Thread;
 use crate::trace::{hwbp, tracee};
 use crate::umem;
-
-/// The id of a host thread just spawned, whether or not it has run: glibc
-/// set it (CLONE_PARENT_SETTID) before pthread_create returned, and the
-/// thread's CPU clock names it (the kernel's encoding of a thread's clock,
-/// ~tid << 3 with the clock's type in the low bits). None once the thread
-/// has ended (glibc's tid is cleared then).
-fn host_tid(h: &std::thread::JoinHandle<()>) -> Option<libc::pid_t> {
-    use std::os::unix::thread::JoinHandleExt;
-    let mut clock: libc::clockid_t = 0;
-    // SAFETY: the handle's thread is not joined yet, so its pthread_t is
-    // valid; the call writes the clockid_t we own.
-    let r = unsafe { libc::pthread_getcpuclockid(h.as_pthread_t(), &mut clock) };
-    // (glibc reads the id twice: 0 if the thread ended in between.)
-    Some(!(clock >> 3)).filter(|&tid| r == 0 && tid > 0)
-}
 
 /// A call's result when a signal interrupted it.
 const EINTR: u64 = -libc::EINTR as i64 as u64;
@@ -125,6 +110,8 @@ impl Task {
             self.leader_exit(code);
         }
         signals::arrival::stop_taking();
+        // (Only a traced thread runs on while a group stop holds the rest.)
+        let traced = tracee::traced().is_some();
         crate::trace::page::release();
         crate::trace::inject::set_port(None);
         let t = self.thread;
@@ -133,7 +120,7 @@ impl Task {
         // SAFETY: gettid has no preconditions.
         let tid = unsafe { libc::gettid() };
         process.xcomp.lock().expect("xcomp").altstacks.remove(&tid);
-        process.thread_ending(tid, t.clear_child_tid, code);
+        process.thread_ending(tid, t.clear_child_tid, code, traced);
     }
 
     /// Runs the only task of a process to the process's end, in place (a

@@ -73,7 +73,10 @@
  *              in), siginfo and FPU read; a new thread's first SIGSTOP
  *              resumed with SIGSTOP (delivered once: a group stop), and a
  *              process that runs on under its tracer after a group stop,
- *              then ends (alone, or after joining a thread)
+ *              then ends (alone, or after joining a thread); a thread's
+ *              own exit, after which the tracer waits for the process to
+ *              have joined it before it waits again; a group stop after
+ *              the leader's own exit (which it is no part of)
  *   errors     what Linux refuses and with which errno (attach to self, a
  *              second attach, unknown options, PEEK/POKEUSER offsets, bad
  *              segment selectors and bases...), on a child attached the
@@ -2017,9 +2020,12 @@ static void *ge_exec(void *arg)
 	return arg;
 }
 
+static int ge_pipe[2];
+
 static void group_exit_case(const char *kind)
 {
 	char lines[2][2048] = { "", "" };
+	CHECK(pipe(ge_pipe));
 	pid_t c = fork();
 	if (c == 0) {
 		ptrace(PTRACE_TRACEME, 0, 0, 0);
@@ -2029,7 +2035,17 @@ static void group_exit_case(const char *kind)
 			pthread_create(&t, 0, ge_exit_group, 0);
 		else if (!strcmp(kind, "exec"))
 			pthread_create(&t, 0, ge_exec, 0);
-		else if (!strcmp(kind, "stopped_join")) {
+		else if (!strcmp(kind, "leader_gone")) {
+			pthread_create(&t, 0, ge_exit_group, 0);
+			syscall(SYS_exit, 5);
+		} else if (!strcmp(kind, "join")) {
+			/* The tracer waits for this byte, not for the
+			 * thread's end, once it let the thread exit. */
+			pthread_create(&t, 0, ge_nothing, 0);
+			pthread_join(t, 0);
+			if (write(ge_pipe[1], "j", 1) != 1)
+				_exit(2);
+		} else if (!strcmp(kind, "stopped_join")) {
 			/* Its end is seen: the join returns. */
 			pthread_create(&t, 0, ge_nothing, 0);
 			pthread_join(t, 0);
@@ -2052,8 +2068,8 @@ static void group_exit_case(const char *kind)
 	 * resumes the process from it: it runs on, the stop in effect. */
 	int stopped = !strncmp(kind, "stopped_", 8);
 	CHECK(ptrace(PTRACE_CONT, c, 0, stopped ? SIGSTOP : 0));
-	int all_at_once = strcmp(kind, "exec") && !stopped;
-	pid_t thread = 0, held[2];
+	int all_at_once = strcmp(kind, "exec") && strcmp(kind, "join") && strcmp(kind, "leader_gone") && !stopped;
+	pid_t thread = 0, held[2], held_first = 0;
 	int nheld = 0;
 	for (;;) {
 		int st;
@@ -2100,6 +2116,15 @@ static void group_exit_case(const char *kind)
 				 err_name(f));
 			if (!all_at_once) {
 				CHECK(ptrace(PTRACE_CONT, w, 0, 0));
+				if (w == c && held_first) {
+					/* The leader is gone: a group stop now
+					 * finds it past its exit. */
+					CHECK(ptrace(PTRACE_CONT, held_first, 0, SIGSTOP));
+					held_first = 0;
+				}
+				char b;
+				if (w == thread && !strcmp(kind, "join") && read(ge_pipe[0], &b, 1) == 1)
+					strcat(lines[0], "  joined the thread\n");
 				continue;
 			}
 			held[nheld++] = w;
@@ -2120,24 +2145,31 @@ static void group_exit_case(const char *kind)
 		 * effect reports is left out: README, limitations.) */
 		if (strcmp(kind, "stopped_join"))
 			snprintf(end, room, "  stopped sig %d event %d\n", sig, event);
+		if (w == thread && !strcmp(kind, "leader_gone") && !strstr(lines[0], "exit event")) {
+			held_first = w;
+			continue;
+		}
 		if (w == thread && sig == SIGSTOP && !strcmp(kind, "kill")) {
 			CHECK(ptrace(PTRACE_CONT, w, 0, 0));
 			usleep(50000);
 			kill(c, SIGKILL);
 			continue;
 		}
-		/* Signals go on, a new thread's first SIGSTOP included; a group
-		 * stop ignores the signal it is resumed with. */
-		CHECK(ptrace(PTRACE_CONT, w, 0, event ? 0 : sig));
+		/* Signals go on, a new thread's first SIGSTOP included (not in
+		 * join, which makes no group stop); a group stop ignores the
+		 * signal it is resumed with. */
+		CHECK(ptrace(PTRACE_CONT, w, 0, event || !strcmp(kind, "join") ? 0 : sig));
 	}
 	printf("%s:\n leader:\n%s thread:\n%s", kind, lines[0], lines[1]);
+	close(ge_pipe[0]);
+	close(ge_pipe[1]);
 }
 
 static void scenario_group_exits(void)
 {
 	alarm(30);
-	const char *kinds[] = { "leader", "from_thread", "fatal", "kill",
-				"exec", "stopped_alone", "stopped_join" };
+	const char *kinds[] = { "leader", "from_thread", "fatal", "kill", "exec", "join",
+				"leader_gone", "stopped_alone", "stopped_join" };
 	for (size_t i = 0; i < sizeof(kinds) / sizeof(kinds[0]); i++)
 		group_exit_case(kinds[i]);
 }

@@ -991,6 +991,13 @@ fn resume(req: u32, pid: i32, data: u64, at: u64, p: &mut Page) -> SysResult {
         p.sig = 0;
     }
     page::write_control(pid, at, p)?;
+    if in_stop && p.exit == page::exit::MADE && req != libc::PTRACE_DETACH {
+        // Resumed from the exit stop the thread made itself: its host
+        // thread's end is to make none, which would hold the thread (and
+        // the program's join of it) until the tracer next waits.
+        let options = p.options & HOST_OPTIONS & !(PTRACE_O_TRACEEXIT as u32);
+        let _ = host(libc::PTRACE_SETOPTIONS, pid, 0, u64::from(options));
+    }
     let host_req = if req == libc::PTRACE_DETACH {
         libc::PTRACE_DETACH
     } else {
@@ -1134,6 +1141,14 @@ fn judged(pid: i32, code: u32) -> Verdict {
             }
             if sig == STOP_SIGNAL && p.in_stop != 0 && is_mark(pid) {
                 return Verdict::Report(p.code);
+            }
+            if p.exit == page::exit::MADE {
+                // Past the exit event it made, its host thread lingering
+                // (a leader waits for the other threads): a zombie to
+                // Linux, in no group stop; its signals are the sandbox's
+                // to route.
+                let delivering = host_siginfo(pid).is_ok();
+                return Verdict::PassOver(if delivering { sig } else { 0 });
             }
             if p.in_stop != 0
                 && p.held == 0

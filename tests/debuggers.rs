@@ -8,7 +8,7 @@
 
 mod common;
 
-use std::process::{Command, Output};
+use std::process::{Command, Output, Stdio};
 use std::time::Duration;
 
 use common::*;
@@ -444,6 +444,48 @@ fn strace_attached_by_pid_sees_the_interrupted_call_made_again_as_natively() {
         );
         assert_eq!(s, n, "{script}");
     }
+}
+
+/// A sandboxed strace attached by pid to a process outside any sandbox
+/// uses the host's ptrace unchanged (PTRACE_SEIZE with its options,
+/// PTRACE_GET_SYSCALL_INFO): it shows the shell's calls, and the shell
+/// lives on once strace has let go, as natively. (The sandbox dropped
+/// SEIZE's options there: strace took its syscall stops for SIGTRAPs and
+/// passed them on, which killed the shell.)
+#[test]
+fn strace_inside_attaches_to_a_process_outside_as_natively() {
+    if !kvm() || !tool("strace") {
+        return;
+    }
+    let report = |sandboxed| {
+        let mut outside = Command::new("/bin/sh")
+            .args(["-c", "while :; do sleep 0.02; done"])
+            .stdout(Stdio::null())
+            .spawn()
+            .expect("sh");
+        let pid = outside.id().to_string();
+        let strace = [
+            "timeout",
+            "-s",
+            "INT",
+            "2.5",
+            "strace",
+            "-p",
+            &pid,
+            "-e",
+            "trace=wait4",
+        ];
+        let o = run_limited(command(sandboxed, &strace));
+        let alive = outside.try_wait().expect("try_wait").is_none();
+        let _ = outside.kill();
+        let _ = outside.wait();
+        let text = stderr(&o);
+        let waits = text.lines().filter(|l| l.starts_with("wait4(-1")).count();
+        (alive, waits > 0, text.contains("SIGTRAP"), text)
+    };
+    let (n, s) = (report(false), report(true));
+    assert_eq!((n.0, n.1, n.2), (true, true, false), "natively:\n{}", n.3);
+    assert_eq!((s.0, s.1, s.2), (n.0, n.1, n.2), "in the sandbox:\n{}", s.3);
 }
 
 #[test]

@@ -28,6 +28,7 @@ use super::regs::{self, FXSAVE_SIZE, NT_PRFPREG, NT_PRSTATUS, NT_X86_XSTATE};
 use super::tracee::{self, MARK, STOP_SIGNAL};
 use crate::host::{Errno, SysResult, has_cap_sys_admin};
 use crate::seccomp::{self, AUDIT_ARCH_X86_64};
+use crate::syscalls::procfs::is_sandbox;
 use crate::syscalls::{ARCH_GET_FS, ARCH_GET_GS, ARCH_SET_FS, ARCH_SET_GS, forward_raw};
 use crate::thread::Thread;
 use crate::umem;
@@ -233,6 +234,11 @@ fn request(thread: &mut Thread, a: [u64; 6]) -> SysResult {
             // Refused (EIO) after the host finds the task (ESRCH first).
             host(req, pid, addr, data)
         }
+        libc::PTRACE_SEIZE if !is_sandbox(&pid.to_string()) => {
+            // Not a sandbox: the host's seize, with every option.
+            check_options(thread, data as u32)?;
+            host(req, pid, 0, data)
+        }
         libc::PTRACE_SEIZE => {
             let options = data as u32;
             check_options(thread, options)?;
@@ -330,6 +336,50 @@ fn host_request(thread: &Thread, req: u32, pid: i32, addr: u64, data: u64) -> Sy
             put(thread, data, &word.to_le_bytes())?;
             Ok(0)
         }
+        libc::PTRACE_GET_SYSCALL_INFO | libc::PTRACE_GET_RSEQ_CONFIGURATION => {
+            // `addr` bytes at most are written; the full size is returned.
+            let room = (addr as usize).min(buf.len());
+            let full = host(req, pid, room as u64, buf.as_mut_ptr() as u64)?;
+            put(thread, data, &buf[..room.min(full as usize)])?;
+            Ok(full)
+        }
+        libc::PTRACE_GETSIGMASK | libc::PTRACE_SETSIGMASK => {
+            let mut mask = 0u64;
+            if addr != 8 {
+                return Err(Errno(libc::EINVAL));
+            }
+            if req == libc::PTRACE_SETSIGMASK {
+                get(thread, data, as_bytes_mut(&mut mask))?;
+            }
+            host(req, pid, addr, &mut mask as *mut u64 as u64)?;
+            if req == libc::PTRACE_GETSIGMASK {
+                put(thread, data, &mask.to_le_bytes())?;
+            }
+            Ok(0)
+        }
+        libc::PTRACE_GETREGSET | libc::PTRACE_SETREGSET => {
+            // The program's iovec, and the regset through a buffer of ours.
+            let mut iov = [0u64; 2];
+            get(thread, data, as_bytes_mut(&mut iov))?;
+            let mut set = vec![0u8; (iov[1] as usize).min(REGSET_MAX)];
+            if req == libc::PTRACE_SETREGSET {
+                get(thread, iov[0], &mut set)?;
+            }
+            let mut ours = [set.as_mut_ptr() as u64, set.len() as u64];
+            host(req, pid, addr, ours.as_mut_ptr() as u64)?;
+            if req == libc::PTRACE_GETREGSET {
+                put(thread, iov[0], &set[..ours[1] as usize])?;
+                put(thread, data + 8, &ours[1].to_le_bytes())?;
+            }
+            Ok(0)
+        }
+        PTRACE_ARCH_PRCTL if data == ARCH_GET_FS || data == ARCH_GET_GS => {
+            let mut base = 0u64;
+            host(req, pid, &mut base as *mut u64 as u64, data)?;
+            put(thread, addr, &base.to_le_bytes())?;
+            Ok(0)
+        }
+        PTRACE_ARCH_PRCTL => host(req, pid, addr, data),
         libc::PTRACE_PEEKSIGINFO => {
             // struct ptrace_peeksiginfo_args: off, flags, nr.
             let mut args = [0u8; 16];
@@ -665,6 +715,10 @@ fn sandboxed(
 /// What a regset's length must be a multiple of: the size of each of its
 /// elements, 8 bytes for all three (arch/x86/kernel/ptrace.c's regsets).
 const REGSET_UNIT: usize = 8;
+
+/// The largest regset copied for a tracee that is not a sandbox (an XSAVE
+/// image with AMX's tile data is 11008 bytes).
+const REGSET_MAX: usize = 64 << 10;
 
 /// Requests libc lacks for Linux (include/uapi/linux/ptrace.h).
 const PTRACE_SECCOMP_GET_FILTER: u32 = 0x420c;

@@ -459,7 +459,11 @@ fn strace_inside_attaches_to_a_process_outside_as_natively() {
     }
     let report = |sandboxed| {
         let mut outside = Command::new("/bin/sh")
-            .args(["-c", "while :; do sleep 0.02; done"])
+            // Bounded (about 25 s): it outlives a failed run unkilled.
+            .args([
+                "-c",
+                "i=0; while [ $i -lt 1000 ]; do i=$((i+1)); sleep 0.02; done",
+            ])
             .stdout(Stdio::null())
             .spawn()
             .expect("sh");

@@ -7,6 +7,8 @@
 
 mod check_trace;
 mod cli;
+// Also in the unit tests' binary, which the entry's link argument reaches.
+mod entry;
 mod exit;
 mod report;
 mod tasks;
@@ -49,6 +51,9 @@ fn run_main() -> u8 {
         report::adopt(carried.report_fd);
         if let Some((cur, max)) = carried.core {
             syscall_proxy::limits::carry_core_view(cur, max);
+        }
+        if let Some(room) = carried.room {
+            syscall_proxy::loader::room::adopt(room);
         }
     }
     report::init_logging(args.verbose);

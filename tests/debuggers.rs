@@ -1123,3 +1123,82 @@ fn without_randomization_the_layout_is_the_same_from_run_to_run() {
     let random = ["/bin/cat", "/proc/self/maps"];
     assert_ne!(maps(&random), maps(&random));
 }
+
+/// rr replays an exec by unmapping everything and mapping each recorded
+/// region back where it was: under ADDR_NO_RANDOMIZE, every range a
+/// native process occupies (executable, heap, libraries, vDSO, stack) must
+/// be free for a program the sandbox executes, with none of the sandbox's
+/// own memory there; and the program sees the personality and
+/// RLIMIT_DATA it has natively.
+#[test]
+fn without_randomization_a_native_layout_is_free_for_the_program() {
+    if !kvm() || !tool("setarch") {
+        return;
+    }
+    let room = guest("room", &[]);
+    let room = room.to_str().expect("utf-8 path");
+    // The ranges of native processes under ADDR_NO_RANDOMIZE, measured
+    // now: cat, and python3 (more libraries, further down).
+    let mut ranges: Vec<String> = Vec::new();
+    let mut natives = vec![vec![
+        "/usr/bin/setarch",
+        "-R",
+        "/bin/cat",
+        "/proc/self/maps",
+    ]];
+    if tool("python3") {
+        natives.push(vec![
+            "/usr/bin/setarch",
+            "-R",
+            "python3",
+            "-c",
+            "print(open('/proc/self/maps').read())",
+        ]);
+    }
+    for native in &natives {
+        let o = run_limited(command(false, native));
+        assert_exit(&o, 0);
+        ranges.extend(
+            stdout(&o)
+                .lines()
+                .filter(|l| !l.is_empty() && !l.contains("[vsyscall]"))
+                .filter_map(|l| l.split_whitespace().next().map(str::to_string)),
+        );
+    }
+    // Their union, as disjoint ranges.
+    let mut spans: Vec<(u64, u64)> = ranges
+        .iter()
+        .filter_map(|r| {
+            let (a, b) = r.split_once('-')?;
+            Some((
+                u64::from_str_radix(a, 16).ok()?,
+                u64::from_str_radix(b, 16).ok()?,
+            ))
+        })
+        .collect();
+    spans.sort();
+    let mut union: Vec<(u64, u64)> = Vec::new();
+    for (a, b) in spans {
+        match union.last_mut() {
+            Some(last) if a <= last.1 => last.1 = last.1.max(b),
+            _ => union.push((a, b)),
+        }
+    }
+    let ranges: Vec<String> = union.iter().map(|(a, b)| format!("{a:x}-{b:x}")).collect();
+    assert!(ranges.iter().any(|r| r.starts_with("7ff")), "{ranges:?}");
+    let mut args = vec!["/usr/bin/setarch", "-R", room];
+    args.extend(ranges.iter().map(String::as_str));
+    let n = run_limited(command(false, &args[..3]));
+    assert_exit(&n, 0);
+    let s = run_limited(command(true, &args));
+    let out = stdout(&s);
+    let mut lines = out.lines();
+    assert_eq!(lines.next(), stdout(&n).lines().next(), "{}", both(&n, &s));
+    let failed: Vec<&str> = lines.filter(|l| !l.ends_with(": mapped")).collect();
+    assert!(
+        failed.is_empty(),
+        "not free inside: {failed:?}\n{}",
+        stderr(&s)
+    );
+    assert_exit(&s, 0);
+}

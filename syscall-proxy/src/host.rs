@@ -159,7 +159,7 @@ type Stub = unsafe extern "C" fn(waiting: *const u8, nr: u64, args: *const u64) 
 /// because that filter outlives the sandbox's own re-exec, and the new
 /// image must put its copy where the filter looks; it is far from where
 /// Linux places binaries, heaps, mappings and stacks.
-const NOTIFY_STUB: u64 = 0x2a2a_0000_0000;
+pub(crate) const NOTIFY_STUB: u64 = 0x2a2a_0000_0000;
 
 /// An offset into the stub.
 fn stub_offset(label: &u8) -> u64 {

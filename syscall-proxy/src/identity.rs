@@ -8,7 +8,7 @@
 use std::ffi::{CString, OsStr};
 use std::os::unix::ffi::OsStrExt;
 
-use crate::loader::Image;
+use crate::loader::{Image, room};
 
 /// `struct prctl_mm_map` (include/uapi/linux/prctl.h); libc lacks it.
 #[repr(C)]
@@ -48,6 +48,7 @@ pub fn present(execfn: &OsStr, image: &Image) {
     }
     if let Err(e) = set_mm_map(image) {
         log::debug!("PR_SET_MM_MAP: {e}: /proc/self/cmdline shows the sandbox");
+        room::unsettled();
     }
 }
 
@@ -62,9 +63,11 @@ fn set_mm_map(image: &Image) -> std::io::Result<()> {
             "the kernel's prctl_mm_map has {size} bytes"
         )));
     }
-    // The sandbox's own code, data and heap bounds stay as they are: its
-    // allocator's brk must not move.
+    // The sandbox's own code, data and heap bounds stay as they are (its
+    // allocator's brk must not move), unless it makes room for a native
+    // layout (nothing allocated from here to the prctl).
     let mut map = own_bounds()?;
+    room::settle(&mut map.start_brk, &mut map.brk);
     map.start_stack = image.sp;
     map.arg_start = image.args.start;
     map.arg_end = image.args.end;
@@ -109,8 +112,9 @@ fn own_bounds() -> std::io::Result<PrctlMmMap> {
             .copied()
             .ok_or_else(|| std::io::Error::other("short /proc/self/stat"))
     };
-    // SAFETY: sbrk(0) only reports the current break.
-    let brk = unsafe { libc::sbrk(0) } as u64;
+    // The kernel's break, not libc's idea of it (loader::room moves it).
+    // SAFETY: brk(0) only reports the current break.
+    let brk = unsafe { libc::syscall(libc::SYS_brk, 0) } as u64;
     Ok(PrctlMmMap {
         start_code: field(26)?,
         end_code: field(27)?,

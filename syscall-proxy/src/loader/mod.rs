@@ -3,6 +3,7 @@
 
 pub mod elf;
 pub mod resolve;
+pub mod room;
 pub mod stack;
 
 use std::ffi::OsString;

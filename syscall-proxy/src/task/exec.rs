@@ -18,7 +18,7 @@ use vmm::fds;
 
 use crate::host::Errno;
 use crate::limits;
-use crate::loader::{elf, resolve};
+use crate::loader::{elf, resolve, room};
 use crate::perf::rusage;
 use crate::seccomp;
 use crate::signals::arrival;
@@ -62,6 +62,9 @@ pub struct Carried {
     /// The ledger of faults taken again (perf::ledger), which the
     /// program's processes share.
     pub ledger_fd: Option<i32>,
+    /// What the sandbox changed to execute itself out of a native
+    /// layout's way (loader::room), to be put back.
+    pub room: Option<room::Room>,
 }
 
 impl Carried {
@@ -79,8 +82,11 @@ impl Carried {
                 t.former_tid
             )
         });
+        let room = self.room.map_or("-".to_string(), |r| {
+            format!("{:x}/{}", r.data_cur, u8::from(r.compat))
+        });
         format!(
-            "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x},{}",
+            "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x},{},{room}",
             fd(self.report_fd),
             fd(self.kvm_fd),
             u8::from(self.stats),
@@ -151,6 +157,16 @@ impl Carried {
             words.next().is_none().then_some(taken)?
         };
         let ledger_fd = fd(it.next()?)?;
+        let room = match it.next()? {
+            "-" => None,
+            r => {
+                let (data, compat) = r.split_once('/')?;
+                Some(room::Room {
+                    data_cur: u64::from_str_radix(data, 16).ok()?,
+                    compat: flag(compat)?,
+                })
+            }
+        };
         it.next().is_none().then_some(Carried {
             report_fd,
             kvm_fd,
@@ -164,6 +180,7 @@ impl Carried {
             faults_counted,
             faults_taken,
             ledger_fd,
+            room,
         })
     }
 }
@@ -336,6 +353,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
         faults_counted: thread.process.faults_counted(),
         faults_taken: rusage::carried(thread),
         ledger_fd: crate::perf::ledger::fd(),
+        room: room::wanted(),
     };
     let mut words: Vec<Vec<u8>> = vec![
         b"xcr0-sandbox".to_vec(),
@@ -399,6 +417,9 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     if alone {
         tracee::vcpu_gone();
     }
+    if let Some(r) = carried.room {
+        room::enter(r);
+    }
     // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
     // until the call returns; on success it does not.
     unsafe {
@@ -419,6 +440,9 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
             "exec: executing the sandbox again failed with errno {err} after its VM was let go"
         );
         thread.process.end(Ok(Outcome::Signaled(libc::SIGSEGV)));
+    }
+    if let Some(r) = carried.room {
+        room::exec_failed(r);
     }
     arrival::exec_failed(&signals, &ignored);
     for fd in kept() {
@@ -460,6 +484,10 @@ mod tests {
                 thread: 7,
             },
             ledger_fd: Some(1001),
+            room: Some(room::Room {
+                data_cur: u64::MAX,
+                compat: false,
+            }),
         };
         assert_eq!(Carried::parse(&c.to_arg()), Some(c));
         let other = Carried {
@@ -467,6 +495,7 @@ mod tests {
             ledger_fd: None,
             faults_taken: Default::default(),
             trace: None,
+            room: None,
             ..c
         };
         assert_eq!(Carried::parse(&other.to_arg()), Some(other));

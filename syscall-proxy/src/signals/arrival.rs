@@ -465,13 +465,8 @@ pub fn reclaim_glibc_signals() {
         // group stop, the thread (the host attached it, its tracer let it
         // go) re-enters the stop, which lasts until a SIGCONT
         // (__ptrace_unlink). glibc's handler is installed already.
-        let start = std::time::Instant::now();
-        while !t.is_finished() && start.elapsed() < HELPER_ENDS_WITHIN {
-            std::thread::sleep(std::time::Duration::from_micros(50));
-        }
-        if t.is_finished() {
-            let _ = t.join();
-        }
+        let poll = std::time::Duration::from_micros(50);
+        crate::process::join_within(t, HELPER_ENDS_WITHIN, poll);
     }
     // The kernel's first two real-time signals, which glibc's SIGRTMIN
     // (34) leaves out (sysdeps/unix/sysv/linux/internal-signals.h).

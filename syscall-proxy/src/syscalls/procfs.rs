@@ -301,6 +301,13 @@ pub struct TaskStat {
     pub faults: u64,
 }
 
+impl TaskStat {
+    /// Held in a group stop ('T'; a ptrace stop is 't').
+    pub fn group_stopped(&self) -> bool {
+        self.state == 'T'
+    }
+}
+
 /// Thread `tid` of process `pid` (a /proc name), from its stat.
 pub fn task_stat(pid: &str, tid: &str) -> Option<TaskStat> {
     let stat = std::fs::read_to_string(format!("/proc/{pid}/task/{tid}/stat")).ok()?;

@@ -138,11 +138,30 @@ pub(crate) fn host_tid(h: &JoinHandle<()>) -> Option<libc::pid_t> {
     Some(!(clock >> 3)).filter(|&tid| r == 0 && tid > 0)
 }
 
+/// Joins the host thread of `h` if it returns within `limit` (polled
+/// every `poll`): whether it did. A thread held in a group stop may not
+/// return until a SIGCONT.
+pub(crate) fn join_within(
+    h: JoinHandle<()>,
+    limit: std::time::Duration,
+    poll: std::time::Duration,
+) -> bool {
+    let start = std::time::Instant::now();
+    while !h.is_finished() && start.elapsed() < limit {
+        std::thread::sleep(poll);
+    }
+    let done = h.is_finished();
+    if done {
+        let _ = h.join();
+    }
+    done
+}
+
 /// Whether the host thread of `h` is held in a group stop (`kvm_worker_stopped`).
 fn held_in_stop(h: &JoinHandle<()>) -> bool {
     host_tid(h)
         .and_then(|tid| procfs::task_stat("self", &tid.to_string()))
-        .is_some_and(|t| t.state == 'T')
+        .is_some_and(|t| t.group_stopped())
 }
 
 /// KVM's worker threads (user workers) of this process, from /proc.
@@ -162,7 +181,7 @@ fn workers() -> impl Iterator<Item = TaskStat> {
 /// uninterruptible sleep, until the stop ends: the VM is left to go with
 /// the process, whose end kills the worker.
 fn kvm_worker_stopped() -> bool {
-    workers().any(|t| t.state == 'T')
+    workers().any(|t| t.group_stopped())
 }
 
 /// How long the end of a process waits for an idle reaper to return.
@@ -469,16 +488,11 @@ impl Process {
             r.ended = None;
             r.thread.take()
         };
-        if let Some(h) = reaper {
-            let start = std::time::Instant::now();
-            while !h.is_finished() && start.elapsed() < REAPER_ENDS_WITHIN {
-                std::thread::sleep(std::time::Duration::from_micros(100));
-            }
-            if h.is_finished() {
-                let _ = h.join();
-            } else {
-                log::debug!("the reaper is still busy at the exit");
-            }
+        let poll = std::time::Duration::from_micros(100);
+        if let Some(h) = reaper
+            && !join_within(h, REAPER_ENDS_WITHIN, poll)
+        {
+            log::debug!("the reaper is still busy at the exit");
         }
     }
 

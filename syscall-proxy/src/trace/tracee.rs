@@ -44,26 +44,29 @@ pub fn traced() -> Option<&'static mut Page> {
 }
 
 thread_local! {
-    /// The signal, with its siginfo, a tracer resumed a stop with that the
-    /// thread made outside a signal's delivery (a new task's first
-    /// SIGSTOP, an exec's SIGTRAP): delivered at the thread's next return
-    /// to the program with no stop of its own, as Linux delivers the
-    /// signal a tracer gives at a signal-delivery stop.
-    static RESUMED_WITH: std::cell::Cell<Option<(i32, [u8; 128])>> =
-        const { std::cell::Cell::new(None) };
+    /// The signal a tracer resumed a stop with that the thread made
+    /// outside a signal's delivery (a new task's first SIGSTOP, an exec's
+    /// SIGTRAP), 0 if none: delivered at the thread's next return to the
+    /// program with no stop of its own, as Linux delivers the signal a
+    /// tracer gives at a signal-delivery stop. Apart from its siginfo
+    /// (`RESUMED_INFO`), so that the check on every return reads a word.
+    static RESUMED_WITH: std::cell::Cell<i32> = const { std::cell::Cell::new(0) };
+    static RESUMED_INFO: std::cell::Cell<[u8; 128]> = const { std::cell::Cell::new([0; 128]) };
 }
 
 /// Keeps the signal a tracer resumed such a stop with (`RESUMED_WITH`).
 fn resume_with(sig: i32, info: [u8; 128]) {
     if sig != 0 {
-        RESUMED_WITH.set(Some((sig, info)));
+        RESUMED_INFO.set(info);
+        RESUMED_WITH.set(sig);
     }
 }
 
 /// The signal to deliver with its delivery stop made already
 /// (`RESUMED_WITH`), if any.
 pub fn resumed_with() -> Option<(i32, [u8; 128])> {
-    RESUMED_WITH.take()
+    let sig = RESUMED_WITH.replace(0);
+    (sig != 0).then(|| (sig, RESUMED_INFO.get()))
 }
 
 /// Whether the tracer handed a signal back (`requeued`), or resumed a
@@ -73,7 +76,7 @@ pub fn has_requeued() -> bool {
     // SAFETY: a field of this thread's page, which the tracer writes from
     // another process while this thread is stopped.
     let requeued = unsafe { std::ptr::read_volatile(&page::own().requeued) };
-    requeued != 0 || RESUMED_WITH.get().is_some()
+    requeued != 0 || RESUMED_WITH.get() != 0
 }
 
 /// A signal the tracer handed back from a stop the host made in a system

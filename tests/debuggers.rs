@@ -1128,14 +1128,15 @@ fn without_randomization_the_layout_is_the_same_from_run_to_run() {
 /// region back where it was: under ADDR_NO_RANDOMIZE, every range a
 /// native process occupies (executable, heap, libraries, vDSO, stack) must
 /// be free for a program the sandbox executes, with none of the sandbox's
-/// own memory there; and the program sees the personality and
-/// RLIMIT_DATA it has natively.
+/// own memory there; its executable is where Linux puts it; and it sees
+/// the personality and RLIMIT_DATA it has natively.
 #[test]
 fn without_randomization_a_native_layout_is_free_for_the_program() {
     if !kvm() || !tool("setarch") {
         return;
     }
-    let room = guest("room", &[]);
+    // Not a PIE: natively and here at 0x400000, clear of the ranges.
+    let room = guest("room", &["-no-pie"]);
     let room = room.to_str().expect("utf-8 path");
     // The ranges of native processes under ADDR_NO_RANDOMIZE, measured
     // now: cat, and python3 (more libraries, further down).
@@ -1155,6 +1156,19 @@ fn without_randomization_a_native_layout_is_free_for_the_program() {
             "print(open('/proc/self/maps').read())",
         ]);
     }
+    // The executable where Linux puts it, as gdb shows it.
+    let exe = |o: &Output| -> Vec<String> {
+        stdout(o)
+            .lines()
+            .filter(|l| l.ends_with("/usr/bin/cat"))
+            .map(str::to_string)
+            .collect()
+    };
+    let s = run_limited(command(true, &natives[0]));
+    assert_exit(&s, 0);
+    let n = run_limited(command(false, &natives[0]));
+    assert!(!exe(&n).is_empty(), "{}", stdout(&n));
+    assert_eq!(exe(&s), exe(&n), "{}", both(&n, &s));
     for native in &natives {
         let o = run_limited(command(false, native));
         assert_exit(&o, 0);

@@ -11,6 +11,7 @@ use vm_memory::ByteValued;
 use vmm::AddressSpace;
 
 use crate::host;
+use crate::loader::room;
 use crate::mm::{self, PAGE, page_down, page_up};
 use crate::umem;
 
@@ -60,6 +61,19 @@ fn prot_of(flags: u32) -> i32 {
 const PIE_BASE: u64 = 0x4000_0000_0000;
 /// Free space kept after a position-independent main program for its brk.
 const BRK_ROOM: u64 = 64 << 30;
+/// Where Linux puts a PIE with an interpreter on x86-64 (two thirds of
+/// DEFAULT_MAP_WINDOW), before randomization and alignment.
+const ELF_ET_DYN_BASE: u64 = ((1 << 47) - PAGE) / 3 * 2;
+
+/// The largest power-of-two p_align of the PT_LOAD segments, at least a
+/// page, as Linux aligns a PIE's base (maximum_alignment).
+fn max_align(loads: &[&Elf64_Phdr]) -> u64 {
+    loads
+        .iter()
+        .map(|p| p.p_align)
+        .filter(|a| a.is_power_of_two())
+        .fold(PAGE, u64::max)
+}
 
 /// The ELF header and program headers of `file`.
 fn headers(file: &File) -> Result<(Elf64_Ehdr, Vec<Elf64_Phdr>), String> {
@@ -149,11 +163,19 @@ pub fn load(space: &mut AddressSpace, path: &Path, main: bool) -> Result<Loaded,
         // Linux puts PIEs at ELF_ET_DYN_BASE far below the mmap area; the
         // interpreter goes wherever the kernel picks.
         let base = if main {
+            // Where the sandbox keeps out of a native layout's way, where
+            // Linux would put it (load_elf_binary), else a place of the
+            // sandbox's, free of its own brk.
+            let align = max_align(&loads);
+            let want = if room::native_layout() && (interp.is_some() || align > PAGE) {
+                page_down((ELF_ET_DYN_BASE & !(align - 1)).wrapping_sub(lo))
+            } else {
+                PIE_BASE
+            };
             // Find a hole with the room, then take only the program's part.
             // SAFETY: without MAP_FIXED: the kernel picks free space.
-            let hole =
-                unsafe { host::mmap(PIE_BASE, span + BRK_ROOM, libc::PROT_NONE, flags, -1, 0) }
-                    .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
+            let hole = unsafe { host::mmap(want, span + BRK_ROOM, libc::PROT_NONE, flags, -1, 0) }
+                .map_err(|e| err(format!("no room for {span:#x} bytes: {e:?}")))?;
             // SAFETY: the probe mapping just made.
             let _ = unsafe { host::munmap(hole, span + BRK_ROOM) };
             mm::mmap(

@@ -18,6 +18,7 @@
 //! the sandbox's brk at ROOM_BRK, away from the executable's native place.
 
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 /// Where the sandbox's brk goes in the legacy layout: below its mappings
 /// (which start at a third of the address space), far from anything a
@@ -112,10 +113,20 @@ fn restore(room: Room) {
 /// The room this image was executed with, until `settle` puts it back.
 static PENDING: Mutex<Option<Room>> = Mutex::new(None);
 
+/// Whether this image keeps out of a native layout's way, so that the
+/// program's executable can go where Linux would put it.
+static NATIVE_LAYOUT: AtomicBool = AtomicBool::new(false);
+
 /// In a sandbox executed with `room` (its `--reexec` word): remembers it
 /// for `settle`.
 pub fn adopt(room: Room) {
     *PENDING.lock().expect("room") = Some(room);
+    NATIVE_LAYOUT.store(true, Ordering::Relaxed);
+}
+
+/// Whether this image keeps out of a native layout's way (`adopt`).
+pub fn native_layout() -> bool {
+    NATIVE_LAYOUT.load(Ordering::Relaxed)
 }
 
 /// Called with the brk PR_SET_MM_MAP is about to set (identity.rs), which

@@ -42,6 +42,9 @@ pub struct CpuFacts {
 /// is a fixed mapping here (it does not grow on faults as Linux's does).
 const STACK_MAX: u64 = 1 << 30;
 
+/// The top of a stack Linux places without randomization (STACK_TOP).
+const STACK_TOP: u64 = 0x7fff_ffff_f000;
+
 /// The gap Linux keeps below a stack (stack_guard_gap: 256 pages).
 const STACK_GUARD_GAP: u64 = 256 * mm::PAGE;
 
@@ -77,8 +80,20 @@ pub fn load(
     if main.exec_stack {
         rw |= libc::PROT_EXEC;
     }
-    let guarded = mm::mmap(space, 0, STACK_GUARD_GAP + stack_size, rw, flags, -1, 0)
-        .map_err(|e| fail(format!("cannot map a {stack_size}-byte stack: {e:?}")))?;
+    // Where the sandbox keeps out of a native layout's way, at the top of
+    // the address space as Linux puts it; else wherever there is room.
+    let len = STACK_GUARD_GAP + stack_size;
+    let native = room::native_layout()
+        .then(|| {
+            let fixed = flags | libc::MAP_FIXED_NOREPLACE;
+            mm::mmap(space, STACK_TOP - len, len, rw, fixed, -1, 0).ok()
+        })
+        .flatten();
+    let guarded = match native {
+        Some(at) => at,
+        None => mm::mmap(space, 0, len, rw, flags, -1, 0)
+            .map_err(|e| fail(format!("cannot map a {stack_size}-byte stack: {e:?}")))?,
+    };
     // The gap below stays the sandbox's, unmapped for the program: an
     // overflow faults there with SEGV_MAPERR, as below Linux's stack.
     mm::munmap(space, guarded, STACK_GUARD_GAP)

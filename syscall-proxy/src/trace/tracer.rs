@@ -11,7 +11,7 @@
 //! signal on its way to the program's handler, whose delivery will stop)
 //! is passed over, anything else is reported as the host made it.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::Mutex;
 
 use libc::{PTRACE_EVENT_CLONE, PTRACE_EVENT_EXIT, PTRACE_EVENT_FORK};
@@ -1097,6 +1097,7 @@ static STOPPED_AGAIN: Mutex<BTreeMap<i32, u32>> = Mutex::new(BTreeMap::new());
 /// Forgets the interrupt and the stops made again for `pid` (detached, or
 /// gone: its id may name another task next).
 fn forget(pid: i32) {
+    FIRST_STOPS_PASSED.lock().expect("first stops").remove(&pid);
     INTERRUPTED.lock().expect("interrupted").remove(&pid);
     STOPPED_AGAIN.lock().expect("stopped again").remove(&pid);
 }
@@ -1466,9 +1467,26 @@ fn starting(pid: i32, code: u32) -> Verdict {
     if let Some(v) = again(pid, code, || !kernels()) {
         return v;
     }
-    let own = sig == libc::SIGTRAP || code >> 8 != 0 || (sig == libc::SIGSTOP && kernels());
+    let first = sig == libc::SIGSTOP && code >> 8 == 0 && kernels();
+    if first {
+        let mut run = FIRST_STOPS_PASSED.lock().expect("first stops");
+        if run.len() >= FIRST_STOPS_KEPT {
+            run.clear();
+        }
+        run.insert(pid);
+    }
+    let own = sig == libc::SIGTRAP || code >> 8 != 0 || first;
     Verdict::PassOver(if own { 0 } else { sig })
 }
+
+/// New tasks whose first stop a wait found (and passed over, `starting`)
+/// before their creator's clone event: `let_go_of_new` finds them running
+/// already, and does not wait for a stop that has been.
+static FIRST_STOPS_PASSED: Mutex<BTreeSet<i32>> = Mutex::new(BTreeSet::new());
+
+/// How many such tasks are kept at most (a program's own new threads are
+/// noted too and forgotten at their first reported stop).
+const FIRST_STOPS_KEPT: usize = 4096;
 
 /// Whether a siginfo is that of a signal queued without a sender (the
 /// SIGSTOP a task the host attached as it was made starts with): SI_USER
@@ -1518,6 +1536,12 @@ fn let_go_of_new(creator: i32) {
     let new = msg as i32;
     let start = std::time::Instant::now();
     loop {
+        if FIRST_STOPS_PASSED.lock().expect("first stops").remove(&new) {
+            // Its first stop came first and was passed over: it runs on,
+            // followed (a stop now would be one of its own).
+            log::debug!("ptrace: the sandbox's own thread {new} runs already");
+            return;
+        }
         let mut status = 0;
         // SAFETY: waits for a tracee of this thread's, into our status.
         let r = unsafe { libc::waitpid(new, &mut status, libc::__WALL | libc::WNOHANG) };

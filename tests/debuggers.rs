@@ -1180,6 +1180,10 @@ fn without_randomization_a_native_layout_is_free_for_the_program() {
             "print(open('/proc/self/maps').read())",
         ]);
     }
+    let outputs: Vec<Output> = natives
+        .iter()
+        .map(|native| run_limited(command(false, native)))
+        .collect();
     // The executable where Linux puts it, as gdb shows it.
     let exe = |o: &Output| -> Vec<String> {
         stdout(o)
@@ -1190,25 +1194,24 @@ fn without_randomization_a_native_layout_is_free_for_the_program() {
     };
     let s = run_limited(command(true, &natives[0]));
     assert_exit(&s, 0);
-    let n = run_limited(command(false, &natives[0]));
-    assert!(!exe(&n).is_empty(), "{}", stdout(&n));
-    assert_eq!(exe(&s), exe(&n), "{}", both(&n, &s));
+    let n = &outputs[0];
+    assert!(!exe(n).is_empty(), "{}", stdout(n));
+    assert_eq!(exe(&s), exe(n), "{}", both(n, &s));
+    // Each maps line's range ("START-END"), the [stack] ones apart.
     let mut natives_stack = Vec::new();
-    for native in &natives {
-        let o = run_limited(command(false, native));
-        assert_exit(&o, 0);
-        natives_stack.extend(
-            stdout(&o)
-                .lines()
-                .filter(|l| l.ends_with("[stack]"))
-                .filter_map(|l| l.split_whitespace().next().map(str::to_string)),
-        );
-        ranges.extend(
-            stdout(&o)
-                .lines()
-                .filter(|l| !l.is_empty() && !l.contains("[vsyscall]"))
-                .filter_map(|l| l.split_whitespace().next().map(str::to_string)),
-        );
+    for o in &outputs {
+        assert_exit(o, 0);
+        for line in stdout(o).lines() {
+            let Some(range) = line.split_whitespace().next() else {
+                continue;
+            };
+            if line.ends_with("[stack]") {
+                natives_stack.push(range.to_string());
+            }
+            if !line.contains("[vsyscall]") {
+                ranges.push(range.to_string());
+            }
+        }
     }
     // Their union, as disjoint ranges.
     let mut spans: Vec<(u64, u64)> = ranges

@@ -83,12 +83,12 @@ pub fn load(
     // Where the sandbox keeps out of a native layout's way, at the top of
     // the address space as Linux puts it; else wherever there is room.
     let len = STACK_GUARD_GAP + stack_size;
-    let native = room::native_layout()
-        .then(|| {
-            let fixed = flags | libc::MAP_FIXED_NOREPLACE;
-            mm::mmap(space, STACK_TOP - len, len, rw, fixed, -1, 0).ok()
-        })
-        .flatten();
+    let fixed = flags | libc::MAP_FIXED_NOREPLACE;
+    let native = if room::native_layout() {
+        mm::mmap(space, STACK_TOP - len, len, rw, fixed, -1, 0).ok()
+    } else {
+        None
+    };
     let guarded = match native {
         Some(at) => at,
         None => mm::mmap(space, 0, len, rw, flags, -1, 0)

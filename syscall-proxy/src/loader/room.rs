@@ -45,6 +45,39 @@ fn personality() -> u32 {
     unsafe { libc::personality(0xffff_ffff) as u32 }
 }
 
+/// RLIMIT_DATA as it is now.
+fn data_limit() -> Option<libc::rlimit> {
+    let mut data = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a struct we own.
+    (unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut data) } == 0).then_some(data)
+}
+
+/// Sets RLIMIT_DATA's soft limit to `cur` (at most the hard one). A soft
+/// limit of 0 below the hard one still lets mmap through (the kernel's
+/// exception for it); only brk fails.
+fn set_data_soft(cur: u64) {
+    if let Some(mut data) = data_limit() {
+        data.rlim_cur = cur.min(data.rlim_max);
+        // SAFETY: setrlimit with a struct we own.
+        unsafe { libc::setrlimit(libc::RLIMIT_DATA, &data) };
+    }
+}
+
+/// Sets or clears ADDR_COMPAT_LAYOUT in the host personality.
+fn set_compat(on: bool) {
+    let flag = libc::ADDR_COMPAT_LAYOUT as u32;
+    let persona = if on {
+        personality() | flag
+    } else {
+        personality() & !flag
+    };
+    // SAFETY: personality only sets the flags given.
+    unsafe { libc::personality(persona.into()) };
+}
+
 /// Before the sandbox executes itself for the program: where the program
 /// runs under ADDR_NO_RANDOMIZE, what `enter` will change for the new
 /// image and `settle` put back there.
@@ -53,38 +86,17 @@ pub fn wanted() -> Option<Room> {
     if persona & libc::ADDR_NO_RANDOMIZE as u32 == 0 {
         return None;
     }
-    let mut data = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit into a struct we own.
-    if unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut data) } != 0 {
-        return None;
-    }
     Some(Room {
-        data_cur: data.rlim_cur,
+        data_cur: data_limit()?.rlim_cur,
         compat: persona & libc::ADDR_COMPAT_LAYOUT as u32 != 0,
     })
 }
 
 /// Just before the exec: the legacy layout and a soft RLIMIT_DATA of 0
 /// for the new image (`exec_failed` puts them back if it does not come).
-pub fn enter(_room: Room) {
-    let mut data = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit/personality on values we own. A soft
-    // limit of 0 below the hard one still lets mmap through (the kernel's
-    // exception for it); only brk fails.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_DATA, &mut data) == 0 {
-            data.rlim_cur = 0;
-            libc::setrlimit(libc::RLIMIT_DATA, &data);
-        }
-        let persona = personality() | libc::ADDR_COMPAT_LAYOUT as u32;
-        libc::personality(persona.into());
-    }
+pub fn enter() {
+    set_data_soft(0);
+    set_compat(true);
 }
 
 /// The exec failed: the process goes on as it was.
@@ -93,20 +105,9 @@ pub fn exec_failed(room: Room) {
 }
 
 fn restore(room: Room) {
-    let mut data = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit/setrlimit/personality on values we own.
-    unsafe {
-        if libc::getrlimit(libc::RLIMIT_DATA, &mut data) == 0 {
-            data.rlim_cur = room.data_cur.min(data.rlim_max);
-            libc::setrlimit(libc::RLIMIT_DATA, &data);
-        }
-        if !room.compat {
-            let persona = personality() & !(libc::ADDR_COMPAT_LAYOUT as u32);
-            libc::personality(persona.into());
-        }
+    set_data_soft(room.data_cur);
+    if !room.compat {
+        set_compat(false);
     }
 }
 

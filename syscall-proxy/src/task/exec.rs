@@ -417,8 +417,8 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     if alone {
         tracee::vcpu_gone();
     }
-    if let Some(r) = carried.room {
-        room::enter(r);
+    if carried.room.is_some() {
+        room::enter();
     }
     // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
     // until the call returns; on success it does not.

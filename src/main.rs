@@ -42,11 +42,16 @@ extern "C" fn main(
 
 #[cfg_attr(test, allow(dead_code))]
 fn run_main() -> u8 {
-    syscall_proxy::limits::init();
+    syscall_proxy::loader::room::adopt_at_start();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Command::Run { .. } = args.command {
+        // Before anything the image would have to hand on.
+        syscall_proxy::loader::room::start_in_room();
+    }
+    syscall_proxy::limits::init();
     if let Command::Exec { carried, .. } = &args.command {
         report::adopt(carried.report_fd);
         if let Some((cur, max)) = carried.core {

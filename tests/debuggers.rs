@@ -1192,11 +1192,25 @@ fn without_randomization_a_native_layout_is_free_for_the_program() {
             .map(str::to_string)
             .collect()
     };
-    let s = run_limited(command(true, &natives[0]));
-    assert_exit(&s, 0);
+    // Both forms: the program executed under setarch -R by the sandbox,
+    // and the command's first program with the sandbox under setarch -R.
+    let inside = |args: &[&str]| command(true, args);
+    let outside = |args: &[&str]| {
+        let sandbox = sandbox_cmd();
+        let mut c = Command::new(args[0]);
+        c.args(&args[1..2])
+            .arg(sandbox.get_program())
+            .args(sandbox.get_args())
+            .args(&args[2..]);
+        c
+    };
     let n = &outputs[0];
     assert!(!exe(n).is_empty(), "{}", stdout(n));
-    assert_eq!(exe(&s), exe(n), "{}", both(n, &s));
+    for form in [&inside as &dyn Fn(&[&str]) -> Command, &outside] {
+        let s = run_limited(form(&natives[0]));
+        assert_exit(&s, 0);
+        assert_eq!(exe(&s), exe(n), "{}", both(n, &s));
+    }
     // Each maps line's range ("START-END"), the [stack] ones apart.
     let mut natives_stack = Vec::new();
     for o in &outputs {
@@ -1238,25 +1252,27 @@ fn without_randomization_a_native_layout_is_free_for_the_program() {
     args.extend(ranges.iter().map(String::as_str));
     let n = run_limited(command(false, &args[..3]));
     assert_exit(&n, 0);
-    let s = run_limited(command(true, &args));
-    let out = stdout(&s);
-    let mut lines = out.lines();
-    assert_eq!(lines.next(), stdout(&n).lines().next(), "{}", both(&n, &s));
-    // The program's own stack is where native's is, the one range it may
-    // take itself (natively too).
-    let failed: Vec<&str> = lines
-        .filter(|l| !l.ends_with(": mapped"))
-        .filter(|l| {
-            !l.strip_suffix(": own stack")
-                .is_some_and(|r| natives_stack.iter().any(|n| n == r))
-        })
-        .collect();
-    assert!(
-        failed.is_empty(),
-        "not free inside: {failed:?}\n{}",
-        stderr(&s)
-    );
-    let own_stack = |r: &String| out.contains(&format!("{r}: own stack"));
-    assert!(natives_stack.iter().any(own_stack), "{out}");
-    assert_exit(&s, 0);
+    for form in [&inside as &dyn Fn(&[&str]) -> Command, &outside] {
+        let s = run_limited(form(&args));
+        let out = stdout(&s);
+        let mut lines = out.lines();
+        assert_eq!(lines.next(), stdout(&n).lines().next(), "{}", both(&n, &s));
+        // The program's own stack is where native's is, the one range it
+        // may take itself (natively too).
+        let failed: Vec<&str> = lines
+            .filter(|l| !l.ends_with(": mapped"))
+            .filter(|l| {
+                !l.strip_suffix(": own stack")
+                    .is_some_and(|r| natives_stack.iter().any(|n| n == r))
+            })
+            .collect();
+        assert!(
+            failed.is_empty(),
+            "not free inside: {failed:?}\n{}",
+            stderr(&s)
+        );
+        let own_stack = |r: &String| out.contains(&format!("{r}: own stack"));
+        assert!(natives_stack.iter().any(own_stack), "{out}");
+        assert_exit(&s, 0);
+    }
 }

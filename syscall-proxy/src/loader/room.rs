@@ -39,6 +39,26 @@ pub struct Room {
     pub compat: bool,
 }
 
+impl Room {
+    /// Its text form, for the sandbox image it travels to: the soft limit
+    /// in hex, a slash, the compat flag as 0 or 1.
+    pub fn to_word(self) -> String {
+        format!("{:x}/{}", self.data_cur, u8::from(self.compat))
+    }
+
+    pub fn parse(word: &str) -> Option<Room> {
+        let (data, compat) = word.split_once('/')?;
+        Some(Room {
+            data_cur: u64::from_str_radix(data, 16).ok()?,
+            compat: match compat {
+                "0" => false,
+                "1" => true,
+                _ => return None,
+            },
+        })
+    }
+}
+
 /// The host personality, as personality(0xffffffff) reports it.
 fn personality() -> u32 {
     // SAFETY: 0xffffffff only queries.
@@ -123,6 +143,79 @@ static NATIVE_LAYOUT: AtomicBool = AtomicBool::new(false);
 pub fn adopt(room: Room) {
     *PENDING.lock().expect("room") = Some(room);
     NATIVE_LAYOUT.store(true, Ordering::Relaxed);
+}
+
+/// The environment variable through which a command's start hands its
+/// room to the image it executes (`start_in_room`), there taken out of the
+/// environment before anything reads it for the program.
+const START_VAR: &str = "XCR0_SANDBOX_ROOM";
+
+/// At the start of a command, where its first program would run under
+/// ADDR_NO_RANDOMIZE (`setarch -R xcr0-sandbox -- prog`): executes the
+/// sandbox again, with the same arguments, in the room, as an exec inside
+/// the sandbox does. Returns where there is nothing to do, or where that
+/// exec failed (the program then runs in the usual layout).
+pub fn start_in_room() {
+    if native_layout() {
+        return;
+    }
+    let Some(room) = wanted() else {
+        return;
+    };
+    let cstrings = |words: Vec<std::ffi::OsString>| -> Option<Vec<std::ffi::CString>> {
+        use std::os::unix::ffi::OsStringExt;
+        words
+            .into_iter()
+            .map(|w| std::ffi::CString::new(w.into_vec()).ok())
+            .collect()
+    };
+    let mut env: Vec<std::ffi::OsString> = std::env::vars_os()
+        .map(|(mut k, v)| {
+            k.push("=");
+            k.push(v);
+            k
+        })
+        .collect();
+    env.push(format!("{START_VAR}={}", room.to_word()).into());
+    let (Some(argv), Some(env)) = (cstrings(std::env::args_os().collect()), cstrings(env)) else {
+        return;
+    };
+    let pointers = |words: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        words
+            .iter()
+            .map(|w| w.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    };
+    let (argv_ptrs, env_ptrs) = (pointers(&argv), pointers(&env));
+    enter();
+    // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
+    // until the call returns; on success it does not.
+    unsafe {
+        libc::execve(
+            c"/proc/self/exe".as_ptr(),
+            argv_ptrs.as_ptr(),
+            env_ptrs.as_ptr(),
+        )
+    };
+    exec_failed(room);
+    log::debug!(
+        "room: executing the sandbox in the legacy layout failed: {}",
+        std::io::Error::last_os_error()
+    );
+}
+
+/// At the start of a command: adopts the room `start_in_room` handed over,
+/// and takes its variable out of the environment the program gets.
+pub fn adopt_at_start() {
+    let Some(word) = std::env::var_os(START_VAR) else {
+        return;
+    };
+    // SAFETY: at the start, before the sandbox starts any thread.
+    unsafe { std::env::remove_var(START_VAR) };
+    if let Some(room) = word.to_str().and_then(Room::parse) {
+        adopt(room);
+    }
 }
 
 /// Whether this image keeps out of a native layout's way (`adopt`).

@@ -82,9 +82,7 @@ impl Carried {
                 t.former_tid
             )
         });
-        let room = self.room.map_or("-".to_string(), |r| {
-            format!("{:x}/{}", r.data_cur, u8::from(r.compat))
-        });
+        let room = self.room.map_or("-".to_string(), |r| r.to_word());
         format!(
             "{},{},{core},{},{:x},{},{trace},{},{},{},{:x}/{:x}/{:x},{},{room}",
             fd(self.report_fd),
@@ -159,13 +157,7 @@ impl Carried {
         let ledger_fd = fd(it.next()?)?;
         let room = match it.next()? {
             "-" => None,
-            r => {
-                let (data, compat) = r.split_once('/')?;
-                Some(room::Room {
-                    data_cur: u64::from_str_radix(data, 16).ok()?,
-                    compat: flag(compat)?,
-                })
-            }
+            r => Some(room::Room::parse(r)?),
         };
         it.next().is_none().then_some(Carried {
             report_fd,

@@ -1112,12 +1112,21 @@ fn a_tracer_that_waits_late_gets_every_stop_as_natively() {
         l.sort();
         l
     };
-    let n = run_limited(command(false, &[&waiter]));
-    let s = run_limited(command(true, &[&waiter]));
-    assert_exit(&n, 0);
-    assert_exit(&s, 0);
-    assert_eq!(sorted(&s), sorted(&n), "{}", both(&n, &s));
-    assert!(!stderr(&s).contains("never stopped"), "{}", stderr(&s));
+    // Attached (the new thread's first stop a SIGSTOP) and seized (a
+    // PTRACE_EVENT_STOP).
+    for how in ["attach", "seize"] {
+        let n = run_limited(command(false, &[waiter.as_os_str(), how.as_ref()]));
+        let s = run_limited(command(true, &[waiter.as_os_str(), how.as_ref()]));
+        assert_exit(&n, 0);
+        assert_exit(&s, 0);
+        assert!(stdout(&n).contains("new thread"), "{how}: {}", stdout(&n));
+        assert_eq!(sorted(&s), sorted(&n), "{how}: {}", both(&n, &s));
+        assert!(
+            !stderr(&s).contains("never stopped"),
+            "{how}: {}",
+            stderr(&s)
+        );
+    }
 }
 
 /// personality(ADDR_NO_RANDOMIZE), which gdb and rr set before running a

@@ -1,12 +1,14 @@
-/* A tracer that waits late: it attaches (PTRACE_ATTACH, TRACECLONE) to a
- * grandchild that then starts a thread, and sleeps before each
- * waitpid(-1). By then a new task's first stop and its creator's clone
- * event both wait, and Linux reports the newest tracee's first. Prints
- * each stop and the end; the order may differ, the set may not. */
+/* A tracer that waits late: it attaches (PTRACE_ATTACH, TRACECLONE; with
+ * the argument "seize", PTRACE_SEIZE) to a grandchild that then starts a
+ * thread, and sleeps before each waitpid(-1). By then a new task's first
+ * stop (a SIGSTOP, or PTRACE_EVENT_STOP when seized) and its creator's
+ * clone event both wait, and Linux reports the newest tracee's first.
+ * Prints each stop and the end; the order may differ, the set may not. */
 #define _GNU_SOURCE
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
+#include <string.h>
 #include <sys/ptrace.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -16,7 +18,8 @@ static void *worker(void *arg) {
     return arg;
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+    int seize = argc > 1 && !strcmp(argv[1], "seize");
     int fds[2];
     if (pipe(fds))
         return 2;
@@ -39,14 +42,21 @@ int main(void) {
     pid_t b;
     if (read(fds[0], &b, sizeof b) != sizeof b)
         return 2;
-    if (ptrace(PTRACE_ATTACH, b, 0, 0)) {
-        perror("attach");
-        return 1;
-    }
     int st;
-    waitpid(b, &st, __WALL);
-    ptrace(PTRACE_SETOPTIONS, b, 0, PTRACE_O_TRACECLONE);
-    ptrace(PTRACE_CONT, b, 0, 0);
+    if (seize) {
+        if (ptrace(PTRACE_SEIZE, b, 0, PTRACE_O_TRACECLONE)) {
+            perror("seize");
+            return 1;
+        }
+    } else {
+        if (ptrace(PTRACE_ATTACH, b, 0, 0)) {
+            perror("attach");
+            return 1;
+        }
+        waitpid(b, &st, __WALL);
+        ptrace(PTRACE_SETOPTIONS, b, 0, PTRACE_O_TRACECLONE);
+        ptrace(PTRACE_CONT, b, 0, 0);
+    }
     for (;;) {
         usleep(200000);
         pid_t p = waitpid(-1, &st, __WALL);

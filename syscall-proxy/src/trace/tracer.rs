@@ -1467,7 +1467,10 @@ fn starting(pid: i32, code: u32) -> Verdict {
     if let Some(v) = again(pid, code, || !kernels()) {
         return v;
     }
-    let first = sig == libc::SIGSTOP && code >> 8 == 0 && kernels();
+    // A new task's first stop: attached, a SIGSTOP queued without a
+    // sender; seized, a PTRACE_EVENT_STOP no interrupt asked for.
+    let first = (sig == libc::SIGSTOP && code >> 8 == 0 && kernels())
+        || (code == INTERRUPT_STOP && !INTERRUPTED.lock().expect("interrupted").contains_key(&pid));
     if first {
         let mut run = FIRST_STOPS_PASSED.lock().expect("first stops");
         if run.len() >= FIRST_STOPS_KEPT {

@@ -897,7 +897,8 @@ rm -f {c}",
 /// gdb reads and changes the FPU (a call into the thread, which takes it
 /// and queues it again), then stops the thread as gdb continues it; gdb
 /// detaches with it, and the job, stopped as natively, runs on a SIGCONT
-/// sent at once.
+/// sent at once, back into its pause (the moment it runs first, natively
+/// too, is waited out).
 #[test]
 fn gdb_attaches_to_a_stopped_job_as_natively() {
     if !kvm() || !tool("gdb") {
@@ -908,7 +909,7 @@ fn gdb_attaches_to_a_stopped_job_as_natively() {
                 do sleep 0.05; i=$((i+1)); done";
     let after = "grep State: /proc/$pid/status\n\
                  kill -CONT $pid\n\
-                 i=0; while [ $i -lt 100 ] && grep -q 'State:.T' /proc/$pid/status; \
+                 i=0; while [ $i -lt 100 ] && grep -q 'State:.[TR]' /proc/$pid/status; \
                  do sleep 0.05; i=$((i+1)); done\n\
                  grep State: /proc/$pid/status";
     let ex = [

@@ -21,6 +21,16 @@ pub struct HostVdso {
     pub pages: Vec<(u64, u64, Prot)>,
 }
 
+impl HostVdso {
+    /// The length of its mappings together, as the kernel maps them (one
+    /// span, data pages first); None if it has none.
+    pub fn span(&self) -> Option<u64> {
+        let start = self.pages.iter().map(|p| p.0).min()?;
+        let end = self.pages.iter().map(|p| p.1).max()?;
+        Some(end - start)
+    }
+}
+
 /// Lends the host's vDSO to the program if the probe's `tsc` shows that
 /// the guest reads the host's TSC; returns its address for
 /// AT_SYSINFO_EHDR. Without it (None, the reason at debug level) the

@@ -46,7 +46,7 @@ const STACK_MAX: u64 = 1 << 30;
 const STACK_TOP: u64 = 0x7fff_ffff_f000;
 
 /// The gap Linux keeps below a stack (stack_guard_gap: 256 pages).
-const STACK_GUARD_GAP: u64 = 256 * mm::PAGE;
+pub const STACK_GUARD_GAP: u64 = 256 * mm::PAGE;
 
 /// Maps `exe` (and its interpreter) and builds its stack; `vdso` is the
 /// address of the vDSO lent to the program, if any (AT_SYSINFO_EHDR).
@@ -73,6 +73,16 @@ pub fn load(
         }
         None => (main.entry, 0),
     };
+    // Natively the kernel maps the vDSO next, top down below the
+    // interpreter; in a native layout the program's lent one is elsewhere,
+    // so its place is held (the program may unmap or map over it).
+    if room::mmap_base().is_some()
+        && let Some(span) = vmm::vdso::host().and_then(|v| v.span())
+    {
+        let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;
+        mm::mmap(space, 0, span, libc::PROT_NONE, flags, -1, 0)
+            .map_err(|e| fail(format!("no room for the vDSO's place: {e:?}")))?;
+    }
 
     let stack_size = stack_size();
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE;

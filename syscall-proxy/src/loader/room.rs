@@ -18,7 +18,10 @@
 //! the sandbox's brk at ROOM_BRK, away from the executable's native place.
 
 use std::sync::Mutex;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+
+use crate::memory::mm::page_up;
+use crate::memory::placement::TASK_SIZE;
 
 /// Where the sandbox's brk goes in the legacy layout: below its mappings
 /// (which start at a third of the address space), far from anything a
@@ -138,11 +141,46 @@ static PENDING: Mutex<Option<Room>> = Mutex::new(None);
 /// program's executable can go where Linux would put it.
 static NATIVE_LAYOUT: AtomicBool = AtomicBool::new(false);
 
+/// Where the program's mappings without an address start, top down, in a
+/// native layout (0: the host places them, see `mmap_base`).
+static MMAP_BASE: AtomicU64 = AtomicU64::new(0);
+
 /// In a sandbox executed with `room` (its `--reexec` word): remembers it
 /// for `settle`.
 pub fn adopt(room: Room) {
     *PENDING.lock().expect("room") = Some(room);
     NATIVE_LAYOUT.store(true, Ordering::Relaxed);
+    if !room.compat {
+        MMAP_BASE.store(native_mmap_base(), Ordering::Relaxed);
+    }
+}
+
+/// Linux's mmap_base for a process executed now without randomization:
+/// below the stack's gap (RLIMIT_STACK and the guard gap, at least 128
+/// MiB, at most five sixths of the address space).
+fn native_mmap_base() -> u64 {
+    let mut stack = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a struct we own.
+    unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack) };
+    mmap_base_below(stack.rlim_cur)
+}
+
+/// mmap_base for a soft RLIMIT_STACK of `stack`.
+fn mmap_base_below(stack: u64) -> u64 {
+    let gap = stack
+        .saturating_add(crate::loader::STACK_GUARD_GAP)
+        .clamp(128 << 20, TASK_SIZE / 6 * 5);
+    page_up(TASK_SIZE - gap).unwrap_or(TASK_SIZE)
+}
+
+/// Where the program's mappings without an address go, top down, where
+/// it runs in a native layout that places them so (not one that asked for
+/// the legacy layout itself, which the host's placement already is).
+pub fn mmap_base() -> Option<u64> {
+    Some(MMAP_BASE.load(Ordering::Relaxed)).filter(|&b| b != 0)
 }
 
 /// The environment variable through which a command's start hands its
@@ -243,5 +281,37 @@ pub fn unsettled() {
     if let Some(room) = PENDING.lock().expect("room").take() {
         restore(room);
         log::debug!("room: the sandbox's brk stays at a native executable's place");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_mmap_base_is_linuxs_for_the_stack_limit() {
+        // What `setarch -R cat /proc/self/maps` shows under each limit.
+        assert_eq!(mmap_base_below(8 << 20), 0x7fff_f7ff_f000);
+        assert_eq!(mmap_base_below(0), 0x7fff_f7ff_f000);
+        assert_eq!(mmap_base_below(1 << 30), 0x7fff_bfef_f000);
+        assert_eq!(mmap_base_below(u64::MAX), 0x1555_5555_6000);
+    }
+
+    #[test]
+    fn a_room_reads_back_as_written() {
+        for room in [
+            Room {
+                data_cur: u64::MAX,
+                compat: false,
+            },
+            Room {
+                data_cur: 0x1000,
+                compat: true,
+            },
+        ] {
+            assert_eq!(Room::parse(&room.to_word()), Some(room));
+        }
+        assert_eq!(Room::parse("10/2"), None);
+        assert_eq!(Room::parse("zz/0"), None);
     }
 }

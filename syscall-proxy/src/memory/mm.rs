@@ -9,7 +9,9 @@
 
 use vmm::{AddressSpace, Prot};
 
+use super::placement;
 use crate::host::{self, Errno, SysResult};
+use crate::loader::room;
 
 pub const PAGE: u64 = 4096;
 
@@ -22,7 +24,7 @@ pub fn page_down(x: u64) -> u64 {
 }
 
 /// The top of the user address space the program may use (47-bit).
-const USER_TOP: u64 = 0x7fff_ffff_f000;
+const USER_TOP: u64 = placement::TASK_SIZE;
 
 /// Page-rounded [addr, addr + len), or EINVAL/ENOMEM as mmap gives them.
 fn range(addr: u64, len: u64) -> Result<(u64, u64), Errno> {
@@ -135,6 +137,19 @@ pub fn mmap(
     // stack guard) are the kernel's to follow.
     let placed = libc::MAP_32BIT | libc::MAP_HUGETLB | libc::MAP_GROWSDOWN;
     if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) == 0 {
+        // In a native layout, where Linux would put it; the host's own
+        // placement where sandbox memory stands there.
+        if let Some(base) = room::mmap_base().filter(|_| flags & placed == 0)
+            && let Some(at) = placement::native(space, base, addr, len, flags, fd, off)
+        {
+            let noreplace = flags | libc::MAP_FIXED_NOREPLACE;
+            match map_fixed(space, at, len, prot, noreplace, fd, off) {
+                Err(Errno(libc::EEXIST)) => {
+                    log::debug!("mmap: sandbox memory at {at:#x}, where Linux would map");
+                }
+                got => return got,
+            }
+        }
         if let Some(at) = reuse(space, addr, len).filter(|_| flags & placed == 0) {
             // SAFETY: a retired range, reserved for the program alone.
             let got = unsafe { host::mmap(at, len, prot, flags | libc::MAP_FIXED, fd, off)? };
@@ -148,6 +163,19 @@ pub fn mmap(
         map_new(space, got, len, prot)?;
         return Ok(got);
     }
+    map_fixed(space, addr, len, prot, flags, fd, off)
+}
+
+/// mmap with MAP_FIXED or MAP_FIXED_NOREPLACE in `flags`, `len` rounded.
+fn map_fixed(
+    space: &mut AddressSpace,
+    addr: u64,
+    len: u64,
+    prot: i32,
+    flags: i32,
+    fd: i32,
+    off: u64,
+) -> SysResult {
     let (start, end) = range(addr, len)?;
     let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
     if !noreplace {
@@ -321,6 +349,64 @@ pub fn mprotect(space: &mut AddressSpace, nr: u64, args: [u64; 6]) -> SysResult 
 
 /// mremap(2).
 pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
+    let [old, old_len, new_len, flags, _, _] = args;
+    let flags = flags as i32;
+    let (Ok((old_start, old_end)), Some(new_len)) = (range(old, old_len), page_up(new_len)) else {
+        return remap(space, args);
+    };
+    let moves_anyway = flags & (libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0;
+    let mut moves = flags & libc::MREMAP_DONTUNMAP != 0;
+    if !moves_anyway && old_len != 0 && new_len > old_end - old_start {
+        let new_end = old_start.saturating_add(new_len);
+        if space.program().overlapping(old_end, new_end).is_empty() {
+            // Natively it grows in place: the program's reservations in
+            // the way (what it unmapped there) are let go on the host, so
+            // that the host grows it there too.
+            for (s, e, ()) in space.retired().overlapping(old_end, new_end) {
+                // SAFETY: a reservation of the program's, which the grown
+                // mapping takes at once.
+                if unsafe { host::munmap(s, e - s) }.is_ok() {
+                    space.unretire(s, e);
+                }
+            }
+        } else {
+            moves = flags & libc::MREMAP_MAYMOVE != 0;
+        }
+    }
+    // In a native layout, a move goes where Linux would put it (anonymous
+    // private memory's rule, the common case: realloc's), with
+    // MREMAP_FIXED; where sandbox memory stands there, wherever the host
+    // puts it.
+    if moves
+        && flags & libc::MREMAP_FIXED == 0
+        && let Some(base) = room::mmap_base()
+        && let Some(to) = placement::native(
+            space,
+            base,
+            0,
+            new_len,
+            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            -1,
+            0,
+        )
+    {
+        let fixed = [
+            old,
+            old_len,
+            args[2],
+            (flags | libc::MREMAP_FIXED) as u64,
+            to,
+            0,
+        ];
+        match remap(space, fixed) {
+            Err(Errno(libc::ENOMEM)) => {}
+            done => return done,
+        }
+    }
+    remap(space, args)
+}
+
+fn remap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     let [old, old_len, new_len, flags, new_addr, _] = args;
     let flags = flags as i32;
     let (old_start, old_end) = range(old, old_len)?;

@@ -176,6 +176,18 @@ fn mmap_base_below(stack: u64) -> u64 {
     page_up(TASK_SIZE - gap).unwrap_or(TASK_SIZE)
 }
 
+/// Where the sandbox's memory reaches at most in the legacy layout: it
+/// starts at a third of the address space and grows up, so two thirds
+/// would take some 20 TiB of its own. Its brk starts at ROOM_BRK.
+const SANDBOX_REACH: u64 = 0x4000_0000_0000;
+
+/// Whether [start, end) lies where the sandbox's memory never goes, in a
+/// native layout (`mmap_base`): below its brk, or above its reach. What
+/// the program unmaps there needs no reservation.
+pub fn out_of_sandbox_reach(start: u64, end: u64) -> bool {
+    mmap_base().is_some() && (end <= ROOM_BRK || start >= SANDBOX_REACH)
+}
+
 /// Where the program's mappings without an address go, top down, where
 /// it runs in a native layout that places them so (not one that asked for
 /// the legacy layout itself, which the host's placement already is).

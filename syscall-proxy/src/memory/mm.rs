@@ -303,7 +303,15 @@ fn lent_refusal(space: &AddressSpace, start: u64, end: u64) -> Result<(), Errno>
 /// AddressSpace::retired): a PROT_NONE mapping replaces the program's, so
 /// its pages and file go, and a system call another thread has blocked
 /// on the range gets EFAULT, as natively, never the sandbox's memory.
+/// In a native layout, where the sandbox's memory cannot be, it is simply
+/// unmapped, as natively.
 fn retire(space: &mut AddressSpace, s: u64, e: u64) -> Result<(), Errno> {
+    if room::out_of_sandbox_reach(s, e) {
+        // SAFETY: a program range, out of the guest's view, where the
+        // sandbox's memory never goes.
+        unsafe { host::munmap(s, e - s)? };
+        return Ok(());
+    }
     let flags = libc::MAP_PRIVATE | libc::MAP_ANONYMOUS | libc::MAP_NORESERVE | libc::MAP_FIXED;
     // SAFETY: a program range, out of the guest's view.
     unsafe { host::mmap(s, e - s, libc::PROT_NONE, flags, -1, 0)? };
@@ -448,14 +456,15 @@ fn remap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
         // The old range stays mapped (now empty anonymous memory).
         restore(space, &withdrawn_in(&moved, old_start, old_end));
     } else {
-        // What the kernel unmapped is reserved again at once; the
-        // NOREPLACE keeps anything allocated there meanwhile.
+        // What the kernel unmapped is reserved again at once, where the
+        // sandbox's memory may go; the NOREPLACE keeps anything
+        // allocated there meanwhile.
         let gone = if got == old_start {
             (old_start + new_len.min(old_end - old_start), old_end)
         } else {
             (old_start, old_end)
         };
-        if gone.0 < gone.1 {
+        if gone.0 < gone.1 && !room::out_of_sandbox_reach(gone.0, gone.1) {
             let flags = libc::MAP_PRIVATE
                 | libc::MAP_ANONYMOUS
                 | libc::MAP_NORESERVE

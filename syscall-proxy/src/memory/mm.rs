@@ -142,8 +142,13 @@ pub fn mmap(
         if let Some(base) = room::mmap_base().filter(|_| flags & placed == 0)
             && let Some(at) = placement::native(space, base, addr, len, flags, fd, off)
         {
-            let noreplace = flags | libc::MAP_FIXED_NOREPLACE;
-            match map_fixed(space, at, len, prot, noreplace, fd, off) {
+            let noreplace = Request {
+                prot,
+                flags: flags | libc::MAP_FIXED_NOREPLACE,
+                fd,
+                off,
+            };
+            match map_fixed(space, at, len, noreplace) {
                 Err(Errno(libc::EEXIST)) => {
                     log::debug!("mmap: sandbox memory at {at:#x}, where Linux would map");
                 }
@@ -163,19 +168,36 @@ pub fn mmap(
         map_new(space, got, len, prot)?;
         return Ok(got);
     }
-    map_fixed(space, addr, len, prot, flags, fd, off)
+    map_fixed(
+        space,
+        addr,
+        len,
+        Request {
+            prot,
+            flags,
+            fd,
+            off,
+        },
+    )
 }
 
-/// mmap with MAP_FIXED or MAP_FIXED_NOREPLACE in `flags`, `len` rounded.
-fn map_fixed(
-    space: &mut AddressSpace,
-    addr: u64,
-    len: u64,
+/// What an mmap asks for besides its address and length.
+#[derive(Clone, Copy)]
+struct Request {
     prot: i32,
     flags: i32,
     fd: i32,
     off: u64,
-) -> SysResult {
+}
+
+/// mmap with MAP_FIXED or MAP_FIXED_NOREPLACE in the flags, `len` rounded.
+fn map_fixed(space: &mut AddressSpace, addr: u64, len: u64, req: Request) -> SysResult {
+    let Request {
+        prot,
+        flags,
+        fd,
+        off,
+    } = req;
     let (start, end) = range(addr, len)?;
     let noreplace = flags & libc::MAP_FIXED_NOREPLACE != 0;
     if !noreplace {

@@ -42,18 +42,22 @@ extern "C" fn main(
 
 #[cfg_attr(test, allow(dead_code))]
 fn run_main() -> u8 {
-    syscall_proxy::loader::room::adopt_at_start();
     let args = match cli::parse() {
         Ok(a) => a,
         Err(code) => return code,
     };
+    if let Command::Exec { carried, .. } = &args.command {
+        report::adopt(carried.report_fd);
+    }
+    report::init_logging(args.verbose);
     if let Command::Run { .. } = args.command {
-        // Before anything the image would have to hand on.
+        // Before anything an image executed now would have to be handed
+        // (RLIMIT_CORE's view, below).
+        syscall_proxy::loader::room::adopt_at_start();
         syscall_proxy::loader::room::start_in_room();
     }
     syscall_proxy::limits::init();
     if let Command::Exec { carried, .. } = &args.command {
-        report::adopt(carried.report_fd);
         if let Some((cur, max)) = carried.core {
             syscall_proxy::limits::carry_core_view(cur, max);
         }
@@ -61,7 +65,6 @@ fn run_main() -> u8 {
             syscall_proxy::loader::room::adopt(room);
         }
     }
-    report::init_logging(args.verbose);
     match args.command {
         Command::Check => run_check(),
         Command::CheckTrace(dir) => check_trace::run(&dir, replay_host),

@@ -1262,6 +1262,24 @@ fn without_randomization_mappings_go_where_linux_puts_them() {
     }
 }
 
+/// The variable through which a sandbox started under ADDR_NO_RANDOMIZE
+/// hands its room to the image it executes means nothing to a program's
+/// exec: a program that sets it passes it on as natively, and the
+/// executed sandbox neither adopts nor warns of it.
+#[test]
+fn a_room_word_a_program_sets_is_only_its_own() {
+    if !kvm() {
+        return;
+    }
+    let script = "XCR0_SANDBOX_ROOM=0/0 sh -c 'echo ${XCR0_SANDBOX_ROOM-unset}; ulimit -d'";
+    let n = run_limited(command(false, &["/bin/sh", "-c", script]));
+    let s = run_limited(command(true, &["/bin/sh", "-c", script]));
+    assert_exit(&n, 0);
+    assert_eq!(stdout(&s), stdout(&n), "{}", both(&n, &s));
+    assert!(stdout(&n).starts_with("0/0\n"), "{}", stdout(&n));
+    assert!(!stderr(&s).contains("room"), "{}", stderr(&s));
+}
+
 /// rr replays an exec by unmapping everything and mapping each recorded
 /// region back where it was: under ADDR_NO_RANDOMIZE, every range a
 /// native process occupies (executable, heap, libraries, vDSO, stack) must

@@ -104,8 +104,9 @@ pub fn load(
         None => mm::mmap(space, 0, len, rw, flags, -1, 0)
             .map_err(|e| fail(format!("cannot map a {stack_size}-byte stack: {e:?}")))?,
     };
-    // The gap below stays the sandbox's, unmapped for the program: an
-    // overflow faults there with SEGV_MAPERR, as below Linux's stack.
+    // The gap below is no mapping of the program's (the sandbox's
+    // reservation, or in a native layout nothing): an overflow faults
+    // there with SEGV_MAPERR, as below Linux's stack.
     mm::munmap(space, guarded, STACK_GUARD_GAP)
         .map_err(|e| fail(format!("the stack's guard gap: {e:?}")))?;
     space.unretire(guarded, guarded + STACK_GUARD_GAP);

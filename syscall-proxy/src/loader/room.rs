@@ -177,7 +177,7 @@ fn mmap_base_below(stack: u64) -> u64 {
 }
 
 /// Where the sandbox's memory reaches at most in the legacy layout: it
-/// starts at a third of the address space and grows up, so two thirds
+/// starts at a third of the address space and grows up, so half of it
 /// would take some 20 TiB of its own. Its brk starts at ROOM_BRK.
 const SANDBOX_REACH: u64 = 0x4000_0000_0000;
 
@@ -248,23 +248,28 @@ pub fn start_in_room() {
             env_ptrs.as_ptr(),
         )
     };
+    let err = std::io::Error::last_os_error();
     exec_failed(room);
-    log::debug!(
-        "room: executing the sandbox in the legacy layout failed: {}",
-        std::io::Error::last_os_error()
+    log::warn!(
+        "room: executing the sandbox in the legacy layout failed ({err}): the program's layout is not native's"
     );
 }
 
-/// At the start of a command: adopts the room `start_in_room` handed over,
-/// and takes its variable out of the environment the program gets.
+/// At the start of a command (not an exec's): adopts the room
+/// `start_in_room` handed over, and takes its variable out of the
+/// environment the program gets. Only an image that is in the room's
+/// layout, as that exec made it, adopts it.
 pub fn adopt_at_start() {
     let Some(word) = std::env::var_os(START_VAR) else {
         return;
     };
     // SAFETY: at the start, before the sandbox starts any thread.
     unsafe { std::env::remove_var(START_VAR) };
-    if let Some(room) = word.to_str().and_then(Room::parse) {
-        adopt(room);
+    let in_room = personality() & libc::ADDR_COMPAT_LAYOUT as u32 != 0
+        && data_limit().is_some_and(|d| d.rlim_cur == 0);
+    match word.to_str().and_then(Room::parse) {
+        Some(room) if in_room => adopt(room),
+        _ => log::warn!("room: {START_VAR} ignored: this image was not executed in the room"),
     }
 }
 
@@ -292,6 +297,9 @@ pub fn settle(start_brk: &mut u64, brk: &mut u64) {
 pub fn unsettled() {
     if let Some(room) = PENDING.lock().expect("room").take() {
         restore(room);
+        // The sandbox's heap may grow where the program's mappings are:
+        // what the program unmaps is reserved again.
+        MMAP_BASE.store(0, Ordering::Relaxed);
         log::debug!("room: the sandbox's brk stays at a native executable's place");
     }
 }

@@ -137,22 +137,32 @@ pub fn mmap(
     // stack guard) are the kernel's to follow.
     let placed = libc::MAP_32BIT | libc::MAP_HUGETLB | libc::MAP_GROWSDOWN;
     if flags & (libc::MAP_FIXED | libc::MAP_FIXED_NOREPLACE) == 0 {
-        // In a native layout, where Linux would put it; the host's own
-        // placement where sandbox memory stands there.
-        if let Some(base) = room::mmap_base().filter(|_| flags & placed == 0)
-            && let Some(at) = placement::native(space, base, addr, len, flags, fd, off)
-        {
-            let noreplace = Request {
+        // In a native layout, where Linux would put it: its hint, else
+        // what Linux's search finds; the host's own placement where
+        // sandbox memory stands at both.
+        if let Some(base) = room::mmap_base().filter(|_| flags & placed == 0) {
+            let ask = placement::Ask {
+                hint: addr,
+                len,
+                flags,
+                fd,
+                off,
+            };
+            let req = Request {
                 prot,
                 flags: flags | libc::MAP_FIXED_NOREPLACE,
                 fd,
                 off,
             };
-            match map_fixed(space, at, len, noreplace) {
-                Err(Errno(libc::EEXIST)) => {
-                    log::debug!("mmap: sandbox memory at {at:#x}, where Linux would map");
+            if let Some(at) = placement::native(space, base, ask) {
+                if let Some(got) = map_placed(space, at, len, req) {
+                    return got;
                 }
-                got => return got,
+                if let Some(again) = placement::searched(space, base, ask).filter(|&a| a != at)
+                    && let Some(got) = map_placed(space, again, len, req)
+                {
+                    return got;
+                }
             }
         }
         if let Some(at) = reuse(space, addr, len).filter(|_| flags & placed == 0) {
@@ -179,6 +189,18 @@ pub fn mmap(
             off,
         },
     )
+}
+
+/// A mapping at the address placement chose; None where sandbox memory
+/// stands there.
+fn map_placed(space: &mut AddressSpace, at: u64, len: u64, req: Request) -> Option<SysResult> {
+    match map_fixed(space, at, len, req) {
+        Err(Errno(libc::EEXIST)) => {
+            log::debug!("mmap: sandbox memory at {at:#x}, where Linux would map");
+            None
+        }
+        got => Some(got),
+    }
 }
 
 /// What an mmap asks for besides its address and length.
@@ -384,56 +406,93 @@ pub fn mremap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
     let (Ok((old_start, old_end)), Some(new_len)) = (range(old, old_len), page_up(new_len)) else {
         return remap(space, args);
     };
-    let moves_anyway = flags & (libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) != 0;
     let mut moves = flags & libc::MREMAP_DONTUNMAP != 0;
-    if !moves_anyway && old_len != 0 && new_len > old_end - old_start {
+    let mut released = Vec::new();
+    if flags & (libc::MREMAP_FIXED | libc::MREMAP_DONTUNMAP) == 0
+        && old_len != 0
+        && new_len > old_end - old_start
+        && owns(space, old_start, old_end)
+    {
         let new_end = old_start.saturating_add(new_len);
         if space.program().overlapping(old_end, new_end).is_empty() {
             // Natively it grows in place: the program's reservations in
             // the way (what it unmapped there) are let go on the host, so
             // that the host grows it there too.
-            for (s, e, ()) in space.retired().overlapping(old_end, new_end) {
-                // SAFETY: a reservation of the program's, which the grown
-                // mapping takes at once.
-                if unsafe { host::munmap(s, e - s) }.is_ok() {
-                    space.unretire(s, e);
-                }
-            }
+            released = let_go(space, old_end, new_end);
         } else {
             moves = flags & libc::MREMAP_MAYMOVE != 0;
         }
     }
     // In a native layout, a move goes where Linux would put it (anonymous
     // private memory's rule, the common case: realloc's), with
-    // MREMAP_FIXED; where sandbox memory stands there, wherever the host
-    // puts it.
+    // MREMAP_FIXED, unless sandbox memory stands there.
     if moves
         && flags & libc::MREMAP_FIXED == 0
         && let Some(base) = room::mmap_base()
-        && let Some(to) = placement::native(
-            space,
-            base,
-            0,
-            new_len,
-            libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
-            -1,
-            0,
-        )
     {
-        let fixed = [
-            old,
-            old_len,
-            args[2],
-            (flags | libc::MREMAP_FIXED) as u64,
-            to,
-            0,
-        ];
-        match remap(space, fixed) {
-            Err(Errno(libc::ENOMEM)) => {}
-            done => return done,
+        let ask = placement::Ask {
+            hint: 0,
+            len: new_len,
+            flags: libc::MAP_PRIVATE | libc::MAP_ANONYMOUS,
+            fd: -1,
+            off: 0,
+        };
+        if let Some(to) = placement::native(space, base, ask)
+            && claim(space, to, to + new_len, libc::EEXIST)
+                .map(|c| release(&c))
+                .is_ok()
+        {
+            let fixed = [
+                old,
+                old_len,
+                args[2],
+                (flags | libc::MREMAP_FIXED) as u64,
+                to,
+                0,
+            ];
+            return remap(space, fixed);
         }
     }
-    remap(space, args)
+    let done = remap(space, args);
+    // What the mapping did not grow into after all (the call failed, or
+    // the host moved it) is reserved again.
+    reserve_again(space, &released);
+    done
+}
+
+/// Unmaps the program's reservations in [start, end) on the host, for a
+/// mapping to grow into; returns them.
+fn let_go(space: &mut AddressSpace, start: u64, end: u64) -> Vec<(u64, u64)> {
+    let mut gone = Vec::new();
+    for (s, e, ()) in space.retired().overlapping(start, end) {
+        // SAFETY: a reservation of the program's, out of the guest's view;
+        // `reserve_again` puts back what no mapping takes.
+        if unsafe { host::munmap(s, e - s) }.is_ok() {
+            space.unretire(s, e);
+            gone.push((s, e));
+        }
+    }
+    gone
+}
+
+/// Reserves again the parts of `pieces` no program mapping holds (see
+/// `retire`), where anything of the sandbox's might go.
+fn reserve_again(space: &mut AddressSpace, pieces: &[(u64, u64)]) {
+    for &(s, e) in pieces {
+        for (gs, ge) in space.program().gaps(s, e) {
+            if room::out_of_sandbox_reach(gs, ge) {
+                continue;
+            }
+            let flags = libc::MAP_PRIVATE
+                | libc::MAP_ANONYMOUS
+                | libc::MAP_NORESERVE
+                | libc::MAP_FIXED_NOREPLACE;
+            // SAFETY: NOREPLACE never replaces anything.
+            if unsafe { host::mmap(gs, ge - gs, libc::PROT_NONE, flags, -1, 0) } == Ok(gs) {
+                space.retire(gs, ge);
+            }
+        }
+    }
 }
 
 fn remap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
@@ -478,26 +537,14 @@ fn remap(space: &mut AddressSpace, args: [u64; 6]) -> SysResult {
         // The old range stays mapped (now empty anonymous memory).
         restore(space, &withdrawn_in(&moved, old_start, old_end));
     } else {
-        // What the kernel unmapped is reserved again at once, where the
-        // sandbox's memory may go; the NOREPLACE keeps anything
-        // allocated there meanwhile.
+        // What the kernel unmapped is reserved again at once (the
+        // NOREPLACE keeps anything allocated there meanwhile).
         let gone = if got == old_start {
             (old_start + new_len.min(old_end - old_start), old_end)
         } else {
             (old_start, old_end)
         };
-        if gone.0 < gone.1 && !room::out_of_sandbox_reach(gone.0, gone.1) {
-            let flags = libc::MAP_PRIVATE
-                | libc::MAP_ANONYMOUS
-                | libc::MAP_NORESERVE
-                | libc::MAP_FIXED_NOREPLACE;
-            // SAFETY: NOREPLACE never replaces anything.
-            if unsafe { host::mmap(gone.0, gone.1 - gone.0, libc::PROT_NONE, flags, -1, 0) }
-                == Ok(gone.0)
-            {
-                space.retire(gone.0, gone.1);
-            }
-        }
+        reserve_again(space, &[gone]);
     }
     space_map(space, got, new_len, prot_bits)?;
     Ok(got)

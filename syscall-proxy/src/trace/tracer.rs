@@ -1468,9 +1468,11 @@ fn starting(pid: i32, code: u32) -> Verdict {
         return v;
     }
     // A new task's first stop: attached, a SIGSTOP queued without a
-    // sender; seized, a PTRACE_EVENT_STOP no interrupt asked for.
+    // sender; seized, a PTRACE_EVENT_STOP no interrupt asked for (with
+    // the stop signal where a group stop is under way).
+    let event_stop = (code >> 8) as i32 == libc::PTRACE_EVENT_STOP;
     let first = (sig == libc::SIGSTOP && code >> 8 == 0 && kernels())
-        || (code == INTERRUPT_STOP && !INTERRUPTED.lock().expect("interrupted").contains_key(&pid));
+        || (event_stop && !INTERRUPTED.lock().expect("interrupted").contains_key(&pid));
     if first {
         let mut run = FIRST_STOPS_PASSED.lock().expect("first stops");
         if run.len() >= FIRST_STOPS_KEPT {

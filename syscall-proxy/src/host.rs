@@ -93,6 +93,23 @@ pub unsafe fn mmap(addr: u64, len: u64, prot: i32, flags: i32, fd: i32, off: u64
     unsafe { syscall(libc::SYS_mmap as u64, a) }
 }
 
+/// Executes the sandbox itself (/proc/self/exe) with `argv` and `env`;
+/// returns only if that fails, with why.
+pub fn execute_self(argv: &[std::ffi::CString], env: &[std::ffi::CString]) -> std::io::Error {
+    let pointers = |words: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
+        words
+            .iter()
+            .map(|w| w.as_ptr())
+            .chain([std::ptr::null()])
+            .collect()
+    };
+    let (argv, env) = (pointers(argv), pointers(env));
+    // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
+    // until the call returns; on success it does not.
+    unsafe { libc::execve(c"/proc/self/exe".as_ptr(), argv.as_ptr(), env.as_ptr()) };
+    std::io::Error::last_os_error()
+}
+
 /// munmap on the host.
 ///
 /// # Safety

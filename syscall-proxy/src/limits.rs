@@ -10,6 +10,16 @@ use crate::host::Errno;
 
 static CORE_VIEW: Mutex<Option<libc::rlimit>> = Mutex::new(None);
 
+/// `resource`'s limits as they are now.
+pub fn current(resource: libc::__rlimit_resource_t) -> Option<libc::rlimit> {
+    let mut r = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit into a struct we own.
+    (unsafe { libc::getrlimit(resource, &mut r) } == 0).then_some(r)
+}
+
 /// Takes the inherited RLIMIT_CORE as the program's, and sets the host's
 /// soft limit to 0. Call once, before the program runs.
 pub fn init() {

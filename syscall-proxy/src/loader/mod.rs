@@ -175,15 +175,10 @@ pub fn load(
 
 /// RLIMIT_STACK, within [128 KiB, STACK_MAX].
 fn stack_size() -> u64 {
-    let mut r = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit fills the struct.
-    if unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut r) } != 0
-        || r.rlim_cur == libc::RLIM_INFINITY
-    {
-        return STACK_MAX;
+    match crate::limits::current(libc::RLIMIT_STACK) {
+        Some(r) if r.rlim_cur != libc::RLIM_INFINITY => {
+            mm::page_up(r.rlim_cur.clamp(128 << 10, STACK_MAX)).unwrap_or(STACK_MAX)
+        }
+        _ => STACK_MAX,
     }
-    mm::page_up(r.rlim_cur.clamp(128 << 10, STACK_MAX)).unwrap_or(STACK_MAX)
 }

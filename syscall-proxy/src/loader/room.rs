@@ -70,12 +70,7 @@ fn personality() -> u32 {
 
 /// RLIMIT_DATA as it is now.
 fn data_limit() -> Option<libc::rlimit> {
-    let mut data = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit into a struct we own.
-    (unsafe { libc::getrlimit(libc::RLIMIT_DATA, &mut data) } == 0).then_some(data)
+    crate::limits::current(libc::RLIMIT_DATA)
 }
 
 /// Sets RLIMIT_DATA's soft limit to `cur` (at most the hard one). A soft
@@ -159,13 +154,7 @@ pub fn adopt(room: Room) {
 /// below the stack's gap (RLIMIT_STACK and the guard gap, at least 128
 /// MiB, at most five sixths of the address space).
 fn native_mmap_base() -> u64 {
-    let mut stack = libc::rlimit {
-        rlim_cur: 0,
-        rlim_max: 0,
-    };
-    // SAFETY: getrlimit into a struct we own.
-    unsafe { libc::getrlimit(libc::RLIMIT_STACK, &mut stack) };
-    mmap_base_below(stack.rlim_cur)
+    mmap_base_below(crate::limits::current(libc::RLIMIT_STACK).map_or(0, |s| s.rlim_cur))
 }
 
 /// mmap_base for a soft RLIMIT_STACK of `stack`.
@@ -230,25 +219,8 @@ pub fn start_in_room() {
     let (Some(argv), Some(env)) = (cstrings(std::env::args_os().collect()), cstrings(env)) else {
         return;
     };
-    let pointers = |words: &[std::ffi::CString]| -> Vec<*const libc::c_char> {
-        words
-            .iter()
-            .map(|w| w.as_ptr())
-            .chain([std::ptr::null()])
-            .collect()
-    };
-    let (argv_ptrs, env_ptrs) = (pointers(&argv), pointers(&env));
     enter();
-    // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
-    // until the call returns; on success it does not.
-    unsafe {
-        libc::execve(
-            c"/proc/self/exe".as_ptr(),
-            argv_ptrs.as_ptr(),
-            env_ptrs.as_ptr(),
-        )
-    };
-    let err = std::io::Error::last_os_error();
+    let err = crate::host::execute_self(&argv, &env);
     exec_failed(room);
     log::warn!(
         "room: executing the sandbox in the legacy layout failed ({err}): the program's layout is not native's"

@@ -384,10 +384,6 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     if !fits_stack(&words, &env) {
         return Errno(libc::E2BIG);
     }
-    let mut argv_ptrs: Vec<*const libc::c_char> = words.iter().map(|w| w.as_ptr()).collect();
-    argv_ptrs.push(std::ptr::null());
-    let mut env_ptrs: Vec<*const libc::c_char> = env.iter().map(|w| w.as_ptr()).collect();
-    env_ptrs.push(std::ptr::null());
     // The sandbox's parked stderr, /dev/kvm and ledger, kept open across
     // the exec.
     let kept = || {
@@ -412,16 +408,7 @@ fn reexec(thread: &Thread, path: PathBuf, argv: Vec<OsString>, envp: Vec<OsStrin
     if carried.room.is_some() {
         room::enter();
     }
-    // SAFETY: NUL-terminated strings and NULL-terminated arrays that live
-    // until the call returns; on success it does not.
-    unsafe {
-        libc::execve(
-            c"/proc/self/exe".as_ptr(),
-            argv_ptrs.as_ptr(),
-            env_ptrs.as_ptr(),
-        )
-    };
-    let err = std::io::Error::last_os_error()
+    let err = crate::host::execute_self(&words, &env)
         .raw_os_error()
         .unwrap_or(libc::ENOEXEC);
     if alone {
